@@ -1,0 +1,5 @@
+"""``python -m batchcopy``."""
+
+from batchcopy.cli import main
+
+main()
