@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from batchcopy.emulator.sim import AutoSnapshot, Lightsail, Resource, Snapshot, new_arn
+from batchcopy.emulator.sim import ApiError, AutoSnapshot, Lightsail, Resource, Snapshot, new_arn
 from batchcopy.facts import is_valid_date
 
 __all__ = ["SeedError", "demo_seed", "load_seed"]
@@ -79,7 +79,7 @@ def _load_region(
                 build(item, at)
             except SeedError:
                 raise
-            except ValueError as exc:
+            except (ValueError, ApiError) as exc:
                 raise SeedError(f"{at}: {exc}") from None
 
     def resource(kind: str) -> Callable[[dict[str, Any], str], None]:

@@ -189,7 +189,7 @@ class _Region:
         return name in self.snapshots or name in self.resources
 
     def sorted_names(self, kind: str) -> list[str]:
-        """Snapshot names of one kind in order, cached until the next change."""
+        """Snapshot names of one kind in order, kept sorted as snapshots come and go."""
         names = self._sorted.get(kind)
         if names is None:
             names = sorted(n for n, s in self.snapshots.items() if s.kind == kind)
@@ -198,11 +198,13 @@ class _Region:
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshots[snapshot.name] = snapshot
-        self._sorted.pop(snapshot.kind, None)
+        if (names := self._sorted.get(snapshot.kind)) is not None:
+            bisect.insort(names, snapshot.name)  # keeps listings cheap while copies arrive
 
     def drop_snapshot(self, snapshot: Snapshot) -> None:
         del self.snapshots[snapshot.name]
-        self._sorted.pop(snapshot.kind, None)
+        if (names := self._sorted.get(snapshot.kind)) is not None:
+            names.remove(snapshot.name)
 
 
 _READY_STATE = {"InstanceSnapshot": "available", "DiskSnapshot": "completed"}
@@ -217,17 +219,23 @@ def _tags_to_wire(tags: Mapping[str, str]) -> list[JSON]:
     return [{"key": k, "value": v} if v else {"key": k} for k, v in tags.items()]
 
 
-def _page_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
+def _page_token(listing: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{listing}:{value}".encode()).decode()
 
 
-def _read_page_token(token: str) -> str:
+def _read_page_token(listing: str, token: str) -> str:
+    """The position a token of ``listing`` stands for; tokens of other listings are refused."""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        kind, _, value = (
+            base64.b64decode(token, altchars=b"-_", validate=True).decode().partition(":")
+        )
     except (binascii.Error, UnicodeDecodeError, ValueError):
+        kind = value = ""
+    if kind != listing:
         raise _invalid(
-            "The pageToken is not valid. Use the nextPageToken of a previous response."
-        ) from None
+            "The pageToken is not valid. Use the nextPageToken of the previous response."
+        )
+    return value
 
 
 class Lightsail:
@@ -281,12 +289,12 @@ class Lightsail:
         names = state.sorted_names(kind)
         start = 0
         if token := params.get("pageToken"):
-            start = bisect.bisect_right(names, _read_page_token(token))
+            start = bisect.bisect_right(names, _read_page_token(kind, token))
         page = names[start : start + self.page_size]
         now = self.clock()
         body: JSON = {key: [state.snapshots[n].to_wire(now) for n in page]}
         if start + self.page_size < len(names):
-            body["nextPageToken"] = _page_token(page[-1])
+            body["nextPageToken"] = _page_token(kind, page[-1])
         return body
 
     def op_get_instance_snapshot(self, region: str, params: JSON) -> JSON:
@@ -322,16 +330,13 @@ class Lightsail:
         log = self.region(region).operation_log  # oldest first; listed newest first
         end = len(log)
         if token := params.get("pageToken"):
-            try:
-                end = int(_read_page_token(token))
-            except ValueError:
-                raise _invalid("The pageToken is not valid.") from None
-            end = max(0, min(end, len(log)))
+            position = _read_page_token("Operation", token)
+            end = min(int(position), len(log)) if position.isdigit() else 0
         start = max(0, end - self.page_size)
         now = self.clock()
         body: JSON = {"operations": [op.to_wire(now) for op in reversed(log[start:end])]}
         if start > 0:
-            body["nextPageToken"] = _page_token(str(start))
+            body["nextPageToken"] = _page_token("Operation", str(start))
         return body
 
     def op_get_regions(self, region: str, params: JSON) -> JSON:
