@@ -1,17 +1,39 @@
-"""The ``batchcopy`` command line: parse options, call the library, map to exit codes."""
+"""The ``batchcopy`` command line: parse options, call the library, render, map to exit codes.
+
+Exit codes: 0 every job started, succeeded or was skipped; 1 some job failed or did not
+start; 2 usage, manifest or report-folder error (no API call made); 253 AWS credentials or
+configuration unusable (as the AWS CLI does).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from batchcopy import __version__
+from batchcopy.errors import BatchcopyError, CredentialsError, ManifestError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from batchcopy.jobs import JobResult
+    from batchcopy.manifest import Manifest
+    from batchcopy.report import Report
 
 __all__ = ["app", "emulator_main", "main"]
 
 EXIT_USAGE = 2
+EXIT_CREDENTIALS = 253
+PLAIN_PROGRESS_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
 
 app = typer.Typer(
     name="batchcopy",
@@ -37,6 +59,296 @@ def _root(
     """Copy Amazon Lightsail snapshots in bulk, across regions, fast and safely."""
 
 
+# -- shared options ---------------------------------------------------------------------------
+
+ManifestArg = Annotated[
+    str, typer.Argument(help="CSV, JSON or JSON Lines manifest of copy jobs; - reads stdin.")
+]
+SourceRegion = Annotated[
+    str | None, typer.Option(help="Source region for rows that leave it empty.")
+]
+TargetRegion = Annotated[
+    str | None, typer.Option(help="Target region for rows that leave it empty.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _load(manifest: str, source_region: str | None, target_region: str | None) -> Manifest:
+    from batchcopy.manifest import load_manifest
+
+    try:
+        return load_manifest(manifest, source_region=source_region, target_region=target_region)
+    except ManifestError as exc:
+        count = len(exc.problems) + exc.more
+        raise _fail(f"{exc}\n{count} problem(s) found; nothing was copied.", EXIT_USAGE) from None
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    manifest: ManifestArg,
+    source_region: SourceRegion = None,
+    target_region: TargetRegion = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check a manifest without calling AWS: every problem at once, then jobs per region."""
+    loaded = _load(manifest, source_region, target_region)
+    if as_json:
+        body = {
+            "manifest": loaded.name,
+            "sha256": loaded.sha256,
+            "total": loaded.total,
+            "per_region": dict(loaded.per_region),
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{loaded.name}: {loaded.total} jobs, valid", title_justify="left")
+    table.add_column("target region")
+    table.add_column("jobs", justify="right")
+    for region, count in loaded.per_region.items():
+        table.add_row(region, str(count))
+    _console().print(table)
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    manifest: ManifestArg,
+    source_region: SourceRegion = None,
+    target_region: TargetRegion = None,
+    rate: Annotated[
+        float, typer.Option(help="CopySnapshot requests per second, per target region.")
+    ] = 5.0,
+    burst: Annotated[int, typer.Option(help="Requests allowed at once after a quiet spell.")] = 5,
+    max_in_flight: Annotated[
+        int, typer.Option(help="Copy requests open at once, per target region.")
+    ] = 16,
+    max_attempts: Annotated[int, typer.Option(help="Tries per job before it fails.")] = 10,
+    job_timeout: Annotated[
+        float, typer.Option(help="Seconds from a job's first try after which it is not retried.")
+    ] = 900.0,
+    on_exists: Annotated[
+        str, typer.Option(help="A target that already exists (same source): skip or fail.")
+    ] = "skip",
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for summary.json, results.jsonl, results.csv [default: new]"),
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
+    ] = None,
+    read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> None:
+    """Copy every snapshot a manifest lists; write a report; exit 0 only if all went well."""
+    from batchcopy.retry import RetryPolicy
+    from batchcopy.settings import OnExists, Settings
+
+    loaded = _load(manifest, source_region, target_region)
+    try:
+        settings = Settings(
+            rate=rate,
+            burst=burst,
+            max_in_flight=max_in_flight,
+            retry=RetryPolicy(max_attempts=max_attempts, deadline=job_timeout),
+            on_exists=OnExists(on_exists),
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout=read_timeout,
+        )
+    except ValueError:
+        raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy run: {exc}", EXIT_USAGE) from None
+
+    async def go(progress: _Progress) -> Report:
+        from batchcopy.api import copy_snapshots
+
+        return await copy_snapshots(
+            loaded, settings, report_dir=folder, on_result=progress.add, keep_results=False
+        )
+
+    folder = report_dir or _new_report_dir()
+    _finish(_run_with_progress(go, loaded, quiet=quiet), as_json=as_json)
+
+
+@app.command()
+def demo(
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the report [default: a new folder here]")
+    ] = None,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+) -> None:
+    """Run a demo migration against the built-in Lightsail emulator (no AWS account used)."""
+    from batchcopy.demo import demo_manifest, run_demo
+
+    folder = report_dir or _new_report_dir()
+
+    async def go(progress: _Progress) -> Report:
+        return await run_demo(report_dir=folder, on_result=progress.add)
+
+    if not quiet:
+        _console(stderr=True).print(
+            "Demo: a local Lightsail emulator with throttling (eu-west-2), 5xx errors and lost "
+            "responses switched on.",
+            highlight=False,
+        )
+    _finish(_run_with_progress(go, demo_manifest(), quiet=quiet), as_json=as_json)
+
+
+def _new_report_dir() -> Path:
+    return Path(f"batchcopy-report-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+
+
+def _run_with_progress(
+    go: Callable[[_Progress], Awaitable[Report]], manifest: Manifest, *, quiet: bool
+) -> Report:
+    import anyio
+
+    async def main() -> Report:
+        async with _Progress(manifest, quiet=quiet) as progress:
+            return await go(progress)
+
+    try:
+        return anyio.run(main, backend="asyncio")
+    except CredentialsError as exc:
+        raise _fail(
+            f"batchcopy: AWS credentials or configuration: {exc}", EXIT_CREDENTIALS
+        ) from None
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
+
+
+def _finish(report: Report, *, as_json: bool) -> None:
+    summary = report.summary
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(
+            title=f"{summary.manifest}: {summary.total} jobs in {summary.duration:.1f} s",
+            title_justify="left",
+        )
+        statuses = [s for s, n in summary.counts.items() if n]
+        table.add_column("target region")
+        for status in statuses:
+            table.add_column(status, justify="right")
+        for region, counts in summary.by_region.items():
+            table.add_row(region, *(str(counts.get(s, 0)) for s in statuses))
+        table.add_row("all", *(str(summary.counts[s]) for s in statuses), style="bold")
+        console = _console()
+        console.print(table)
+        console.print(
+            f"{summary.attempts} copy requests, {summary.throttles} throttled, "
+            f"{summary.reconciled} reconciled after lost answers; "
+            f"{summary.jobs_per_second:.1f} jobs/s. Report: {summary.report_dir}",
+            highlight=False,
+        )
+    raise typer.Exit(summary.exit_code)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+class _Progress:
+    """Progress on stderr: live bars on a terminal, a status line every few seconds otherwise."""
+
+    def __init__(self, manifest: Manifest, *, quiet: bool) -> None:
+        self._total = manifest.total
+        self._per_region = dict(manifest.per_region)
+        self._quiet = quiet
+        self._console = _console(stderr=True)
+        self._live = not quiet and self._console.is_terminal
+        self._counts: Counter[str] = Counter()
+        self._done = 0
+        self._throttles = 0
+        self._started = time.monotonic()
+        self._last_line = self._started
+        self._bars: object = None
+        self._tasks: dict[str, object] = {}
+
+    async def __aenter__(self) -> _Progress:
+        if self._live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            bars = Progress(
+                TextColumn("{task.description:<14}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=False,
+            )
+            self._tasks = {
+                region: bars.add_task(region, total=count, note="")
+                for region, count in self._per_region.items()
+            }
+            self._tasks[""] = bars.add_task("all", total=self._total, note="")
+            bars.start()
+            self._bars = bars
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._bars is not None:
+            self._bars.stop()  # type: ignore[attr-defined]
+        elif not self._quiet:
+            self._line()
+
+    def add(self, result: JobResult) -> None:
+        self._done += 1
+        self._counts[result.status] += 1
+        self._throttles += result.throttles
+        if self._bars is not None:
+            bars = self._bars
+            failed = self._counts["failed"]
+            rate = self._done / max(1e-9, time.monotonic() - self._started)
+            note = f"{rate:5.1f} jobs/s  {failed} failed  {self._throttles} throttled"
+            bars.advance(self._tasks[result.job.target_region])  # type: ignore[attr-defined]
+            bars.update(self._tasks[""], advance=1, note=note)  # type: ignore[attr-defined]
+        elif not self._quiet and time.monotonic() - self._last_line >= PLAIN_PROGRESS_EVERY:
+            self._line()
+
+    def _line(self) -> None:
+        self._last_line = now = time.monotonic()
+        rate = self._done / max(1e-9, now - self._started)
+        print(
+            f"batchcopy: {self._done} of {self._total} done, {self._counts['failed']} failed, "
+            f"{self._throttles} throttled, {rate:.1f} jobs/s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+# -- emulator ---------------------------------------------------------------------------------
+
+
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 0,
@@ -56,8 +368,7 @@ def emulator(
     try:
         server = build_emulator(seed=seed, demo=demo, faults=faults)
     except EmulatorSetupError as exc:
-        typer.echo(f"batchcopy emulator: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _fail(f"batchcopy emulator: {exc}", EXIT_USAGE) from None
     run_until_signalled(server, host=host, port=port)
 
 

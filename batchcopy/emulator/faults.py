@@ -43,11 +43,21 @@ class FaultSettings:
     hang_seconds: float = 30.0
     operation_seconds: float = 1.0  # how long a copy or snapshot creation stays Started
     operation_failure_rate: float = 0.0  # copies that end Failed, their snapshot in error
+    # Operations that error, drop and hang apply to; None: every operation.
+    actions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.actions is not None:
+            if not isinstance(self.actions, list | tuple) or not all(
+                isinstance(a, str) for a in self.actions
+            ):
+                raise ValueError(
+                    f"actions: expected a list of operation names, got {self.actions!r}"
+                )
+            object.__setattr__(self, "actions", tuple(self.actions))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name == "actions":
                 continue
             if (
                 isinstance(value, bool)
@@ -185,6 +195,10 @@ class RegionFaults:
         """Whether the request passes its token bucket (always, without a limit)."""
         bucket = self.copy_bucket if mutating else self.read_bucket
         return bucket is None or bucket.take()
+
+    def applies_to(self, action: str) -> bool:
+        """Whether error, drop and hang faults apply to ``action``."""
+        return self.settings.actions is None or action in self.settings.actions
 
     def roll(self, rate: float) -> bool:
         """True with probability ``rate``; draws nothing when the rate is 0."""

@@ -191,7 +191,8 @@ def _auto(entry: Any, at: str) -> AutoSnapshot:
 
 
 def demo_seed() -> dict[str, Any]:
-    """The built-in demo account: three source regions, dozens of snapshots, auto snapshots."""
+    """The built-in demo account: three source regions, dozens of snapshots, auto snapshots,
+    and one copy in eu-west-1 left by an earlier run."""
     days = [f"2026-11-{d:02d}" for d in range(12, 21)]  # nine days; the oldest two age out
     regions: dict[str, Any] = {}
     for region, prefix, apps in (
@@ -236,4 +237,10 @@ def demo_seed() -> dict[str, Any]:
             "autoSnapshots": {inst["name"]: days for inst in instances[::2]}
             | {disks[0]["name"]: days[-3:]},
         }
+    # A copy an earlier run already made: the demo shows it skipped, not copied twice.
+    regions["eu-west-1"] = {
+        "instanceSnapshots": [
+            {"name": "nyc-web-1-dr", "fromInstanceName": "nyc-web-1", "sizeInGb": 40}
+        ]
+    }
     return {"regions": regions}

@@ -172,19 +172,18 @@ class Emulator:
             if settings.throttle_status == 429:
                 return "throttled", _error(429, "TooManyRequestsException", "Too Many Requests")
             return "throttled", _error(400, "ThrottlingException", "Rate exceeded")
-        if faults.roll(settings.error_rate):
-            return "error", _error(
-                500, "ServiceException", "An internal error occurred. Try again."
-            )
-        if faults.roll(settings.drop_before_rate):
+        faulty = faults.applies_to(action)
+        if faulty and faults.roll(settings.error_rate):
+            return "error", _error(500, "ServiceException", "Internal error. Try again.")
+        if faulty and faults.roll(settings.drop_before_rate):
             return "dropped", _drop(request)
         try:
             body = self._call(faults, region, action, params)
         except ApiError as exc:
             return "client_error", _error(exc.status, exc.code, exc.message)
-        if faults.roll(settings.drop_after_rate):
+        if faulty and faults.roll(settings.drop_after_rate):
             return "dropped", _drop(request)
-        if faults.roll(settings.hang_rate):
+        if faulty and faults.roll(settings.hang_rate):
             await asyncio.sleep(settings.hang_seconds)
         return "ok", _json(200, body)
 

@@ -1,0 +1,102 @@
+"""batchcopy's exceptions, one tree::
+
+BatchcopyError
+├── ManifestError          the manifest breaks a rule; carries every problem found
+├── SettingsError          an option or setting is out of range
+├── ReportDirError         the report folder cannot be used
+├── CredentialsError       no usable AWS credentials or configuration; ends the run
+└── LightsailError         a Lightsail call failed (translated once, in lightsail.py)
+    ├── ThrottledError     the service asked us to slow down; retried
+    ├── TransientError     5xx, dropped connection, timeout; retried. ``ambiguous``
+    │                      when the request may have taken effect anyway
+    └── PermanentError     retrying cannot help: InvalidInput, NotFound, AccessDenied...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BatchcopyError",
+    "CredentialsError",
+    "LightsailError",
+    "ManifestError",
+    "PermanentError",
+    "Problem",
+    "ReportDirError",
+    "SettingsError",
+    "ThrottledError",
+    "TransientError",
+]
+
+
+class BatchcopyError(Exception):
+    """The root of every error batchcopy raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One thing wrong in a manifest, where it is, and what to do about it."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ManifestError(BatchcopyError):
+    """The manifest cannot be run; ``problems`` lists everything found (up to a cap)."""
+
+    def __init__(self, problems: list[Problem], *, more: int = 0) -> None:
+        self.problems = problems
+        self.more = more
+        lines = [str(p) for p in problems]
+        if more:
+            lines.append(f"... and {more} more problems")
+        super().__init__("\n".join(lines))
+
+
+class SettingsError(BatchcopyError):
+    """A setting is out of range; the message names it."""
+
+
+class ReportDirError(BatchcopyError):
+    """The report folder cannot be created or written."""
+
+
+class CredentialsError(BatchcopyError):
+    """AWS credentials or configuration cannot be used (no keys, unknown profile, SSO expired)."""
+
+
+class LightsailError(BatchcopyError):
+    """A Lightsail call failed. ``code`` is the AWS error code (or a transport error's name)."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class ThrottledError(LightsailError):
+    """The service throttled the call; nothing happened, so retrying is safe."""
+
+
+class TransientError(LightsailError):
+    """A fault worth retrying. ``ambiguous``: the request may have taken effect anyway."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int | None = None, ambiguous: bool
+    ) -> None:
+        super().__init__(code, message, status=status)
+        self.ambiguous = ambiguous
+
+
+class PermanentError(LightsailError):
+    """Retrying cannot help: the input, the permissions or the resource is wrong."""

@@ -1,0 +1,129 @@
+"""The values a run is made of: a copy job, its final status, and its result."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CopyJob", "JobResult", "SnapshotInfo", "Status"]
+
+
+class Status(enum.StrEnum):
+    """Where a job ended up."""
+
+    STARTED = "started"  # Lightsail accepted the copy; it finishes on its own
+    SUCCEEDED = "succeeded"  # the copy finished (when waited for)
+    SKIPPED = "skipped"  # the target already existed, made from the same source
+    FAILED = "failed"
+    NOT_STARTED = "not_started"  # never sent: the run stopped first
+
+    @property
+    def ok(self) -> bool:
+        """Whether this status lets the run exit 0."""
+        return self in (Status.STARTED, Status.SUCCEEDED, Status.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyJob:
+    """One snapshot copy, as one manifest row describes it (already validated).
+
+    The source is either a manual snapshot (``source_snapshot_name``) or an automatic one
+    (``source_resource_name`` with ``restore_date`` or ``use_latest``).
+    """
+
+    line: int
+    source_region: str
+    target_region: str
+    target_snapshot_name: str
+    source_snapshot_name: str | None = None
+    source_resource_name: str | None = None
+    restore_date: str | None = None
+    use_latest: bool = False
+
+    @property
+    def source_name(self) -> str:
+        """The manual snapshot's name, or the resource whose automatic snapshot is copied."""
+        return self.source_snapshot_name or self.source_resource_name or ""
+
+    @property
+    def target(self) -> str:
+        """``region/name`` of the target: unique within a manifest."""
+        return f"{self.target_region}/{self.target_snapshot_name}"
+
+    def copy_request(self) -> dict[str, Any]:
+        """The CopySnapshot parameters (sent to a client in ``target_region``)."""
+        params: dict[str, Any] = {
+            "sourceRegion": self.source_region,
+            "targetSnapshotName": self.target_snapshot_name,
+        }
+        if self.source_snapshot_name:
+            params["sourceSnapshotName"] = self.source_snapshot_name
+        else:
+            params["sourceResourceName"] = self.source_resource_name
+            if self.use_latest:
+                params["useLatestRestorableAutoSnapshot"] = True
+            else:
+                params["restoreDate"] = self.restore_date
+        return params
+
+    def to_row(self) -> dict[str, str]:
+        """The job in manifest form (snake_case columns), for reports and retry files."""
+        return {
+            "source_region": self.source_region,
+            "target_region": self.target_region,
+            "source_snapshot_name": self.source_snapshot_name or "",
+            "source_resource_name": self.source_resource_name or "",
+            "restore_date": self.restore_date or "",
+            "use_latest_restorable_auto_snapshot": "true" if self.use_latest else "",
+            "target_snapshot_name": self.target_snapshot_name,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotInfo:
+    """What batchcopy needs to know of an existing manual snapshot."""
+
+    region: str
+    name: str
+    kind: str  # "instance" or "disk"
+    state: str
+    origin: str  # the instance or disk it was taken from (fromInstanceName / fromDiskName)
+    size_in_gb: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResult:
+    """What happened to one job. Every manifest row gets exactly one."""
+
+    job: CopyJob
+    status: Status
+    attempts: int = 0  # CopySnapshot requests sent
+    throttles: int = 0
+    reconciled: bool = False  # decided by looking the target up after an ambiguous outcome
+    operation_id: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    started_at: float = 0.0  # epoch seconds; 0 when never started
+    finished_at: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at) if self.started_at else 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat record for results.jsonl / results.csv."""
+        return {
+            "line": self.job.line,
+            **self.job.to_row(),
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "throttles": self.throttles,
+            "reconciled": self.reconciled,
+            "operation_id": self.operation_id,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "started_at": round(self.started_at, 3),
+            "finished_at": round(self.finished_at, 3),
+            "duration": round(self.duration, 3),
+        }

@@ -1,0 +1,197 @@
+"""Lightsail through aiobotocore: one client per region, and AWS errors translated once.
+
+This is the only module that imports aiobotocore. Clients are built with
+``total_max_attempts=1`` so that retry.py is the only retry layer (stacked retries multiply:
+5 tries here times 4 there would be 20 requests for one call). Every botocore error leaves
+this module as a :class:`~batchcopy.errors.LightsailError` (or a
+:class:`~batchcopy.errors.CredentialsError`, which ends the run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore import exceptions as boto
+
+from batchcopy.errors import (
+    CredentialsError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
+from batchcopy.jobs import CopyJob, SnapshotInfo
+from batchcopy.retry import Guard
+from batchcopy.settings import Settings
+
+__all__ = ["LightsailClients", "translate_error"]
+
+Response = dict[str, Any]
+
+# botocore's own list of throttling codes (the standard retry mode uses it), plus a fallback
+# in case a botocore release moves it.
+THROTTLE_CODES: frozenset[str] = frozenset(
+    getattr(
+        __import__("botocore.retries.standard", fromlist=["x"]).ThrottledRetryableChecker,
+        "_THROTTLED_ERROR_CODES",
+        ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"),
+    )
+)
+# Codes that mean "try again later" though they come with a 4xx status.
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "IDPCommunicationError",
+    }
+)
+CREDENTIAL_ERRORS = (
+    boto.NoCredentialsError,
+    boto.PartialCredentialsError,
+    boto.ProfileNotFound,
+    boto.CredentialRetrievalError,
+    boto.TokenRetrievalError,
+    boto.SSOError,
+    boto.NoRegionError,
+)
+NOT_SENT = (boto.EndpointConnectionError, boto.ConnectTimeoutError)
+
+
+def translate_error(exc: Exception) -> Exception:
+    """The batchcopy error for a botocore one; other exceptions come back unchanged."""
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = str(error.get("Message") or "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in THROTTLE_CODES or status == 429:
+            return ThrottledError(code, message, status=status)
+        if (status or 0) >= 500 or code in TRANSIENT_CODES:
+            return TransientError(code, message, status=status, ambiguous=True)
+        return PermanentError(code, message, status=status)
+    if isinstance(exc, CREDENTIAL_ERRORS):
+        return CredentialsError(str(exc))
+    if isinstance(exc, NOT_SENT):
+        return TransientError(type(exc).__name__, str(exc), ambiguous=False)
+    if isinstance(exc, boto.BotoCoreError | OSError | TimeoutError):
+        # Read timeouts and connections closed mid-request: the request may have landed.
+        return TransientError(type(exc).__name__, str(exc), ambiguous=True)
+    return exc
+
+
+_KINDS = (
+    ("instance", "get_instance_snapshot", "instanceSnapshotName", "instanceSnapshot"),
+    ("disk", "get_disk_snapshot", "diskSnapshotName", "diskSnapshot"),
+)
+_LISTINGS = (
+    ("instance", "get_instance_snapshots", "instanceSnapshots"),
+    ("disk", "get_disk_snapshots", "diskSnapshots"),
+)
+
+
+class LightsailClients:
+    """Lightsail clients per region, opened on first use and closed together.
+
+    ``async with LightsailClients(settings) as api:`` then call its methods; every error is
+    a batchcopy error. Credentials and endpoint come from aiobotocore's normal chain
+    (profile, environment, shared config, SSO) unless the settings give them.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session = AioSession(profile=settings.profile)
+        self._config = AioConfig(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            max_pool_connections=max(10, settings.max_in_flight * 2),
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+        self._stack = contextlib.AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+
+    async def __aenter__(self) -> LightsailClients:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.__aexit__(kind, exc, tb)
+
+    async def _client(self, region: str) -> Any:
+        client = self._clients.get(region)
+        if client is None:
+            kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
+            if self._settings.endpoint_url:
+                kwargs["endpoint_url"] = self._settings.endpoint_url
+            if self._settings.credentials:
+                key, secret = self._settings.credentials
+                kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
+            try:
+                client = await self._stack.enter_async_context(
+                    self._session.create_client("lightsail", **kwargs)
+                )
+            except Exception as exc:
+                raise translate_error(exc) from exc
+            self._clients[region] = client
+        return client
+
+    async def _call(self, region: str, method: str, **params: Any) -> dict[str, Any]:
+        client = await self._client(region)
+        try:
+            response: dict[str, Any] = await getattr(client, method)(**params)
+        except Exception as exc:
+            raise translate_error(exc) from exc
+        return response
+
+    async def copy_snapshot(self, job: CopyJob) -> str:
+        """Send one CopySnapshot (to the target region); return the operation id."""
+        response = await self._call(job.target_region, "copy_snapshot", **job.copy_request())
+        operations = response.get("operations") or [{}]
+        return str(operations[0].get("id", ""))
+
+    async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None:
+        """The manual snapshot called ``name`` in ``region``, instance or disk, or None."""
+        for kind, method, param, key in _KINDS:
+            try:
+                response = await self._call(region, method, **{param: name})
+            except PermanentError as exc:
+                if exc.code == "NotFoundException":
+                    continue
+                raise
+            return _snapshot_info(region, kind, response[key])
+        return None
+
+    async def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]:
+        """Every manual snapshot in ``region``, page by page; ``guard`` wraps each page call
+        (the caller's retry policy), so a throttled page is retried, not the whole listing."""
+        for kind, method, key in _LISTINGS:
+            token: str | None = None
+            while True:
+                params = {"pageToken": token} if token else {}
+                response = await guard(functools.partial(self._call, region, method, **params))
+                for item in response.get(key, []):
+                    yield _snapshot_info(region, kind, item)
+                token = response.get("nextPageToken")
+                if not token:
+                    break
+
+
+def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:
+    origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
+    if kind == "disk" and not origin:
+        origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
+    return SnapshotInfo(
+        region=region,
+        name=item["name"],
+        kind=kind,
+        state=item.get("state", ""),
+        origin=origin or "",
+        size_in_gb=int(item.get("sizeInGb") or 0),
+    )

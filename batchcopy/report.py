@@ -1,0 +1,234 @@
+"""The report of a run: counts as results arrive, then summary.json, results.jsonl, results.csv.
+
+Rows are written as results arrive (in completion order; each carries its manifest line),
+so memory does not grow with the manifest. The files are written under temporary names and
+renamed into place when the run ends, so a reader never sees half a report. Every job gets
+exactly one row: jobs that never produced a result (the run was stopped) are added as
+``not_started`` when the report is finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from batchcopy.errors import ReportDirError
+from batchcopy.jobs import CopyJob, JobResult, Status
+
+__all__ = ["FORMAT_VERSION", "Report", "ReportWriter", "Summary", "prepare_report_dir"]
+
+FORMAT_VERSION = 1
+RESULT_COLUMNS = [
+    "line",
+    "source_region",
+    "target_region",
+    "source_snapshot_name",
+    "source_resource_name",
+    "restore_date",
+    "use_latest_restorable_auto_snapshot",
+    "target_snapshot_name",
+    "status",
+    "attempts",
+    "throttles",
+    "reconciled",
+    "operation_id",
+    "error_code",
+    "error_message",
+    "started_at",
+    "finished_at",
+    "duration",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """The totals of a run, as summary.json holds them."""
+
+    manifest: str
+    manifest_sha256: str
+    total: int
+    counts: dict[str, int]  # by status, every status present
+    by_region: dict[str, dict[str, int]]  # target region -> status -> count
+    attempts: int
+    throttles: int
+    reconciled: int
+    started_at: float
+    finished_at: float
+    exit_code: int
+    report_dir: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def jobs_per_second(self) -> float:
+        done = self.total - self.counts.get(Status.NOT_STARTED, 0)
+        return done / self.duration if self.duration > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "manifest": self.manifest,
+            "manifest_sha256": self.manifest_sha256,
+            "total": self.total,
+            "counts": self.counts,
+            "by_region": self.by_region,
+            "attempts": self.attempts,
+            "throttles": self.throttles,
+            "reconciled": self.reconciled,
+            "started_at": round(self.started_at, 3),
+            "finished_at": round(self.finished_at, 3),
+            "duration": round(self.duration, 3),
+            "jobs_per_second": round(self.jobs_per_second, 2),
+            "exit_code": self.exit_code,
+            "report_dir": self.report_dir,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """What :func:`batchcopy.copy_snapshots` returns: the summary and every result."""
+
+    summary: Summary
+    results: tuple[JobResult, ...] = field(repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        return self.summary.exit_code
+
+
+def prepare_report_dir(directory: Path) -> Path:
+    """Create ``directory`` if needed and prove it writable, before any API call is made."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ReportDirError(
+            f"{directory}: cannot write the report here ({reason}); "
+            "choose another folder with --report-dir"
+        ) from None
+    return directory
+
+
+class ReportWriter:
+    """Collects results into counts and, with a folder, into the report files."""
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        manifest: str,
+        manifest_sha256: str,
+        total: int,
+        keep_results: bool = False,
+        wall: Any = time.time,
+    ) -> None:
+        self._directory = directory
+        self._manifest = manifest
+        self._sha256 = manifest_sha256
+        self._total = total
+        self._wall = wall
+        self.started_at = wall()
+        self.counts: Counter[str] = Counter()
+        self.by_region: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.attempts = self.throttles = self.reconciled = 0
+        self._done: set[int] = set()  # hashes of finished targets, to find the unfinished
+        self._kept: list[JobResult] | None = [] if keep_results else None
+        self._jsonl: IO[str] | None = None
+        self._csv: IO[str] | None = None
+        self._csv_writer: Any = None
+        if directory is not None:
+            self._jsonl = open(directory / "results.jsonl.partial", "w", encoding="utf-8")  # noqa: SIM115
+            self._csv = open(directory / "results.csv.partial", "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._csv_writer = csv.DictWriter(self._csv, RESULT_COLUMNS)
+            self._csv_writer.writeheader()
+
+    def add(self, result: JobResult) -> None:
+        """Count one result and write its row."""
+        self._done.add(hash(result.job.target))
+        self.counts[result.status] += 1
+        self.by_region[result.job.target_region][result.status] += 1
+        self.attempts += result.attempts
+        self.throttles += result.throttles
+        self.reconciled += result.reconciled
+        if self._kept is not None:
+            self._kept.append(result)
+        if self._jsonl is not None:
+            row = result.to_row()
+            self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._csv_writer.writerow(row)
+
+    def finish(self, jobs: Iterable[CopyJob] = ()) -> Report:
+        """Add ``not_started`` rows for ``jobs`` that got no result, write the files, and
+        return the report. ``jobs`` is the whole run's job stream, read once more."""
+        if len(self._done) < self._total:
+            for job in jobs:
+                if hash(job.target) not in self._done:
+                    self.add(JobResult(job=job, status=Status.NOT_STARTED))
+        finished_at = self._wall()
+        ok = all(Status(s).ok for s, n in self.counts.items() if n)
+        summary = Summary(
+            manifest=self._manifest,
+            manifest_sha256=self._sha256,
+            total=self._total,
+            counts={s.value: self.counts.get(s, 0) for s in Status},
+            by_region={
+                region: {s.value: c.get(s, 0) for s in Status if c.get(s, 0)}
+                for region, c in sorted(self.by_region.items())
+            },
+            attempts=self.attempts,
+            throttles=self.throttles,
+            reconciled=self.reconciled,
+            started_at=self.started_at,
+            finished_at=finished_at,
+            exit_code=0 if ok else 1,
+            report_dir=str(self._directory) if self._directory else None,
+        )
+        if self._directory is not None:
+            self._close_rows()
+            _write_atomically(
+                self._directory / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n"
+            )
+        return Report(summary=summary, results=tuple(self._kept or ()))
+
+    def _close_rows(self) -> None:
+        assert self._directory is not None
+        for handle, name in ((self._jsonl, "results.jsonl"), (self._csv, "results.csv")):
+            assert handle is not None
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(self._directory / f"{name}.partial", self._directory / name)
+
+    def close(self) -> None:
+        """Release the files without finishing (used when a run dies of a bug)."""
+        for handle in (self._jsonl, self._csv):
+            if handle is not None and not handle.closed:
+                handle.close()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,88 @@
+"""Which failures are retried, and how: the one retry layer (tenacity).
+
+aiobotocore clients are built with ``total_max_attempts=1`` (see lightsail.py), so every
+retry happens here, where it is counted and bounded. Throttling and transient faults are
+retried with full-jitter exponential backoff (a random wait between 0 and
+``min(max_delay, base_delay * 2**n)``), bounded by ``max_attempts`` and by the job's
+``deadline``: a retry whose wait would end past the deadline is not made. Permanent errors
+are raised at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+from batchcopy.errors import SettingsError, ThrottledError, TransientError
+from batchcopy.limits import Clock, Sleep
+
+__all__ = ["Guard", "RetryPolicy", "is_retryable", "retrying"]
+
+# Runs one call under a caller's policy (retries, limits) and returns what it returned.
+Guard = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+RETRYABLE = (ThrottledError, TransientError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How hard to try one job before calling it failed."""
+
+    max_attempts: int = 10
+    base_delay: float = 0.5  # seconds; the first retry waits up to this
+    max_delay: float = 20.0  # the cap on one wait
+    deadline: float = 900.0  # seconds from a job's first attempt to its last retry
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise SettingsError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < self.base_delay:
+            raise SettingsError("retry delays must satisfy 0 <= base_delay <= max_delay")
+        if self.deadline <= 0:
+            raise SettingsError(
+                f"the per-job deadline must be above 0 seconds, got {self.deadline}"
+            )
+
+
+class _past_deadline(stop_base):
+    """Stop when the next wait would end past the deadline (on the injected clock)."""
+
+    def __init__(self, seconds: float, clock: Clock) -> None:
+        self._clock = clock
+        self._give_up_at = clock() + seconds
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._clock() + (retry_state.upcoming_sleep or 0.0) > self._give_up_at
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling and transient faults are retried; everything else is not."""
+    return isinstance(exc, RETRYABLE)
+
+
+def retrying(
+    policy: RetryPolicy, *, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep
+) -> AsyncRetrying:
+    """A fresh retry loop for one job: ``async for attempt in retrying(...): with attempt: ...``.
+
+    The last error is re-raised as it is once the attempts or the deadline run out.
+    """
+    return AsyncRetrying(
+        retry=retry_if_exception_type(RETRYABLE),
+        wait=wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+        stop=stop_after_attempt(policy.max_attempts) | _past_deadline(policy.deadline, clock),
+        sleep=sleep,
+        reraise=True,
+    )

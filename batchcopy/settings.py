@@ -1,0 +1,47 @@
+"""Settings of a run: rates, limits, retries and how to reach Lightsail."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from batchcopy.errors import SettingsError
+from batchcopy.retry import RetryPolicy
+
+__all__ = ["OnExists", "Settings"]
+
+
+class OnExists(enum.StrEnum):
+    """What to do with a target that exists before the run, made from the same source."""
+
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """How a run behaves. Every value is checked here, so a bad one fails before any call."""
+
+    rate: float = 5.0  # CopySnapshot requests per second, per target region
+    burst: int = 5  # requests that may go at once after a quiet spell
+    max_in_flight: int = 16  # CopySnapshot calls open at once, per target region
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_exists: OnExists = OnExists.SKIP
+    profile: str | None = None  # AWS profile; None: aiobotocore's usual chain
+    endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL_LIGHTSAIL or the real endpoint
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    # Static credentials, for the built-in emulator; None uses the normal credential chain.
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0:
+            raise SettingsError(f"--rate must be above 0 requests per second, got {self.rate}")
+        if self.burst < 1:
+            raise SettingsError(f"--burst must be at least 1, got {self.burst}")
+        if self.max_in_flight < 1:
+            raise SettingsError(f"--max-in-flight must be at least 1, got {self.max_in_flight}")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise SettingsError("timeouts must be above 0 seconds")
+        if self.on_exists not in tuple(OnExists):
+            raise SettingsError(f"on_exists must be skip or fail, got {self.on_exists!r}")

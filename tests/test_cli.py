@@ -1,0 +1,389 @@
+"""The CLI end to end: `batchcopy run / validate / demo` as subprocesses against the emulator."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COLUMNS = [
+    "source_region",
+    "target_region",
+    "source_snapshot_name",
+    "source_resource_name",
+    "restore_date",
+    "use_latest_restorable_auto_snapshot",
+    "target_snapshot_name",
+]
+HEADER = ",".join(COLUMNS) + "\n"
+GOOD_ROWS = [
+    "us-east-1,eu-west-1,nyc-api-1-2026-11-20,,,,api-1-ireland",
+    "us-east-1,ap-south-1,nyc-web-data-2026-11-20,,,,web-data-mumbai",
+    "us-east-1,us-west-2,,nyc-web-1,2026-11-19,,web-1-auto",
+    "eu-central-1,us-west-2,,fra-web-1,,true,fra-web-1-latest",
+    "us-east-1,eu-west-1,,nyc-shop-1,2026-11-18,,shop-1-auto",
+]
+
+
+class Emulator:
+    """An emulator subprocess and its control API."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "batchcopy.emulator", "--demo"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.proc.stderr
+
+    def control(self, method: str, path: str, payload: Any = None) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Emulator]:
+    emulator = Emulator()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(server: Emulator) -> Emulator:
+    server.control("POST", "reset")
+    return server
+
+
+def batchcopy(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchcopy", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write(path: Path, rows: list[str], header: str = HEADER) -> Path:
+    path.write_text(header + "".join(r + "\n" for r in rows))
+    return path
+
+
+FAST = ["--rate", "200", "--burst", "50", "--quiet"]
+
+
+def test_run_copies_everything_and_writes_the_report(emulator: Emulator, tmp_path: Path) -> None:
+    """A good manifest runs to exit 0 with summary.json, results.jsonl and results.csv."""
+    manifest = write(tmp_path / "jobs.csv", GOOD_ROWS)
+    report = tmp_path / "report"
+    done = batchcopy(
+        "run", str(manifest), "--endpoint-url", emulator.url, "--report-dir", str(report), *FAST
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["total"] == 5
+    assert summary["counts"]["started"] == 5
+    assert summary["exit_code"] == 0
+    assert summary["by_region"]["us-west-2"] == {"started": 2}
+    assert len(summary["manifest_sha256"]) == 64
+    rows = read_csv(report / "results.csv")
+    assert sorted(int(r["line"]) for r in rows) == [2, 3, 4, 5, 6]
+    lines = [json.loads(x) for x in (report / "results.jsonl").read_text().splitlines()]
+    assert {r["target_snapshot_name"] for r in lines} == {r["target_snapshot_name"] for r in rows}
+    assert "5 jobs" in done.stdout
+    stats = emulator.control("GET", "stats")
+    assert len(stats["copies_accepted"]) == 5
+
+
+def test_json_summary_on_stdout_and_stdin_manifest(emulator: Emulator, tmp_path: Path) -> None:
+    """`-` reads the manifest from stdin; --json prints the summary as JSON on stdout."""
+    done = batchcopy(
+        "run",
+        "-",
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        "--json",
+        *FAST,
+        stdin=HEADER + GOOD_ROWS[0] + "\n",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["manifest"], summary["counts"]["started"]) == ("<stdin>", 1)
+
+
+def test_throttled_region_and_5xx_still_succeed(emulator: Emulator, tmp_path: Path) -> None:
+    """A region throttling below --rate and 5xx answers slow the run down; nothing fails."""
+    emulator.control(
+        "POST",
+        "config",
+        {
+            "seed": 4,
+            "error_rate": 0.1,
+            "regions": {"eu-west-1": {"copy_rate": 10, "copy_burst": 1}},
+        },
+    )
+    rows = [f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,throttled-{i}" for i in range(15)]
+    manifest = write(tmp_path / "jobs.csv", rows)
+    done = batchcopy(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        "--rate",
+        "14",
+        "--burst",
+        "2",
+        "--json",
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["counts"]["started"] == 15
+    assert summary["throttles"] > 0
+    assert summary["attempts"] > 15
+    stats = emulator.control("GET", "stats")
+    assert stats["requests"]["eu-west-1"]["CopySnapshot"]["throttled"] == summary["throttles"]
+    assert set(stats["copies_accepted"].values()) == {1}
+
+
+def test_lost_answers_cause_no_second_copy(emulator: Emulator, tmp_path: Path) -> None:
+    """Answers dropped after commit: no false failure, every target copied exactly once."""
+    emulator.control("POST", "config", {"seed": 8, "drop_after_rate": 0.4})
+    rows = [f"us-east-1,eu-west-1,nyc-blog-1-2026-11-20,,,,dropped-{i}" for i in range(15)]
+    done = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", rows)),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        "--json",
+        *FAST,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["counts"]["started"] == 15
+    assert summary["reconciled"] > 0
+    assert emulator.control("GET", "stats")["copies_accepted"] == {
+        f"eu-west-1/dropped-{i}": 1 for i in range(15)
+    }
+
+
+def test_permanent_errors_exit_1_with_their_code(emulator: Emulator, tmp_path: Path) -> None:
+    """A job whose source is missing fails with NotFoundException; the run exits 1."""
+    rows = [GOOD_ROWS[0], "us-east-1,eu-west-1,does-not-exist,,,,orphan"]
+    report = tmp_path / "r"
+    done = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", rows)),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(report),
+        *FAST,
+    )
+    assert done.returncode == 1
+    results = {r["target_snapshot_name"]: r for r in read_csv(report / "results.csv")}
+    assert results["orphan"]["status"] == "failed"
+    assert results["orphan"]["error_code"] == "NotFoundException"
+    assert results["api-1-ireland"]["status"] == "started"
+
+
+INVALID = {
+    "unknown column": (
+        HEADER.replace("restore_date", "restore_day"),
+        GOOD_ROWS[:1],
+        ":1:",
+        "restore_day",
+    ),
+    "bad region": (HEADER, ["us-east-1,mars-1,x1-snap,,,,t-1"], ":2:", "target_region"),
+    "both sources": (HEADER, ["us-east-1,eu-west-1,snap-1,res-1,,,t-1"], ":2:", "source"),
+    "no date or latest": (HEADER, ["us-east-1,eu-west-1,,res-1,,,t-1"], ":2:", "restore_date"),
+    "bad date": (HEADER, ["us-east-1,eu-west-1,,res-1,2026-02-30,,t-1"], ":2:", "restore_date"),
+    "bad boolean": (HEADER, ["us-east-1,eu-west-1,,res-1,,maybe,t-1"], ":2:", "use_latest"),
+    "bad name": (HEADER, ["us-east-1,eu-west-1,snap-1,,,,-bad-"], ":2:", "target_snapshot_name"),
+    "duplicate target": (HEADER, [GOOD_ROWS[0], GOOD_ROWS[0]], ":3:", "line 2"),
+    "empty": (HEADER, [], "", "no jobs"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_invalid_manifests_exit_2_before_any_request(
+    emulator: Emulator, tmp_path: Path, case: str
+) -> None:
+    """Each kind of invalid manifest gives exit 2 with FILE:LINE and no request is sent."""
+    header, rows, where, words = INVALID[case]
+    manifest = write(tmp_path / "bad.csv", rows, header=header)
+    for command in ("run", "validate"):
+        done = (
+            batchcopy(command, str(manifest), "--endpoint-url", emulator.url)
+            if command == "run"
+            else batchcopy(command, str(manifest))
+        )
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert f"bad.csv{where}" in done.stderr
+        assert words in done.stderr
+        assert "Traceback" not in done.stderr
+    assert emulator.control("GET", "stats")["requests_total"] == 0
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    """Validation lists every broken row, not just the first."""
+    rows = [
+        "us-east-1,mars-1,s1-x,,,,t-1",
+        "us-east-1,eu-west-1,,r1,,,t-2",
+        "x,eu-west-1,s1-x,,,,t-3",
+    ]
+    done = batchcopy("validate", str(write(tmp_path / "m.csv", rows)))
+    assert done.returncode == 2
+    for line in (2, 3, 4):
+        assert f"m.csv:{line}:" in done.stderr
+
+
+def test_validate_prints_jobs_per_region(tmp_path: Path) -> None:
+    """`validate` makes no call and prints a job count per target region."""
+    done = batchcopy("validate", str(write(tmp_path / "m.csv", GOOD_ROWS)), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["per_region"] == {
+        "ap-south-1": 1,
+        "eu-west-1": 2,
+        "us-west-2": 2,
+    }
+
+
+def test_region_options_fill_empty_cells(emulator: Emulator, tmp_path: Path) -> None:
+    """--source-region and --target-region fill cells the manifest leaves empty."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "source_snapshot_name,target_snapshot_name\nnyc-web-2-2026-11-20,filled-1\n"
+    )
+    done = batchcopy(
+        "run",
+        str(manifest),
+        "--source-region",
+        "us-east-1",
+        "--target-region",
+        "eu-north-1",
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        *FAST,
+    )
+    assert done.returncode == 0, done.stderr
+    assert emulator.control("GET", "stats")["copies_accepted"] == {"eu-north-1/filled-1": 1}
+
+
+def test_unwritable_report_dir_exits_2_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A report folder that cannot be written is refused before any API call."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", GOOD_ROWS)),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(blocker / "report"),
+        *FAST,
+    )
+    assert done.returncode == 2
+    assert "cannot write the report" in done.stderr
+    assert emulator.control("GET", "stats")["requests_total"] == 0
+
+
+def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Emulator) -> None:
+    """Without AWS credentials the run stops with exit 253 and one clear line, no traceback."""
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    clean = {k: v for k, v in os.environ.items() if k not in env}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchcopy",
+            "run",
+            str(write(tmp_path / "m.csv", GOOD_ROWS[:1])),
+            "--endpoint-url",
+            emulator.url,
+            "--report-dir",
+            str(tmp_path / "r"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean,
+    )
+    assert done.returncode == 253, done.stderr
+    assert "credentials" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+
+
+def test_plain_progress_lines_when_not_a_terminal(emulator: Emulator, tmp_path: Path) -> None:
+    """Without a terminal, progress is plain lines on stderr that read well in CI logs."""
+    done = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", GOOD_ROWS)),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "batchcopy: 5 of 5 done, 0 failed" in done.stderr
+
+
+def test_demo_runs_to_a_clean_report(tmp_path: Path) -> None:
+    """`batchcopy demo` copies the bundled manifest against the built-in emulator, exit 0."""
+    done = batchcopy("demo", "--json", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["counts"]["failed"] == summary["counts"]["not_started"] == 0
+    assert summary["counts"]["skipped"] == 1
+    assert summary["counts"]["started"] == summary["total"] - 1
+    assert summary["throttles"] > 0
+    assert (
+        (
+            Path(summary["report_dir"])
+            if Path(summary["report_dir"]).is_absolute()
+            else tmp_path / summary["report_dir"]
+        )
+        .joinpath("summary.json")
+        .exists()
+    )
