@@ -112,12 +112,14 @@ def validate(
         return
     from rich.table import Table
 
-    table = Table(title=f"{loaded.name}: {loaded.total} jobs, valid", title_justify="left")
+    table = Table()
     table.add_column("target region")
     table.add_column("jobs", justify="right")
     for region, count in loaded.per_region.items():
         table.add_row(region, str(count))
-    _console().print(table)
+    console = _console()
+    console.print(f"{loaded.name}: {loaded.total} jobs, valid; nothing was sent to AWS.")
+    console.print(table)
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -242,10 +244,7 @@ def _finish(report: Report, *, as_json: bool) -> None:
     else:
         from rich.table import Table
 
-        table = Table(
-            title=f"{summary.manifest}: {summary.total} jobs in {summary.duration:.1f} s",
-            title_justify="left",
-        )
+        table = Table()
         statuses = [s for s, n in summary.counts.items() if n]
         table.add_column("target region")
         for status in statuses:
@@ -254,6 +253,7 @@ def _finish(report: Report, *, as_json: bool) -> None:
             table.add_row(region, *(str(counts.get(s, 0)) for s in statuses))
         table.add_row("all", *(str(summary.counts[s]) for s in statuses), style="bold")
         console = _console()
+        console.print(f"{summary.manifest}: {summary.total} jobs in {summary.duration:.1f} s")
         console.print(table)
         console.print(
             f"{summary.attempts} copy requests, {summary.throttles} throttled, "

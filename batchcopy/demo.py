@@ -28,7 +28,7 @@ DEMO_FAULTS: dict[str, Any] = {
     "latency_ms": 40,
     "latency_jitter_ms": 20,
     "error_rate": 0.03,
-    "drop_after_rate": 0.03,
+    "drop_after_rate": 0.06,
     "operation_seconds": 2,
     "regions": {"eu-west-2": {"copy_rate": 1.5, "copy_burst": 2}},
 }

@@ -1,0 +1,59 @@
+"""Copy snapshots from your own asyncio program with batchcopy's async API.
+
+Run it as it is to try it against the built-in emulator (no AWS account needed):
+
+    python examples/async_api.py
+
+or point it at Lightsail (credentials from your usual AWS profile or environment):
+
+    python examples/async_api.py --endpoint-url https://lightsail.eu-west-1.amazonaws.com
+
+It reads examples/manifest.csv, streams each result as it finishes, then prints the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import batchcopy
+
+MANIFEST = Path(__file__).with_name("manifest.csv")
+
+
+@contextlib.asynccontextmanager
+async def endpoint(url: str | None) -> AsyncIterator[tuple[str, tuple[str, str] | None]]:
+    """The given endpoint, or a built-in emulator with demo data and dummy credentials."""
+    if url:
+        yield url, None
+        return
+    from batchcopy.emulator import Emulator, demo_seed, running_emulator
+
+    async with running_emulator(Emulator(seed=demo_seed())) as local:
+        yield local, ("example", "example")
+
+
+async def main(url: str | None) -> int:
+    manifest = batchcopy.load_manifest(MANIFEST)  # raises ManifestError listing every problem
+    async with endpoint(url) as (endpoint_url, credentials):
+        settings = batchcopy.Settings(
+            rate=5, max_in_flight=8, endpoint_url=endpoint_url, credentials=credentials
+        )
+        # Results one by one, as each copy is accepted (or fails):
+        async with batchcopy.stream_copies(manifest.jobs(), settings) as results:
+            async for result in results:
+                print(f"line {result.job.line}: {result.job.target} {result.status}")
+        # Or everything at once, with a report folder; copying again now skips every job,
+        # because each target already exists, made from the same source.
+        report = await batchcopy.copy_snapshots(manifest, settings)
+    print(report.summary.counts)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint-url", help="Lightsail endpoint; default: a local emulator")
+    raise SystemExit(asyncio.run(main(parser.parse_args().endpoint_url)))
