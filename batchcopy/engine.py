@@ -178,10 +178,16 @@ class Engine:
                         tries.ambiguous |= exc.ambiguous
                         raise
                     except PermanentError as exc:
-                        # Our earlier, lost attempt may be what holds the name now.
-                        if tries.ambiguous and "already in use" in exc.message:
-                            return self._settled(job, await self._look_up(job), tries, started)
-                        raise
+                        if "already in use" not in exc.message:
+                            raise
+                        found = await self._look_up(job)
+                        if found is _Found.ABSENT:
+                            raise  # the name belongs to an instance or disk
+                        if tries.ambiguous:
+                            # Our earlier attempt, whose answer was lost, may hold the name.
+                            return self._settled(job, found, tries, started)
+                        # Made since the listing (by an overlapping run, say).
+                        return self._existing_target(job, found is _Found.OURS, tries, started)
                     return self._result(
                         job, Status.STARTED, tries, started=started, operation_id=operation_id
                     )
@@ -198,11 +204,16 @@ class Engine:
 
     async def _already_there(self, job: CopyJob, existing: SnapshotInfo) -> JobResult:
         started = self._wall()
-        tries = _Tries()
         try:
             same = await self._guarded(lambda: self._same_source(job, existing))
         except LightsailError as exc:
-            return self._result(job, Status.FAILED, tries, started=started, error=exc)
+            return self._result(job, Status.FAILED, _Tries(), started=started, error=exc)
+        return self._existing_target(job, same, _Tries(), started)
+
+    def _existing_target(
+        self, job: CopyJob, same: bool, tries: _Tries, started: float
+    ) -> JobResult:
+        """The result for a target that was there before this job sent anything."""
         if not same:
             error = LightsailError("TargetExists", self._conflict_message(job))
         elif self._settings.on_exists is OnExists.FAIL:

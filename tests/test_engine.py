@@ -241,3 +241,29 @@ async def test_every_job_gets_exactly_one_result(count: int) -> None:
     report, emulator = await run(faults, jobs)
     assert sorted(r.job.line for r in report.results) == sorted(j.line for j in jobs)
     assert_each_target_copied_once(report, emulator)
+
+
+async def test_target_made_after_the_listing_is_judged_like_an_existing_one() -> None:
+    """A target another run creates after our listing is skipped (same source), not failed."""
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        original = emulator.sim.op_get_instance_snapshots
+
+        def list_then_race(region: str, params: dict[str, Any]) -> dict[str, Any]:
+            body = original(region, params)
+            if region == "eu-west-1" and "raced" not in emulator.sim.regions[region].snapshots:
+                # An overlapping run copies the same source right after our listing.
+                emulator.sim.op_copy_snapshot(
+                    region,
+                    {
+                        "sourceRegion": "us-east-1",
+                        "sourceSnapshotName": "nyc-web-1-2026-11-20",
+                        "targetSnapshotName": "raced",
+                    },
+                )
+            return body
+
+        emulator.sim.op_get_instance_snapshots = list_then_race  # type: ignore[method-assign]
+        report = await copy_snapshots([manual(1, "eu-west-1", "raced")], settings_for(url))
+    (result,) = report.results
+    assert (result.status, result.attempts, result.reconciled) == (Status.SKIPPED, 1, False)
