@@ -9,8 +9,11 @@
         async for result in results:
             print(result.job.target, result.status)
 
-Credentials and the endpoint come from aiobotocore's usual chain (profile, environment,
-shared config, SSO) unless :class:`Settings` names them. asyncio is the backend.
+Stopping: :meth:`RunControl.stop` stops dispatch and lets calls in flight finish within the
+grace period, then cancels them; :meth:`RunControl.cancel` (or cancelling the caller)
+cancels at once. Either way the report and journal are written; jobs never sent are
+``not_started``. Credentials and the endpoint come from aiobotocore's usual chain unless
+:class:`Settings` names them. asyncio is the backend.
 """
 
 from __future__ import annotations
@@ -18,53 +21,119 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Container, Iterable
 from pathlib import Path
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchcopy.engine import Engine, SnapshotAPI
-from batchcopy.errors import CredentialsError
+from batchcopy.errors import CredentialsError, ReportDirError, unwrap
 from batchcopy.jobs import CopyJob, JobResult
+from batchcopy.journal import Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
 
-__all__ = ["copy_snapshots", "stream_copies"]
+__all__ = ["RunControl", "copy_snapshots", "stream_copies"]
+
+
+class RunControl:
+    """Stops a run from outside: gently with :meth:`stop`, at once with :meth:`cancel`.
+
+    ``grace`` is how long calls in flight may take to finish after :meth:`stop`.
+    ``exit_code`` is what an interrupted run reports (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, *, grace: float = 30.0) -> None:
+        self.grace = grace
+        self.stopping = anyio.Event()
+        self.cancelling = anyio.Event()
+        self.exit_code: int | None = None
+
+    def __repr__(self) -> str:
+        state = (
+            "cancelling"
+            if self.cancelling.is_set()
+            else "stopping"
+            if self.stopping.is_set()
+            else "running"
+        )
+        return f"<RunControl {state} grace={self.grace}s>"
+
+    def stop(self, exit_code: int = 130) -> None:
+        """Send nothing new; give calls in flight ``grace`` seconds, then cancel them."""
+        if self.exit_code is None:
+            self.exit_code = exit_code
+        self.stopping.set()
+
+    def cancel(self, exit_code: int = 130) -> None:
+        """Cancel everything now."""
+        self.stop(exit_code)
+        self.cancelling.set()
 
 
 @contextlib.asynccontextmanager
 async def stream_copies(
-    jobs: Iterable[CopyJob], settings: Settings | None = None, *, api: SnapshotAPI | None = None
+    jobs: Iterable[CopyJob],
+    settings: Settings | None = None,
+    *,
+    control: RunControl | None = None,
+    api: SnapshotAPI | None = None,
 ) -> AsyncIterator[AsyncIterator[JobResult]]:
     """Run ``jobs``; yield an async iterator of their results, each as it finishes.
 
     Leaving the block early cancels the jobs still running. ``api`` replaces the real
-    Lightsail clients (for tests that drive a different backend).
+    Lightsail clients (for a different backend).
     """
     settings = settings or Settings()
+    async with _running(jobs, settings, control or RunControl(), api) as (results, _):
+        yield results
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    jobs: Iterable[CopyJob],
+    settings: Settings,
+    control: RunControl,
+    api: SnapshotAPI | None,
+    *,
+    journal: Journal | None = None,
+    intended: Container[str] = frozenset(),
+) -> AsyncIterator[tuple[MemoryObjectReceiveStream[JobResult], Engine]]:
+    """The engine running in a task group, with the grace-period watch of ``control``."""
     async with contextlib.AsyncExitStack() as stack:
         if api is None:
             from batchcopy.lightsail import LightsailClients  # aiobotocore is slow to import
 
             api = await stack.enter_async_context(LightsailClients(settings))
+        engine = Engine(api, settings, journal=journal, intended=intended, stop=control.stopping)
         send, receive = anyio.create_memory_object_stream[JobResult](4 * settings.max_in_flight)
+        engine_scope, watch_scope = anyio.CancelScope(), anyio.CancelScope()
+
+        async def run_engine() -> None:
+            with engine_scope:
+                await engine.run(jobs, send)
+            watch_scope.cancel()
+
+        async def enforce_grace() -> None:
+            with watch_scope:
+                await control.stopping.wait()
+                with anyio.move_on_after(control.grace):
+                    await control.cancelling.wait()
+                engine_scope.cancel()  # the results stream closes; the caller sees its end
+
         try:
             async with anyio.create_task_group() as tg, receive:
-                tg.start_soon(Engine(api, settings).run, jobs, send)
-                yield receive
+                tg.start_soon(run_engine)
+                tg.start_soon(enforce_grace)
+                yield receive, engine
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # Unusable credentials end the run wherever they surface: raise one, plainly.
-            matched, rest = group.split(CredentialsError)
-            if matched is None or rest is not None:
+            if (error := unwrap(group, CredentialsError)) is None:
                 raise
-            raise _first(matched) from None
-
-
-def _first(group: BaseExceptionGroup[CredentialsError]) -> CredentialsError:
-    exc = group.exceptions[0]
-    return _first(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            raise error from None
 
 
 async def copy_snapshots(
@@ -72,43 +141,64 @@ async def copy_snapshots(
     settings: Settings | None = None,
     *,
     report_dir: Path | str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    control: RunControl | None = None,
     on_result: Callable[[JobResult], None] | None = None,
     keep_results: bool = True,
     api: SnapshotAPI | None = None,
 ) -> Report:
     """Run every job and return the report; with ``report_dir``, also write its files.
 
-    ``jobs`` is a :class:`Manifest` (streamed, read twice: once to run, once to account for
-    jobs that never ran) or any iterable of jobs. ``on_result`` sees each result as it
-    arrives. The report is written even when the run is cancelled; jobs that never ran are
-    ``not_started``.
+    ``jobs`` is a :class:`Manifest` (streamed, read again at the end to account for jobs
+    that never ran) or any iterable of jobs. With ``report_dir`` a journal records each
+    copy's intent before it is sent; ``resume`` continues the run recorded there: finished
+    jobs are not run again, jobs sent without a known outcome are looked up, never re-sent
+    blindly. A journal of another manifest is refused unless ``force``. ``on_result``
+    sees each result as it arrives. The report is written even when the run is stopped or
+    cancelled.
     """
     if isinstance(jobs, Manifest):
-        manifest, total, sha256 = jobs, jobs.total, jobs.sha256
-        name = jobs.name
-        stream: Callable[[], Iterable[CopyJob]] = jobs.jobs
+        name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
     else:
         listed = list(jobs)
-        total, name, stream = len(listed), "<api>", lambda: listed
-        sha256 = hashlib.sha256(
-            "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed).encode()
-        ).hexdigest()
-        manifest = None
+        name, total, stream = "<api>", len(listed), lambda: iter(listed)
+        rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
+        sha256 = hashlib.sha256(rows.encode()).hexdigest()
+    control = control or RunControl()
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
+    if resume and directory is None:
+        raise ReportDirError("resuming needs the report folder of the run to resume")
+    journal = None
+    if directory is not None:
+        journal = Journal.open(
+            directory, manifest=name, manifest_sha256=sha256, resume=resume, force=force
+        )
     writer = ReportWriter(
-        directory,
-        manifest=name if manifest is None else str(manifest.name),
-        manifest_sha256=sha256,
-        total=total,
-        keep_results=keep_results,
+        directory, manifest=name, manifest_sha256=sha256, total=total, keep_results=keep_results
     )
+    finished = journal.past.finished if journal else set()
+    intended = journal.past.intended if journal else set()
+    unsettled: set[str] = set()
     try:
-        async with stream_copies(stream(), settings, api=api) as results:
+        pending = (job for job in stream() if job.target not in finished)
+        running = _running(
+            pending, settings or Settings(), control, api, journal=journal, intended=intended
+        )
+        async with running as (results, engine):
+            unsettled = engine.unsettled
             async for result in results:
+                if journal is not None:
+                    journal.outcome(result)
                 writer.add(result)
                 if on_result is not None:
                     on_result(result)
     finally:
-        # Synchronous, so a cancellation cannot cut it short: the report is always written.
-        report = writer.finish(stream())
+        # Synchronous from here on, so no cancellation can cut the report short.
+        if journal is not None:
+            journal.close()
+            for earlier in journal.earlier_results():
+                if earlier.job.target in finished:
+                    writer.add(earlier)
+        report = writer.finish(stream(), interrupted=unsettled, exit_code=control.exit_code)
     return report

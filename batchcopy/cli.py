@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -20,11 +21,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchcopy import __version__
-from batchcopy.errors import BatchcopyError, CredentialsError, ManifestError
+from batchcopy.errors import BatchcopyError, CredentialsError, ManifestError, unwrap
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from batchcopy.api import RunControl
     from batchcopy.jobs import JobResult
     from batchcopy.manifest import Manifest
     from batchcopy.report import Report
@@ -154,10 +156,27 @@ def run(
         typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
     ] = None,
     read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the run whose report folder this is: finished jobs are "
+            "kept, interrupted ones looked up, the rest run."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume even if the journal is for another manifest.")
+    ] = False,
+    shutdown_grace: Annotated[
+        float, typer.Option(help="Seconds calls in flight get to finish after Ctrl-C or SIGTERM.")
+    ] = 30.0,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
-    """Copy every snapshot a manifest lists; write a report; exit 0 only if all went well."""
+    """Copy every snapshot a manifest lists; write a report; exit 0 only if all went well.
+
+    The first Ctrl-C (or SIGTERM) stops sending and lets calls in flight finish; a second
+    one cancels at once. Either way the report and journal are written (exit 130 or 143)
+    and --resume continues the run later."""
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import OnExists, Settings
 
@@ -178,15 +197,25 @@ def run(
     except BatchcopyError as exc:
         raise _fail(f"batchcopy run: {exc}", EXIT_USAGE) from None
 
-    async def go(progress: _Progress) -> Report:
+    if resume is not None and report_dir is not None and resume != report_dir:
+        raise _fail("batchcopy run: --resume already names the report folder", EXIT_USAGE)
+    folder = resume or report_dir or _new_report_dir()
+
+    async def go(progress: _Progress, control: RunControl) -> Report:
         from batchcopy.api import copy_snapshots
 
         return await copy_snapshots(
-            loaded, settings, report_dir=folder, on_result=progress.add, keep_results=False
+            loaded,
+            settings,
+            report_dir=folder,
+            resume=resume is not None,
+            force=force,
+            control=control,
+            on_result=progress.add,
+            keep_results=False,
         )
 
-    folder = report_dir or _new_report_dir()
-    _finish(_run_with_progress(go, loaded, quiet=quiet), as_json=as_json)
+    _finish(_run_with_progress(go, loaded, quiet=quiet, grace=shutdown_grace), as_json=as_json)
 
 
 @app.command()
@@ -202,8 +231,8 @@ def demo(
 
     folder = report_dir or _new_report_dir()
 
-    async def go(progress: _Progress) -> Report:
-        return await run_demo(report_dir=folder, on_result=progress.add)
+    async def go(progress: _Progress, control: RunControl) -> Report:
+        return await run_demo(report_dir=folder, on_result=progress.add, control=control)
 
     if not quiet:
         _console(stderr=True).print(
@@ -211,7 +240,7 @@ def demo(
             "responses switched on.",
             highlight=False,
         )
-    _finish(_run_with_progress(go, demo_manifest(), quiet=quiet), as_json=as_json)
+    _finish(_run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0), as_json=as_json)
 
 
 def _new_report_dir() -> Path:
@@ -219,22 +248,53 @@ def _new_report_dir() -> Path:
 
 
 def _run_with_progress(
-    go: Callable[[_Progress], Awaitable[Report]], manifest: Manifest, *, quiet: bool
+    go: Callable[[_Progress, RunControl], Awaitable[Report]],
+    manifest: Manifest,
+    *,
+    quiet: bool,
+    grace: float,
 ) -> Report:
     import anyio
 
+    from batchcopy.api import RunControl
+
     async def main() -> Report:
-        async with _Progress(manifest, quiet=quiet) as progress:
-            return await go(progress)
+        control = RunControl(grace=grace)
+        async with anyio.create_task_group() as tg, _Progress(manifest, quiet=quiet) as progress:
+            tg.start_soon(_watch_signals, control, progress)
+            report = await go(progress, control)
+            tg.cancel_scope.cancel()
+        return report
 
     try:
-        return anyio.run(main, backend="asyncio")
+        try:
+            return anyio.run(main, backend="asyncio")
+        except BaseExceptionGroup as group:
+            if (error := unwrap(group, BatchcopyError)) is None:
+                raise
+            raise error from None
     except CredentialsError as exc:
-        raise _fail(
-            f"batchcopy: AWS credentials or configuration: {exc}", EXIT_CREDENTIALS
-        ) from None
+        message = f"batchcopy: AWS credentials or configuration: {exc}"
+        raise _fail(message, EXIT_CREDENTIALS) from None
     except BatchcopyError as exc:
         raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
+
+
+async def _watch_signals(control: RunControl, progress: _Progress) -> None:
+    """First SIGINT/SIGTERM: stop gently; a second one: cancel now."""
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if control.stopping.is_set():
+                progress.say("batchcopy: cancelling now; writing the report and journal")
+                control.cancel(128 + signum)
+                return
+            progress.say(
+                f"batchcopy: stopping; calls in flight get up to {control.grace:g} s "
+                "(press Ctrl-C again to cancel now)"
+            )
+            control.stop(128 + signum)
 
 
 def _finish(report: Report, *, as_json: bool) -> None:
@@ -334,6 +394,13 @@ class _Progress:
             bars.update(self._tasks[""], advance=1, note=note)  # type: ignore[attr-defined]
         elif not self._quiet and time.monotonic() - self._last_line >= PLAIN_PROGRESS_EVERY:
             self._line()
+
+    def say(self, message: str) -> None:
+        """A one-off message that does not garble the live display."""
+        if self._bars is not None:
+            self._bars.console.print(message, highlight=False)  # type: ignore[attr-defined]
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     def _line(self) -> None:
         self._last_line = now = time.monotonic()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchcopy.api import copy_snapshots
+from batchcopy.api import RunControl, copy_snapshots
 from batchcopy.jobs import JobResult
 from batchcopy.manifest import Manifest, load_manifest
 from batchcopy.report import Report
@@ -44,7 +44,7 @@ async def run_demo(
     *,
     report_dir: Path | None,
     on_result: Callable[[JobResult], None] | None = None,
-    on_start: Callable[[Manifest, Settings], None] | None = None,
+    control: RunControl | None = None,
 ) -> Report:
     """Start the emulator, run the demo manifest against it, return the report."""
     from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
@@ -61,8 +61,11 @@ async def run_demo(
             retry=RetryPolicy(base_delay=0.2, max_delay=2.0, deadline=120),
         )
         manifest = demo_manifest()
-        if on_start is not None:
-            on_start(manifest, settings)
         return await copy_snapshots(
-            manifest, settings, report_dir=report_dir, on_result=on_result, keep_results=False
+            manifest,
+            settings,
+            report_dir=report_dir,
+            on_result=on_result,
+            keep_results=False,
+            control=control,
         )

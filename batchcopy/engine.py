@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -28,12 +28,22 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchcopy.errors import LightsailError, PermanentError, ThrottledError, TransientError
-from batchcopy.jobs import CopyJob, JobResult, SnapshotInfo, Status
+from batchcopy.jobs import (
+    INTERRUPTED_CODE,
+    INTERRUPTED_MESSAGE,
+    CopyJob,
+    JobResult,
+    SnapshotInfo,
+    Status,
+)
+from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, retrying
 from batchcopy.settings import OnExists, Settings
 
 __all__ = ["Engine", "SnapshotAPI"]
+
+INTERRUPTED = LightsailError(INTERRUPTED_CODE, INTERRUPTED_MESSAGE)
 
 T = TypeVar("T")
 
@@ -83,8 +93,14 @@ class Engine:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
         wall: Clock = time.time,
+        journal: Journal | None = None,
+        intended: Container[str] = frozenset(),
+        stop: anyio.Event | None = None,
     ) -> None:
         self._api = api
+        self._journal = journal
+        self._intended = intended  # targets an earlier, interrupted run may have sent
+        self._stop = stop or anyio.Event()
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
@@ -92,6 +108,9 @@ class Engine:
         self._sources: dict[tuple[str, str], SnapshotInfo | None] = {}
         self.throttles: Counter[str] = Counter()  # per target region, for progress displays
         self.in_flight: Counter[str] = Counter()
+        # Targets sent in this run whose result is not out yet: if the run is cut short,
+        # they are reported as interrupted, not as never started.
+        self.unsettled: set[str] = set()
 
     async def run(
         self, jobs: Iterable[CopyJob], results: MemoryObjectSendStream[JobResult]
@@ -102,6 +121,8 @@ class Engine:
         async with results, anyio.create_task_group() as tg:
             try:
                 for job in jobs:
+                    if self._stop.is_set():
+                        break  # the rest become not_started in the report
                     send = senders.get(job.target_region)
                     if send is None:
                         send, receive = anyio.create_memory_object_stream[CopyJob](buffer)
@@ -137,6 +158,9 @@ class Engine:
                 return
             async for job in jobs:
                 await lane.slots.acquire()
+                if self._stop.is_set():
+                    lane.slots.release()
+                    continue  # drain without starting: these become not_started
                 tg.start_soon(self._job, lane, job, results)
 
     async def _job(
@@ -145,18 +169,24 @@ class Engine:
         self.in_flight[lane.region] += 1
         try:
             existing = lane.existing.get(job.target_snapshot_name)
-            if existing is not None:
-                result = await self._already_there(job, existing)
-            else:
+            if existing is None:
                 result = await self._copy(lane, job)
+            elif job.target in self._intended:
+                # An interrupted run sent this copy: the listing shows whether it landed.
+                same = await self._guarded(lambda: self._same_source(job, existing))
+                found = _Found.OURS if same else _Found.OTHER
+                result = self._settled(job, found, _Tries(ambiguous=True), self._wall())
+            else:
+                result = await self._already_there(job, existing)
         finally:
             self.in_flight[lane.region] -= 1
             lane.slots.release()
+        self.unsettled.discard(job.target)
         await results.send(result)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
-        tries = _Tries()
+        tries = _Tries(ambiguous=job.target in self._intended)
         try:
             async for attempt in retrying(
                 self._settings.retry, clock=self._clock, sleep=self._sleep
@@ -167,9 +197,15 @@ class Engine:
                         if found is not _Found.ABSENT:
                             return self._settled(job, found, tries, started)
                     await lane.limiter.acquire()
+                    if self._stop.is_set():
+                        return self._stopped(job, tries, started)
+                    if tries.attempts == 0 and self._journal is not None:
+                        self.unsettled.add(job.target)
+                        await self._journal.intent(job)
                     tries.attempts += 1
                     try:
                         operation_id = await self._api.copy_snapshot(job)
+                        crash_point("after-response")
                     except ThrottledError:
                         tries.throttles += 1
                         self.throttles[lane.region] += 1
@@ -194,6 +230,12 @@ class Engine:
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
         raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+    def _stopped(self, job: CopyJob, tries: _Tries, started: float) -> JobResult:
+        """The result of a job the run stopped before its next request."""
+        if not tries.ambiguous:
+            return self._result(job, Status.NOT_STARTED, tries)  # nothing reached Lightsail
+        return self._result(job, Status.FAILED, tries, started=started, error=INTERRUPTED)
 
     def _settled(self, job: CopyJob, found: _Found, tries: _Tries, started: float) -> JobResult:
         """The result once a look-up after an ambiguous attempt has decided the job."""

@@ -15,6 +15,9 @@ BatchcopyError
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 __all__ = [
     "BatchcopyError",
@@ -27,6 +30,7 @@ __all__ = [
     "SettingsError",
     "ThrottledError",
     "TransientError",
+    "unwrap",
 ]
 
 
@@ -100,3 +104,23 @@ class TransientError(LightsailError):
 
 class PermanentError(LightsailError):
     """Retrying cannot help: the input, the permissions or the resource is wrong."""
+
+
+def unwrap(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
+    """The first of a task group's errors if every one of them is a ``kind``, else None.
+
+    Task groups wrap what their tasks raise; an expected error (no credentials, say) should
+    still reach the user as itself, while anything else keeps its group intact.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    if leaves and all(isinstance(leaf, kind) for leaf in leaves):
+        first: E = leaves[0]  # type: ignore[assignment]
+        return first
+    return None

@@ -6,7 +6,21 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CopyJob", "JobResult", "SnapshotInfo", "Status"]
+__all__ = [
+    "INTERRUPTED_CODE",
+    "INTERRUPTED_MESSAGE",
+    "CopyJob",
+    "JobResult",
+    "SnapshotInfo",
+    "Status",
+]
+
+# The error of a job that was sent but whose outcome a stopped run never learned.
+INTERRUPTED_CODE = "Interrupted"
+INTERRUPTED_MESSAGE = (
+    "the run stopped before this copy's outcome was known; resume the run (--resume) "
+    "to look the target up"
+)
 
 
 class Status(enum.StrEnum):
@@ -67,6 +81,21 @@ class CopyJob:
                 params["restoreDate"] = self.restore_date
         return params
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CopyJob:
+        """The job back from :meth:`to_row`'s form (plus ``line``), as reports hold it."""
+        latest = str(row.get("use_latest_restorable_auto_snapshot", "")).lower() == "true"
+        return cls(
+            line=int(row.get("line", 0)),
+            source_region=row["source_region"],
+            target_region=row["target_region"],
+            target_snapshot_name=row["target_snapshot_name"],
+            source_snapshot_name=row.get("source_snapshot_name") or None,
+            source_resource_name=row.get("source_resource_name") or None,
+            restore_date=row.get("restore_date") or None,
+            use_latest=latest,
+        )
+
     def to_row(self) -> dict[str, str]:
         """The job in manifest form (snake_case columns), for reports and retry files."""
         return {
@@ -110,6 +139,22 @@ class JobResult:
     @property
     def duration(self) -> float:
         return max(0.0, self.finished_at - self.started_at) if self.started_at else 0.0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> JobResult:
+        """The result back from :meth:`to_row`'s form (a journal or results.jsonl row)."""
+        return cls(
+            job=CopyJob.from_row(row),
+            status=Status(row["status"]),
+            attempts=int(row.get("attempts", 0)),
+            throttles=int(row.get("throttles", 0)),
+            reconciled=bool(row.get("reconciled", False)),
+            operation_id=str(row.get("operation_id", "")),
+            error_code=str(row.get("error_code", "")),
+            error_message=str(row.get("error_message", "")),
+            started_at=float(row.get("started_at", 0.0)),
+            finished_at=float(row.get("finished_at", 0.0)),
+        )
 
     def to_row(self) -> dict[str, Any]:
         """A flat record for results.jsonl / results.csv."""

@@ -15,13 +15,14 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from batchcopy.errors import ReportDirError
-from batchcopy.jobs import CopyJob, JobResult, Status
+from batchcopy.jobs import INTERRUPTED_CODE, INTERRUPTED_MESSAGE, CopyJob, JobResult, Status
+from batchcopy.journal import crash_point
 
 __all__ = ["FORMAT_VERSION", "Report", "ReportWriter", "Summary", "prepare_report_dir"]
 
@@ -172,12 +173,31 @@ class ReportWriter:
             self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._csv_writer.writerow(row)
 
-    def finish(self, jobs: Iterable[CopyJob] = ()) -> Report:
-        """Add ``not_started`` rows for ``jobs`` that got no result, write the files, and
-        return the report. ``jobs`` is the whole run's job stream, read once more."""
+    def finish(
+        self,
+        jobs: Iterable[CopyJob] = (),
+        *,
+        interrupted: Container[str] = (),
+        exit_code: int | None = None,
+    ) -> Report:
+        """Write the files and return the report. ``jobs`` is the whole run's job stream,
+        read once more: a job with no result gets one, ``failed`` (Interrupted) if its target
+        is in ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
+        overrides the computed one (an interrupted run's 130 or 143)."""
         if len(self._done) < self._total:
             for job in jobs:
-                if hash(job.target) not in self._done:
+                if hash(job.target) in self._done:
+                    continue
+                if job.target in interrupted:
+                    self.add(
+                        JobResult(
+                            job=job,
+                            status=Status.FAILED,
+                            error_code=INTERRUPTED_CODE,
+                            error_message=INTERRUPTED_MESSAGE,
+                        )
+                    )
+                else:
                     self.add(JobResult(job=job, status=Status.NOT_STARTED))
         finished_at = self._wall()
         ok = all(Status(s).ok for s, n in self.counts.items() if n)
@@ -195,11 +215,12 @@ class ReportWriter:
             reconciled=self.reconciled,
             started_at=self.started_at,
             finished_at=finished_at,
-            exit_code=0 if ok else 1,
+            exit_code=exit_code if exit_code is not None else 0 if ok else 1,
             report_dir=str(self._directory) if self._directory else None,
         )
         if self._directory is not None:
             self._close_rows()
+            crash_point("report-write")
             _write_atomically(
                 self._directory / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n"
             )

@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-COLUMNS = [
-    "source_region",
-    "target_region",
-    "source_snapshot_name",
-    "source_resource_name",
-    "restore_date",
-    "use_latest_restorable_auto_snapshot",
-    "target_snapshot_name",
-]
-HEADER = ",".join(COLUMNS) + "\n"
-GOOD_ROWS = [
-    "us-east-1,eu-west-1,nyc-api-1-2026-11-20,,,,api-1-ireland",
-    "us-east-1,ap-south-1,nyc-web-data-2026-11-20,,,,web-data-mumbai",
-    "us-east-1,us-west-2,,nyc-web-1,2026-11-19,,web-1-auto",
-    "eu-central-1,us-west-2,,fra-web-1,,true,fra-web-1-latest",
-    "us-east-1,eu-west-1,,nyc-shop-1,2026-11-18,,shop-1-auto",
-]
-
-
-class Emulator:
-    """An emulator subprocess and its control API."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batchcopy.emulator", "--demo"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.proc.stderr
-
-    def control(self, method: str, path: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.communicate(timeout=10)
+from tests.helpers import GOOD_ROWS, HEADER, EmulatorProcess, read_csv, run_cli, write_manifest
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    emulator = Emulator()
+def server() -> Iterator[EmulatorProcess]:
+    emulator = EmulatorProcess()
     try:
         yield emulator
     finally:
@@ -68,40 +24,20 @@ def server() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
+def emulator(server: EmulatorProcess) -> EmulatorProcess:
     server.control("POST", "reset")
     return server
 
 
-def batchcopy(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchcopy", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write(path: Path, rows: list[str], header: str = HEADER) -> Path:
-    path.write_text(header + "".join(r + "\n" for r in rows))
-    return path
+batchcopy = run_cli
+Live = EmulatorProcess
+write = write_manifest
 
 
 FAST = ["--rate", "200", "--burst", "50", "--quiet"]
 
 
-def test_run_copies_everything_and_writes_the_report(emulator: Emulator, tmp_path: Path) -> None:
+def test_run_copies_everything_and_writes_the_report(emulator: Live, tmp_path: Path) -> None:
     """A good manifest runs to exit 0 with summary.json, results.jsonl and results.csv."""
     manifest = write(tmp_path / "jobs.csv", GOOD_ROWS)
     report = tmp_path / "report"
@@ -124,7 +60,7 @@ def test_run_copies_everything_and_writes_the_report(emulator: Emulator, tmp_pat
     assert len(stats["copies_accepted"]) == 5
 
 
-def test_json_summary_on_stdout_and_stdin_manifest(emulator: Emulator, tmp_path: Path) -> None:
+def test_json_summary_on_stdout_and_stdin_manifest(emulator: Live, tmp_path: Path) -> None:
     """`-` reads the manifest from stdin; --json prints the summary as JSON on stdout."""
     done = batchcopy(
         "run",
@@ -142,7 +78,7 @@ def test_json_summary_on_stdout_and_stdin_manifest(emulator: Emulator, tmp_path:
     assert (summary["manifest"], summary["counts"]["started"]) == ("<stdin>", 1)
 
 
-def test_throttled_region_and_5xx_still_succeed(emulator: Emulator, tmp_path: Path) -> None:
+def test_throttled_region_and_5xx_still_succeed(emulator: Live, tmp_path: Path) -> None:
     """A region throttling below --rate and 5xx answers slow the run down; nothing fails."""
     emulator.control(
         "POST",
@@ -179,7 +115,7 @@ def test_throttled_region_and_5xx_still_succeed(emulator: Emulator, tmp_path: Pa
     assert set(stats["copies_accepted"].values()) == {1}
 
 
-def test_lost_answers_cause_no_second_copy(emulator: Emulator, tmp_path: Path) -> None:
+def test_lost_answers_cause_no_second_copy(emulator: Live, tmp_path: Path) -> None:
     """Answers dropped after commit: no false failure, every target copied exactly once."""
     emulator.control("POST", "config", {"seed": 8, "drop_after_rate": 0.4})
     rows = [f"us-east-1,eu-west-1,nyc-blog-1-2026-11-20,,,,dropped-{i}" for i in range(15)]
@@ -202,7 +138,7 @@ def test_lost_answers_cause_no_second_copy(emulator: Emulator, tmp_path: Path) -
     }
 
 
-def test_permanent_errors_exit_1_with_their_code(emulator: Emulator, tmp_path: Path) -> None:
+def test_permanent_errors_exit_1_with_their_code(emulator: Live, tmp_path: Path) -> None:
     """A job whose source is missing fails with NotFoundException; the run exits 1."""
     rows = [GOOD_ROWS[0], "us-east-1,eu-west-1,does-not-exist,,,,orphan"]
     report = tmp_path / "r"
@@ -242,7 +178,7 @@ INVALID = {
 
 @pytest.mark.parametrize("case", list(INVALID))
 def test_invalid_manifests_exit_2_before_any_request(
-    emulator: Emulator, tmp_path: Path, case: str
+    emulator: Live, tmp_path: Path, case: str
 ) -> None:
     """Each kind of invalid manifest gives exit 2 with FILE:LINE and no request is sent."""
     header, rows, where, words = INVALID[case]
@@ -284,7 +220,7 @@ def test_validate_prints_jobs_per_region(tmp_path: Path) -> None:
     }
 
 
-def test_region_options_fill_empty_cells(emulator: Emulator, tmp_path: Path) -> None:
+def test_region_options_fill_empty_cells(emulator: Live, tmp_path: Path) -> None:
     """--source-region and --target-region fill cells the manifest leaves empty."""
     manifest = tmp_path / "m.csv"
     manifest.write_text(
@@ -307,9 +243,7 @@ def test_region_options_fill_empty_cells(emulator: Emulator, tmp_path: Path) -> 
     assert emulator.control("GET", "stats")["copies_accepted"] == {"eu-north-1/filled-1": 1}
 
 
-def test_unwritable_report_dir_exits_2_before_any_request(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+def test_unwritable_report_dir_exits_2_before_any_request(emulator: Live, tmp_path: Path) -> None:
     """A report folder that cannot be written is refused before any API call."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -327,7 +261,7 @@ def test_unwritable_report_dir_exits_2_before_any_request(
     assert emulator.control("GET", "stats")["requests_total"] == 0
 
 
-def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Emulator) -> None:
+def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Live) -> None:
     """Without AWS credentials the run stops with exit 253 and one clear line, no traceback."""
     env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
     clean = {k: v for k, v in os.environ.items() if k not in env}
@@ -355,7 +289,7 @@ def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Emul
     assert "Traceback" not in done.stderr
 
 
-def test_plain_progress_lines_when_not_a_terminal(emulator: Emulator, tmp_path: Path) -> None:
+def test_plain_progress_lines_when_not_a_terminal(emulator: Live, tmp_path: Path) -> None:
     """Without a terminal, progress is plain lines on stderr that read well in CI logs."""
     done = batchcopy(
         "run",

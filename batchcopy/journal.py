@@ -1,0 +1,235 @@
+"""The journal: a durable, append-only record of a run's intents and outcomes, for resume.
+
+It is JSON Lines in the report folder (``journal.jsonl``), chosen over SQLite because the
+access pattern is pure appending and one read at resume: a line per record needs no schema,
+no library and no locking, a human can read it with ``tail``, and a crash can only tear the
+last line, which reading simply ignores. Durability comes from ``fsync``:
+
+- an *intent* is on disk before its CopySnapshot is sent. Intents from concurrent jobs are
+  flushed together (group commit: one fsync covers every record written before it started),
+  so the cost is one fsync per batch, not one per job;
+- *outcomes* are written as they come and synced with the next batch or at close. Losing
+  one to a crash is safe: its job has an intent and no outcome, so a resume looks the
+  target up instead of sending again.
+
+Records::
+
+    {"type": "run", "version": 1, "manifest": ..., "manifest_sha256": ..., "at": ...}
+    {"type": "intent", "target": "eu-west-1/web-1-copy", "line": 7}
+    {"type": "outcome", "target": "eu-west-1/web-1-copy", "row": {...results.csv row...}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import anyio.to_thread
+
+from batchcopy.errors import ReportDirError
+from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
+
+__all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point"]
+
+JOURNAL_NAME = "journal.jsonl"
+VERSION = 1
+
+
+class JournalMismatch(ReportDirError):
+    """The journal was written for a different manifest."""
+
+
+@dataclass(slots=True)
+class _Past:
+    """What an earlier run of this journal got done."""
+
+    finished: set[str] = field(default_factory=set)  # targets with an outcome
+    intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
+    torn: bool = False  # the last line was cut short by a crash
+
+
+class Journal:
+    """An open journal. Use :meth:`open`; then ``await intent(job)`` before each copy."""
+
+    def __init__(self, path: Path, handle: IO[str], past: _Past) -> None:
+        self.path = path
+        self.past = past
+        self._handle = handle
+        self._written = 0  # records written
+        self._synced = 0  # records known to be on disk
+        self._syncing: anyio.Event | None = None
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        *,
+        manifest: str,
+        manifest_sha256: str,
+        resume: bool,
+        force: bool = False,
+    ) -> Journal:
+        """Open the journal in ``directory``: a new one, or (``resume``) the one there.
+
+        A journal made for a different manifest is refused unless ``force``.
+        """
+        path = directory / JOURNAL_NAME
+        past = _Past()
+        if resume:
+            if not path.exists():
+                raise ReportDirError(f"{directory}: no {JOURNAL_NAME} to resume from")
+            past = _read(path, manifest_sha256, force=force)
+        elif path.exists():
+            raise ReportDirError(
+                f"{directory} already holds a run's journal; resume it with --resume "
+                f"{directory}, or choose another --report-dir"
+            )
+        handle = _open_append(path)
+        journal = cls(path, handle, past)
+        journal._append(
+            {
+                "type": "run",
+                "version": VERSION,
+                "manifest": manifest,
+                "manifest_sha256": manifest_sha256,
+                "resume": resume,
+                "at": round(time.time(), 3),
+            }
+        )
+        return journal
+
+    async def intent(self, job: CopyJob) -> None:
+        """Record that ``job`` is about to be sent; returns once that is on disk."""
+        crash_point("before-intent")
+        self._append({"type": "intent", "target": job.target, "line": job.line})
+        await self._sync()
+        crash_point("after-intent")
+
+    def outcome(self, result: JobResult) -> None:
+        """Record a job's final result (synced with the next batch, or at close).
+
+        Not-started and interrupted jobs are not final: a resume must still run or look
+        them up, so they are not recorded as finished."""
+        if result.status is Status.NOT_STARTED or result.error_code == INTERRUPTED_CODE:
+            return
+        self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
+
+    def close(self) -> None:
+        """Flush and sync everything; the journal stays on disk for a later resume."""
+        if not self._handle.closed:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def earlier_results(self) -> Iterator[JobResult]:
+        """The outcomes earlier runs recorded (the last one per target), read from disk."""
+        last: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        for record in _records(self.path)[0]:
+            if record.get("type") == "outcome":
+                last[record["target"]] = len(rows)
+                rows.append(record["row"])
+        for index in sorted(last.values()):
+            yield JobResult.from_row(rows[index])
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._written += 1
+
+    async def _sync(self) -> None:
+        """Return once every record written so far is on disk (one fsync per batch)."""
+        wanted = self._written
+        while self._synced < wanted:
+            if self._syncing is not None:
+                await self._syncing.wait()
+                continue
+            self._syncing = done = anyio.Event()
+            batch = self._written
+            try:
+                self._handle.flush()
+                await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
+                self._synced = batch
+            finally:
+                self._syncing = None
+                done.set()
+
+
+def _open_append(path: Path) -> IO[str]:
+    """Open for appending, owner-only, refusing a symlink in the journal's place."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ReportDirError(f"{path}: cannot open the journal ({exc.strerror})") from None
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Every whole record, and whether the last line was torn (a crash mid-write)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReportDirError(f"{path}: cannot read the journal ({exc.strerror})") from None
+    lines = raw.split(b"\n")
+    torn = lines[-1] != b""  # a whole journal ends with a newline
+    records = []
+    for number, line in enumerate(lines[:-1] if not torn else lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number >= len(lines) - 1:
+                torn = True  # only the last line may be damaged
+                continue
+            raise ReportDirError(
+                f"{path}:{number}: the journal is damaged; it cannot be resumed safely"
+            ) from None
+        if isinstance(record, dict):
+            records.append(record)
+    return records, torn
+
+
+def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
+    records, torn = _records(path)
+    if not records or records[0].get("type") != "run":
+        raise ReportDirError(f"{path}: not a batchcopy journal")
+    made_for = records[0].get("manifest_sha256")
+    if made_for != manifest_sha256 and not force:
+        raise JournalMismatch(
+            f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
+            f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
+        )
+    past = _Past(torn=torn)
+    for record in records:
+        target = str(record.get("target", ""))
+        if record.get("type") == "intent":
+            past.intended.add(target)
+        elif record.get("type") == "outcome":
+            past.finished.add(target)
+    past.intended -= past.finished
+    return past
+
+
+# -- deterministic crash points, for the crash tests ------------------------------------------
+
+_CRASH_ENV = "BATCHCOPY_TEST_CRASH_AT"
+_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Die by SIGKILL here if ``BATCHCOPY_TEST_CRASH_AT`` says ``name:N`` and this is the
+    N-th time. A test-only switch: it lets tests kill a run at an exact journal boundary."""
+    wanted = os.environ.get(_CRASH_ENV)
+    if not wanted or not wanted.startswith(name + ":"):
+        return
+    _counts[name] = _counts.get(name, 0) + 1
+    if _counts[name] == int(wanted.rsplit(":", 1)[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
