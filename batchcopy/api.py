@@ -195,10 +195,11 @@ async def copy_snapshots(
                     on_result(result)
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
+        earlier: dict[str, JobResult] = {}
         if journal is not None:
             journal.close()
-            for earlier in journal.earlier_results():
-                if earlier.job.target in finished:
-                    writer.add(earlier)
-        report = writer.finish(stream(), interrupted=unsettled, exit_code=control.exit_code)
+            earlier = {r.job.target: r for r in journal.earlier_results()}
+        report = writer.finish(
+            stream(), earlier=earlier, interrupted=unsettled, exit_code=control.exit_code
+        )
     return report

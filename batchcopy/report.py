@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -177,18 +177,23 @@ class ReportWriter:
         self,
         jobs: Iterable[CopyJob] = (),
         *,
+        earlier: Mapping[str, JobResult] | None = None,
         interrupted: Container[str] = (),
         exit_code: int | None = None,
     ) -> Report:
         """Write the files and return the report. ``jobs`` is the whole run's job stream,
-        read once more: a job with no result gets one, ``failed`` (Interrupted) if its target
-        is in ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
-        overrides the computed one (an interrupted run's 130 or 143)."""
+        read once more: a job with no result gets its result from an ``earlier`` run (by
+        target) if there is one, ``failed`` (Interrupted) if its target is in ``interrupted``
+        (sent, outcome unknown), else ``not_started``. ``exit_code`` overrides the computed
+        one (an interrupted run's 130 or 143)."""
+        earlier = earlier or {}
         if len(self._done) < self._total:
             for job in jobs:
                 if hash(job.target) in self._done:
                     continue
-                if job.target in interrupted:
+                if job.target in earlier:
+                    self.add(earlier[job.target])
+                elif job.target in interrupted:
                     self.add(
                         JobResult(
                             job=job,

@@ -1,0 +1,132 @@
+"""The journal on its own: durable intents, group commit, torn lines, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from batchcopy.errors import ReportDirError
+from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
+from batchcopy.journal import JOURNAL_NAME, Journal, JournalMismatch
+
+
+def job(i: int) -> CopyJob:
+    return CopyJob(
+        line=i,
+        source_region="us-east-1",
+        target_region="eu-west-1",
+        source_snapshot_name="src-1",
+        target_snapshot_name=f"t-{i}",
+    )
+
+
+def open_journal(
+    folder: Path, *, resume: bool = False, sha: str = "a" * 64, force: bool = False
+) -> Journal:
+    return Journal.open(folder, manifest="m.csv", manifest_sha256=sha, resume=resume, force=force)
+
+
+def lines(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / JOURNAL_NAME).read_text().splitlines()]
+
+
+async def test_intent_is_on_disk_when_it_returns(tmp_path: Path) -> None:
+    """Once intent() returns, another reader sees the record: the copy may now be sent."""
+    journal = open_journal(tmp_path)
+    await journal.intent(job(1))
+    assert lines(tmp_path)[-1] == {"type": "intent", "target": "eu-west-1/t-1", "line": 1}
+    journal.close()
+
+
+async def test_concurrent_intents_share_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many jobs recording intents at once cost far fewer fsyncs than jobs (group commit)."""
+    calls = 0
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    journal = open_journal(tmp_path)
+    async with anyio.create_task_group() as tg:
+        for i in range(200):
+            tg.start_soon(journal.intent, job(i))
+    journal.close()
+    assert sum(1 for r in lines(tmp_path) if r["type"] == "intent") == 200
+    assert calls < 50
+
+
+async def test_resume_knows_what_finished_and_what_was_only_sent(tmp_path: Path) -> None:
+    """A resumed journal separates finished jobs from ones sent without a known outcome."""
+    journal = open_journal(tmp_path)
+    for i in (1, 2, 3):
+        await journal.intent(job(i))
+    journal.outcome(JobResult(job=job(1), status=Status.STARTED, attempts=1))
+    journal.outcome(JobResult(job=job(2), status=Status.FAILED, error_code=INTERRUPTED_CODE))
+    journal.outcome(JobResult(job=job(4), status=Status.NOT_STARTED))
+    journal.close()
+    again = open_journal(tmp_path, resume=True)
+    assert again.past.finished == {"eu-west-1/t-1"}
+    assert again.past.intended == {"eu-west-1/t-2", "eu-west-1/t-3"}
+    (earlier,) = again.earlier_results()
+    assert (earlier.job, earlier.status, earlier.attempts) == (job(1), Status.STARTED, 1)
+    again.close()
+
+
+async def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    """A crash in the middle of a write leaves a torn last line, which resume tolerates."""
+    journal = open_journal(tmp_path)
+    await journal.intent(job(1))
+    journal.close()
+    with (tmp_path / JOURNAL_NAME).open("a") as handle:
+        handle.write('{"type": "outcome", "target": "eu-west-1/t-1", "ro')
+    again = open_journal(tmp_path, resume=True)
+    assert again.past.torn
+    assert again.past.intended == {"eu-west-1/t-1"}
+    again.close()
+
+
+def test_damage_before_the_end_refuses_resume(tmp_path: Path) -> None:
+    """Garbage in the middle of the journal is not guessed around: resume is refused."""
+    open_journal(tmp_path).close()
+    with (tmp_path / JOURNAL_NAME).open("a") as handle:
+        handle.write("not json\n{}\n")
+    with pytest.raises(ReportDirError, match=r"journal.jsonl:2: the journal is damaged"):
+        open_journal(tmp_path, resume=True)
+
+
+def test_other_manifest_is_refused_unless_forced(tmp_path: Path) -> None:
+    """A journal made for a different manifest (sha256) is refused unless forced."""
+    open_journal(tmp_path, sha="a" * 64).close()
+    with pytest.raises(JournalMismatch, match="different manifest"):
+        open_journal(tmp_path, resume=True, sha="b" * 64)
+    open_journal(tmp_path, resume=True, sha="b" * 64, force=True).close()
+
+
+def test_new_run_does_not_overwrite_a_journal(tmp_path: Path) -> None:
+    """Starting a new run in a folder that holds a journal is refused, pointing at --resume."""
+    open_journal(tmp_path).close()
+    with pytest.raises(ReportDirError, match="--resume"):
+        open_journal(tmp_path)
+    with pytest.raises(ReportDirError, match="no journal.jsonl"):
+        open_journal(tmp_path / "empty", resume=True)
+
+
+def test_journal_is_private_and_never_a_symlink(tmp_path: Path) -> None:
+    """The journal is created mode 0600, and a symlink in its place is refused."""
+    open_journal(tmp_path).close()
+    assert stat.S_IMODE((tmp_path / JOURNAL_NAME).stat().st_mode) == 0o600
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    (elsewhere / JOURNAL_NAME).symlink_to(tmp_path / "target-file")
+    with pytest.raises(ReportDirError, match="cannot open the journal"):
+        open_journal(elsewhere)

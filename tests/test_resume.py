@@ -1,0 +1,265 @@
+"""Never lose or duplicate a job: crashes at every journal boundary, signals, resume, re-runs.
+
+Each test checks the two promises: every manifest row is in the results exactly once with
+the same final status an uninterrupted run gives, and no target is copied twice (the
+emulator's ``copies_accepted`` count is 1 for every target).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import EmulatorProcess, read_csv, run_cli, write_manifest
+
+ROWS = [
+    *(f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,resume-{i}" for i in range(6)),
+    *(f"us-east-1,ap-south-1,,nyc-api-1,2026-11-19,,resume-auto-{i}" for i in range(4)),
+    "us-east-1,eu-west-1,nyc-web-1-2026-11-20,,,,nyc-web-1-dr",  # exists: skipped
+    "us-east-1,eu-west-1,no-such-snapshot,,,,resume-orphan",  # fails: NotFound
+]
+FAST = ["--rate", "100", "--burst", "20", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorProcess]:
+    emulator = EmulatorProcess()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(server: EmulatorProcess) -> EmulatorProcess:
+    server.control("POST", "reset")
+    return server
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    return write_manifest(tmp_path / "jobs.csv", ROWS)
+
+
+def statuses(report: Path) -> dict[str, str]:
+    rows = read_csv(report / "results.csv")
+    assert len(rows) == len(ROWS), "every row exactly once"
+    assert len({r["target_snapshot_name"] for r in rows}) == len(ROWS)
+    return {r["target_snapshot_name"]: r["status"] for r in rows}
+
+
+UNINTERRUPTED = {
+    **{f"resume-{i}": "started" for i in range(6)},
+    **{f"resume-auto-{i}": "started" for i in range(4)},
+    "nyc-web-1-dr": "skipped",
+    "resume-orphan": "failed",
+}
+
+
+def assert_copied_once(emulator: EmulatorProcess) -> None:
+    accepted = emulator.stats()["copies_accepted"]
+    assert set(accepted.values()) <= {1}, accepted
+    assert len(accepted) == 10
+
+
+def test_uninterrupted_run_is_the_baseline(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """The statuses the crash tests must reproduce, from one run that is not disturbed."""
+    done = run_cli(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        *FAST,
+    )
+    assert done.returncode == 1, done.stderr  # the orphan fails
+    assert statuses(tmp_path / "r") == UNINTERRUPTED
+    assert_copied_once(emulator)
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["before-intent:3", "after-intent:3", "after-response:3", "after-response:8", "report-write:1"],
+)
+def test_kill_at_each_journal_boundary_then_resume(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path, point: str
+) -> None:
+    """kill -9 at a journal boundary, then --resume: the same statuses, nothing copied twice."""
+    report = tmp_path / "r"
+    crashed = run_cli(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(report),
+        "--max-in-flight",
+        "2",
+        *FAST,
+        env={"BATCHCOPY_TEST_CRASH_AT": point},
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(emulator)
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["total"] == len(ROWS)
+    assert not list(report.glob("*.partial"))
+
+
+def test_resume_refuses_another_manifest_unless_forced(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """A journal is tied to its manifest's sha256: another manifest is refused (exit 2)."""
+    report = tmp_path / "r"
+    run_cli(
+        "run", str(manifest), "--endpoint-url", emulator.url, "--report-dir", str(report), *FAST
+    )
+    other = write_manifest(tmp_path / "other.csv", ROWS[:3])
+    refused = run_cli(
+        "run", str(other), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+    )
+    assert refused.returncode == 2
+    assert "different manifest" in refused.stderr
+    forced = run_cli(
+        "run", str(other), "--endpoint-url", emulator.url, "--resume", str(report), "--force", *FAST
+    )
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_running_again_without_a_journal_copies_nothing(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """The same manifest run again converges: done targets are skipped, zero new copies."""
+    run_cli(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "first"),
+        *FAST,
+    )
+    before = emulator.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
+    again = run_cli(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        emulator.url,
+        "--report-dir",
+        str(tmp_path / "second"),
+        *FAST,
+    )
+    assert again.returncode == 1  # the orphan still fails
+    second = statuses(tmp_path / "second")
+    assert {t for t, s in second.items() if s == "skipped"} == {
+        t for t, s in UNINTERRUPTED.items() if s in ("started", "skipped")
+    }
+    after = emulator.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
+    assert after == before
+    assert_copied_once(emulator)
+
+
+def start_run(
+    emulator: EmulatorProcess, manifest: Path, report: Path, *extra: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batchcopy",
+            "run",
+            str(manifest),
+            "--endpoint-url",
+            emulator.url,
+            "--report-dir",
+            str(report),
+            "--rate",
+            "2",
+            "--burst",
+            "1",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_journal(report: Path, records: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        journal = report / "journal.jsonl"
+        if journal.exists() and journal.read_text().count('"intent"') >= records:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the run never got going")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_one_signal_stops_gently_and_resume_finishes(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path, signum: int, code: int
+) -> None:
+    """The first signal stops dispatch, lets calls in flight finish and writes the report;
+    the rest are not_started; --resume then finishes the run with nothing copied twice."""
+    emulator.control("POST", "config", {"latency_ms": 150})
+    report = tmp_path / "r"
+    proc = start_run(emulator, manifest, report)
+    wait_for_journal(report, 2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "stopping" in err
+    first = statuses(report)
+    assert "not_started" in first.values()
+    assert "failed" not in {s for t, s in first.items() if t != "resume-orphan"}
+    assert json.loads((report / "summary.json").read_text())["exit_code"] == code
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(emulator)
+
+
+def test_second_signal_cancels_at_once_and_resume_reconciles(
+    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """A second Ctrl-C cancels calls in flight at once; they are reported interrupted, and a
+    resume looks them up instead of copying them again."""
+    emulator.control(
+        "POST", "config", {"hang_rate": 1, "hang_seconds": 20, "actions": ["CopySnapshot"]}
+    )
+    report = tmp_path / "r"
+    proc = start_run(emulator, manifest, report, "--shutdown-grace", "60")
+    wait_for_journal(report, 1)
+    time.sleep(0.3)  # the copy is recorded by the emulator, its answer hangs
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    first = statuses(report)
+    assert "failed" in first.values()
+    interrupted = [r for r in read_csv(report / "results.csv") if r["error_code"] == "Interrupted"]
+    assert interrupted
+    emulator.control("POST", "config", {})
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(emulator)
