@@ -117,7 +117,7 @@ def test_new_run_does_not_overwrite_a_journal(tmp_path: Path) -> None:
     open_journal(tmp_path).close()
     with pytest.raises(ReportDirError, match="--resume"):
         open_journal(tmp_path)
-    with pytest.raises(ReportDirError, match="no journal.jsonl"):
+    with pytest.raises(ReportDirError, match=r"no journal\.jsonl"):
         open_journal(tmp_path / "empty", resume=True)
 
 
