@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Container, Iterable
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
 
 __all__ = ["RunControl", "copy_snapshots", "stream_copies"]
+
+log = logging.getLogger("batchcopy")
 
 
 class RunControl:
@@ -188,6 +191,7 @@ async def copy_snapshots(
         async with running as (results, engine):
             unsettled = engine.unsettled
             async for result in results:
+                _log_result(result)
                 if journal is not None:
                     journal.outcome(result)
                 writer.add(result)
@@ -203,3 +207,29 @@ async def copy_snapshots(
             stream(), earlier=earlier, interrupted=unsettled, exit_code=control.exit_code
         )
     return report
+
+
+def _log_result(result: JobResult) -> None:
+    """One log line per finished job, with its manifest line and target as fields."""
+    level = logging.WARNING if result.status == "failed" else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    job = result.job
+    detail = f" ({result.error_code}: {result.error_message})" if result.error_code else ""
+    log.log(
+        level,
+        "line %d: %s %s%s",
+        job.line,
+        job.target,
+        result.status.value,
+        detail,
+        extra={
+            "fields": {
+                "line": job.line,
+                "target": job.target,
+                "status": result.status.value,
+                "attempts": result.attempts,
+                "error_code": result.error_code,
+            }
+        },
+    )

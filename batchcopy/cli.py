@@ -74,6 +74,25 @@ TargetRegion = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+Verbose = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More log output: -v info, -vv debug.")
+]
+Debug = Annotated[
+    bool, typer.Option("--debug", help="Also log botocore's requests (credentials redacted).")
+]
+LogFormat = Annotated[str, typer.Option(help="Log lines as text or json (JSON Lines).")]
+LogFile = Annotated[Path | None, typer.Option(help="Write logs to this file instead of stderr.")]
+
+
+def _logging(verbose: int, debug: bool, log_format: str, log_file: Path | None) -> None:
+    if log_format not in ("text", "json"):
+        raise _fail("batchcopy: --log-format must be text or json", EXIT_USAGE)
+    from batchcopy.logs import setup_logging
+
+    try:
+        setup_logging(verbose=verbose, debug=debug, fmt=log_format, file=log_file)
+    except OSError as exc:
+        raise _fail(f"batchcopy: --log-file {log_file}: {exc.strerror}", EXIT_USAGE) from None
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -171,6 +190,10 @@ def run(
     ] = 30.0,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    verbose: Verbose = 0,
+    debug: Debug = False,
+    log_format: LogFormat = "text",
+    log_file: LogFile = None,
 ) -> None:
     """Copy every snapshot a manifest lists; write a report; exit 0 only if all went well.
 
@@ -180,6 +203,7 @@ def run(
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import OnExists, Settings
 
+    _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
     try:
         settings = Settings(
@@ -225,10 +249,15 @@ def demo(
     ] = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
+    verbose: Verbose = 0,
+    debug: Debug = False,
+    log_format: LogFormat = "text",
+    log_file: LogFile = None,
 ) -> None:
     """Run a demo migration against the built-in Lightsail emulator (no AWS account used)."""
     from batchcopy.demo import demo_manifest, run_demo
 
+    _logging(verbose, debug, log_format, log_file)
     folder = report_dir or _new_report_dir()
 
     async def go(progress: _Progress, control: RunControl) -> Report:

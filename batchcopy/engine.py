@@ -18,6 +18,7 @@ the task group. asyncio is the backend (aiobotocore needs it).
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
@@ -42,6 +43,8 @@ from batchcopy.retry import Guard, retrying
 from batchcopy.settings import OnExists, Settings
 
 __all__ = ["Engine", "SnapshotAPI"]
+
+log = logging.getLogger(__name__)
 
 INTERRUPTED = LightsailError(INTERRUPTED_CODE, INTERRUPTED_MESSAGE)
 
@@ -207,10 +210,12 @@ class Engine:
                         operation_id = await self._api.copy_snapshot(job)
                         crash_point("after-response")
                     except ThrottledError:
+                        log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
                         tries.throttles += 1
                         self.throttles[lane.region] += 1
                         raise
                     except TransientError as exc:
+                        log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
                         tries.ambiguous |= exc.ambiguous
                         raise
                     except PermanentError as exc:

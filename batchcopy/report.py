@@ -27,6 +27,9 @@ from batchcopy.journal import crash_point
 __all__ = ["FORMAT_VERSION", "Report", "ReportWriter", "Summary", "prepare_report_dir"]
 
 FORMAT_VERSION = 1
+REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "journal.jsonl")
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 RESULT_COLUMNS = [
     "line",
     "source_region",
@@ -109,7 +112,13 @@ class Report:
 
 
 def prepare_report_dir(directory: Path) -> Path:
-    """Create ``directory`` if needed and prove it writable, before any API call is made."""
+    """Create ``directory`` if needed and prove it writable, before any API call is made.
+
+    A symlink as the folder or in place of any report file is refused: the report must land
+    where the user asked, not wherever a link points."""
+    for path in (directory, *(directory / name for name in REPORT_FILES)):
+        if path.is_symlink():
+            raise ReportDirError(f"{path} is a symbolic link; give a real folder with --report-dir")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-") as probe:
@@ -153,8 +162,8 @@ class ReportWriter:
         self._csv: IO[str] | None = None
         self._csv_writer: Any = None
         if directory is not None:
-            self._jsonl = open(directory / "results.jsonl.partial", "w", encoding="utf-8")  # noqa: SIM115
-            self._csv = open(directory / "results.csv.partial", "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._jsonl = _create(directory / "results.jsonl.partial")
+            self._csv = _create(directory / "results.csv.partial", newline="")
             self._csv_writer = csv.DictWriter(self._csv, RESULT_COLUMNS)
             self._csv_writer.writeheader()
 
@@ -171,7 +180,7 @@ class ReportWriter:
         if self._jsonl is not None:
             row = result.to_row()
             self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self._csv_writer.writerow(row)
+            self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
 
     def finish(
         self,
@@ -245,6 +254,23 @@ class ReportWriter:
         for handle in (self._jsonl, self._csv):
             if handle is not None and not handle.closed:
                 handle.close()
+
+
+def _inert(value: object) -> object:
+    """A CSV cell a spreadsheet will show, not run (results.jsonl keeps the raw value)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _create(path: Path, newline: str | None = None) -> IO[str]:
+    """A new owner-only file for writing; an existing symlink in its place is refused."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ReportDirError(f"{path}: cannot write the report ({exc.strerror})") from None
+    return os.fdopen(fd, "w", encoding="utf-8", newline=newline)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -1,0 +1,200 @@
+"""Safety of what batchcopy writes: no secrets anywhere, inert CSV cells, private files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchcopy.jobs import CopyJob, JobResult, Status
+from batchcopy.logs import redact
+from batchcopy.report import ReportWriter
+from tests.helpers import GOOD_ROWS, EmulatorProcess, run_cli, write_manifest
+
+ACCESS_KEY = "AKIAFAKEFAKEFAKE12345"
+SECRET_KEY = "FakeSecretKeyValue/DoNotLeak+9876543210"
+SESSION_TOKEN = "FakeSessionTokenValueDoNotLeak0123456789"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorProcess]:
+    emulator = EmulatorProcess()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_in_any_output_even_with_debug_logs(
+    server: EmulatorProcess, tmp_path: Path, log_format: str
+) -> None:
+    """With -vv --debug, no key, secret, session token or signature appears in stdout,
+    stderr, the log file, the journal or the report."""
+    server.control("POST", "reset")
+    server.control("POST", "config", {"seed": 1, "error_rate": 0.2, "drop_after_rate": 0.2})
+    report = tmp_path / "report"
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+    }
+    manifest = write_manifest(tmp_path / "m.csv", GOOD_ROWS)
+    outputs = []
+    for log_file in (None, tmp_path / "batchcopy.log"):
+        target = report if log_file is None else tmp_path / "report2"
+        extra = ["--log-file", str(log_file)] if log_file else []
+        done = run_cli(
+            "run",
+            str(manifest),
+            "--endpoint-url",
+            server.url,
+            "--report-dir",
+            str(target),
+            "-vv",
+            "--debug",
+            "--log-format",
+            log_format,
+            *extra,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs += [done.stdout, done.stderr]
+        server.control("POST", "reset")
+    logged = (tmp_path / "batchcopy.log").read_text()
+    assert "botocore" in logged  # debug logging really was on
+    assert "[redacted]" in logged
+    files = [p.read_text() for folder in (report, tmp_path / "report2") for p in folder.iterdir()]
+    for text in [*outputs, logged, *files]:
+        for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN):
+            assert secret not in text
+        assert "Signature=" not in text.replace("Signature=[redacted]", "")
+
+
+def test_redact_covers_header_dicts_and_free_text() -> None:
+    """Header dicts as botocore logs them and key=value text both lose their secrets."""
+    line = (
+        "{'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLEEXAMPLE12/20261126/"
+        "eu-west-1/lightsail/aws4_request, SignedHeaders=host, Signature=abc123def',"
+        " 'X-Amz-Security-Token': b'tokenvalue123'} aws_secret_access_key=shh12345678"
+    )
+    cleaned = redact(line)
+    for secret in ("AKIAEXAMPLEEXAMPLE12", "abc123def", "tokenvalue123", "shh12345678"):
+        assert secret not in cleaned
+
+
+def test_csv_cells_cannot_run_as_formulas(tmp_path: Path) -> None:
+    """A cell starting with = + - @ tab or CR is neutralised in results.csv, raw in JSON."""
+    job = CopyJob(
+        line=2,
+        source_region="us-east-1",
+        target_region="eu-west-1",
+        source_snapshot_name="s1-x",
+        target_snapshot_name="t1-x",
+    )
+    writer = ReportWriter(tmp_path, manifest="m", manifest_sha256="0" * 64, total=1)
+    evil = '=HYPERLINK("http://example.invalid","x")'
+    writer.add(JobResult(job=job, status=Status.FAILED, error_code="@SUM(1)", error_message=evil))
+    writer.finish()
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["error_message"] == "'" + evil
+    assert row["error_code"] == "'@SUM(1)"
+    (raw,) = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert raw["error_message"] == evil
+
+
+def test_report_files_are_private(server: EmulatorProcess, tmp_path: Path) -> None:
+    """summary.json, results.* and the journal are created mode 0600."""
+    server.control("POST", "reset")
+    report = tmp_path / "r"
+    done = run_cli(
+        "run",
+        str(write_manifest(tmp_path / "m.csv", GOOD_ROWS[:1])),
+        "--endpoint-url",
+        server.url,
+        "--report-dir",
+        str(report),
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("summary.json", "results.csv", "results.jsonl", "journal.jsonl"):
+        assert stat.S_IMODE((report / name).stat().st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize("link", ["folder", "results.csv", "summary.json"])
+def test_symlinked_output_is_refused_before_any_request(
+    server: EmulatorProcess, tmp_path: Path, link: str
+) -> None:
+    """A report folder or report file that is a symlink is refused, with no request sent."""
+    server.control("POST", "reset")
+    real = tmp_path / "real"
+    real.mkdir()
+    report = tmp_path / "r"
+    if link == "folder":
+        report.symlink_to(real)
+    else:
+        report.mkdir()
+        (report / link).symlink_to(real / link)
+    done = run_cli(
+        "run",
+        str(write_manifest(tmp_path / "m.csv", GOOD_ROWS[:1])),
+        "--endpoint-url",
+        server.url,
+        "--report-dir",
+        str(report),
+        "--quiet",
+    )
+    assert done.returncode == 2
+    assert "symbolic link" in done.stderr
+    assert server.control("GET", "stats")["requests_total"] == 0
+    assert not list(real.iterdir())
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or sys.platform != "linux", reason="needs root to mount")
+@pytest.mark.parametrize("kind", ["read-only", "full"])
+def test_read_only_or_full_report_folder_is_refused_before_any_request(
+    server: EmulatorProcess, tmp_path: Path, kind: str
+) -> None:
+    """A report folder on a read-only or full file system is refused before any API call."""
+    server.control("POST", "reset")
+    mount = tmp_path / "mnt"
+    if not _mount_tmpfs(mount, "ro,size=1m" if kind == "read-only" else "size=64k"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        if kind == "full":
+            with pytest.raises(OSError, match="space"), (mount / "filler").open("wb") as handle:
+                while True:
+                    handle.write(b"x" * 4096)
+                    handle.flush()
+        done = run_cli(
+            "run",
+            str(write_manifest(tmp_path / "m.csv", GOOD_ROWS[:1])),
+            "--endpoint-url",
+            server.url,
+            "--report-dir",
+            str(mount / "report"),
+            "--quiet",
+        )
+        assert done.returncode == 2, done.stderr
+        assert "cannot write the report" in done.stderr
+        assert server.control("GET", "stats")["requests_total"] == 0
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
