@@ -8,8 +8,10 @@ then runs its jobs under the region's rate limit and in-flight cap.
 
 Lightsail's CopySnapshot has no idempotency token, so the target name is the key: after an
 ambiguous failure (5xx, timeout, dropped connection) the next step is to look the target
-up. A target that exists and was made from the same source is ours (``reconciled``); one
-made from another source is a conflict; only an absent target is sent again.
+up, and only an absent target is sent again. :meth:`Engine._judge` decides what a target
+that exists means: made from another source, a conflict; in ``error`` state, a failure;
+possibly made by this job (after an ambiguous attempt, or sent by an interrupted run), ours
+(``started``, ``reconciled``); otherwise it was there before: ``skipped``.
 
 Expected failures become a failed :class:`JobResult`; anything else is a bug and cancels
 the task group. asyncio is the backend (aiobotocore needs it).
@@ -17,10 +19,8 @@ the task group. asyncio is the backend (aiobotocore needs it).
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -61,10 +61,9 @@ class SnapshotAPI(Protocol):
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
 
 
-class _Found(enum.Enum):
-    ABSENT = "absent"
-    OURS = "ours"  # exists and was made from this job's source
-    OTHER = "other"  # exists, made from something else
+# A copy found after an ambiguous attempt is ours only if it is not older than the attempt,
+# allowing this much difference between our clock and the service's.
+CLOCK_SKEW = 300.0
 
 
 @dataclass(slots=True)
@@ -85,7 +84,10 @@ class _Tries:
 class Engine:
     """Runs copy jobs against a :class:`SnapshotAPI` and sends one result per job.
 
-    ``clock`` and ``sleep`` drive rate limits and retries; ``wall`` stamps results.
+    ``clock`` and ``sleep`` drive rate limits and retries; ``wall`` stamps results. With a
+    ``journal``, each job's intent is on disk before its first CopySnapshot. ``intended``
+    names targets an interrupted earlier run may have sent. Once ``stop`` is set nothing
+    new is sent.
     """
 
     def __init__(
@@ -101,16 +103,15 @@ class Engine:
         stop: anyio.Event | None = None,
     ) -> None:
         self._api = api
-        self._journal = journal
-        self._intended = intended  # targets an earlier, interrupted run may have sent
-        self._stop = stop or anyio.Event()
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
         self._wall = wall
+        self._journal = journal
+        self._intended = intended
+        self._stop = stop or anyio.Event()
         self._sources: dict[tuple[str, str], SnapshotInfo | None] = {}
-        self.throttles: Counter[str] = Counter()  # per target region, for progress displays
-        self.in_flight: Counter[str] = Counter()
+        self._source_locks: dict[tuple[str, str], anyio.Lock] = {}
         # Targets sent in this run whose result is not out yet: if the run is cut short,
         # they are reported as interrupted, not as never started.
         self.unsettled: set[str] = set()
@@ -169,23 +170,19 @@ class Engine:
     async def _job(
         self, lane: _Lane, job: CopyJob, results: MemoryObjectSendStream[JobResult]
     ) -> None:
-        self.in_flight[lane.region] += 1
         try:
             existing = lane.existing.get(job.target_snapshot_name)
             if existing is None:
                 result = await self._copy(lane, job)
-            elif job.target in self._intended:
-                # An interrupted run sent this copy: the listing shows whether it landed.
-                same = await self._guarded(lambda: self._same_source(job, existing))
-                found = _Found.OURS if same else _Found.OTHER
-                result = self._settled(job, found, _Tries(ambiguous=True), self._wall())
             else:
-                result = await self._already_there(job, existing)
+                # A target listed before we sent anything is ours only if an interrupted
+                # run sent it.
+                result = await self._existing(job, existing, ours=job.target in self._intended)
         finally:
-            self.in_flight[lane.region] -= 1
             lane.slots.release()
-        self.unsettled.discard(job.target)
         await results.send(result)
+        # Only now: had the send been cut short, the job must still count as interrupted.
+        self.unsettled.discard(job.target)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
@@ -196,9 +193,11 @@ class Engine:
             ):
                 with attempt:
                     if tries.ambiguous:
-                        found = await self._look_up(job)
-                        if found is not _Found.ABSENT:
-                            return self._settled(job, found, tries, started)
+                        found = await self._api.find_snapshot(
+                            job.target_region, job.target_snapshot_name
+                        )
+                        if found is not None:
+                            return await self._existing(job, found, tries, started, ours=True)
                     await lane.limiter.acquire()
                     if self._stop.is_set():
                         return self._stopped(job, tries, started)
@@ -212,7 +211,6 @@ class Engine:
                     except ThrottledError:
                         log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
                         tries.throttles += 1
-                        self.throttles[lane.region] += 1
                         raise
                     except TransientError as exc:
                         log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
@@ -221,14 +219,16 @@ class Engine:
                     except PermanentError as exc:
                         if "already in use" not in exc.message:
                             raise
-                        found = await self._look_up(job)
-                        if found is _Found.ABSENT:
+                        found = await self._api.find_snapshot(
+                            job.target_region, job.target_snapshot_name
+                        )
+                        if found is None:
                             raise  # the name belongs to an instance or disk
-                        if tries.ambiguous:
-                            # Our earlier attempt, whose answer was lost, may hold the name.
-                            return self._settled(job, found, tries, started)
-                        # Made since the listing (by an overlapping run, say).
-                        return self._existing_target(job, found is _Found.OURS, tries, started)
+                        # Ours if an earlier attempt of ours, whose answer was lost, made
+                        # it; otherwise made since the listing (by an overlapping run, say).
+                        return await self._existing(
+                            job, found, tries, started, ours=tries.ambiguous
+                        )
                     return self._result(
                         job, Status.STARTED, tries, started=started, operation_id=operation_id
                     )
@@ -242,27 +242,53 @@ class Engine:
             return self._result(job, Status.NOT_STARTED, tries)  # nothing reached Lightsail
         return self._result(job, Status.FAILED, tries, started=started, error=INTERRUPTED)
 
-    def _settled(self, job: CopyJob, found: _Found, tries: _Tries, started: float) -> JobResult:
-        """The result once a look-up after an ambiguous attempt has decided the job."""
-        if found is _Found.OURS:
-            return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
-        conflict = LightsailError("TargetExists", self._conflict_message(job))
-        return self._result(job, Status.FAILED, tries, started=started, error=conflict)
-
-    async def _already_there(self, job: CopyJob, existing: SnapshotInfo) -> JobResult:
-        started = self._wall()
-        try:
-            same = await self._guarded(lambda: self._same_source(job, existing))
-        except LightsailError as exc:
-            return self._result(job, Status.FAILED, _Tries(), started=started, error=exc)
-        return self._existing_target(job, same, _Tries(), started)
-
-    def _existing_target(
-        self, job: CopyJob, same: bool, tries: _Tries, started: float
+    async def _existing(
+        self,
+        job: CopyJob,
+        target: SnapshotInfo,
+        tries: _Tries | None = None,
+        started: float | None = None,
+        *,
+        ours: bool,
     ) -> JobResult:
-        """The result for a target that was there before this job sent anything."""
+        """The result for a job whose target exists. ``ours``: this job may have made it."""
+        tries = tries or _Tries()
+        started = self._wall() if started is None else started
+        try:
+            same = await self._guarded(lambda: self._same_source(job, target))
+        except LightsailError as exc:
+            return self._result(job, Status.FAILED, tries, started=started, error=exc)
+        if ours and tries.attempts and target.created_at:
+            # Made before our first request: it was there already, whoever made it.
+            ours = target.created_at >= started - CLOCK_SKEW
+        return self._judge(job, target, same=same, ours=ours, tries=tries, started=started)
+
+    def _judge(
+        self,
+        job: CopyJob,
+        target: SnapshotInfo,
+        *,
+        same: bool,
+        ours: bool,
+        tries: _Tries,
+        started: float,
+    ) -> JobResult:
+        """What an existing target means for ``job`` (see the module docstring)."""
+        error = None
         if not same:
-            error = LightsailError("TargetExists", self._conflict_message(job))
+            error = LightsailError(
+                "TargetExists",
+                f"{job.target} already exists and was not copied from "
+                f"{job.source_region}:{job.source_name}; choose another target name or delete it",
+            )
+        elif target.state == "error":
+            error = LightsailError(
+                "TargetFailed",
+                f"{job.target} exists in state error (a copy that failed); delete it and run "
+                "the job again",
+            )
+        elif ours:
+            return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(
                 "TargetExists",
@@ -273,33 +299,29 @@ class Engine:
             return self._result(job, Status.SKIPPED, tries, started=started)
         return self._result(job, Status.FAILED, tries, started=started, error=error)
 
-    @staticmethod
-    def _conflict_message(job: CopyJob) -> str:
-        return (
-            f"{job.target} already exists and was not copied from "
-            f"{job.source_region}:{job.source_name}; choose another target name or delete it"
-        )
-
-    async def _look_up(self, job: CopyJob) -> _Found:
-        info = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
-        if info is None:
-            return _Found.ABSENT
-        return _Found.OURS if await self._same_source(job, info) else _Found.OTHER
-
     async def _same_source(self, job: CopyJob, target: SnapshotInfo) -> bool:
-        """Whether ``target`` looks like a copy of ``job``'s source: same kind, origin, size."""
+        """Whether ``target`` looks like a copy of ``job``'s source: same kind, origin, size.
+
+        A copy of another snapshot of the same instance, same size, looks the same; only
+        the target's age (see ``CLOCK_SKEW``) tells an earlier copy from ours."""
         if job.source_resource_name:
             return target.origin == job.source_resource_name
         assert job.source_snapshot_name
-        key = (job.source_region, job.source_snapshot_name)
-        if key not in self._sources:
-            self._sources[key] = await self._api.find_snapshot(*key)
-        source = self._sources[key]
+        source = await self._source(job.source_region, job.source_snapshot_name)
         return source is not None and (source.kind, source.origin, source.size_in_gb) == (
             target.kind,
             target.origin,
             target.size_in_gb,
         )
+
+    async def _source(self, region: str, name: str) -> SnapshotInfo | None:
+        """A source snapshot, looked up once however many jobs copy it."""
+        key = (region, name)
+        lock = self._source_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            if key not in self._sources:
+                self._sources[key] = await self._api.find_snapshot(region, name)
+        return self._sources[key]
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one read under the retry policy."""

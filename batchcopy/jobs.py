@@ -55,6 +55,24 @@ class CopyJob:
     restore_date: str | None = None
     use_latest: bool = False
 
+    def __post_init__(self) -> None:
+        # The manifest reader reports these per line; this guards jobs built in code.
+        manual, automatic = self.source_snapshot_name, self.source_resource_name
+        if bool(manual) == bool(automatic):
+            raise ValueError(
+                f"{self.target}: give exactly one of source_snapshot_name or source_resource_name"
+            )
+        if manual and (self.restore_date or self.use_latest):
+            raise ValueError(
+                f"{self.target}: restore_date and use_latest apply only to "
+                "automatic snapshots (source_resource_name)"
+            )
+        if automatic and bool(self.restore_date) == self.use_latest:
+            raise ValueError(
+                f"{self.target}: an automatic snapshot needs exactly one of "
+                "restore_date or use_latest"
+            )
+
     @property
     def source_name(self) -> str:
         """The manual snapshot's name, or the resource whose automatic snapshot is copied."""
@@ -119,6 +137,7 @@ class SnapshotInfo:
     state: str
     origin: str  # the instance or disk it was taken from (fromInstanceName / fromDiskName)
     size_in_gb: int
+    created_at: float = 0.0  # epoch seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import socket
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as boto
@@ -22,6 +24,7 @@ from botocore import exceptions as boto
 from batchcopy.errors import (
     CredentialsError,
     PermanentError,
+    SettingsError,
     ThrottledError,
     TransientError,
 )
@@ -60,7 +63,18 @@ CREDENTIAL_ERRORS = (
     boto.SSOError,
     boto.NoRegionError,
 )
-NOT_SENT = (boto.EndpointConnectionError, boto.ConnectTimeoutError)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether the request certainly never reached the service: the connection itself
+    failed. aiobotocore reports a connection reset mid-request as an endpoint error too,
+    so only a failure to connect (or resolve the name) counts."""
+    if isinstance(exc, boto.ConnectTimeoutError):
+        return True
+    if isinstance(exc, boto.EndpointConnectionError):
+        cause = exc.kwargs.get("error")
+        return isinstance(cause, aiohttp.ClientConnectorError | socket.gaierror)
+    return False
 
 
 def translate_error(exc: Exception) -> Exception:
@@ -77,7 +91,9 @@ def translate_error(exc: Exception) -> Exception:
         return PermanentError(code, message, status=status)
     if isinstance(exc, CREDENTIAL_ERRORS):
         return CredentialsError(str(exc))
-    if isinstance(exc, NOT_SENT):
+    if isinstance(exc, boto.ParamValidationError):
+        return PermanentError("ParamValidationError", str(exc))
+    if _never_sent(exc):
         return TransientError(type(exc).__name__, str(exc), ambiguous=False)
     if isinstance(exc, boto.BotoCoreError | OSError | TimeoutError):
         # Read timeouts and connections closed mid-request: the request may have landed.
@@ -137,6 +153,8 @@ class LightsailClients:
                 client = await self._stack.enter_async_context(
                     self._session.create_client("lightsail", **kwargs)
                 )
+            except ValueError as exc:  # botocore's word for a malformed endpoint or region
+                raise SettingsError(f"cannot make a Lightsail client for {region}: {exc}") from None
             except Exception as exc:
                 raise translate_error(exc) from exc
             self._clients[region] = client
@@ -193,5 +211,13 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
         kind=kind,
         state=item.get("state", ""),
         origin=origin or "",
+        created_at=_epoch(item.get("createdAt")),
         size_in_gb=int(item.get("sizeInGb") or 0),
     )
+
+
+def _epoch(value: Any) -> float:
+    """botocore parses timestamps into datetimes; 0 when absent."""
+    if value is None:
+        return 0.0
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)

@@ -3,9 +3,10 @@
 aiobotocore clients are built with ``total_max_attempts=1`` (see lightsail.py), so every
 retry happens here, where it is counted and bounded. Throttling and transient faults are
 retried with full-jitter exponential backoff (a random wait between 0 and
-``min(max_delay, base_delay * 2**n)``), bounded by ``max_attempts`` and by the job's
-``deadline``: a retry whose wait would end past the deadline is not made. Permanent errors
-are raised at once.
+``min(max_delay, base_delay * 2**n)``). Faults are bounded by ``max_attempts``; throttles
+do not use attempts up (being asked to slow down is not a failure of the request), so
+they are bounded by the job's ``deadline`` alone, as everything is: a retry whose wait
+would end past the deadline is not made. Permanent errors are raised at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_random_exponential,
 )
 from tenacity.stop import stop_base
@@ -56,6 +56,20 @@ class RetryPolicy:
             )
 
 
+class _faults_exceed(stop_base):
+    """Stop after ``limit`` failed attempts, not counting throttles."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._faults = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is not None and not isinstance(outcome.exception(), ThrottledError):
+            self._faults += 1
+        return self._faults >= self._limit
+
+
 class _past_deadline(stop_base):
     """Stop when the next wait would end past the deadline (on the injected clock)."""
 
@@ -82,7 +96,7 @@ def retrying(
     return AsyncRetrying(
         retry=retry_if_exception_type(RETRYABLE),
         wait=wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay),
-        stop=stop_after_attempt(policy.max_attempts) | _past_deadline(policy.deadline, clock),
+        stop=_faults_exceed(policy.max_attempts) | _past_deadline(policy.deadline, clock),
         sleep=sleep,
         reraise=True,
     )

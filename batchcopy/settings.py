@@ -41,6 +41,10 @@ class Settings:
             raise SettingsError(f"--burst must be at least 1, got {self.burst}")
         if self.max_in_flight < 1:
             raise SettingsError(f"--max-in-flight must be at least 1, got {self.max_in_flight}")
+        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"--endpoint-url must start with http:// or https://, got {self.endpoint_url!r}"
+            )
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise SettingsError("timeouts must be above 0 seconds")
         if self.on_exists not in tuple(OnExists):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+
+import aiohttp
 import anyio
 import pytest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 
@@ -21,6 +26,8 @@ from batchcopy.errors import (
 )
 from batchcopy.lightsail import translate_error
 from batchcopy.retry import RetryPolicy, is_retryable, retrying
+
+URL = "http://127.0.0.1:1"
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -45,7 +52,20 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("UnauthenticatedException", 400), PermanentError, None),
         (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), TransientError, True),
         (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), TransientError, True),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), TransientError, False),
+        # Could not connect at all: certainly never sent.
+        (
+            EndpointConnectionError(endpoint_url=URL, error=socket.gaierror("no name")),
+            TransientError,
+            False,
+        ),
+        (ConnectTimeoutError(endpoint_url=URL), TransientError, False),
+        # aiobotocore reports a reset mid-request as an endpoint error too: it may have landed.
+        (
+            EndpointConnectionError(endpoint_url=URL, error=aiohttp.ClientConnectionError("reset")),
+            TransientError,
+            True,
+        ),
+        (ParamValidationError(report="bad"), PermanentError, None),
         (NoCredentialsError(), CredentialsError, None),
     ],
 )

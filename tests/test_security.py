@@ -158,6 +158,14 @@ def test_symlinked_output_is_refused_before_any_request(
     assert not list(real.iterdir())
 
 
+def _fill(path: Path) -> None:
+    """Write until the file system is full (raises OSError ENOSPC)."""
+    with path.open("wb") as handle:
+        while True:
+            handle.write(b"x" * 4096)
+            handle.flush()
+
+
 def _mount_tmpfs(path: Path, options: str) -> bool:
     path.mkdir()
     done = subprocess.run(
@@ -180,10 +188,8 @@ def test_read_only_or_full_report_folder_is_refused_before_any_request(
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
         if kind == "full":
-            with pytest.raises(OSError, match="space"), (mount / "filler").open("wb") as handle:
-                while True:
-                    handle.write(b"x" * 4096)
-                    handle.flush()
+            with pytest.raises(OSError, match="space"):
+                _fill(mount / "filler")
         done = run_cli(
             "run",
             str(write_manifest(tmp_path / "m.csv", GOOD_ROWS[:1])),
