@@ -133,8 +133,10 @@ async def _running(
                 yield receive, engine
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # Unusable credentials end the run wherever they surface: raise one, plainly.
-            if (error := unwrap(group, CredentialsError)) is None:
+            # Unusable credentials end the run wherever they surface: raise one, plainly;
+            # and an error of the caller's own (in its loop, or on_result) comes out as itself.
+            error = unwrap(group, CredentialsError) or unwrap(group, BaseException)
+            if error is None:
                 raise
             raise error from None
 

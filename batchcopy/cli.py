@@ -273,7 +273,8 @@ def demo(
 
 
 def _new_report_dir() -> Path:
-    return Path(f"batchcopy-report-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    # The process id keeps two runs started in the same second (cron) apart.
+    return Path(f"batchcopy-report-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
 
 
 def _run_with_progress(

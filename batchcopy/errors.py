@@ -108,6 +108,7 @@ class PermanentError(LightsailError):
 
 def unwrap(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
     """The first of a task group's errors if every one of them is a ``kind``, else None.
+    With ``kind`` BaseException: the error if the group holds exactly one.
 
     Task groups wrap what their tasks raise; an expected error (no credentials, say) should
     still reach the user as itself, while anything else keeps its group intact.
@@ -120,6 +121,8 @@ def unwrap(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
             pending[:0] = exc.exceptions
         else:
             leaves.append(exc)
+    if len(leaves) == 1 and kind is BaseException:
+        return leaves[0]  # type: ignore[return-value]
     if leaves and all(isinstance(leaf, kind) for leaf in leaves):
         first: E = leaves[0]  # type: ignore[assignment]
         return first

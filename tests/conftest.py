@@ -43,10 +43,19 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     for name in (
+        # Nothing of a CI runner's own AWS identity (containers, OIDC, SSO) is picked up.
         "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
         "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_LIGHTSAIL",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
     ):
         monkeypatch.delenv(name, raising=False)
 

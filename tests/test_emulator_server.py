@@ -277,6 +277,11 @@ async def test_hang_outlasts_the_read_timeout_after_commit(emulator: Emulator, u
     ) as ls:
         with pytest.raises(ReadTimeoutError):
             await ls.copy_snapshot(**COPY, targetSnapshotName="slow")
+    # Under load the server may record the copy after the client gave up; it still does.
+    for _ in range(200):
+        if "slow" in emulator.sim.regions["eu-west-1"].snapshots:
+            break
+        await asyncio.sleep(0.01)
     assert "slow" in emulator.sim.regions["eu-west-1"].snapshots
 
 
@@ -284,7 +289,7 @@ async def test_latency_shows_as_concurrent_requests_in_flight(
     emulator: Emulator, client: ClientFactory
 ) -> None:
     """Requests that overlap are counted as in flight together; stats report the peak per region."""
-    emulator.configure(FaultConfig.from_json({"latency_ms": 30}))
+    emulator.configure(FaultConfig.from_json({"latency_ms": 300}))
     async with client("eu-west-1") as ls:
         await asyncio.gather(*(ls.get_instance_snapshots() for _ in range(8)))
     assert emulator.stats.peak_in_flight["eu-west-1"] == 8
@@ -335,3 +340,21 @@ async def test_control_api_configures_reports_and_resets(url: str, client: Clien
     async with client("us-east-1") as ls:
         names = [s["name"] for s in (await ls.get_instance_snapshots())["instanceSnapshots"]]
     assert names == ["web-1-snap"]
+
+
+async def test_absurd_bodies_are_client_errors_not_500s(url: str) -> None:
+    """A deeply nested JSON body is a 400 SerializationException, never a retryable 500."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, _, payload = await raw_call(url, "GetRegions", body=deep)
+    assert (status, payload["__type"]) == (400, "SerializationException")
+
+
+async def test_faults_can_aim_at_chosen_operations(
+    emulator: Emulator, client: ClientFactory
+) -> None:
+    """With "actions", errors hit only the named operations; others answer normally."""
+    emulator.configure(FaultConfig.from_json({"error_rate": 1, "actions": ["CopySnapshot"]}))
+    async with client("eu-west-1") as ls:
+        with pytest.raises(ClientError):
+            await ls.copy_snapshot(**COPY, targetSnapshotName="aimed")
+        assert (await ls.get_instance_snapshots())["instanceSnapshots"] == []

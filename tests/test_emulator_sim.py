@@ -248,3 +248,21 @@ def test_regions_come_from_botocore(sim: Lightsail) -> None:
     assert "availabilityZones" not in regions[0]
     with_zones = sim.op_get_regions("us-east-1", {"includeAvailabilityZones": True})["regions"]
     assert with_zones[0]["availabilityZones"][0]["state"] == "available"
+
+
+def test_manual_source_refuses_automatic_only_fields(sim: Lightsail) -> None:
+    """restoreDate / useLatestRestorableAutoSnapshot with a manual source is InvalidInput."""
+    for extra in ({"restoreDate": "2026-11-19"}, {"useLatestRestorableAutoSnapshot": True}):
+        with pytest.raises(ApiError, match="apply only when copying an automatic") as info:
+            copy(sim, "t-manual", sourceSnapshotName="web-1-snap", **extra)
+        assert info.value.code == "InvalidInputException"
+
+
+def test_copies_of_automatic_snapshots_say_so(sim: Lightsail) -> None:
+    """A copy of an automatic snapshot has isFromAutoSnapshot true; a manual copy false."""
+    copy(sim, "from-auto", sourceResourceName="web-1", useLatestRestorableAutoSnapshot=True)
+    copy(sim, "from-manual", sourceSnapshotName="web-1-snap")
+    get = sim.op_get_instance_snapshot
+    auto = get("eu-west-1", {"instanceSnapshotName": "from-auto"})["instanceSnapshot"]
+    manual = get("eu-west-1", {"instanceSnapshotName": "from-manual"})["instanceSnapshot"]
+    assert (auto["isFromAutoSnapshot"], manual["isFromAutoSnapshot"]) == (True, False)

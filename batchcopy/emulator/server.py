@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+import aiohttp.http_exceptions
 from aiohttp import web
 
 from batchcopy.emulator.faults import FaultConfig, RegionFaults
@@ -119,7 +121,7 @@ class Emulator:
             shown = action or target or "(no X-Amz-Target)"
             return _error(400, "UnknownOperationException", f"Operation {shown} is not supported.")
         try:
-            params = self._parse(region, action, await request.read())
+            params = self._parse(region, action, await _body(request))
         except ApiError as exc:
             self.stats.requests[region, action, "client_error"] += 1
             return _error(exc.status, exc.code, exc.message)
@@ -147,7 +149,7 @@ class Emulator:
             raise ApiError("InvalidInputException", f"{region!r} is not a Lightsail region.")
         try:
             params = json.loads(raw) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ApiError(
                 "SerializationException", "The request body is not valid JSON."
             ) from None
@@ -273,6 +275,17 @@ def _check(value: Any, shape: Any, path: str) -> None:
     elif shape.type_name == "list":
         for i, item in enumerate(value):
             _check(item, shape.member, f"{path.rstrip('.')}[{i}].")
+
+
+async def _body(request: web.Request) -> bytes:
+    """The request body; one that cannot be read (bad encoding, cut short) is the client's
+    fault: a 400, never a retryable 500."""
+    try:
+        return await request.read()
+    except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
+        raise ApiError(
+            "SerializationException", f"The request body cannot be read: {exc}"
+        ) from None
 
 
 def _json(status: int, body: Any) -> web.Response:

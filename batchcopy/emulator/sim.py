@@ -418,25 +418,31 @@ class Lightsail:
             raise _invalid("Specify exactly one of sourceSnapshotName or sourceResourceName.")
         self._claim_name(region, target, "targetSnapshotName")
         if manual is not None:
+            if params.get("restoreDate") or params.get("useLatestRestorableAutoSnapshot"):
+                raise _invalid(
+                    "restoreDate and useLatestRestorableAutoSnapshot apply only when copying "
+                    "an automatic snapshot (sourceResourceName)."
+                )
             source = self.region(source_region).snapshots.get(manual)
             if source is None:
                 raise _not_found(f"The snapshot {manual} does not exist in {source_region}.")
             if source.state(self.clock()) != _READY_STATE[source.kind]:
                 raise _invalid(f"The snapshot {manual} is not ready to be copied.")
             kind, size, origin = source.kind, source.size_in_gb, dict(source.origin)
-            source_name = manual
+            source_name, from_auto = manual, False
         else:
             assert resource_name is not None
             resource = self.region(source_region).resources.get(resource_name)
             if resource is None:
                 raise _not_found(f"The resource {resource_name} does not exist in {source_region}.")
             self._pick_auto_snapshot(resource, params)
+            from_auto = True
             kind, size, source_name = (
                 _SNAPSHOT_OF[resource.kind],
                 resource.size_in_gb,
                 resource_name,
             )
-            origin = _origin_of(resource)
+            origin = _origin_of(resource, kind)
         operation = self._operation(
             region,
             target,
@@ -457,6 +463,7 @@ class Lightsail:
                 ready_at=operation.ends_at,
                 final_state="error" if error_code else _READY_STATE[kind],
                 origin=origin,
+                is_from_auto_snapshot=from_auto,
             )
         )
         return {"operations": [operation.to_wire(self.clock())]}
@@ -513,7 +520,7 @@ class Lightsail:
                 ready_at=snapshot_op.ends_at,
                 final_state=_READY_STATE[kind],
                 tags=_tags_from_wire(tags),
-                origin=_origin_of(resource),
+                origin=_origin_of(resource, kind),
             )
         )
         now = self.clock()
@@ -578,7 +585,10 @@ class Lightsail:
         return {"operations": [operation.to_wire(self.clock())]}
 
 
-def _origin_of(resource: Resource) -> JSON:
+def _origin_of(resource: Resource, kind: str) -> JSON:
+    """The from* fields a snapshot of ``kind`` taken of ``resource`` carries."""
+    if resource.kind == "Instance" and kind == "DiskSnapshot":  # an instance's system disk
+        return {"fromInstanceName": resource.name, "fromInstanceArn": resource.arn}
     if resource.kind == "Instance":
         return {
             "fromInstanceName": resource.name,
