@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +11,9 @@ import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from batchcopy import CopyJob, Report, RetryPolicy, Settings, copy_snapshots
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 
 COLUMNS = [
     "source_region",
@@ -81,3 +85,79 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def write_manifest(path: Path, rows: list[str], header: str = HEADER) -> Path:
     path.write_text(header + "".join(r + "\n" for r in rows))
     return path
+
+
+# -- in-process runs against the emulator ---------------------------------------------------
+
+
+def settings_for(url: str, **overrides: Any) -> Settings:
+    """Fast settings: a generous rate, short zero-ish backoff, short read timeout."""
+    base = Settings(
+        rate=1000,
+        burst=1000,
+        max_in_flight=8,
+        endpoint_url=url,
+        credentials=("AKIDTEST", "test-secret"),
+        read_timeout=2,
+        retry=RetryPolicy(base_delay=0.001, max_delay=0.01, deadline=60, max_attempts=50),
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def manual(
+    line: int, target_region: str, name: str, source: str = "nyc-web-1-2026-11-20"
+) -> CopyJob:
+    return CopyJob(
+        line=line,
+        source_region="us-east-1",
+        target_region=target_region,
+        source_snapshot_name=source,
+        target_snapshot_name=name,
+    )
+
+
+def mixed_jobs(count: int = 24) -> list[CopyJob]:
+    """Manual instance and disk copies and automatic copies into three regions."""
+    regions = ("eu-west-1", "ap-south-1", "us-west-2")
+    jobs = []
+    for i in range(count):
+        region = regions[i % 3]
+        if i % 4 == 0:
+            job = CopyJob(
+                line=i + 2,
+                source_region="us-east-1",
+                target_region=region,
+                source_resource_name="nyc-web-1",
+                restore_date="2026-11-19",
+                target_snapshot_name=f"auto-{i}",
+            )
+        elif i % 4 == 1:
+            job = CopyJob(
+                line=i + 2,
+                source_region="eu-central-1",
+                target_region=region,
+                source_resource_name="fra-web-1",
+                use_latest=True,
+                target_snapshot_name=f"latest-{i}",
+            )
+        elif i % 4 == 2:
+            job = manual(i + 2, region, f"disk-{i}", source="nyc-web-data-2026-11-20")
+        else:
+            job = manual(i + 2, region, f"inst-{i}")
+        jobs.append(job)
+    return jobs
+
+
+async def run(
+    faults: dict[str, Any], jobs: list[CopyJob], **overrides: Any
+) -> tuple[Any, Emulator]:
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, **overrides))
+    return report, emulator
+
+
+def assert_each_target_copied_once(report: Report, emulator: Emulator) -> None:
+    """The two promises: every job has exactly one result; no target was copied twice."""
+    assert len(report.results) == len({r.job.target for r in report.results})
+    assert all(count == 1 for count in emulator.stats.copies_accepted.values())

@@ -1,0 +1,127 @@
+"""Fault injection: each scenario keeps both promises.
+
+Every scenario runs real aiobotocore clients against the emulator with one kind of trouble
+switched on and asserts: every job is in the results exactly once, and no target was
+accepted twice (the emulator's ``copies_accepted``), plus what that trouble should lead to.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from batchcopy import RetryPolicy, Status, copy_snapshots
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+from tests.helpers import assert_each_target_copied_once, manual, mixed_jobs, run, settings_for
+
+
+async def test_throttle_storm_everything_completes() -> None:
+    """Most calls throttled for a while: jobs wait it out and all complete."""
+    jobs = [manual(i, "eu-west-1", f"storm-{i}") for i in range(24)]
+    emulator = Emulator(seed=demo_seed())
+    storm = {"seed": 3, "regions": {"eu-west-1": {"copy_rate": 4, "copy_burst": 1}}}
+    emulator.configure(FaultConfig.from_json(storm))
+    retry = RetryPolicy(base_delay=0.02, max_delay=0.2, deadline=60, max_attempts=3)
+    async with running_emulator(emulator) as url, anyio.create_task_group() as tg:
+
+        async def calm_down() -> None:
+            await anyio.sleep(0.8)
+            emulator.configure(FaultConfig())
+
+        tg.start_soon(calm_down)
+        report = await copy_snapshots(jobs, settings_for(url, retry=retry, rate=200))
+    assert all(r.status is Status.STARTED for r in report.results)
+    assert report.summary.throttles > len(jobs)  # most calls were throttled ...
+    assert (
+        report.summary.throttles
+        == emulator.stats.requests["eu-west-1", "CopySnapshot", "throttled"]
+    )
+    assert_each_target_copied_once(report, emulator)  # ... and none failed or doubled
+
+
+async def test_throttling_past_the_deadline_fails_only_those_jobs() -> None:
+    """Throttling that outlasts the per-job deadline fails those jobs with the throttle code;
+    jobs in other regions are unaffected."""
+    jobs = [
+        manual(1, "eu-west-1", "stuck-1"),
+        manual(2, "eu-west-1", "stuck-2"),
+        manual(3, "ap-south-1", "free-1"),
+        manual(4, "ap-south-1", "free-2"),
+    ]
+    emulator = Emulator(
+        seed=demo_seed(),
+        faults=FaultConfig.from_json(
+            {"regions": {"eu-west-1": {"copy_rate": 0.001, "copy_burst": 1}}}
+        ),
+    )
+    emulator._region_faults["eu-west-1"].admit(mutating=True)  # spend the one token
+    retry = RetryPolicy(base_delay=0.01, max_delay=0.02, deadline=0.3)
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, retry=retry))
+    by_name = {r.job.target_snapshot_name: r for r in report.results}
+    for name in ("stuck-1", "stuck-2"):
+        assert (by_name[name].status, by_name[name].error_code) == (
+            Status.FAILED,
+            "ThrottlingException",
+        )
+        assert by_name[name].throttles == by_name[name].attempts > 1
+    assert by_name["free-1"].status is by_name["free-2"].status is Status.STARTED
+    assert_each_target_copied_once(report, emulator)
+
+
+async def test_lost_answers_after_commit_no_duplicate_no_false_failure() -> None:
+    """Answers lost after the copy was made: looked up, reconciled, never sent twice."""
+    jobs = [manual(i, "eu-west-1", f"lost-{i}") for i in range(20)]
+    report, emulator = await run({"seed": 11, "drop_after_rate": 0.5}, jobs)
+    assert all(r.status is Status.STARTED for r in report.results)
+    assert report.summary.reconciled > 0
+    assert emulator.stats.copies_accepted == {f"eu-west-1/lost-{i}": 1 for i in range(20)}
+    assert_each_target_copied_once(report, emulator)
+
+
+async def test_connections_reset_before_send_are_retried() -> None:
+    """Connections dropped before the request took effect: looked up, found absent, resent."""
+    jobs = mixed_jobs(15)
+    report, emulator = await run({"seed": 2, "drop_before_rate": 0.4}, jobs)
+    assert all(r.status is Status.STARTED for r in report.results)
+    assert sum(r.attempts for r in report.results) > len(jobs)
+    assert not any(r.reconciled for r in report.results)
+    assert_each_target_copied_once(report, emulator)
+
+
+async def test_5xx_bursts_are_retried_4xx_fail_at_once() -> None:
+    """5xx answers are retried until they pass; a 4xx (a missing source) fails after one
+    request."""
+    jobs = [*mixed_jobs(12), manual(99, "ca-central-1", "orphan", source="no-such-snapshot")]
+    burst = {"error_rate": 0.5}
+    faults = {"seed": 5, "regions": {r: burst for r in ("eu-west-1", "ap-south-1", "us-west-2")}}
+    report, emulator = await run(faults, jobs)
+    by_name = {r.job.target_snapshot_name: r for r in report.results}
+    orphan = by_name.pop("orphan")
+    assert (orphan.status, orphan.error_code, orphan.attempts) == (
+        Status.FAILED,
+        "NotFoundException",
+        1,
+    )
+    assert all(r.status is Status.STARTED for r in by_name.values())
+    assert sum(r.attempts for r in by_name.values()) > len(by_name)
+    assert_each_target_copied_once(report, emulator)
+
+
+async def test_hang_longer_than_the_read_timeout_is_reconciled() -> None:
+    """A copy whose answer comes after the read timeout is looked up and found: started,
+    reconciled, sent once."""
+    faults = {"hang_rate": 1, "hang_seconds": 2, "actions": ["CopySnapshot"]}
+    report, emulator = await run(faults, [manual(1, "eu-west-1", "late")], read_timeout=0.2)
+    (result,) = report.results
+    assert (result.status, result.reconciled) == (Status.STARTED, True)
+    assert emulator.stats.copies_accepted == {"eu-west-1/late": 1}
+
+
+async def test_everything_at_once() -> None:
+    """Errors, resets and lost answers together: every job once, every target once."""
+    faults = {"seed": 9, "error_rate": 0.1, "drop_after_rate": 0.1, "drop_before_rate": 0.1}
+    jobs = mixed_jobs(40)
+    report, emulator = await run(faults, jobs)
+    assert sorted(r.job.line for r in report.results) == sorted(j.line for j in jobs)
+    assert all(r.status is Status.STARTED for r in report.results)
+    assert_each_target_copied_once(report, emulator)
