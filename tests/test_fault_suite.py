@@ -93,7 +93,7 @@ async def test_5xx_bursts_are_retried_4xx_fail_at_once() -> None:
     request."""
     jobs = [*mixed_jobs(12), manual(99, "ca-central-1", "orphan", source="no-such-snapshot")]
     burst = {"error_rate": 0.5}
-    faults = {"seed": 5, "regions": {r: burst for r in ("eu-west-1", "ap-south-1", "us-west-2")}}
+    faults = {"seed": 5, "regions": dict.fromkeys(("eu-west-1", "ap-south-1", "us-west-2"), burst)}
     report, emulator = await run(faults, jobs)
     by_name = {r.job.target_snapshot_name: r for r in report.results}
     orphan = by_name.pop("orphan")
