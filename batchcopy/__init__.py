@@ -8,7 +8,7 @@ The async API::
     report = await batchcopy.copy_snapshots(manifest, batchcopy.Settings(rate=10))
 """
 
-from batchcopy.api import copy_snapshots, stream_copies
+from batchcopy.api import RunControl, copy_snapshots, stream_copies
 from batchcopy.errors import (
     BatchcopyError,
     CredentialsError,
@@ -43,6 +43,7 @@ __all__ = [
     "Report",
     "ReportDirError",
     "RetryPolicy",
+    "RunControl",
     "Settings",
     "SettingsError",
     "Status",

@@ -201,13 +201,16 @@ async def copy_snapshots(
                     on_result(result)
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
-        earlier: dict[str, JobResult] = {}
-        if journal is not None:
-            journal.close()
-            earlier = {r.job.target: r for r in journal.earlier_results()}
-        report = writer.finish(
-            stream(), earlier=earlier, interrupted=unsettled, exit_code=control.exit_code
-        )
+        try:
+            earlier: dict[str, JobResult] = {}
+            if journal is not None:
+                journal.close()
+                earlier = {r.job.target: r for r in journal.earlier_results()}
+            report = writer.finish(
+                stream(), earlier=earlier, interrupted=unsettled, exit_code=control.exit_code
+            )
+        finally:
+            writer.close()  # only does something if finishing failed
     return report
 
 

@@ -91,6 +91,8 @@ class Journal:
                 f"{directory} already holds a run's journal; resume it with --resume "
                 f"{directory}, or choose another --report-dir"
             )
+        if past.torn:
+            _cut_torn_tail(path)  # or the next record would be glued onto the fragment
         handle = _open_append(path)
         journal = cls(path, handle, past)
         journal._append(
@@ -169,6 +171,16 @@ def _open_append(path: Path) -> IO[str]:
     except OSError as exc:
         raise ReportDirError(f"{path}: cannot open the journal ({exc.strerror})") from None
     return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop the unfinished last line a crash left, so appending starts on a fresh line."""
+    raw = path.read_bytes()
+    keep = raw.rfind(b"\n") + 1
+    with path.open("r+b") as handle:
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:

@@ -130,3 +130,19 @@ def test_journal_is_private_and_never_a_symlink(tmp_path: Path) -> None:
     (elsewhere / JOURNAL_NAME).symlink_to(tmp_path / "target-file")
     with pytest.raises(ReportDirError, match="cannot open the journal"):
         open_journal(elsewhere)
+
+
+async def test_resume_after_a_torn_line_keeps_the_journal_readable(tmp_path: Path) -> None:
+    """Resuming after a crash mid-write drops the fragment, so later resumes still work."""
+    journal = open_journal(tmp_path)
+    await journal.intent(job(1))
+    journal.close()
+    with (tmp_path / JOURNAL_NAME).open("a") as handle:
+        handle.write('{"type": "outco')
+    again = open_journal(tmp_path, resume=True)
+    await again.intent(job(2))
+    again.close()
+    third = open_journal(tmp_path, resume=True)
+    assert not third.past.torn
+    assert third.past.intended == {"eu-west-1/t-1", "eu-west-1/t-2"}
+    third.close()
