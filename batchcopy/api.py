@@ -22,14 +22,14 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Container, Iterable
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator
 from pathlib import Path
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchcopy.engine import Engine, SnapshotAPI
-from batchcopy.errors import CredentialsError, ReportDirError, unwrap
+from batchcopy.errors import CredentialsError, ManifestError, ReportDirError, unwrap
 from batchcopy.jobs import CopyJob, JobResult
 from batchcopy.journal import Journal
 from batchcopy.manifest import Manifest
@@ -207,7 +207,10 @@ async def copy_snapshots(
                 journal.close()
                 earlier = {r.job.target: r for r in journal.earlier_results()}
             report = writer.finish(
-                stream(), earlier=earlier, interrupted=unsettled, exit_code=control.exit_code
+                _readable(stream()),
+                earlier=earlier,
+                interrupted=unsettled,
+                exit_code=control.exit_code,
             )
         finally:
             writer.close()  # only does something if finishing failed
@@ -238,3 +241,12 @@ def _log_result(result: JobResult) -> None:
             }
         },
     )
+
+
+def _readable(jobs: Iterable[CopyJob]) -> Iterator[CopyJob]:
+    """The jobs as far as they can still be read: a manifest changed during the run must not
+    also cost the report of what was done."""
+    try:
+        yield from jobs
+    except ManifestError as exc:
+        log.error("the manifest changed during the run; the report lacks rows after: %s", exc)

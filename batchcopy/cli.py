@@ -306,6 +306,13 @@ def _run_with_progress(
     except CredentialsError as exc:
         message = f"batchcopy: AWS credentials or configuration: {exc}"
         raise _fail(message, EXIT_CREDENTIALS) from None
+    except ManifestError as exc:
+        # It passed validation before the run: it changed while the run was reading it.
+        message = (
+            f"batchcopy: the manifest changed during the run:\n{exc}\n"
+            "The report holds what was done; fix the manifest and run again with --resume."
+        )
+        raise _fail(message, 1) from None
     except BatchcopyError as exc:
         raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
 
