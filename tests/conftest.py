@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -13,6 +13,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from batchcopy.emulator import Emulator, FaultConfig, running_emulator
+from tests.helpers import EmulatorProcess
 
 SMALL_SEED: dict[str, Any] = {
     "regions": {
@@ -121,3 +122,20 @@ async def control(url: str, method: str, path: str, payload: Any = None) -> Any:
         session.request(method, f"{url}/_emulator/{path}", json=payload) as resp,
     ):
         return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorProcess]:
+    """An emulator subprocess (demo data) shared by one test module."""
+    process = EmulatorProcess()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def live(server: EmulatorProcess) -> EmulatorProcess:
+    """The module's emulator subprocess, reset to its demo data with counters at zero."""
+    server.control("POST", "reset")
+    return server

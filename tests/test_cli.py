@@ -6,43 +6,25 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import GOOD_ROWS, HEADER, EmulatorProcess, read_csv, run_cli, write_manifest
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(server: EmulatorProcess) -> EmulatorProcess:
-    server.control("POST", "reset")
-    return server
-
-
 batchcopy = run_cli
-Live = EmulatorProcess
 write = write_manifest
 
 
 FAST = ["--rate", "200", "--burst", "50", "--quiet"]
 
 
-def test_run_copies_everything_and_writes_the_report(emulator: Live, tmp_path: Path) -> None:
+def test_run_copies_everything_and_writes_the_report(live: EmulatorProcess, tmp_path: Path) -> None:
     """A good manifest runs to exit 0 with summary.json, results.jsonl and results.csv."""
     manifest = write(tmp_path / "jobs.csv", GOOD_ROWS)
     report = tmp_path / "report"
     done = batchcopy(
-        "run", str(manifest), "--endpoint-url", emulator.url, "--report-dir", str(report), *FAST
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads((report / "summary.json").read_text())
@@ -56,17 +38,17 @@ def test_run_copies_everything_and_writes_the_report(emulator: Live, tmp_path: P
     lines = [json.loads(x) for x in (report / "results.jsonl").read_text().splitlines()]
     assert {r["target_snapshot_name"] for r in lines} == {r["target_snapshot_name"] for r in rows}
     assert "5 jobs" in done.stdout
-    stats = emulator.control("GET", "stats")
+    stats = live.control("GET", "stats")
     assert len(stats["copies_accepted"]) == 5
 
 
-def test_json_summary_on_stdout_and_stdin_manifest(emulator: Live, tmp_path: Path) -> None:
+def test_json_summary_on_stdout_and_stdin_manifest(live: EmulatorProcess, tmp_path: Path) -> None:
     """`-` reads the manifest from stdin; --json prints the summary as JSON on stdout."""
     done = batchcopy(
         "run",
         "-",
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
         "--json",
@@ -78,9 +60,9 @@ def test_json_summary_on_stdout_and_stdin_manifest(emulator: Live, tmp_path: Pat
     assert (summary["manifest"], summary["counts"]["started"]) == ("<stdin>", 1)
 
 
-def test_throttled_region_and_5xx_still_succeed(emulator: Live, tmp_path: Path) -> None:
+def test_throttled_region_and_5xx_still_succeed(live: EmulatorProcess, tmp_path: Path) -> None:
     """A region throttling below --rate and 5xx answers slow the run down; nothing fails."""
-    emulator.control(
+    live.control(
         "POST",
         "config",
         {
@@ -95,7 +77,7 @@ def test_throttled_region_and_5xx_still_succeed(emulator: Live, tmp_path: Path) 
         "run",
         str(manifest),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
         "--rate",
@@ -110,20 +92,20 @@ def test_throttled_region_and_5xx_still_succeed(emulator: Live, tmp_path: Path) 
     assert summary["counts"]["started"] == 15
     assert summary["throttles"] > 0
     assert summary["attempts"] > 15
-    stats = emulator.control("GET", "stats")
+    stats = live.control("GET", "stats")
     assert stats["requests"]["eu-west-1"]["CopySnapshot"]["throttled"] == summary["throttles"]
     assert set(stats["copies_accepted"].values()) == {1}
 
 
-def test_lost_answers_cause_no_second_copy(emulator: Live, tmp_path: Path) -> None:
+def test_lost_answers_cause_no_second_copy(live: EmulatorProcess, tmp_path: Path) -> None:
     """Answers dropped after commit: no false failure, every target copied exactly once."""
-    emulator.control("POST", "config", {"seed": 8, "drop_after_rate": 0.4})
+    live.control("POST", "config", {"seed": 8, "drop_after_rate": 0.4})
     rows = [f"us-east-1,eu-west-1,nyc-blog-1-2026-11-20,,,,dropped-{i}" for i in range(15)]
     done = batchcopy(
         "run",
         str(write(tmp_path / "m.csv", rows)),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
         "--json",
@@ -133,12 +115,12 @@ def test_lost_answers_cause_no_second_copy(emulator: Live, tmp_path: Path) -> No
     summary = json.loads(done.stdout)
     assert summary["counts"]["started"] == 15
     assert summary["reconciled"] > 0
-    assert emulator.control("GET", "stats")["copies_accepted"] == {
+    assert live.control("GET", "stats")["copies_accepted"] == {
         f"eu-west-1/dropped-{i}": 1 for i in range(15)
     }
 
 
-def test_permanent_errors_exit_1_with_their_code(emulator: Live, tmp_path: Path) -> None:
+def test_permanent_errors_exit_1_with_their_code(live: EmulatorProcess, tmp_path: Path) -> None:
     """A job whose source is missing fails with NotFoundException; the run exits 1."""
     rows = [GOOD_ROWS[0], "us-east-1,eu-west-1,does-not-exist,,,,orphan"]
     report = tmp_path / "r"
@@ -146,7 +128,7 @@ def test_permanent_errors_exit_1_with_their_code(emulator: Live, tmp_path: Path)
         "run",
         str(write(tmp_path / "m.csv", rows)),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(report),
         *FAST,
@@ -178,14 +160,14 @@ INVALID = {
 
 @pytest.mark.parametrize("case", list(INVALID))
 def test_invalid_manifests_exit_2_before_any_request(
-    emulator: Live, tmp_path: Path, case: str
+    live: EmulatorProcess, tmp_path: Path, case: str
 ) -> None:
     """Each kind of invalid manifest gives exit 2 with FILE:LINE and no request is sent."""
     header, rows, where, words = INVALID[case]
     manifest = write(tmp_path / "bad.csv", rows, header=header)
     for command in ("run", "validate"):
         done = (
-            batchcopy(command, str(manifest), "--endpoint-url", emulator.url)
+            batchcopy(command, str(manifest), "--endpoint-url", live.url)
             if command == "run"
             else batchcopy(command, str(manifest))
         )
@@ -193,7 +175,7 @@ def test_invalid_manifests_exit_2_before_any_request(
         assert f"bad.csv{where}" in done.stderr
         assert words in done.stderr
         assert "Traceback" not in done.stderr
-    assert emulator.control("GET", "stats")["requests_total"] == 0
+    assert live.control("GET", "stats")["requests_total"] == 0
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
@@ -220,7 +202,7 @@ def test_validate_prints_jobs_per_region(tmp_path: Path) -> None:
     }
 
 
-def test_region_options_fill_empty_cells(emulator: Live, tmp_path: Path) -> None:
+def test_region_options_fill_empty_cells(live: EmulatorProcess, tmp_path: Path) -> None:
     """--source-region and --target-region fill cells the manifest leaves empty."""
     manifest = tmp_path / "m.csv"
     manifest.write_text(
@@ -234,16 +216,18 @@ def test_region_options_fill_empty_cells(emulator: Live, tmp_path: Path) -> None
         "--target-region",
         "eu-north-1",
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
         *FAST,
     )
     assert done.returncode == 0, done.stderr
-    assert emulator.control("GET", "stats")["copies_accepted"] == {"eu-north-1/filled-1": 1}
+    assert live.control("GET", "stats")["copies_accepted"] == {"eu-north-1/filled-1": 1}
 
 
-def test_unwritable_report_dir_exits_2_before_any_request(emulator: Live, tmp_path: Path) -> None:
+def test_unwritable_report_dir_exits_2_before_any_request(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
     """A report folder that cannot be written is refused before any API call."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -251,17 +235,17 @@ def test_unwritable_report_dir_exits_2_before_any_request(emulator: Live, tmp_pa
         "run",
         str(write(tmp_path / "m.csv", GOOD_ROWS)),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(blocker / "report"),
         *FAST,
     )
     assert done.returncode == 2
     assert "cannot write the report" in done.stderr
-    assert emulator.control("GET", "stats")["requests_total"] == 0
+    assert live.control("GET", "stats")["requests_total"] == 0
 
 
-def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Live) -> None:
+def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, live: EmulatorProcess) -> None:
     """Without AWS credentials the run stops with exit 253 and one clear line, no traceback."""
     env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
     clean = {k: v for k, v in os.environ.items() if k not in env}
@@ -273,7 +257,7 @@ def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Live
             "run",
             str(write(tmp_path / "m.csv", GOOD_ROWS[:1])),
             "--endpoint-url",
-            emulator.url,
+            live.url,
             "--report-dir",
             str(tmp_path / "r"),
             "--quiet",
@@ -289,13 +273,13 @@ def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, emulator: Live
     assert "Traceback" not in done.stderr
 
 
-def test_plain_progress_lines_when_not_a_terminal(emulator: Live, tmp_path: Path) -> None:
+def test_plain_progress_lines_when_not_a_terminal(live: EmulatorProcess, tmp_path: Path) -> None:
     """Without a terminal, progress is plain lines on stderr that read well in CI logs."""
     done = batchcopy(
         "run",
         str(write(tmp_path / "m.csv", GOOD_ROWS)),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
     )

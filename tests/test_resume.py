@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,21 +25,6 @@ ROWS = [
     "us-east-1,eu-west-1,no-such-snapshot,,,,resume-orphan",  # fails: NotFound
 ]
 FAST = ["--rate", "100", "--burst", "20", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(server: EmulatorProcess) -> EmulatorProcess:
-    server.control("POST", "reset")
-    return server
 
 
 @pytest.fixture
@@ -63,28 +47,28 @@ UNINTERRUPTED = {
 }
 
 
-def assert_copied_once(emulator: EmulatorProcess) -> None:
-    accepted = emulator.stats()["copies_accepted"]
+def assert_copied_once(live: EmulatorProcess) -> None:
+    accepted = live.stats()["copies_accepted"]
     assert set(accepted.values()) <= {1}, accepted
     assert len(accepted) == 10
 
 
 def test_uninterrupted_run_is_the_baseline(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
     """The statuses the crash tests must reproduce, from one run that is not disturbed."""
     done = run_cli(
         "run",
         str(manifest),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "r"),
         *FAST,
     )
     assert done.returncode == 1, done.stderr  # the orphan fails
     assert statuses(tmp_path / "r") == UNINTERRUPTED
-    assert_copied_once(emulator)
+    assert_copied_once(live)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +76,7 @@ def test_uninterrupted_run_is_the_baseline(
     ["before-intent:3", "after-intent:3", "after-response:3", "after-response:8", "report-write:1"],
 )
 def test_kill_at_each_journal_boundary_then_resume(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path, point: str
+    live: EmulatorProcess, manifest: Path, tmp_path: Path, point: str
 ) -> None:
     """kill -9 at a journal boundary, then --resume: the same statuses, nothing copied twice."""
     report = tmp_path / "r"
@@ -100,7 +84,7 @@ def test_kill_at_each_journal_boundary_then_resume(
         "run",
         str(manifest),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(report),
         "--max-in-flight",
@@ -110,55 +94,51 @@ def test_kill_at_each_journal_boundary_then_resume(
     )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     resumed = run_cli(
-        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
     )
     assert resumed.returncode == 1, resumed.stderr
     assert statuses(report) == UNINTERRUPTED
-    assert_copied_once(emulator)
+    assert_copied_once(live)
     summary = json.loads((report / "summary.json").read_text())
     assert summary["total"] == len(ROWS)
     assert not list(report.glob("*.partial"))
 
 
 def test_resume_refuses_another_manifest_unless_forced(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
     """A journal is tied to its manifest's sha256: another manifest is refused (exit 2)."""
     report = tmp_path / "r"
-    run_cli(
-        "run", str(manifest), "--endpoint-url", emulator.url, "--report-dir", str(report), *FAST
-    )
+    run_cli("run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST)
     other = write_manifest(tmp_path / "other.csv", ROWS[:3])
-    refused = run_cli(
-        "run", str(other), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
-    )
+    refused = run_cli("run", str(other), "--endpoint-url", live.url, "--resume", str(report), *FAST)
     assert refused.returncode == 2
     assert "different manifest" in refused.stderr
     forced = run_cli(
-        "run", str(other), "--endpoint-url", emulator.url, "--resume", str(report), "--force", *FAST
+        "run", str(other), "--endpoint-url", live.url, "--resume", str(report), "--force", *FAST
     )
     assert forced.returncode == 0, forced.stderr
 
 
 def test_running_again_without_a_journal_copies_nothing(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
     """The same manifest run again converges: done targets are skipped, zero new copies."""
     run_cli(
         "run",
         str(manifest),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "first"),
         *FAST,
     )
-    before = emulator.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
+    before = live.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
     again = run_cli(
         "run",
         str(manifest),
         "--endpoint-url",
-        emulator.url,
+        live.url,
         "--report-dir",
         str(tmp_path / "second"),
         *FAST,
@@ -168,13 +148,13 @@ def test_running_again_without_a_journal_copies_nothing(
     assert {t for t, s in second.items() if s == "skipped"} == {
         t for t, s in UNINTERRUPTED.items() if s in ("started", "skipped")
     }
-    after = emulator.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
+    after = live.stats()["requests"]["eu-west-1"]["CopySnapshot"].get("ok", 0)
     assert after == before
-    assert_copied_once(emulator)
+    assert_copied_once(live)
 
 
 def start_run(
-    emulator: EmulatorProcess, manifest: Path, report: Path, *extra: str
+    live: EmulatorProcess, manifest: Path, report: Path, *extra: str
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -184,7 +164,7 @@ def start_run(
             "run",
             str(manifest),
             "--endpoint-url",
-            emulator.url,
+            live.url,
             "--report-dir",
             str(report),
             "--rate",
@@ -211,13 +191,13 @@ def wait_for_journal(report: Path, records: int) -> None:
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_one_signal_stops_gently_and_resume_finishes(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path, signum: int, code: int
+    live: EmulatorProcess, manifest: Path, tmp_path: Path, signum: int, code: int
 ) -> None:
     """The first signal stops dispatch, lets calls in flight finish and writes the report;
     the rest are not_started; --resume then finishes the run with nothing copied twice."""
-    emulator.control("POST", "config", {"latency_ms": 150})
+    live.control("POST", "config", {"latency_ms": 150})
     report = tmp_path / "r"
-    proc = start_run(emulator, manifest, report)
+    proc = start_run(live, manifest, report)
     wait_for_journal(report, 2)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -228,23 +208,23 @@ def test_one_signal_stops_gently_and_resume_finishes(
     assert "failed" not in {s for t, s in first.items() if t != "resume-orphan"}
     assert json.loads((report / "summary.json").read_text())["exit_code"] == code
     resumed = run_cli(
-        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
     )
     assert resumed.returncode == 1, resumed.stderr
     assert statuses(report) == UNINTERRUPTED
-    assert_copied_once(emulator)
+    assert_copied_once(live)
 
 
 def test_second_signal_cancels_at_once_and_resume_reconciles(
-    emulator: EmulatorProcess, manifest: Path, tmp_path: Path
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
     """A second Ctrl-C cancels calls in flight at once; they are reported interrupted, and a
     resume looks them up instead of copying them again."""
-    emulator.control(
+    live.control(
         "POST", "config", {"hang_rate": 1, "hang_seconds": 20, "actions": ["CopySnapshot"]}
     )
     report = tmp_path / "r"
-    proc = start_run(emulator, manifest, report, "--shutdown-grace", "60")
+    proc = start_run(live, manifest, report, "--shutdown-grace", "60")
     wait_for_journal(report, 1)
     time.sleep(0.3)  # the copy is recorded by the emulator, its answer hangs
     proc.send_signal(signal.SIGINT)
@@ -256,10 +236,10 @@ def test_second_signal_cancels_at_once_and_resume_reconciles(
     assert "failed" in first.values()
     interrupted = [r for r in read_csv(report / "results.csv") if r["error_code"] == "Interrupted"]
     assert interrupted
-    emulator.control("POST", "config", {})
+    live.control("POST", "config", {})
     resumed = run_cli(
-        "run", str(manifest), "--endpoint-url", emulator.url, "--resume", str(report), *FAST
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
     )
     assert resumed.returncode == 1, resumed.stderr
     assert statuses(report) == UNINTERRUPTED
-    assert_copied_once(emulator)
+    assert_copied_once(live)

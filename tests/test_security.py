@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from tests.helpers import GOOD_ROWS, EmulatorProcess, run_cli, write_manifest
 ACCESS_KEY = "AKIAFAKEFAKEFAKE12345"
 SECRET_KEY = "FakeSecretKeyValue/DoNotLeak+9876543210"
 SESSION_TOKEN = "FakeSessionTokenValueDoNotLeak0123456789"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorProcess]:
-    emulator = EmulatorProcess()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
