@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -35,6 +36,7 @@ from batchcopy.journal import Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
+from batchcopy.waiter import Waiter
 
 __all__ = ["RunControl", "copy_snapshots", "stream_copies"]
 
@@ -90,8 +92,8 @@ async def stream_copies(
     Lightsail clients (for a different backend).
     """
     settings = settings or Settings()
-    async with _running(jobs, settings, control or RunControl(), api) as (results, _):
-        yield results
+    async with _running(jobs, settings, control or RunControl(), api) as live:
+        yield live.results
 
 
 @contextlib.asynccontextmanager
@@ -103,20 +105,30 @@ async def _running(
     *,
     journal: Journal | None = None,
     intended: Container[str] = frozenset(),
-) -> AsyncIterator[tuple[MemoryObjectReceiveStream[JobResult], Engine]]:
-    """The engine running in a task group, with the grace-period watch of ``control``."""
+) -> AsyncIterator[_Live]:
+    """The engine (and, with ``settings.wait``, the waiter behind it) running in a task
+    group, with the grace-period watch of ``control``."""
     async with contextlib.AsyncExitStack() as stack:
         if api is None:
             from batchcopy.lightsail import LightsailClients  # aiobotocore is slow to import
 
             api = await stack.enter_async_context(LightsailClients(settings))
         engine = Engine(api, settings, journal=journal, intended=intended, stop=control.stopping)
+        waiter = Waiter(api, settings, stop=control.stopping) if settings.wait else None
         send, receive = anyio.create_memory_object_stream[JobResult](4 * settings.max_in_flight)
         engine_scope, watch_scope = anyio.CancelScope(), anyio.CancelScope()
 
         async def run_engine() -> None:
             with engine_scope:
-                await engine.run(jobs, send)
+                if waiter is None:
+                    await engine.run(jobs, send)
+                else:
+                    started, followed = anyio.create_memory_object_stream[JobResult](
+                        4 * settings.max_in_flight
+                    )
+                    async with anyio.create_task_group() as pipeline:
+                        pipeline.start_soon(engine.run, jobs, started)
+                        pipeline.start_soon(waiter.run, followed, send)
             watch_scope.cancel()
 
         async def enforce_grace() -> None:
@@ -130,7 +142,7 @@ async def _running(
             async with anyio.create_task_group() as tg, receive:
                 tg.start_soon(run_engine)
                 tg.start_soon(enforce_grace)
-                yield receive, engine
+                yield _Live(receive, engine, waiter)
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # Unusable credentials end the run wherever they surface: raise one, plainly;
@@ -139,6 +151,20 @@ async def _running(
             if error is None:
                 raise
             raise error from None
+
+
+@dataclass(slots=True)
+class _Live:
+    """A running run: its results, and what engine and waiter know if it is cut short."""
+
+    results: MemoryObjectReceiveStream[JobResult]
+    engine: Engine
+    waiter: Waiter | None
+
+    def unfinished(self) -> tuple[set[str], dict[str, JobResult]]:
+        """Targets sent with no known outcome, and accepted copies still being followed."""
+        following = dict(self.waiter.pending) if self.waiter is not None else {}
+        return self.engine.unsettled, following
 
 
 async def copy_snapshots(
@@ -184,15 +210,14 @@ async def copy_snapshots(
     )
     finished = journal.past.finished if journal else set()
     intended = journal.past.intended if journal else set()
-    unsettled: set[str] = set()
+    live: _Live | None = None
     try:
         pending = (job for job in stream() if job.target not in finished)
         running = _running(
             pending, settings or Settings(), control, api, journal=journal, intended=intended
         )
-        async with running as (results, engine):
-            unsettled = engine.unsettled
-            async for result in results:
+        async with running as live:
+            async for result in live.results:
                 _log_result(result)
                 if journal is not None:
                     journal.outcome(result)
@@ -202,13 +227,13 @@ async def copy_snapshots(
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
         try:
-            earlier: dict[str, JobResult] = {}
+            unsettled, known = live.unfinished() if live else (set(), {})
             if journal is not None:
                 journal.close()
-                earlier = {r.job.target: r for r in journal.earlier_results()}
+                known |= {r.job.target: r for r in journal.earlier_results()}
             report = writer.finish(
                 _readable(stream()),
-                earlier=earlier,
+                earlier=known,
                 interrupted=unsettled,
                 exit_code=control.exit_code,
             )

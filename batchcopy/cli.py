@@ -70,7 +70,10 @@ SourceRegion = Annotated[
     str | None, typer.Option(help="Source region for rows that leave it empty.")
 ]
 TargetRegion = Annotated[
-    str | None, typer.Option(help="Target region for rows that leave it empty.")
+    str | None,
+    typer.Option(
+        help="Target region(s) for rows that leave it empty; several: eu-west-1;ap-south-1"
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
@@ -175,6 +178,15 @@ def run(
         typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
     ] = None,
     read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Follow each copy until it succeeds or fails, not just started."
+        ),
+    ] = False,
+    wait_timeout: Annotated[
+        float, typer.Option(help="Seconds to follow a copy before reporting it in_progress.")
+    ] = 3600.0,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -215,6 +227,8 @@ def run(
             profile=profile,
             endpoint_url=endpoint_url,
             read_timeout=read_timeout,
+            wait=wait,
+            wait_timeout=wait_timeout,
         )
     except ValueError:
         raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None

@@ -4,7 +4,8 @@ The emulator starts with its demo account (instances, disks, manual and automati
 snapshots in three regions) and some trouble switched on: one target region throttles
 below the rate batchcopy asks for, a few calls fail with 5xx, and a few responses are lost
 after the copy was made. The bundled manifest copies manual and automatic snapshots into
-five regions; the report shows every job done once.
+five regions and follows each copy until it has succeeded; the report shows every job done
+once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ async def run_demo(
             endpoint_url=url,
             credentials=("demo", "demo"),
             read_timeout=5,
+            wait=True,
+            wait_read_rate=5,
             retry=RetryPolicy(base_delay=0.2, max_delay=2.0, deadline=120),
         )
         manifest = demo_manifest()

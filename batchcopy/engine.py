@@ -60,6 +60,8 @@ class SnapshotAPI(Protocol):
 
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
 
+    async def get_operation(self, region: str, operation_id: str) -> dict[str, str]: ...
+
 
 # A copy found after an ambiguous attempt is ours only if it is not older than the attempt,
 # allowing this much difference between our clock and the service's.

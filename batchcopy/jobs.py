@@ -9,11 +9,23 @@ from typing import Any
 __all__ = [
     "INTERRUPTED_CODE",
     "INTERRUPTED_MESSAGE",
+    "MANIFEST_FIELDS",
     "CopyJob",
     "JobResult",
     "SnapshotInfo",
     "Status",
 ]
+
+# A job's fields in manifest form (snake_case), in the order reports and retry.csv use.
+MANIFEST_FIELDS = (
+    "source_region",
+    "target_region",
+    "source_snapshot_name",
+    "source_resource_name",
+    "restore_date",
+    "use_latest_restorable_auto_snapshot",
+    "target_snapshot_name",
+)
 
 # The error of a job that was sent but whose outcome a stopped run never learned.
 INTERRUPTED_CODE = "Interrupted"
@@ -31,16 +43,23 @@ class Status(enum.StrEnum):
     SKIPPED = "skipped"  # the target already existed, made from the same source
     FAILED = "failed"
     NOT_STARTED = "not_started"  # never sent: the run stopped first
+    IN_PROGRESS = "in_progress"  # accepted, still copying when --wait-timeout ran out
 
     @property
     def ok(self) -> bool:
         """Whether this status lets the run exit 0."""
         return self in (Status.STARTED, Status.SUCCEEDED, Status.SKIPPED)
 
+    @property
+    def final(self) -> bool:
+        """Whether a resume keeps this result rather than running or following the job."""
+        return self not in (Status.NOT_STARTED, Status.IN_PROGRESS)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CopyJob:
-    """One snapshot copy, as one manifest row describes it (already validated).
+    """One snapshot copy into one target region (a manifest row naming several target
+    regions makes one job per region; all carry the row's line).
 
     The source is either a manual snapshot (``source_snapshot_name``) or an automatic one
     (``source_resource_name`` with ``restore_date`` or ``use_latest``).
@@ -142,7 +161,7 @@ class SnapshotInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobResult:
-    """What happened to one job. Every manifest row gets exactly one."""
+    """What happened to one job. Every job of a manifest gets exactly one."""
 
     job: CopyJob
     status: Status

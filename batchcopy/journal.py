@@ -34,7 +34,7 @@ import anyio
 import anyio.to_thread
 
 from batchcopy.errors import ReportDirError
-from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
+from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult
 
 __all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point"]
 
@@ -117,9 +117,9 @@ class Journal:
     def outcome(self, result: JobResult) -> None:
         """Record a job's final result (synced with the next batch, or at close).
 
-        Not-started and interrupted jobs are not final: a resume must still run or look
-        them up, so they are not recorded as finished."""
-        if result.status is Status.NOT_STARTED or result.error_code == INTERRUPTED_CODE:
+        Not-started, in-progress and interrupted jobs are not final: a resume must still
+        run, follow or look them up, so they are not recorded as finished."""
+        if not result.status.final or result.error_code == INTERRUPTED_CODE:
             return
         self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
 

@@ -174,6 +174,12 @@ class LightsailClients:
         operations = response.get("operations") or [{}]
         return str(operations[0].get("id", ""))
 
+    async def get_operation(self, region: str, operation_id: str) -> dict[str, str]:
+        """An operation's status, errorCode and errorDetails (empty strings when absent)."""
+        response = await self._call(region, "get_operation", operationId=operation_id)
+        operation = response.get("operation", {})
+        return {k: str(operation.get(k) or "") for k in ("status", "errorCode", "errorDetails")}
+
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None:
         """The manual snapshot called ``name`` in ``region``, instance or disk, or None."""
         for kind, method, param, key in _KINDS:

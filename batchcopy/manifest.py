@@ -1,27 +1,33 @@
 """Manifests: the snapshot copies to make, read from CSV, JSON or JSON Lines.
 
-A manifest holds one job per CSV row (after a header row), per object in a JSON array, or per
-line of JSON Lines. A JSON document may also be ``{"defaults": {...}, "jobs": [...]}``, where
-defaults fill the fields a job leaves out. Fields are spelled in snake_case or camelCase; an
-empty value or null is absent.
+A manifest holds one row per CSV row (after a header row), per object in a JSON array, or per
+line of JSON Lines; a row makes one job per target region. A JSON document may also be
+``{"defaults": {...}, "jobs": [...]}``, where defaults fill the fields a row leaves out. Fields
+are spelled in snake_case or camelCase; an empty value or null is absent.
 
   field (or its camelCase form)         meaning
   source_region                         where the source lives (may come from a default)
-  target_region                         where the copy is made (may come from a default)
+  target_region                         where copies are made (may come from a default):
+                                        one region, or several separated by ";"
+                                        (eu-west-1;ap-south-1) or, in JSON, as a list;
+                                        each is its own job, all on the row's line
   source_snapshot_name                  a manual snapshot to copy, or
   source_resource_name                  the instance or disk whose automatic snapshot to copy
   restore_date                          automatic only: that day's snapshot, YYYY-MM-DD, or
   use_latest_restorable_auto_snapshot   automatic only: true for the latest one
   target_snapshot_name                  the copy's name: unique per target region, the job's key
+                                        (so a row fanning out makes one copy in each region)
 
 Names follow :data:`batchcopy.facts.NAME_RULE`, regions are those botocore lists for
-Lightsail, booleans are true/false, yes/no or 1/0. The extension (``.csv``, ``.json``,
-``.jsonl``, ``.ndjson``) names the format; otherwise (stdin too) the first bytes decide.
+Lightsail (a row names each target region once), booleans are true/false, yes/no or 1/0. The
+extension (``.csv``, ``.json``, ``.jsonl``, ``.ndjson``) names the format; otherwise (stdin
+too) the first bytes decide.
 
 Memory stays flat however long a manifest is: CSV and JSON Lines are streamed a line at a time,
-a JSON document (smaller, by :data:`MAX_JSON_BYTES`) is decoded one job at a time, and finding
-duplicates keeps only an 8-byte digest per target. Checking and :meth:`Manifest.jobs` share
-one parser, so each rule is written once.
+a JSON document (smaller, by :data:`MAX_JSON_BYTES`) is decoded one row at a time, a row
+makes at most one job per Lightsail region, and finding duplicates keeps only an 8-byte digest
+per target (per job, so a fanned-out row costs one per region). Checking and
+:meth:`Manifest.jobs` share one parser, so each rule is written once.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import sys
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -93,7 +99,7 @@ class _Row(NamedTuple):
 
 
 class _Invalid(Exception):
-    """A value breaks its field's rule; the message says how."""
+    """A value breaks its field's rules; each argument is a message saying how."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +110,7 @@ class Manifest:
     name: str  # as messages name it: the path as given, or "<stdin>"
     format: str  # "csv" | "json" | "jsonl"
     sha256: str
-    total: int
+    total: int  # jobs, so a row fanning out to three regions counts three
     per_region: Mapping[str, int]  # jobs per target region, sorted by region
     source_region: str | None = None  # the defaults given to load_manifest
     target_region: str | None = None
@@ -112,7 +118,9 @@ class Manifest:
     def jobs(self) -> Iterator[CopyJob]:
         """Read the file again and yield its jobs in file order.
 
-        Raises ManifestError if a job no longer passes: the file changed after it was checked.
+        A row naming several target regions yields a job for each, in the order written, all
+        with the row's line. Raises ManifestError if a row no longer passes: the file changed
+        after it was checked.
         """
         defaults = _defaults(self.source_region, self.target_region)
         changed = Problem(file=self.name, line=0, field="", message="changed since it was checked")
@@ -120,11 +128,12 @@ class Manifest:
             with self.path.open("rb") as file:
                 for item in _items(file, self.format, hashlib.sha256(), frozenset(defaults)):
                     checked = [item] if isinstance(item, _Issue) else _check(item, defaults)
-                    if isinstance(checked, CopyJob):
-                        yield checked
-                    else:
-                        problems = [Problem(file=self.name, **i._asdict()) for i in checked]
-                        raise ManifestError([*problems, changed])
+                    for job in checked:  # all jobs or all issues, never both
+                        if not isinstance(job, CopyJob):
+                            issues = [i for i in checked if isinstance(i, _Issue)]
+                            problems = [Problem(file=self.name, **i._asdict()) for i in issues]
+                            raise ManifestError([*problems, changed])
+                        yield job
         except OSError as exc:
             raise ManifestError([_unreadable(self.name, exc), changed]) from exc
 
@@ -141,7 +150,8 @@ def load_manifest(
     ``source`` is a path, or ``"-"`` for ``stdin`` (default ``sys.stdin.buffer``). Streams
     (stdin, or a pipe given by path) are spooled to a temporary file, removed when the process
     exits, so :meth:`Manifest.jobs` can read them again. ``source_region`` and
-    ``target_region`` fill jobs that leave them out.
+    ``target_region`` fill rows that leave them out; ``target_region`` may name several
+    regions separated by ``;``, like a manifest's cell.
 
     Raises ManifestError listing every problem (up to MAX_PROBLEMS; the rest are counted).
     """
@@ -153,7 +163,7 @@ def load_manifest(
         try:
             _value(field, region)
         except _Invalid as exc:
-            tally.add(_Issue(0, field, f"the default {exc}"))
+            tally.add([_Issue(0, field, f"the default {message}") for message in exc.args])
     path, spooled, fmt, digest = None, False, "csv", hashlib.sha256()
     try:
         if not tally.problems:
@@ -199,13 +209,12 @@ class _Tally:
         self.per_region: Counter[str] = Counter()
         self._first_lines = _FirstLines()
 
-    def add(self, checked: CopyJob | _Issue | list[_Issue]) -> None:
-        if isinstance(checked, CopyJob):
-            self._count(checked)
-            return
-        for issue in checked if isinstance(checked, list) else [checked]:
-            if len(self.problems) < MAX_PROBLEMS:
-                self.problems.append(Problem(file=self.name, **issue._asdict()))
+    def add(self, checked: _Issue | Sequence[CopyJob | _Issue]) -> None:
+        for item in [checked] if isinstance(checked, _Issue) else checked:
+            if isinstance(item, CopyJob):
+                self._count(item)
+            elif len(self.problems) < MAX_PROBLEMS:
+                self.problems.append(Problem(file=self.name, **item._asdict()))
             else:
                 self.more += 1
 
@@ -264,8 +273,8 @@ def _defaults(source_region: str | None, target_region: str | None) -> dict[str,
     return {field: value for field, value in given.items() if value}
 
 
-def _check(row: _Row, defaults: Mapping[str, str]) -> CopyJob | list[_Issue]:
-    """One job from its raw values, or every rule it breaks."""
+def _check(row: _Row, defaults: Mapping[str, str]) -> list[CopyJob] | list[_Issue]:
+    """A row's jobs, one per target region in the order written; or every rule it breaks."""
     issues: list[_Issue] = []
     text: dict[str, str] = {}
     broken: set[str] = set()  # already reported, so "missing" is not said as well
@@ -276,7 +285,7 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> CopyJob | list[_Issue]:
             if value is None and field in defaults:
                 value = _value(field, defaults[field])
         except _Invalid as exc:
-            issues.append(_Issue(row.line, field, str(exc)))
+            issues += (_Issue(row.line, field, message) for message in exc.args)
             broken.add(field)
             continue
         if isinstance(value, bool):
@@ -286,16 +295,19 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> CopyJob | list[_Issue]:
     issues += (_Issue(row.line, f, m) for f, m in _conflicts(text, latest, broken))
     if issues:
         return issues
-    return CopyJob(
-        line=row.line,
-        source_region=text["source_region"],
-        target_region=text["target_region"],
-        target_snapshot_name=text["target_snapshot_name"],
-        source_snapshot_name=text.get("source_snapshot_name"),
-        source_resource_name=text.get("source_resource_name"),
-        restore_date=text.get("restore_date"),
-        use_latest=latest,
-    )
+    return [
+        CopyJob(
+            line=row.line,
+            source_region=text["source_region"],
+            target_region=region,
+            target_snapshot_name=text["target_snapshot_name"],
+            source_snapshot_name=text.get("source_snapshot_name"),
+            source_resource_name=text.get("source_resource_name"),
+            restore_date=text.get("restore_date"),
+            use_latest=latest,
+        )
+        for region in text["target_region"].split(_SEPARATOR)
+    ]
 
 
 def _conflicts(text: dict[str, str], latest: bool, broken: set[str]) -> Iterator[tuple[str, str]]:
@@ -321,14 +333,19 @@ def _conflicts(text: dict[str, str], latest: bool, broken: set[str]) -> Iterator
 
 
 def _value(field: str, raw: object) -> str | bool | None:
-    """The value of one field (None if absent), or _Invalid saying which rule it breaks."""
+    """The value of one field (None if absent), or _Invalid saying which rules it breaks.
+
+    target_region's value is its regions joined by ";", each checked, none twice.
+    """
     if raw is None or raw == "":
         return None
     if isinstance(raw, bool) and field == _LATEST:
         return raw
+    if isinstance(raw, list) and field == "target_region":
+        return _regions(raw, written=None)
     if not isinstance(raw, str):
-        wanted = "true or false" if field == _LATEST else "a string"
-        raise _Invalid(f"must be {wanted}, not {_kind(raw)}")
+        wanted = {_LATEST: "true or false", "target_region": "a string or a list of strings"}
+        raise _Invalid(f"must be {wanted.get(field, 'a string')}, not {_kind(raw)}")
     value = raw.strip()
     if not value:
         return None
@@ -349,6 +366,55 @@ def _region(value: str) -> str:
     )
 
 
+def _targets(value: str) -> str:
+    return _regions(value.split(_SEPARATOR), written=value)
+
+
+def _regions(parts: Sequence[object], *, written: str | None) -> str:
+    """The target regions joined by ";", in the order written; _Invalid says each part's fault.
+
+    ``parts`` is a JSON list, or ``written`` (a cell or string) split at each ";".
+    """
+    limit = len(lightsail_regions())
+    if not parts:
+        raise _Invalid("must not be an empty list: give one region or more, or leave it out")
+    if len(parts) > limit:  # so a huge list is one problem, not one per entry
+        raise _Invalid(
+            f"has {len(parts)} entries, but Lightsail has {limit} regions; name each region once"
+        )
+    regions: list[str] = []
+    messages: list[str] = []
+    seen: set[str] = set()
+    for number, part in enumerate(parts, start=1):
+        if not isinstance(part, str):
+            messages.append(f"entry {number} must be a string, not {_kind(part)}")
+            continue
+        region = part.strip()
+        if not region and written is not None:
+            messages.append(
+                f"{_quote(written)} has an empty entry; separate regions with single "
+                "semicolons, like eu-west-1;ap-south-1"
+            )
+        elif not region:
+            messages.append(f"entry {number} is empty; give a region or remove it")
+        elif len(region) > MAX_FIELD_CHARS:
+            messages.append(
+                f"entry {number} is too long ({len(region)} characters; the limit is "
+                f"{MAX_FIELD_CHARS})"
+            )
+        elif region in seen:
+            messages.append(f"{_quote(region)} is listed twice; name each region once")
+        else:
+            seen.add(region)
+            try:
+                regions.append(_region(region))
+            except _Invalid as exc:
+                messages += exc.args
+    if messages:
+        raise _Invalid(*dict.fromkeys(messages))  # "a;;" or "a;a;a" need saying only once
+    return _SEPARATOR.join(regions)
+
+
 def _name(value: str) -> str:
     if is_valid_name(value):
         return value
@@ -367,9 +433,10 @@ def _boolean(value: str) -> bool:
     raise _Invalid(f"{_quote(value)} is not true or false (nor yes/no, 1/0)")
 
 
+_SEPARATOR = ";"  # between target regions; no region name holds one
 _RULES: dict[str, Callable[[str], str | bool]] = {
     "source_region": _region,
-    "target_region": _region,
+    "target_region": _targets,
     "source_snapshot_name": _name,
     "source_resource_name": _name,
     "restore_date": _date,
@@ -743,7 +810,8 @@ class _JsonWalk:
                 try:
                     _value(field, raw)
                 except _Invalid as exc:
-                    yield _Issue(line, field, f"the default {exc}")
+                    for message in exc.args:
+                        yield _Issue(line, field, f"the default {message}")
         elif key in ("defaults", "jobs"):
             wanted = "an object" if key == "defaults" else "an array"
             yield _Issue(line, key, f"must be {wanted}, not {_kind(value)}")

@@ -21,15 +21,34 @@ from pathlib import Path
 from typing import IO, Any
 
 from batchcopy.errors import ReportDirError
-from batchcopy.jobs import INTERRUPTED_CODE, INTERRUPTED_MESSAGE, CopyJob, JobResult, Status
+from batchcopy.jobs import (
+    INTERRUPTED_CODE,
+    INTERRUPTED_MESSAGE,
+    MANIFEST_FIELDS,
+    CopyJob,
+    JobResult,
+    Status,
+)
 from batchcopy.journal import crash_point
 
 __all__ = ["FORMAT_VERSION", "Report", "ReportWriter", "Summary", "prepare_report_dir"]
 
 FORMAT_VERSION = 1
-REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "journal.jsonl")
+REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "journal.jsonl")
+# Jobs worth running again: retry.csv lists them in manifest form.
+RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MANIFEST_COLUMNS = list(
+    CopyJob.from_row(
+        {
+            "source_region": "",
+            "target_region": "",
+            "target_snapshot_name": "",
+            "source_snapshot_name": "x",
+        }
+    ).to_row()
+)
 RESULT_COLUMNS = [
     "line",
     "source_region",
@@ -161,11 +180,17 @@ class ReportWriter:
         self._jsonl: IO[str] | None = None
         self._csv: IO[str] | None = None
         self._csv_writer: Any = None
+        self._retry: IO[str] | None = None
+        self._retry_writer: Any = None
+        self.retry_rows = 0
         if directory is not None:
             self._jsonl = _create(directory / "results.jsonl.partial")
             self._csv = _create(directory / "results.csv.partial", newline="")
             self._csv_writer = csv.DictWriter(self._csv, RESULT_COLUMNS)
             self._csv_writer.writeheader()
+            self._retry = _create(directory / "retry.csv.partial", newline="")
+            self._retry_writer = csv.DictWriter(self._retry, MANIFEST_FIELDS)
+            self._retry_writer.writeheader()
 
     def add(self, result: JobResult) -> None:
         """Count one result and write its row."""
@@ -181,6 +206,9 @@ class ReportWriter:
             row = result.to_row()
             self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
+            if result.status in RETRY_STATUSES:
+                self._retry_writer.writerow(result.job.to_row())
+                self.retry_rows += 1
 
     def finish(
         self,
@@ -190,11 +218,13 @@ class ReportWriter:
         interrupted: Container[str] = (),
         exit_code: int | None = None,
     ) -> Report:
-        """Write the files and return the report. ``jobs`` is the whole run's job stream,
-        read once more: a job with no result gets its result from an ``earlier`` run (by
-        target) if there is one, ``failed`` (Interrupted) if its target is in ``interrupted``
-        (sent, outcome unknown), else ``not_started``. ``exit_code`` overrides the computed
-        one (an interrupted run's 130 or 143)."""
+        """Write the files and return the report.
+
+        ``jobs`` is the whole run's job stream, read once more: a job with no result gets
+        the one ``earlier`` holds for its target (an earlier run's, or a copy still being
+        followed) if there is one, ``failed`` (Interrupted) if its target is in
+        ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
+        overrides the computed one (an interrupted run's 130 or 143)."""
         earlier = earlier or {}
         if len(self._done) < self._total:
             for job in jobs:
@@ -241,17 +271,28 @@ class ReportWriter:
         return Report(summary=summary, results=tuple(self._kept or ()))
 
     def _close_rows(self) -> None:
-        assert self._directory is not None
-        for handle, name in ((self._jsonl, "results.jsonl"), (self._csv, "results.csv")):
+        """Move the row files into place; retry.csv only if some job needs another run."""
+        directory = self._directory
+        assert directory is not None
+        files = (
+            (self._jsonl, "results.jsonl"),
+            (self._csv, "results.csv"),
+            (self._retry, "retry.csv"),
+        )
+        for handle, name in files:
             assert handle is not None
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-            os.replace(self._directory / f"{name}.partial", self._directory / name)
+            if name == "retry.csv" and not self.retry_rows:
+                (directory / "retry.csv.partial").unlink()
+                (directory / name).unlink(missing_ok=True)  # a resume fixed what it listed
+                continue
+            os.replace(directory / f"{name}.partial", directory / name)
 
     def close(self) -> None:
         """Release the files without finishing (used when a run dies of a bug)."""
-        for handle in (self._jsonl, self._csv):
+        for handle in (self._jsonl, self._csv, self._retry):
             if handle is not None and not handle.closed:
                 handle.close()
 

@@ -31,6 +31,9 @@ class Settings:
     endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL_LIGHTSAIL or the real endpoint
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    wait: bool = False  # follow each accepted copy until it succeeds or fails
+    wait_timeout: float = 3600.0  # seconds a copy is followed before it counts as in_progress
+    wait_read_rate: float = 2.0  # status checks per second, per target region, while waiting
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -45,6 +48,8 @@ class Settings:
             raise SettingsError(
                 f"--endpoint-url must start with http:// or https://, got {self.endpoint_url!r}"
             )
+        if self.wait_timeout <= 0 or not self.wait_read_rate > 0:
+            raise SettingsError("--wait-timeout and the wait read rate must be above 0")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise SettingsError("timeouts must be above 0 seconds")
         if self.on_exists not in tuple(OnExists):

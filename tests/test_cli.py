@@ -294,7 +294,7 @@ def test_demo_runs_to_a_clean_report(tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     assert summary["counts"]["failed"] == summary["counts"]["not_started"] == 0
     assert summary["counts"]["skipped"] == 1
-    assert summary["counts"]["started"] == summary["total"] - 1
+    assert summary["counts"]["succeeded"] == summary["total"] - 1  # followed to the end
     assert summary["throttles"] > 0
     assert (
         (
@@ -305,3 +305,52 @@ def test_demo_runs_to_a_clean_report(tmp_path: Path) -> None:
         .joinpath("summary.json")
         .exists()
     )
+
+
+def test_retry_csv_lists_exactly_what_to_run_again(live: EmulatorProcess, tmp_path: Path) -> None:
+    """retry.csv holds the failed rows in manifest form; running it redoes only those."""
+    rows = [GOOD_ROWS[0], "us-east-1,eu-west-1,not-yet-there,,,,later-copy"]
+    report = tmp_path / "r"
+    first = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", rows)),
+        "--endpoint-url",
+        live.url,
+        "--report-dir",
+        str(report),
+        *FAST,
+    )
+    assert first.returncode == 1
+    retry = report / "retry.csv"
+    assert [r["target_snapshot_name"] for r in read_csv(retry)] == ["later-copy"]
+    # The missing source appears; the retry file alone finishes the migration.
+    live.control(
+        "POST",
+        "seed",
+        {
+            "regions": {
+                "us-east-1": {
+                    "instanceSnapshots": [
+                        {"name": "not-yet-there", "fromInstanceName": "nyc-web-1"}
+                    ]
+                }
+            }
+        },
+    )
+    second = batchcopy(
+        "run",
+        str(retry),
+        "--endpoint-url",
+        live.url,
+        "--report-dir",
+        str(tmp_path / "r2"),
+        "--json",
+        *FAST,
+    )
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["counts"]["started"] == 1
+    assert not (tmp_path / "r2" / "retry.csv").exists()
+    assert live.control("GET", "stats")["copies_accepted"] == {
+        "eu-west-1/api-1-ireland": 1,
+        "eu-west-1/later-copy": 1,
+    }

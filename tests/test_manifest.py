@@ -633,6 +633,140 @@ def test_the_manifest_is_a_frozen_value(tmp_path: Path) -> None:
     assert isinstance(loaded, Manifest)
 
 
+# -- fan-out ----------------------------------------------------------------------------------
+
+
+def fanned(job: CopyJob, *regions: str, line: int | None = None) -> list[CopyJob]:
+    """The jobs one row naming several target regions makes, all on the row's line."""
+    line = job.line if line is None else line
+    return [dataclasses.replace(job, target_region=r, line=line) for r in regions]
+
+
+def test_a_csv_cell_with_semicolons_makes_a_job_per_region(tmp_path: Path) -> None:
+    """``eu-west-1; ap-south-1`` in a CSV cell copies to both, in that order, on the row's line."""
+    text = CSV_TEXT.replace(",eu-west-1,web-1-snap,", ", eu-west-1 ;ap-south-1 ,web-1-snap,")
+    loaded = load_manifest(write(tmp_path, "jobs.csv", text))
+    assert list(loaded.jobs()) == [*fanned(MANUAL, "eu-west-1", "ap-south-1"), DATED, LATEST]
+
+
+def test_a_json_list_of_regions_makes_a_job_per_region(tmp_path: Path) -> None:
+    """A JSON ``targetRegion`` list gives one job per region, all at the line the job opens."""
+    row = {**as_json(MANUAL), "targetRegion": ["ap-south-1", "eu-west-1", "us-west-2"]}
+    text = json.dumps([row, as_json(DATED)], indent=2)
+    loaded = load_manifest(write(tmp_path, "jobs.json", text))
+    assert list(loaded.jobs()) == [
+        *fanned(MANUAL, "ap-south-1", "eu-west-1", "us-west-2"),
+        *at([DATED], 12),  # the list takes a line per region
+    ]
+
+
+def test_a_json_lines_string_with_semicolons_makes_a_job_per_region(tmp_path: Path) -> None:
+    """In JSON Lines, ``"targetRegion": "eu-west-1;eu-west-2"`` fans out like a CSV cell."""
+    row = {**as_json(DATED), "targetRegion": "eu-west-1;eu-west-2"}
+    text = json.dumps(as_json(MANUAL)) + "\n" + json.dumps(row) + "\n"
+    loaded = load_manifest(write(tmp_path, "jobs.jsonl", text))
+    assert list(loaded.jobs()) == [
+        *at([MANUAL], 1),
+        *fanned(DATED, "eu-west-1", "eu-west-2", line=2),
+    ]
+
+
+def test_region_defaults_may_name_several_regions(tmp_path: Path) -> None:
+    """A JSON default list, or a --target-region with ";", fans out every row that uses it."""
+    job = {"sourceSnapshotName": "web-1-snap", "targetSnapshotName": "web-1-copy"}
+    defaults = {"sourceRegion": "us-east-1", "targetRegion": ["eu-west-1", "ap-south-1"]}
+    text = json.dumps({"defaults": defaults, "jobs": [job]})
+    loaded = load_manifest(write(tmp_path, "jobs.json", text))
+    assert list(loaded.jobs()) == fanned(MANUAL, "eu-west-1", "ap-south-1", line=1)
+    text = "source_snapshot_name,target_region,target_snapshot_name\nweb-1-snap,,web-1-copy\n"
+    loaded = load_manifest(
+        write(tmp_path, "jobs.csv", text),
+        source_region="us-east-1",
+        target_region="eu-west-1;ap-south-1",
+    )
+    assert list(loaded.jobs()) == fanned(MANUAL, "eu-west-1", "ap-south-1")
+
+
+def test_fanned_out_jobs_are_counted_per_region_and_in_total(tmp_path: Path) -> None:
+    """total and per_region count each copy a row fans out to, not the rows."""
+    text = CSV_TEXT.replace(",eu-west-1,web-1-snap,", ",eu-west-1;eu-west-2;ap-south-1,web-1-snap,")
+    loaded = load_manifest(write(tmp_path, "jobs.csv", text))
+    assert loaded.total == 5
+    assert dict(loaded.per_region) == {"ap-south-1": 1, "eu-west-1": 2, "eu-west-2": 2}
+    assert len(list(loaded.jobs())) == loaded.total
+
+
+def test_a_fanned_out_target_may_not_repeat_another_rows(tmp_path: Path) -> None:
+    """A fan-out row that reaches a target another row already names is refused at its line."""
+    fan = ROW.replace("eu-west-1", "ap-south-1;eu-west-1")
+    text = f"{HEADER}\n{ROW}\n{fan}\n{ROW.replace('eu-west-1', 'eu-west-2;ap-south-1')}\n"
+    path = write(tmp_path, "m.csv", text)
+    assert problems_of(path) == [
+        f"{path}:3: target_snapshot_name: eu-west-1/web-1-copy is already the target of line 2; "
+        "targets must be unique",
+        f"{path}:4: target_snapshot_name: ap-south-1/web-1-copy is already the target of line 3; "
+        "targets must be unique",
+    ]
+
+
+def test_a_region_listed_twice_in_a_row_is_a_problem(tmp_path: Path) -> None:
+    """The same target region twice in one row is reported, not copied twice."""
+    text = f"{HEADER}\n{ROW.replace('eu-west-1', 'eu-west-1;ap-south-1; eu-west-1')}\n"
+    path = write(tmp_path, "m.csv", text)
+    assert problems_of(path) == [
+        f'{path}:2: target_region: "eu-west-1" is listed twice; name each region once'
+    ]
+
+
+def test_an_empty_entry_between_semicolons_is_a_problem(tmp_path: Path) -> None:
+    """``eu-west-1;;`` is reported once, showing the cell and how to separate regions."""
+    path = write(tmp_path, "m.csv", f"{HEADER}\n{ROW.replace('eu-west-1', 'eu-west-1;;')}\n")
+    assert problems_of(path) == [
+        f'{path}:2: target_region: "eu-west-1;;" has an empty entry; separate regions with '
+        "single semicolons, like eu-west-1;ap-south-1"
+    ]
+    assert problems_of(write(tmp_path, "m.csv", CSV_TEXT), target_region=";") == [
+        f'{path}: target_region: the default ";" has an empty entry; separate regions with '
+        "single semicolons, like eu-west-1;ap-south-1"
+    ]
+
+
+def test_a_bad_region_inside_a_list_names_its_line_and_field(tmp_path: Path) -> None:
+    """Each bad region in a JSON list is its own problem at the job's line, with a suggestion."""
+    row = {**as_json(MANUAL), "targetRegion": ["eu-west-1", "eu-wset-2", "mars-1"]}
+    path = write(tmp_path, "m.json", "[\n" + json.dumps(row) + "\n]")
+    assert problems_of(path) == [
+        f'{path}:2: target_region: "eu-wset-2" is not a Lightsail region (did you mean '
+        "eu-west-2?); valid ones include us-east-1, us-east-2, us-west-1; "
+        "`aws lightsail get-regions` lists them all",
+        f'{path}:2: target_region: "mars-1" is not a Lightsail region; valid ones include '
+        "us-east-1, us-east-2, us-west-1; `aws lightsail get-regions` lists them all",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("regions", "message"),
+    [
+        ([], "must not be an empty list: give one region or more, or leave it out"),
+        (["eu-west-1", 7], "entry 2 must be a string, not a number"),
+        (["eu-west-1", None], "entry 2 must be a string, not null"),
+        ([" "], "entry 1 is empty; give a region or remove it"),
+        (5, "must be a string or a list of strings, not a number"),
+        (["eu-west-1"] * 50, "has 50 entries, but Lightsail has"),
+    ],
+    ids=["empty", "number", "null", "blank", "not-a-list", "too-many"],
+)
+def test_a_target_region_list_holds_region_names_only(
+    tmp_path: Path, regions: object, message: str
+) -> None:
+    """A JSON targetRegion that is an empty list, or holds a non-string, is one problem."""
+    row = {**as_json(MANUAL), "targetRegion": regions}
+    path = write(tmp_path, "m.jsonl", "\n" + json.dumps(row) + "\n")
+    found = problems_of(path)
+    assert len(found) == 1
+    assert found[0].startswith(f"{path}:2: target_region: {message}"), found
+
+
 # -- properties -------------------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from(
@@ -646,6 +780,7 @@ FRAGMENTS = st.sampled_from(
         b"\r",
         b'"',
         b",",
+        b";",
         b"[",
         b"]",
         b"{",
@@ -707,18 +842,37 @@ def copy_jobs(draw: st.DrawFn) -> CopyJob:
     )
 
 
+@st.composite
+def fanned_rows(draw: st.DrawFn) -> tuple[CopyJob, list[str], bool]:
+    """A valid row: a job, the target regions it fans out to, and whether JSON lists them."""
+    regions = draw(st.lists(REGIONS, min_size=1, max_size=4, unique=True))
+    return draw(copy_jobs()), regions, draw(st.booleans())
+
+
 @settings(max_examples=100, deadline=None)
-@given(jobs=st.lists(copy_jobs(), min_size=1, max_size=20, unique_by=lambda job: job.target))
+@given(
+    rows=st.lists(
+        fanned_rows(), min_size=1, max_size=20, unique_by=lambda row: row[0].target_snapshot_name
+    )
+)
 def test_valid_jobs_round_trip_through_csv_and_json_lines(
-    tmp_path_factory: pytest.TempPathFactory, jobs: list[CopyJob]
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[CopyJob, list[str], bool]]
 ) -> None:
-    """Jobs written as CSV (to_row) or JSON Lines (camelCase) read back unchanged."""
+    """Rows written as CSV (to_row) or JSON Lines (camelCase) read back as a job per region."""
     folder = tmp_path_factory.mktemp("round")
     with (folder / "m.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(jobs[0].to_row()))
+        writer = csv.DictWriter(file, fieldnames=list(rows[0][0].to_row()))
         writer.writeheader()
-        writer.writerows(job.to_row() for job in jobs)
-    (folder / "m.jsonl").write_text("".join(json.dumps(as_json(job)) + "\n" for job in jobs))
-    lines = range(1, len(jobs) + 1)
-    assert list(load_manifest(folder / "m.csv").jobs()) == at(jobs, *(n + 1 for n in lines))
-    assert list(load_manifest(folder / "m.jsonl").jobs()) == at(jobs, *lines)
+        writer.writerows({**job.to_row(), "target_region": ";".join(r)} for job, r, _ in rows)
+    (folder / "m.jsonl").write_text(
+        "".join(
+            json.dumps({**as_json(job), "targetRegion": r if listed else ";".join(r)}) + "\n"
+            for job, r, listed in rows
+        )
+    )
+    jobs = [fanned(job, *regions, line=n) for n, (job, regions, _) in enumerate(rows, start=1)]
+    expected = [job for row in jobs for job in row]
+    assert list(load_manifest(folder / "m.csv").jobs()) == [
+        dataclasses.replace(job, line=job.line + 1) for job in expected
+    ]
+    assert list(load_manifest(folder / "m.jsonl").jobs()) == expected

@@ -1,0 +1,211 @@
+"""Following accepted copies to their end (``--wait``).
+
+A copy Lightsail accepted is not a copy that exists. The waiter sits between the engine and
+the report: results that are not ``started`` pass straight through; started ones wait in
+their target region's lane until the snapshot is ``available`` (instance) or ``completed``
+(disk) — ``succeeded`` — or ``error`` — ``failed``, with the operation's errorCode and
+errorDetails — or until ``wait_timeout`` runs out — ``in_progress``.
+
+Each region has one poller and its own read budget (``wait_read_rate`` calls per second),
+separate from the copy rate, so waiting on a thousand copies does not slow the copies that
+are still being made; copying and waiting overlap. A poller checks quickly at first and
+then less and less often. With few copies pending it reads each target; with many, one
+paginated listing of the region's snapshots answers for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from batchcopy.errors import LightsailError
+from batchcopy.jobs import JobResult, SnapshotInfo, Status
+from batchcopy.limits import Clock, RateLimiter, Sleep
+from batchcopy.retry import Guard, retrying
+from batchcopy.settings import Settings
+
+__all__ = ["Waiter"]
+
+T = TypeVar("T")
+
+FIRST_CHECK = 1.0  # seconds after a copy is accepted
+SLOWEST_CHECK = 30.0
+BACKOFF = 1.5
+FEW = 20  # up to this many pending copies in a region are read one by one
+_DONE = {"available", "completed"}
+
+
+class WaitAPI(Protocol):
+    """What the waiter needs of Lightsail; :class:`batchcopy.lightsail.LightsailClients` is one."""
+
+    async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
+
+    def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
+
+    async def get_operation(self, region: str, operation_id: str) -> dict[str, str]: ...
+
+
+@dataclass(slots=True)
+class _Lane:
+    region: str
+    budget: RateLimiter
+    pending: dict[str, tuple[JobResult, float]] = field(
+        default_factory=dict
+    )  # name -> (result, give up at)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    closed: bool = False
+
+
+class Waiter:
+    """Turns ``started`` results into ``succeeded``, ``failed`` or ``in_progress`` ones.
+
+    ``pending`` holds the results still being followed, by target: if the run is cut
+    short, they are still ``started`` (the copy was accepted) for the report.
+    """
+
+    def __init__(
+        self,
+        api: WaitAPI,
+        settings: Settings,
+        *,
+        stop: anyio.Event,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+        wall: Clock = time.time,
+    ) -> None:
+        self._api = api
+        self._settings = settings
+        self._stop = stop
+        self._clock = clock
+        self._sleep = sleep
+        self._wall = wall
+        self._lanes: dict[str, _Lane] = {}
+        self.pending: dict[str, JobResult] = {}
+
+    async def run(
+        self, incoming: MemoryObjectReceiveStream[JobResult], out: MemoryObjectSendStream[JobResult]
+    ) -> None:
+        """Pass results on from ``incoming`` to ``out``, following the started ones."""
+        async with incoming, out, anyio.create_task_group() as tg:
+            async for result in incoming:
+                if result.status is not Status.STARTED:
+                    await out.send(result)
+                    continue
+                region = result.job.target_region
+                lane = self._lanes.get(region)
+                if lane is None:
+                    budget = RateLimiter(
+                        self._settings.wait_read_rate, 2, clock=self._clock, sleep=self._sleep
+                    )
+                    lane = self._lanes[region] = _Lane(region=region, budget=budget)
+                    tg.start_soon(self._poll, lane, out.clone())
+                give_up_at = self._clock() + self._settings.wait_timeout
+                lane.pending[result.job.target_snapshot_name] = (result, give_up_at)
+                self.pending[result.job.target] = result
+                lane.wake.set()
+            for lane in self._lanes.values():
+                lane.closed = True
+                lane.wake.set()
+
+    async def _poll(self, lane: _Lane, out: MemoryObjectSendStream[JobResult]) -> None:
+        interval = FIRST_CHECK
+        async with out:
+            while True:
+                if not lane.pending:
+                    if lane.closed:
+                        return
+                    await lane.wake.wait()
+                    lane.wake = anyio.Event()
+                    interval = FIRST_CHECK
+                    continue
+                with anyio.move_on_after(interval):
+                    await self._stop.wait()
+                states = await self._states(lane)
+                now = self._clock()
+                for name, (result, give_up_at) in list(lane.pending.items()):
+                    final = await self._settle(
+                        result, name in states, states.get(name), now >= give_up_at
+                    )
+                    if final is not None:
+                        del lane.pending[name]
+                        self.pending.pop(result.job.target, None)
+                        await out.send(final)
+                interval = min(interval * BACKOFF, SLOWEST_CHECK)
+
+    async def _states(self, lane: _Lane) -> dict[str, SnapshotInfo | None]:
+        """The current snapshot of every pending target (None: it is gone); targets left out
+        could not be read this time."""
+        try:
+            if len(lane.pending) <= FEW:
+                states: dict[str, SnapshotInfo | None] = {}
+                for name in list(lane.pending):
+                    look = functools.partial(self._api.find_snapshot, lane.region, name)
+                    states[name] = await self._read(lane, look)
+                return states
+            found: dict[str, SnapshotInfo | None] = dict.fromkeys(lane.pending)
+            async for info in self._api.list_snapshots(
+                lane.region, lambda call: self._read(lane, call)
+            ):
+                if info.name in found:
+                    found[info.name] = info
+            return found
+        except LightsailError:
+            return {}  # could not look this time; the next check tries again
+
+    async def _settle(
+        self, result: JobResult, known: bool, target: SnapshotInfo | None, timed_out: bool
+    ) -> JobResult | None:
+        """The final result, or None to keep waiting. ``known``: the look-up answered (so a
+        None ``target`` means the snapshot is gone)."""
+        wall = self._wall()
+        if known and target is None:
+            return dataclasses.replace(
+                result,
+                status=Status.FAILED,
+                error_code="TargetMissing",
+                finished_at=wall,
+                error_message=f"{result.job.target} disappeared while the copy was followed",
+            )
+        if target is not None and target.state in _DONE:
+            return dataclasses.replace(result, status=Status.SUCCEEDED, finished_at=wall)
+        if target is not None and target.state == "error":
+            code, details = await self._failure(result)
+            return dataclasses.replace(
+                result,
+                status=Status.FAILED,
+                error_code=code,
+                error_message=details,
+                finished_at=wall,
+            )
+        if timed_out or self._stop.is_set():
+            return dataclasses.replace(result, status=Status.IN_PROGRESS, finished_at=wall)
+        return None
+
+    async def _failure(self, result: JobResult) -> tuple[str, str]:
+        """The failed operation's errorCode and errorDetails, when it can be read."""
+        if result.operation_id:
+            try:
+                operation = await self._api.get_operation(
+                    result.job.target_region, result.operation_id
+                )
+            except LightsailError:
+                pass
+            else:
+                code = operation.get("errorCode") or "CopyFailed"
+                return code, operation.get("errorDetails") or "the copy operation failed"
+        return "CopyFailed", f"{result.job.target} ended in state error"
+
+    async def _read(self, lane: _Lane, call: Callable[[], Awaitable[T]]) -> T:
+        """One read on the region's waiting budget, under the retry policy."""
+        async for attempt in retrying(self._settings.retry, clock=self._clock, sleep=self._sleep):
+            with attempt:
+                await lane.budget.acquire()
+                return await call()
+        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover

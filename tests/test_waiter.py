@@ -1,0 +1,85 @@
+"""--wait: following accepted copies to succeeded, failed or in_progress, against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchcopy import Status, copy_snapshots
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+from tests.helpers import assert_each_target_copied_once, manual, read_csv, settings_for
+
+WAIT = {"wait": True, "wait_read_rate": 100}
+
+
+async def test_copies_are_followed_until_they_succeed() -> None:
+    """With --wait every accepted copy ends succeeded once its snapshot is available."""
+    jobs = [manual(i, "eu-west-1", f"w-{i}") for i in range(4)]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 0.3}))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, **WAIT))
+    assert [r.status for r in report.results] == [Status.SUCCEEDED] * 4
+    assert report.exit_code == 0
+    assert all(
+        s.state(emulator.sim.clock()) == "available"
+        for s in emulator.sim.regions["eu-west-1"].snapshots.values()
+        if s.name.startswith("w-")
+    )
+    assert_each_target_copied_once(report, emulator)
+
+
+async def test_failed_operations_report_their_error_code() -> None:
+    """A copy whose operation fails ends failed with the operation's errorCode and details."""
+    faults = {"operation_seconds": 0.2, "regions": {"ap-south-1": {"operation_failure_rate": 1}}}
+    jobs = [manual(1, "eu-west-1", "fine"), manual(2, "ap-south-1", "doomed")]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, **WAIT))
+    by_name = {r.job.target_snapshot_name: r for r in report.results}
+    assert by_name["fine"].status is Status.SUCCEEDED
+    doomed = by_name["doomed"]
+    assert (doomed.status, doomed.error_code) == (Status.FAILED, "SnapshotCopyFailed")
+    assert "failed" in doomed.error_message
+    assert report.exit_code == 1
+
+
+async def test_wait_timeout_leaves_copies_in_progress_and_listed_for_retry(tmp_path: Path) -> None:
+    """Copies still running when --wait-timeout runs out are in_progress, exit 1, in retry.csv."""
+    jobs = [manual(1, "eu-west-1", "slow-1"), manual(2, "eu-west-1", "slow-2")]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 60}))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(
+            jobs, settings_for(url, wait_timeout=0.5, **WAIT), report_dir=tmp_path / "r"
+        )
+    assert [r.status for r in report.results] == [Status.IN_PROGRESS] * 2
+    assert report.exit_code == 1
+    assert {r["target_snapshot_name"] for r in read_csv(tmp_path / "r" / "retry.csv")} == {
+        "slow-1",
+        "slow-2",
+    }
+
+
+async def test_many_pending_copies_are_checked_with_one_listing() -> None:
+    """With many copies pending in a region, their states come from paginated listings, not
+    one call per copy."""
+    jobs = [manual(i, "eu-west-1", f"bulk-{i}") for i in range(40)]
+    faults = {"operation_seconds": 0.5, "page_size": 25}
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, **WAIT))
+    assert all(r.status is Status.SUCCEEDED for r in report.results)
+    requests = emulator.stats.requests
+    assert requests["eu-west-1", "GetInstanceSnapshot", "ok"] < len(jobs)
+    assert requests["eu-west-1", "GetInstanceSnapshots", "ok"] > 1
+
+
+async def test_waiting_overlaps_with_copying() -> None:
+    """A lane keeps issuing copies while earlier ones are followed: the first copy succeeds
+    before the last one is even sent."""
+    jobs = [manual(i, "eu-west-1", f"lap-{i}") for i in range(12)]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 0.1}))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, rate=3, burst=1, **WAIT))
+    assert all(r.status is Status.SUCCEEDED for r in report.results)
+    first_done = min(r.finished_at for r in report.results)
+    last_copied = max(s.created_at for s in emulator.sim.regions["eu-west-1"].snapshots.values())
+    assert first_done < last_copied
