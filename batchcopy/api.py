@@ -19,9 +19,12 @@ cancels at once. Either way the report and journal are written; jobs never sent 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +200,9 @@ async def copy_snapshots(
         rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
     control = control or RunControl()
+    settings = settings or Settings()
+    if settings.tagging and not settings.run_id:
+        settings = dataclasses.replace(settings, run_id=_new_run_id())
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     if resume and directory is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
@@ -213,9 +219,7 @@ async def copy_snapshots(
     live: _Live | None = None
     try:
         pending = (job for job in stream() if job.target not in finished)
-        running = _running(
-            pending, settings or Settings(), control, api, journal=journal, intended=intended
-        )
+        running = _running(pending, settings, control, api, journal=journal, intended=intended)
         async with running as live:
             async for result in live.results:
                 _log_result(result)
@@ -275,3 +279,8 @@ def _readable(jobs: Iterable[CopyJob]) -> Iterator[CopyJob]:
         yield from jobs
     except ManifestError as exc:
         log.error("the manifest changed during the run; the report lacks rows after: %s", exc)
+
+
+def _new_run_id() -> str:
+    """A run id for the batchcopy:run-id tag: when, and a random part to tell runs apart."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from batchcopy.api import RunControl
     from batchcopy.jobs import JobResult
     from batchcopy.manifest import Manifest
+    from batchcopy.plan import Plan
     from batchcopy.report import Report
+    from batchcopy.settings import Settings
 
 __all__ = ["app", "emulator_main", "main"]
 
@@ -170,7 +172,7 @@ def run(
     ] = "skip",
     report_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder for summary.json, results.jsonl, results.csv [default: new]"),
+        typer.Option(help="Folder for summary.json, results.jsonl, results.csv (default: new)."),
     ] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
     endpoint_url: Annotated[
@@ -178,6 +180,16 @@ def run(
         typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
     ] = None,
     read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE tag for every copy (repeatable); adds provenance tags."),
+    ] = None,
+    copy_tags: Annotated[
+        bool, typer.Option("--copy-tags", help="Give each copy its source snapshot's tags.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only check and show the plan; copy nothing.")
+    ] = False,
     wait: Annotated[
         bool,
         typer.Option(
@@ -229,12 +241,16 @@ def run(
             read_timeout=read_timeout,
             wait=wait,
             wait_timeout=wait_timeout,
+            tags=_parse_tags(tag or []),
+            copy_tags=copy_tags,
         )
     except ValueError:
         raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
     except BatchcopyError as exc:
         raise _fail(f"batchcopy run: {exc}", EXIT_USAGE) from None
 
+    if dry_run:
+        _show_plan(loaded, settings, as_json=as_json)
     if resume is not None and report_dir is not None and resume != report_dir:
         raise _fail("batchcopy run: --resume already names the report folder", EXIT_USAGE)
     folder = resume or report_dir or _new_report_dir()
@@ -257,9 +273,196 @@ def run(
 
 
 @app.command()
+def plan(
+    manifest: ManifestArg,
+    source_region: SourceRegion = None,
+    target_region: TargetRegion = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check a manifest against Lightsail with read-only calls and show what a run would do.
+
+    The same as `run --dry-run`. Exit 0 when every job would go through, 1 otherwise."""
+    from batchcopy.settings import Settings
+
+    loaded = _load(manifest, source_region, target_region)
+    try:
+        settings = Settings(profile=profile, endpoint_url=endpoint_url)
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy plan: {exc}", EXIT_USAGE) from None
+    _show_plan(loaded, settings, as_json=as_json)
+
+
+def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None:
+    """Make the plan (reads only), print it, and exit 0 if it has no problem, else 1."""
+    import anyio
+
+    from batchcopy.plan import GB_MONTH_USD, make_plan
+
+    async def go() -> Plan:
+        return await make_plan(manifest.jobs(), settings)
+
+    try:
+        try:
+            made = anyio.run(go, backend="asyncio")
+        except BaseExceptionGroup as group:
+            if (error := unwrap(group, BatchcopyError)) is None:
+                raise
+            raise error from None
+    except CredentialsError as exc:
+        message = f"batchcopy: AWS credentials or configuration: {exc}"
+        raise _fail(message, EXIT_CREDENTIALS) from None
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
+    if as_json:
+        typer.echo(json.dumps({"manifest": manifest.name, **made.to_json()}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table()
+        for column in ("target region", "copies", "GB", "$ / month"):
+            table.add_column(column, justify="left" if column == "target region" else "right")
+        for region, count in sorted(made.per_region.items()):
+            gb = made.gigabytes[region]
+            table.add_row(region, str(count), str(gb), f"{gb * GB_MONTH_USD:.2f}")
+        console = _console()
+        console.print(f"Plan for {manifest.name}: nothing was copied.")
+        console.print(table)
+        unknown = f" ({made.unknown_size} of unknown size)" if made.unknown_size else ""
+        console.print(
+            f"{sum(made.per_region.values())} copies, {made.total_gb} GB{unknown}, about "
+            f"${made.monthly_cost:.2f} a month more in snapshot storage; "
+            f"{made.skipped} already there; {len(made.problems) + made.more_problems} problems."
+        )
+        for problem in made.problems:
+            typer.echo(f"{manifest.name}:{problem}", err=True)
+        if made.more_problems:
+            typer.echo(f"... and {made.more_problems} more problems", err=True)
+    raise typer.Exit(0 if made.ok else 1)
+
+
+# -- discover ---------------------------------------------------------------------------------
+
+
+@app.command()
+def discover(
+    source_region: Annotated[
+        list[str], typer.Option(help="Region to list snapshots in; repeat for several.")
+    ],
+    target_region: Annotated[
+        list[str],
+        typer.Option(help="Region to copy into; repeat for several (one row per region)."),
+    ],
+    kind: Annotated[str, typer.Option(help="Snapshots of instance, disk or all.")] = "all",
+    include: Annotated[
+        list[str] | None,
+        typer.Option(help="Only sources whose name matches this glob (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out sources whose name matches this glob (repeatable)."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE (or KEY, any value) a source must be tagged with; repeatable, "
+            "all must match. Automatic snapshots: the instance's or disk's tags."
+        ),
+    ] = None,
+    auto: Annotated[
+        str,
+        typer.Option(help="Automatic snapshots too: none, latest, all or a date YYYY-MM-DD."),
+    ] = "none",
+    manual: Annotated[
+        bool, typer.Option(help="List manual snapshots; --no-manual: automatic ones only.")
+    ] = True,
+    name_template: Annotated[
+        str | None,
+        typer.Option(
+            help="Target names from {source} {source_region} {target_region} {kind} {date} "
+            "(default {source}-{target_region}; automatic: {source}-auto-{date}-{target_region})"
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the manifest to this file, not stdout."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Manifest format: csv or json.")] = "csv",
+    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
+    ] = None,
+    read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    debug: Debug = False,
+    log_format: LogFormat = "text",
+    log_file: LogFile = None,
+) -> None:
+    """List the snapshots in the source regions and write a manifest that copies them.
+
+    Only read calls are made; run the manifest with `batchcopy run`."""
+    import anyio
+
+    from batchcopy.discover import FORMATS, DiscoverError, DiscoverOptions, write_manifest
+    from batchcopy.discover import discover as discover_rows
+    from batchcopy.settings import Settings
+
+    _logging(verbose, debug, log_format, log_file)
+    if fmt not in FORMATS:
+        raise _fail(f"batchcopy discover: --format must be csv or json, not {fmt!r}", EXIT_USAGE)
+    try:
+        options = DiscoverOptions(
+            source_regions=source_region,
+            target_regions=target_region,
+            kind=kind,
+            include=include or (),
+            exclude=exclude or (),
+            tags=tag or (),
+            auto=auto,
+            manual=manual,
+            name_template=name_template,
+        )
+        settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=read_timeout)
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy discover: {exc}", EXIT_USAGE) from None
+    try:
+        rows = anyio.run(discover_rows, options, settings, backend="asyncio")
+    except DiscoverError as exc:
+        raise _fail(f"batchcopy discover: {exc}\nNo manifest was written.", EXIT_USAGE) from None
+    except CredentialsError as exc:
+        message = f"batchcopy: AWS credentials or configuration: {exc}"
+        raise _fail(message, EXIT_CREDENTIALS) from None
+    except BatchcopyError as exc:  # a listing call failed, after retries
+        raise _fail(f"batchcopy discover: listing failed: {exc}", 1) from None
+    except KeyboardInterrupt:
+        raise _fail("batchcopy discover: interrupted; no manifest was written", 130) from None
+    if output is None:
+        write_manifest(rows, sys.stdout, fmt)
+    else:
+        try:
+            with output.open("w", newline="") as out:
+                write_manifest(rows, out, fmt)
+        except OSError as exc:
+            message = f"batchcopy discover: --output {output}: {exc.strerror or exc}"
+            raise _fail(message, EXIT_USAGE) from None
+    if not quiet:
+        regions = ", ".join(sorted({row["target_region"] for row in rows}))
+        where = output or "stdout"
+        typer.echo(
+            f"batchcopy discover: {len(rows)} jobs into {regions}, written to {where}", err=True
+        )
+
+
+@app.command()
 def demo(
     report_dir: Annotated[
-        Path | None, typer.Option(help="Folder for the report [default: a new folder here]")
+        Path | None, typer.Option(help="Folder for the report (default: a new folder here).")
     ] = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
@@ -284,6 +487,16 @@ def demo(
             highlight=False,
         )
     _finish(_run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0), as_json=as_json)
+
+
+def _parse_tags(values: list[str]) -> tuple[tuple[str, str], ...]:
+    tags = []
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise _fail(f"batchcopy run: --tag {value!r}: write it as KEY=VALUE", EXIT_USAGE)
+        tags.append((key, val))
+    return tuple(tags)
 
 
 def _new_report_dir() -> Path:

@@ -19,6 +19,7 @@ the task group. asyncio is the backend (aiobotocore needs it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
@@ -61,6 +62,8 @@ class SnapshotAPI(Protocol):
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
 
     async def get_operation(self, region: str, operation_id: str) -> dict[str, str]: ...
+
+    async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None: ...
 
 
 # A copy found after an ambiguous attempt is ours only if it is not older than the attempt,
@@ -180,6 +183,8 @@ class Engine:
                 # A target listed before we sent anything is ours only if an interrupted
                 # run sent it.
                 result = await self._existing(job, existing, ours=job.target in self._intended)
+            if result.status is Status.STARTED and self._settings.tagging:
+                result = await self._tag(lane, result)
         finally:
             lane.slots.release()
         await results.send(result)
@@ -237,6 +242,31 @@ class Engine:
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
         raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+    async def _tag(self, lane: _Lane, result: JobResult) -> JobResult:
+        """Tag a copy we made: the user's tags, the source's (``copy_tags``) and provenance.
+        A failure is noted on the result; the copy stands."""
+        job = result.job
+        tags = {"batchcopy:source": f"{job.source_region}/{job.source_name}"}
+        if self._settings.run_id:
+            tags["batchcopy:run-id"] = self._settings.run_id
+        try:
+            if self._settings.copy_tags and job.source_snapshot_name:
+                source = await self._guarded(
+                    lambda: self._source(job.source_region, job.source_snapshot_name or "")
+                )
+                tags = {**dict(source.tags if source else ()), **tags}
+            tags.update(self._settings.tags)
+
+            async def tag() -> None:
+                await lane.limiter.acquire()  # TagResource is a write: the copy budget
+                await self._api.tag_resource(job.target_region, job.target_snapshot_name, tags)
+
+            await self._guarded(tag)
+        except LightsailError as exc:
+            log.warning("%s: tagging failed: %s", job.target, exc)
+            return dataclasses.replace(result, tag_error=f"{exc.code}: {exc.message}")
+        return result
 
     def _stopped(self, job: CopyJob, tries: _Tries, started: float) -> JobResult:
         """The result of a job the run stopped before its next request."""

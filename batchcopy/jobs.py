@@ -157,6 +157,7 @@ class SnapshotInfo:
     origin: str  # the instance or disk it was taken from (fromInstanceName / fromDiskName)
     size_in_gb: int
     created_at: float = 0.0  # epoch seconds
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +174,7 @@ class JobResult:
     error_message: str = ""
     started_at: float = 0.0  # epoch seconds; 0 when never started
     finished_at: float = 0.0
+    tag_error: str = ""  # the copy stands, but tagging it failed
 
     @property
     def duration(self) -> float:
@@ -192,6 +194,7 @@ class JobResult:
             error_message=str(row.get("error_message", "")),
             started_at=float(row.get("started_at", 0.0)),
             finished_at=float(row.get("finished_at", 0.0)),
+            tag_error=str(row.get("tag_error", "")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -209,4 +212,5 @@ class JobResult:
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
             "duration": round(self.duration, 3),
+            "tag_error": self.tag_error,
         }

@@ -206,6 +206,78 @@ class LightsailClients:
                 if not token:
                     break
 
+    async def list_snapshot_items(
+        self, region: str, guard: Guard, kinds: tuple[str, ...] = ("instance", "disk")
+    ) -> AsyncIterator[tuple[SnapshotInfo, dict[str, str]]]:
+        """Every manual snapshot of ``kinds`` in ``region`` with its tags, page by page;
+        ``guard`` wraps each page call, as in :meth:`list_snapshots`."""
+        for kind, method, key in _LISTINGS:
+            if kind in kinds:
+                async for item in self._items(region, method, key, guard):
+                    yield _snapshot_info(region, kind, item), self._tag_dict(item)
+
+    async def list_resources(
+        self, region: str, guard: Guard, kinds: tuple[str, ...] = ("instance", "disk")
+    ) -> AsyncIterator[tuple[str, str, dict[str, str]]]:
+        """Every instance and disk (of ``kinds``) in ``region`` as (name, kind, tags), page
+        by page; ``guard`` wraps each page call."""
+        for kind, method, key in (
+            ("instance", "get_instances", "instances"),
+            ("disk", "get_disks", "disks"),
+        ):
+            if kind in kinds:
+                async for item in self._items(region, method, key, guard):
+                    yield str(item["name"]), kind, self._tag_dict(item)
+
+    async def auto_snapshots(self, region: str, resource: str) -> tuple[str, dict[str, str]] | None:
+        """An instance's or disk's kind ("instance"/"disk") and automatic snapshots
+        (date -> status); None when there is no such resource."""
+        try:
+            response = await self._call(region, "get_auto_snapshots", resourceName=resource)
+        except PermanentError as exc:
+            if exc.code == "NotFoundException":
+                return None
+            raise
+        kind = "disk" if response.get("resourceType") == "Disk" else "instance"
+        dates = {
+            str(a.get("date", "")): str(a.get("status", ""))
+            for a in response.get("autoSnapshots", [])
+        }
+        return kind, dates
+
+    async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None:
+        """Put ``tags`` on the resource called ``name`` (existing keys are overwritten)."""
+        wire = [{"key": k, "value": v} for k, v in tags.items()]
+        await self._call(region, "tag_resource", resourceName=name, tags=wire)
+
+    async def get_auto_snapshots(self, region: str, resource_name: str) -> list[tuple[str, str]]:
+        """The automatic snapshots of an instance or disk as (date, status), newest first as
+        Lightsail lists them; status is Success, Failed, InProgress or NotFound."""
+        response = await self._call(region, "get_auto_snapshots", resourceName=resource_name)
+        return [
+            (str(auto.get("date", "")), str(auto.get("status", "")))
+            for auto in response.get("autoSnapshots", [])
+        ]
+
+    async def _items(
+        self, region: str, method: str, key: str, guard: Guard
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The items of a paginated ``Get*s`` listing; one guarded call per page."""
+        token: str | None = None
+        while True:
+            params = {"pageToken": token} if token else {}
+            response = await guard(functools.partial(self._call, region, method, **params))
+            for item in response.get(key, []):
+                yield item
+            token = response.get("nextPageToken")
+            if not token:
+                return
+
+    @staticmethod
+    def _tag_dict(item: dict[str, Any]) -> dict[str, str]:
+        """A resource's tags as key -> value (a tag without a value has "")."""
+        return {str(t["key"]): str(t.get("value") or "") for t in item.get("tags", [])}
+
 
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
@@ -219,6 +291,7 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
         origin=origin or "",
         created_at=_epoch(item.get("createdAt")),
         size_in_gb=int(item.get("sizeInGb") or 0),
+        tags=tuple((str(t["key"]), str(t.get("value") or "")) for t in item.get("tags", [])),
     )
 
 

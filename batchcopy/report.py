@@ -68,6 +68,7 @@ RESULT_COLUMNS = [
     "started_at",
     "finished_at",
     "duration",
+    "tag_error",
 ]
 
 
@@ -83,6 +84,7 @@ class Summary:
     attempts: int
     throttles: int
     reconciled: int
+    tag_failures: int
     started_at: float
     finished_at: float
     exit_code: int
@@ -109,6 +111,7 @@ class Summary:
             "attempts": self.attempts,
             "throttles": self.throttles,
             "reconciled": self.reconciled,
+            "tag_failures": self.tag_failures,
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
             "duration": round(self.duration, 3),
@@ -174,7 +177,7 @@ class ReportWriter:
         self.started_at = wall()
         self.counts: Counter[str] = Counter()
         self.by_region: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.attempts = self.throttles = self.reconciled = 0
+        self.attempts = self.throttles = self.reconciled = self.tag_failures = 0
         self._done: set[int] = set()  # hashes of finished targets, to find the unfinished
         self._kept: list[JobResult] | None = [] if keep_results else None
         self._jsonl: IO[str] | None = None
@@ -200,6 +203,7 @@ class ReportWriter:
         self.attempts += result.attempts
         self.throttles += result.throttles
         self.reconciled += result.reconciled
+        self.tag_failures += bool(result.tag_error)
         if self._kept is not None:
             self._kept.append(result)
         if self._jsonl is not None:
@@ -244,7 +248,7 @@ class ReportWriter:
                 else:
                     self.add(JobResult(job=job, status=Status.NOT_STARTED))
         finished_at = self._wall()
-        ok = all(Status(s).ok for s, n in self.counts.items() if n)
+        ok = all(Status(s).ok for s, n in self.counts.items() if n) and not self.tag_failures
         summary = Summary(
             manifest=self._manifest,
             manifest_sha256=self._sha256,
@@ -257,6 +261,7 @@ class ReportWriter:
             attempts=self.attempts,
             throttles=self.throttles,
             reconciled=self.reconciled,
+            tag_failures=self.tag_failures,
             started_at=self.started_at,
             finished_at=finished_at,
             exit_code=exit_code if exit_code is not None else 0 if ok else 1,

@@ -34,8 +34,16 @@ class Settings:
     wait: bool = False  # follow each accepted copy until it succeeds or fails
     wait_timeout: float = 3600.0  # seconds a copy is followed before it counts as in_progress
     wait_read_rate: float = 2.0  # status checks per second, per target region, while waiting
+    tags: tuple[tuple[str, str], ...] = ()  # put on every copy (TagResource)
+    copy_tags: bool = False  # also put the source snapshot's tags on its copy
+    run_id: str = ""  # the batchcopy:run-id tag; copy_snapshots sets one when tagging
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def tagging(self) -> bool:
+        """Whether copies get tags (and so provenance tags) at all."""
+        return bool(self.tags) or self.copy_tags
 
     def __post_init__(self) -> None:
         if not self.rate > 0:

@@ -86,6 +86,13 @@ async def test_every_operation_answers_in_its_botocore_output_shape(url: str) ->
         ),
         ("CreateDiskSnapshot", {"diskName": "data-1", "diskSnapshotName": "fid-disk"}, "us-east-1"),
         ("TagResource", {"resourceName": "fid-inst", "tags": [{"key": "k"}]}, "us-east-1"),
+        (
+            "TagResource",
+            {"resourceName": "web-1", "tags": [{"key": "team", "value": "ops"}, {"key": "k"}]},
+            "us-east-1",
+        ),
+        ("GetInstances", {}, "us-east-1"),
+        ("GetDisks", {}, "us-east-1"),
         ("DeleteInstanceSnapshot", {"instanceSnapshotName": "fid-inst"}, "us-east-1"),
         ("DeleteDiskSnapshot", {"diskSnapshotName": "fid-disk"}, "us-east-1"),
         (
@@ -358,3 +365,18 @@ async def test_faults_can_aim_at_chosen_operations(
         with pytest.raises(ClientError):
             await ls.copy_snapshot(**COPY, targetSnapshotName="aimed")
         assert (await ls.get_instance_snapshots())["instanceSnapshots"] == []
+
+
+async def test_instances_and_disks_list_through_a_real_client(client: ClientFactory) -> None:
+    """GetInstances and GetDisks list the region's resources and their tags to a real client."""
+    async with client("us-east-1") as ls:
+        await ls.tag_resource(resourceName="web-1", tags=[{"key": "team", "value": "ops"}])
+        instances = (await ls.get_instances())["instances"]
+        disks = (await ls.get_disks())["disks"]
+    async with client("eu-west-1") as empty:
+        assert (await empty.get_instances())["instances"] == []
+    assert [(i["name"], i["tags"], i["state"]["name"]) for i in instances] == [
+        ("web-1", [{"key": "team", "value": "ops"}], "running")
+    ]
+    assert instances[0]["location"]["regionName"] == "us-east-1"
+    assert [(d["name"], d["sizeInGb"], d["state"]) for d in disks] == [("data-1", 256, "available")]

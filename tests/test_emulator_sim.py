@@ -266,3 +266,45 @@ def test_copies_of_automatic_snapshots_say_so(sim: Lightsail) -> None:
     auto = get("eu-west-1", {"instanceSnapshotName": "from-auto"})["instanceSnapshot"]
     manual = get("eu-west-1", {"instanceSnapshotName": "from-manual"})["instanceSnapshot"]
     assert (auto["isFromAutoSnapshot"], manual["isFromAutoSnapshot"]) == (True, False)
+
+
+def test_instances_and_disks_list_page_by_page(sim: Lightsail) -> None:
+    """GetInstances and GetDisks page with pageToken, each resource once, with its tags."""
+    load_seed(
+        sim,
+        {
+            "regions": {
+                "us-east-1": {
+                    "instances": [
+                        {"name": f"vm-{i}", "tags": [{"key": "app", "value": f"a{i}"}]}
+                        for i in range(6)
+                    ],
+                    "disks": [{"name": "data-2", "sizeInGb": 64, "tags": [{"key": "bare"}]}],
+                }
+            }
+        },
+    )
+
+    def drain(method, key: str) -> list[dict]:
+        seen, token = [], None
+        while True:
+            page = method("us-east-1", {"pageToken": token} if token else {})
+            assert len(page[key]) <= 3
+            seen += page[key]
+            token = page.get("nextPageToken")
+            if not token:
+                return seen
+
+    instances = drain(sim.op_get_instances, "instances")
+    assert [i["name"] for i in instances] == sorted(["web-1", *(f"vm-{i}" for i in range(6))])
+    assert instances[0]["tags"] == [{"key": "app", "value": "a0"}]
+    assert {i["resourceType"] for i in instances} == {"Instance"}
+    disks = drain(sim.op_get_disks, "disks")
+    assert [(d["name"], d["sizeInGb"], d["tags"]) for d in disks] == [
+        ("data-1", 256, []),
+        ("data-2", 64, [{"key": "bare"}]),
+    ]
+    token = sim.op_get_instances("us-east-1", {})["nextPageToken"]
+    with pytest.raises(ApiError, match="pageToken"):
+        sim.op_get_disks("us-east-1", {"pageToken": token})  # another listing's token
+    assert sim.op_get_instances("eu-west-1", {}) == {"instances": []}

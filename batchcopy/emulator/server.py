@@ -225,6 +225,8 @@ _OPERATIONS: dict[str, tuple[str, bool]] = {
     "GetDiskSnapshot": ("op_get_disk_snapshot", False),
     "GetDiskSnapshots": ("op_get_disk_snapshots", False),
     "GetAutoSnapshots": ("op_get_auto_snapshots", False),
+    "GetInstances": ("op_get_instances", False),
+    "GetDisks": ("op_get_disks", False),
     "GetRegions": ("op_get_regions", False),
 }
 

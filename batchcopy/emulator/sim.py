@@ -96,6 +96,35 @@ class Resource:
         for stale in sorted(self.auto_snapshots)[:-AUTO_SNAPSHOTS_KEPT]:
             del self.auto_snapshots[stale]
 
+    def to_wire(self) -> JSON:
+        """The resource as GetInstances / GetDisks list it: a running instance, or a disk
+        that is available and not attached."""
+        wire: JSON = {
+            "name": self.name,
+            "arn": self.arn,
+            "supportCode": f"{ACCOUNT_ID}/{self.arn.rsplit('/', 1)[-1]}",
+            "createdAt": self.created_at,
+            "location": {"availabilityZone": f"{self.region}a", "regionName": self.region},
+            "resourceType": self.kind,
+            "tags": _tags_to_wire(self.tags),
+        }
+        if self.kind == "Instance":
+            wire |= {
+                "blueprintId": self.blueprint_id,
+                "bundleId": self.bundle_id,
+                "isStaticIp": False,
+                "state": {"code": 16, "name": "running"},
+            }
+        else:
+            wire |= {
+                "sizeInGb": self.size_in_gb,
+                "isSystemDisk": False,
+                "path": "/dev/xvdf",
+                "state": "available",
+                "isAttached": False,
+            }
+        return wire
+
 
 @dataclass(slots=True, kw_only=True)
 class Snapshot:
@@ -310,6 +339,25 @@ class Lightsail:
 
     def op_get_disk_snapshots(self, region: str, params: JSON) -> JSON:
         return self._list_snapshots(region, "DiskSnapshot", params, "diskSnapshots")
+
+    def _list_resources(self, region: str, kind: str, params: JSON, key: str) -> JSON:
+        resources = self.region(region).resources
+        # Resources only come from seeding, so sorting per call costs little.
+        names = sorted(n for n, r in resources.items() if r.kind == kind)
+        start = 0
+        if token := params.get("pageToken"):
+            start = bisect.bisect_right(names, _read_page_token(kind, token))
+        page = names[start : start + self.page_size]
+        body: JSON = {key: [resources[n].to_wire() for n in page]}
+        if start + self.page_size < len(names):
+            body["nextPageToken"] = _page_token(kind, page[-1])
+        return body
+
+    def op_get_instances(self, region: str, params: JSON) -> JSON:
+        return self._list_resources(region, "Instance", params, "instances")
+
+    def op_get_disks(self, region: str, params: JSON) -> JSON:
+        return self._list_resources(region, "Disk", params, "disks")
 
     def op_get_auto_snapshots(self, region: str, params: JSON) -> JSON:
         resource = self._resource(region, params["resourceName"])

@@ -1,0 +1,275 @@
+"""The plan of a run (``batchcopy plan``, ``run --dry-run``): read-only checks, no copy.
+
+For every job: the source exists and its kind is known (a manual snapshot, or an instance
+or disk with automatic snapshots); an automatic source has a snapshot with status Success
+on the given date, or one at all for "latest"; the target name is free in its region (or
+holds a copy of the same source, which a run would skip); and each region answers. Only
+read calls are made — one listing per target region, one look-up per distinct source.
+
+The plan counts jobs per target region, the gigabytes they would add and what that costs
+a month (Lightsail charges $0.05 per GB-month for snapshots), and lists every problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import anyio
+
+from batchcopy.errors import LightsailError
+from batchcopy.jobs import CopyJob, SnapshotInfo
+from batchcopy.limits import Clock, RateLimiter, Sleep
+from batchcopy.retry import Guard, retrying
+from batchcopy.settings import Settings
+
+__all__ = ["GB_MONTH_USD", "Plan", "PlanProblem", "make_plan"]
+
+GB_MONTH_USD = 0.05  # Lightsail's price for snapshot storage
+MAX_PROBLEMS = 1000
+PLAN_CONCURRENCY = 16
+
+T = TypeVar("T")
+
+
+class PlanAPI(Protocol):
+    """The reads a plan needs; :class:`batchcopy.lightsail.LightsailClients` has them."""
+
+    async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
+
+    def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
+
+    async def auto_snapshots(self, region: str, resource: str) -> tuple[str, dict[str, str]] | None:
+        """The resource's kind and its automatic snapshots (date -> status); None if absent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanProblem:
+    """Why one job would not go through, said in the manifest's terms."""
+
+    line: int
+    target: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.line}: {self.target}: {self.code}: {self.message}"
+
+
+@dataclass(slots=True, kw_only=True)
+class Plan:
+    """What a run of the manifest would do."""
+
+    total: int = 0
+    per_region: Counter[str] = field(default_factory=Counter)  # jobs that would copy
+    gigabytes: Counter[str] = field(default_factory=Counter)  # per target region
+    unknown_size: int = 0  # jobs whose source size could not be read (automatic ones)
+    skipped: int = 0  # targets already there, copied from the same source
+    problems: list[PlanProblem] = field(default_factory=list)
+    more_problems: int = 0
+
+    @property
+    def total_gb(self) -> int:
+        return sum(self.gigabytes.values())
+
+    @property
+    def monthly_cost(self) -> float:
+        """Added snapshot storage, in US dollars a month."""
+        return round(self.total_gb * GB_MONTH_USD, 2)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add_problem(self, problem: PlanProblem) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.more_problems += 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "total": self.total,
+            "per_region": dict(sorted(self.per_region.items())),
+            "gigabytes": dict(sorted(self.gigabytes.items())),
+            "total_gb": self.total_gb,
+            "unknown_size": self.unknown_size,
+            "monthly_cost_usd": self.monthly_cost,
+            "skipped": self.skipped,
+            "problems": [
+                {"line": p.line, "target": p.target, "code": p.code, "message": p.message}
+                for p in self.problems
+            ],
+            "more_problems": self.more_problems,
+        }
+
+
+class _Planner:
+    def __init__(self, api: PlanAPI, settings: Settings, clock: Clock, sleep: Sleep) -> None:
+        self._api = api
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._budgets: dict[str, RateLimiter] = {}
+        self._locks: dict[tuple[str, ...], anyio.Lock] = {}
+        self._cache: dict[tuple[str, ...], object] = {}
+        self.plan = Plan()
+
+    async def _read(self, region: str, call: Callable[[], Awaitable[T]]) -> T:
+        budget = self._budgets.get(region)
+        if budget is None:
+            rate = max(self._settings.rate, 5.0)
+            budget = self._budgets[region] = RateLimiter(
+                rate, max(1, int(rate)), clock=self._clock, sleep=self._sleep
+            )
+        async for attempt in retrying(self._settings.retry, clock=self._clock, sleep=self._sleep):
+            with attempt:
+                await budget.acquire()
+                return await call()
+        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+    async def _once(self, key: tuple[str, ...], load: Callable[[], Awaitable[object]]) -> object:
+        """``load()`` once per key, however many jobs ask."""
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:
+            if key not in self._cache:
+                self._cache[key] = await load()
+        return self._cache[key]
+
+    async def targets(self, region: str) -> dict[str, SnapshotInfo] | LightsailError:
+        async def listing() -> object:
+            found: dict[str, SnapshotInfo] = {}
+            try:
+                guard: Guard = lambda call: self._read(region, call)  # noqa: E731
+                async for info in self._api.list_snapshots(region, guard):
+                    found[info.name] = info
+            except LightsailError as exc:
+                return exc
+            return found
+
+        return await self._once(("targets", region), listing)  # type: ignore[return-value]
+
+    async def check(self, job: CopyJob) -> None:
+        problem = self._problem_for(job)
+        existing = await self.targets(job.target_region)
+        if isinstance(existing, LightsailError):
+            problem(
+                "RegionUnavailable",
+                f"{job.target_region} did not answer: {existing.code}: {existing.message}",
+            )
+            return
+        try:
+            size, origin, kind = await self._source(job)
+        except LightsailError as exc:
+            problem(exc.code, exc.message)
+            return
+        target = existing.get(job.target_snapshot_name)
+        if target is not None:
+            if (target.origin, target.kind) == (origin, kind or target.kind):
+                self.plan.skipped += 1
+                return
+            problem(
+                "TargetExists",
+                f"{job.target} already exists and is not a copy of {job.source_region}:"
+                f"{job.source_name}; choose another target name",
+            )
+            return
+        self.plan.per_region[job.target_region] += 1
+        if size is None:
+            self.plan.unknown_size += 1
+        else:
+            self.plan.gigabytes[job.target_region] += size
+
+    async def _source(self, job: CopyJob) -> tuple[int | None, str, str]:
+        """The source's size (None: unknown), origin and kind; raises LightsailError with a
+        problem's code and message when the source will not do."""
+        region = job.source_region
+        if job.source_snapshot_name:
+            name = job.source_snapshot_name
+
+            async def find() -> object:
+                try:
+                    return await self._read(region, lambda: self._api.find_snapshot(region, name))
+                except LightsailError as exc:
+                    return exc
+
+            found = await self._once(("snapshot", region, name), find)
+            if isinstance(found, LightsailError):
+                raise found
+            if not isinstance(found, SnapshotInfo):
+                raise LightsailError("SourceNotFound", f"{region}:{name} does not exist")
+            return found.size_in_gb, found.origin, found.kind
+        resource = job.source_resource_name or ""
+
+        async def autos() -> object:
+            try:
+                return await self._read(region, lambda: self._api.auto_snapshots(region, resource))
+            except LightsailError as exc:
+                return exc
+
+        found_autos = await self._once(("auto", region, resource), autos)
+        if isinstance(found_autos, LightsailError):
+            raise found_autos
+        if found_autos is None:
+            raise LightsailError("SourceNotFound", f"no instance or disk {resource} in {region}")
+        assert isinstance(found_autos, tuple)
+        kind: str = found_autos[0]
+        dates: dict[str, str] = found_autos[1]
+        good = sorted(d for d, status in dates.items() if status == "Success")
+        if job.use_latest and not good:
+            raise LightsailError(
+                "NoAutoSnapshot", f"{resource} in {region} has no restorable automatic snapshot"
+            )
+        if job.restore_date and job.restore_date not in good:
+            have = ", ".join(good) or "none"
+            raise LightsailError(
+                "NoAutoSnapshot",
+                f"{resource} in {region} has no restorable automatic snapshot dated "
+                f"{job.restore_date} (has: {have})",
+            )
+        return None, resource, kind
+
+    def _problem_for(self, job: CopyJob) -> Callable[[str, str], None]:
+        def add(code: str, message: str) -> None:
+            self.plan.add_problem(
+                PlanProblem(line=job.line, target=job.target, code=code, message=message)
+            )
+
+        return add
+
+
+async def make_plan(
+    jobs: Iterable[CopyJob],
+    settings: Settings,
+    *,
+    api: PlanAPI | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> Plan:
+    """Check every job with read-only calls and return the plan; nothing is copied."""
+    import contextlib
+
+    async with contextlib.AsyncExitStack() as stack:
+        if api is None:
+            from batchcopy.lightsail import LightsailClients  # aiobotocore is slow to import
+
+            clients = await stack.enter_async_context(LightsailClients(settings))
+        planner = _Planner(api or clients, settings, clock, sleep)
+        slots = anyio.Semaphore(PLAN_CONCURRENCY)
+
+        async def check(job: CopyJob) -> None:
+            try:
+                await planner.check(job)
+            finally:
+                slots.release()
+
+        async with anyio.create_task_group() as tg:
+            for job in jobs:
+                planner.plan.total += 1
+                await slots.acquire()
+                tg.start_soon(check, job)
+        return planner.plan

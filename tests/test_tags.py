@@ -1,0 +1,51 @@
+"""Tags on copies: the user's, the source's, and provenance; a tagging failure keeps the copy."""
+
+from __future__ import annotations
+
+from batchcopy import Status, copy_snapshots
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+from tests.helpers import manual, settings_for
+
+
+def tags_of(emulator: Emulator, region: str, name: str) -> dict[str, str]:
+    return dict(emulator.sim.regions[region].snapshots[name].tags)
+
+
+async def test_copies_get_user_source_and_provenance_tags() -> None:
+    """--tag and --copy-tags put the given and the source's tags on each copy, plus
+    batchcopy:source and batchcopy:run-id."""
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, tags=(("team", "ops"),), copy_tags=True)
+        report = await copy_snapshots([manual(1, "eu-west-1", "tagged")], settings)
+    (result,) = report.results
+    assert (result.status, result.tag_error) == (Status.STARTED, "")
+    tags = tags_of(emulator, "eu-west-1", "tagged")
+    assert tags["team"] == "ops"
+    assert tags["app"] == "web"  # the source snapshot's own tag
+    assert tags["batchcopy:source"] == "us-east-1/nyc-web-1-2026-11-20"
+    assert tags["batchcopy:run-id"]
+
+
+async def test_no_tags_asked_no_tag_calls() -> None:
+    """Without --tag or --copy-tags no TagResource call is made."""
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        await copy_snapshots([manual(1, "eu-west-1", "plain")], settings_for(url))
+    assert not any(action == "TagResource" for (_, action, _) in emulator.stats.requests)
+
+
+async def test_tagging_failure_is_reported_but_the_copy_stands() -> None:
+    """If tagging fails the row says so and the run exits 1, but the copy is not undone."""
+    faults = {"regions": {"eu-west-1": {"error_rate": 1, "actions": ["TagResource"]}}}
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(
+            [manual(1, "eu-west-1", "untagged")], settings_for(url, tags=(("k", "v"),))
+        )
+    (result,) = report.results
+    assert result.status is Status.STARTED
+    assert result.tag_error.startswith("ServiceException")
+    assert report.summary.tag_failures == 1
+    assert report.exit_code == 1
+    assert "untagged" in emulator.sim.regions["eu-west-1"].snapshots
