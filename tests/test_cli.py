@@ -354,3 +354,54 @@ def test_retry_csv_lists_exactly_what_to_run_again(live: EmulatorProcess, tmp_pa
         "eu-west-1/api-1-ireland": 1,
         "eu-west-1/later-copy": 1,
     }
+
+
+def test_discover_run_and_run_again_copies_nothing_twice(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """discover writes a manifest that runs; running it again sends no CopySnapshot."""
+    manifest = tmp_path / "found.csv"
+    found = batchcopy(
+        "discover",
+        "--source-region",
+        "ap-southeast-2",
+        "--target-region",
+        "eu-west-1",
+        "--target-region",
+        "us-west-2",
+        "--kind",
+        "instance",
+        "--endpoint-url",
+        live.url,
+        "--output",
+        str(manifest),
+    )
+    assert found.returncode == 0, found.stderr
+    rows = read_csv(manifest)
+    assert {r["target_region"] for r in rows} == {"eu-west-1", "us-west-2"}
+    first = batchcopy(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        live.url,
+        "--report-dir",
+        str(tmp_path / "r1"),
+        "--json",
+        *FAST,
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["counts"]["started"] == len(rows)
+    copies = live.control("GET", "stats")["copies_accepted"]
+    second = batchcopy(
+        "run",
+        str(manifest),
+        "--endpoint-url",
+        live.url,
+        "--report-dir",
+        str(tmp_path / "r2"),
+        "--json",
+        *FAST,
+    )
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["counts"]["skipped"] == len(rows)
+    assert live.control("GET", "stats")["copies_accepted"] == copies
