@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchcopy.engine import Engine, SnapshotAPI
 from batchcopy.errors import CredentialsError, ManifestError, ReportDirError, unwrap
-from batchcopy.jobs import CopyJob, JobResult
+from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.journal import Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
@@ -165,9 +165,16 @@ class _Live:
     waiter: Waiter | None
 
     def unfinished(self) -> tuple[set[str], dict[str, JobResult]]:
-        """Targets sent with no known outcome, and accepted copies still being followed."""
-        following = dict(self.waiter.pending) if self.waiter is not None else {}
-        return self.engine.unsettled, following
+        """Targets sent with no known outcome, and results the engine handed on that were
+        never reported (cut off on their way, or copies still being followed: those are
+        in_progress, as a gentle stop reports them)."""
+        known = {
+            target: dataclasses.replace(result, status=Status.IN_PROGRESS)
+            if self.waiter is not None and result.status is Status.STARTED
+            else result
+            for target, result in self.engine.handed_on.items()
+        }
+        return self.engine.unsettled, known
 
 
 async def copy_snapshots(
@@ -201,16 +208,23 @@ async def copy_snapshots(
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
     control = control or RunControl()
     settings = settings or Settings()
-    if settings.tagging and not settings.run_id:
-        settings = dataclasses.replace(settings, run_id=_new_run_id())
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     if resume and directory is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
     journal = None
+    run_id = settings.run_id or _new_run_id()
     if directory is not None:
         journal = Journal.open(
-            directory, manifest=name, manifest_sha256=sha256, resume=resume, force=force
+            directory,
+            manifest=name,
+            manifest_sha256=sha256,
+            resume=resume,
+            force=force,
+            run_id=run_id,
         )
+        run_id = journal.past.run_id  # a resume keeps the first run's id
+    if settings.tagging:
+        settings = dataclasses.replace(settings, run_id=run_id)
     writer = ReportWriter(
         directory, manifest=name, manifest_sha256=sha256, total=total, keep_results=keep_results
     )
@@ -222,6 +236,7 @@ async def copy_snapshots(
         running = _running(pending, settings, control, api, journal=journal, intended=intended)
         async with running as live:
             async for result in live.results:
+                live.engine.handed_on.pop(result.job.target, None)
                 _log_result(result)
                 if journal is not None:
                     journal.outcome(result)

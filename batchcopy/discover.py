@@ -275,6 +275,10 @@ async def _manual(
     async for info, tags in api.list_snapshot_items(region, guard, options.kinds):
         if not options.wants(info.name, tags):
             continue
+        if "batchcopy:source" in tags:
+            # A copy batchcopy made; its source may be gone, but it is not a source itself.
+            log.info("%s/%s is a copy made by batchcopy: left out", region, info.name)
+            continue
         if info.state != _READY[info.kind]:
             log.warning(
                 "%s snapshot %s/%s is %s, not ready to copy: left out",

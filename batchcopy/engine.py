@@ -66,6 +66,8 @@ class SnapshotAPI(Protocol):
     async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None: ...
 
 
+_READY = frozenset({"available", "completed"})
+
 # A copy found after an ambiguous attempt is ours only if it is not older than the attempt,
 # allowing this much difference between our clock and the service's.
 CLOCK_SKEW = 300.0
@@ -120,6 +122,9 @@ class Engine:
         # Targets sent in this run whose result is not out yet: if the run is cut short,
         # they are reported as interrupted, not as never started.
         self.unsettled: set[str] = set()
+        # Results handed on but not yet reported (the caller pops them once reported): a
+        # run cut short still knows what they were.
+        self.handed_on: dict[str, JobResult] = {}
 
     async def run(
         self, jobs: Iterable[CopyJob], results: MemoryObjectSendStream[JobResult]
@@ -183,13 +188,15 @@ class Engine:
                 # A target listed before we sent anything is ours only if an interrupted
                 # run sent it.
                 result = await self._existing(job, existing, ours=job.target in self._intended)
-            if result.status is Status.STARTED and self._settings.tagging:
+            # Skipped targets are copies of the same source too: tagging them lets a re-run
+            # (or retry.csv) finish tagging that failed before.
+            if result.status in (Status.STARTED, Status.SKIPPED) and self._settings.tagging:
                 result = await self._tag(lane, result)
         finally:
             lane.slots.release()
-        await results.send(result)
-        # Only now: had the send been cut short, the job must still count as interrupted.
+        self.handed_on[job.target] = result
         self.unsettled.discard(job.target)
+        await results.send(result)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
@@ -208,9 +215,10 @@ class Engine:
                     await lane.limiter.acquire()
                     if self._stop.is_set():
                         return self._stopped(job, tries, started)
-                    if tries.attempts == 0 and self._journal is not None:
+                    if tries.attempts == 0:
                         self.unsettled.add(job.target)
-                        await self._journal.intent(job)
+                        if self._journal is not None:
+                            await self._journal.intent(job)
                     tries.attempts += 1
                     try:
                         operation_id = await self._api.copy_snapshot(job)
@@ -320,6 +328,10 @@ class Engine:
                 "the job again",
             )
         elif ours:
+            return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
+        elif self._settings.wait and target.state not in _READY:
+            # A copy of the same source still being made (by an earlier run cut short, say):
+            # adopt it, so --wait follows it to its end instead of calling it done.
             return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(

@@ -53,6 +53,7 @@ class _Past:
     finished: set[str] = field(default_factory=set)  # targets with an outcome
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
     torn: bool = False  # the last line was cut short by a crash
+    run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
 
 
 class Journal:
@@ -75,6 +76,7 @@ class Journal:
         manifest_sha256: str,
         resume: bool,
         force: bool = False,
+        run_id: str = "",
     ) -> Journal:
         """Open the journal in ``directory``: a new one, or (``resume``) the one there.
 
@@ -91,9 +93,10 @@ class Journal:
                 f"{directory} already holds a run's journal; resume it with --resume "
                 f"{directory}, or choose another --report-dir"
             )
-        if past.torn:
-            _cut_torn_tail(path)  # or the next record would be glued onto the fragment
+        if resume:
+            _mend_tail(path)  # or the next record would be glued onto the last line
         handle = _open_append(path)
+        past.run_id = past.run_id or run_id
         journal = cls(path, handle, past)
         journal._append(
             {
@@ -102,6 +105,7 @@ class Journal:
                 "manifest": manifest,
                 "manifest_sha256": manifest_sha256,
                 "resume": resume,
+                "run_id": past.run_id,
                 "at": round(time.time(), 3),
             }
         )
@@ -117,9 +121,9 @@ class Journal:
     def outcome(self, result: JobResult) -> None:
         """Record a job's final result (synced with the next batch, or at close).
 
-        Not-started, in-progress and interrupted jobs are not final: a resume must still
-        run, follow or look them up, so they are not recorded as finished."""
-        if not result.status.final or result.error_code == INTERRUPTED_CODE:
+        Not-started, in-progress, interrupted and untagged jobs are not final: a resume must
+        still run, follow, look up or tag them, so they are not recorded as finished."""
+        if not result.status.final or result.error_code == INTERRUPTED_CODE or result.tag_error:
             return
         self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
 
@@ -173,14 +177,29 @@ def _open_append(path: Path) -> IO[str]:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
-def _cut_torn_tail(path: Path) -> None:
-    """Drop the unfinished last line a crash left, so appending starts on a fresh line."""
+def _mend_tail(path: Path) -> None:
+    """Make the journal end on a line boundary before appending: a last record that is whole
+    but lacks its newline gets one; a fragment a crash left is dropped."""
     raw = path.read_bytes()
-    keep = raw.rfind(b"\n") + 1
+    if not raw or raw.endswith(b"\n"):
+        return
+    start = raw.rfind(b"\n") + 1
     with path.open("r+b") as handle:
-        handle.truncate(keep)
+        if _parses(raw[start:]):
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+        else:
+            handle.truncate(start)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:
@@ -190,16 +209,16 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:
     except OSError as exc:
         raise ReportDirError(f"{path}: cannot read the journal ({exc.strerror})") from None
     lines = raw.split(b"\n")
-    torn = lines[-1] != b""  # a whole journal ends with a newline
+    torn = False
     records = []
-    for number, line in enumerate(lines[:-1] if not torn else lines, start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError:
-            if number >= len(lines) - 1:
-                torn = True  # only the last line may be damaged
+            if number == len(lines):  # only the last, unterminated line may be cut short
+                torn = True
                 continue
             raise ReportDirError(
                 f"{path}:{number}: the journal is damaged; it cannot be resumed safely"
@@ -219,7 +238,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
             f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
             f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
         )
-    past = _Past(torn=torn)
+    past = _Past(torn=torn, run_id=str(records[0].get("run_id") or ""))
     for record in records:
         target = str(record.get("target", ""))
         if record.get("type") == "intent":

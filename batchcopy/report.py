@@ -210,7 +210,7 @@ class ReportWriter:
             row = result.to_row()
             self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
-            if result.status in RETRY_STATUSES:
+            if result.status in RETRY_STATUSES or result.tag_error:
                 self._retry_writer.writerow(result.job.to_row())
                 self.retry_rows += 1
 

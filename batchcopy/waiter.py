@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Protocol, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from batchcopy.errors import LightsailError
+from batchcopy.errors import LightsailError, PermanentError, ThrottledError, TransientError
 from batchcopy.jobs import JobResult, SnapshotInfo, Status
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, retrying
@@ -33,12 +34,15 @@ from batchcopy.settings import Settings
 
 __all__ = ["Waiter"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 FIRST_CHECK = 1.0  # seconds after a copy is accepted
 SLOWEST_CHECK = 30.0
 BACKOFF = 1.5
 FEW = 20  # up to this many pending copies in a region are read one by one
+MISSES = 2  # a target is gone only when this many looks in a row do not find it
 _DONE = {"available", "completed"}
 
 
@@ -60,15 +64,12 @@ class _Lane:
         default_factory=dict
     )  # name -> (result, give up at)
     wake: anyio.Event = field(default_factory=anyio.Event)
+    misses: dict[str, int] = field(default_factory=dict)
     closed: bool = False
 
 
 class Waiter:
-    """Turns ``started`` results into ``succeeded``, ``failed`` or ``in_progress`` ones.
-
-    ``pending`` holds the results still being followed, by target: if the run is cut
-    short, they are still ``started`` (the copy was accepted) for the report.
-    """
+    """Turns ``started`` results into ``succeeded``, ``failed`` or ``in_progress`` ones."""
 
     def __init__(
         self,
@@ -87,7 +88,6 @@ class Waiter:
         self._sleep = sleep
         self._wall = wall
         self._lanes: dict[str, _Lane] = {}
-        self.pending: dict[str, JobResult] = {}
 
     async def run(
         self, incoming: MemoryObjectReceiveStream[JobResult], out: MemoryObjectSendStream[JobResult]
@@ -108,7 +108,6 @@ class Waiter:
                     tg.start_soon(self._poll, lane, out.clone())
                 give_up_at = self._clock() + self._settings.wait_timeout
                 lane.pending[result.job.target_snapshot_name] = (result, give_up_at)
-                self.pending[result.job.target] = result
                 lane.wake.set()
             for lane in self._lanes.values():
                 lane.closed = True
@@ -127,16 +126,35 @@ class Waiter:
                     continue
                 with anyio.move_on_after(interval):
                     await self._stop.wait()
-                states = await self._states(lane)
+                # Once the run stops, no more reading: what is pending is in progress.
+                try:
+                    states = {} if self._stop.is_set() else await self._states(lane)
+                except PermanentError as exc:
+                    # Reading is refused (AccessDenied, say): waiting longer cannot help.
+                    log.warning("cannot follow copies in %s: %s", lane.region, exc)
+                    for name, (result, _) in list(lane.pending.items()):
+                        await out.send(
+                            dataclasses.replace(
+                                result,
+                                status=Status.FAILED,
+                                error_code=exc.code,
+                                error_message=f"accepted, but it cannot be followed: {exc.message}",
+                                finished_at=self._wall(),
+                            )
+                        )
+                        del lane.pending[name]
+                    continue
                 now = self._clock()
                 for name, (result, give_up_at) in list(lane.pending.items()):
+                    gone = name in states and states[name] is None
+                    lane.misses[name] = lane.misses.get(name, 0) + 1 if gone else 0
                     final = await self._settle(
-                        result, name in states, states.get(name), now >= give_up_at
+                        result, lane.misses[name] >= MISSES, states.get(name), now >= give_up_at
                     )
                     if final is not None:
-                        del lane.pending[name]
-                        self.pending.pop(result.job.target, None)
                         await out.send(final)
+                        del lane.pending[name]
+                        lane.misses.pop(name, None)
                 interval = min(interval * BACKOFF, SLOWEST_CHECK)
 
     async def _states(self, lane: _Lane) -> dict[str, SnapshotInfo | None]:
@@ -156,16 +174,16 @@ class Waiter:
                 if info.name in found:
                     found[info.name] = info
             return found
-        except LightsailError:
+        except (ThrottledError, TransientError):
             return {}  # could not look this time; the next check tries again
 
     async def _settle(
-        self, result: JobResult, known: bool, target: SnapshotInfo | None, timed_out: bool
+        self, result: JobResult, gone: bool, target: SnapshotInfo | None, timed_out: bool
     ) -> JobResult | None:
-        """The final result, or None to keep waiting. ``known``: the look-up answered (so a
-        None ``target`` means the snapshot is gone)."""
+        """The final result, or None to keep waiting. ``gone``: look-ups found no snapshot
+        ``MISSES`` times in a row."""
         wall = self._wall()
-        if known and target is None:
+        if gone:
             return dataclasses.replace(
                 result,
                 status=Status.FAILED,

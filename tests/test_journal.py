@@ -146,3 +146,32 @@ async def test_resume_after_a_torn_line_keeps_the_journal_readable(tmp_path: Pat
     assert not third.past.torn
     assert third.past.intended == {"eu-west-1/t-1", "eu-west-1/t-2"}
     third.close()
+
+
+async def test_whole_last_record_without_newline_is_kept(tmp_path: Path) -> None:
+    """A last record that is complete but lost its newline still counts, and resuming keeps it."""
+    journal = open_journal(tmp_path)
+    await journal.intent(job(1))
+    journal.outcome(JobResult(job=job(1), status=Status.STARTED, attempts=1))
+    journal.close()
+    path = tmp_path / JOURNAL_NAME
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    again = open_journal(tmp_path, resume=True)
+    assert again.past.finished == {"eu-west-1/t-1"}
+    assert [r.job for r in again.earlier_results()] == [job(1)]
+    again.close()
+    third = open_journal(tmp_path, resume=True)
+    assert third.past.finished == {"eu-west-1/t-1"}
+    third.close()
+
+
+def test_resume_keeps_the_first_runs_id(tmp_path: Path) -> None:
+    """The batchcopy:run-id of a run stays the same across its resumes."""
+    Journal.open(
+        tmp_path, manifest="m", manifest_sha256="a" * 64, resume=False, run_id="first"
+    ).close()
+    again = Journal.open(
+        tmp_path, manifest="m", manifest_sha256="a" * 64, resume=True, run_id="second"
+    )
+    assert again.past.run_id == "first"
+    again.close()

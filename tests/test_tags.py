@@ -49,3 +49,20 @@ async def test_tagging_failure_is_reported_but_the_copy_stands() -> None:
     assert report.summary.tag_failures == 1
     assert report.exit_code == 1
     assert "untagged" in emulator.sim.regions["eu-west-1"].snapshots
+
+
+async def test_a_re_run_finishes_tagging_that_failed() -> None:
+    """A copy whose tagging failed is listed for retry; running again tags it (skipped, exit 0)."""
+    faults = {"regions": {"eu-west-1": {"error_rate": 1, "actions": ["TagResource"]}}}
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    job = manual(1, "eu-west-1", "tag-later")
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, tags=(("team", "ops"),))
+        first = await copy_snapshots([job], settings)
+        emulator.configure(FaultConfig())
+        again = await copy_snapshots([job], settings)
+    assert first.results[0].tag_error
+    (result,) = again.results
+    assert (result.status, result.tag_error, again.exit_code) == (Status.SKIPPED, "", 0)
+    assert tags_of(emulator, "eu-west-1", "tag-later")["team"] == "ops"
+    assert emulator.stats.copies_accepted == {"eu-west-1/tag-later": 1}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batchcopy import Status, copy_snapshots
+import anyio
+
+from batchcopy import RunControl, Status, copy_snapshots
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from tests.helpers import assert_each_target_copied_once, manual, read_csv, settings_for
 
@@ -83,3 +85,36 @@ async def test_waiting_overlaps_with_copying() -> None:
     first_done = min(r.finished_at for r in report.results)
     last_copied = max(s.created_at for s in emulator.sim.regions["eu-west-1"].snapshots.values())
     assert first_done < last_copied
+
+
+async def test_cancel_while_following_reports_accepted_copies_in_progress() -> None:
+    """Cancelling a --wait run after the copies were accepted never reports them not_started."""
+    jobs = [manual(i, "eu-west-1", f"cut-{i}") for i in range(6)]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 60}))
+    control = RunControl(grace=0)
+    async with running_emulator(emulator) as url, anyio.create_task_group() as tg:
+
+        async def cancel_once_all_accepted() -> None:
+            for _ in range(3000):  # the copies are accepted within a second or so
+                if len(emulator.stats.copies_accepted) == len(jobs):
+                    break
+                await anyio.sleep(0.01)
+            control.cancel()
+
+        tg.start_soon(cancel_once_all_accepted)
+        report = await copy_snapshots(jobs, settings_for(url, **WAIT), control=control)
+    assert [r.status for r in report.results] == [Status.IN_PROGRESS] * len(jobs)
+    assert report.exit_code == 130
+
+
+async def test_running_again_follows_copies_still_in_progress() -> None:
+    """A re-run with --wait (retry.csv, say) follows an earlier run's unfinished copy to its
+    end instead of calling it skipped."""
+    job = manual(1, "eu-west-1", "unfinished")
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 1.5}))
+    async with running_emulator(emulator) as url:
+        first = await copy_snapshots([job], settings_for(url, wait_timeout=0.2, **WAIT))
+        again = await copy_snapshots([job], settings_for(url, **WAIT))
+    assert first.results[0].status is Status.IN_PROGRESS
+    assert again.results[0].status is Status.SUCCEEDED
+    assert emulator.stats.copies_accepted == {"eu-west-1/unfinished": 1}
