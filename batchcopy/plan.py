@@ -24,7 +24,7 @@ from batchcopy.errors import LightsailError
 from batchcopy.jobs import CopyJob, SnapshotInfo
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, retrying
-from batchcopy.settings import Settings
+from batchcopy.settings import OnExists, Settings
 
 __all__ = ["GB_MONTH_USD", "Plan", "PlanProblem", "make_plan"]
 
@@ -169,14 +169,22 @@ class _Planner:
             return
         target = existing.get(job.target_snapshot_name)
         if target is not None:
-            if (target.origin, target.kind) == (origin, kind or target.kind):
-                self.plan.skipped += 1
-                return
-            problem(
-                "TargetExists",
-                f"{job.target} already exists and is not a copy of {job.source_region}:"
-                f"{job.source_name}; choose another target name",
+            # The same rules a run applies to a target that is already there.
+            same = (target.origin, target.kind) == (origin, kind or target.kind) and (
+                size is None or size == target.size_in_gb
             )
+            if not same:
+                problem(
+                    "TargetExists",
+                    f"{job.target} already exists and is not a copy of {job.source_region}:"
+                    f"{job.source_name}; choose another target name",
+                )
+            elif target.state == "error":
+                problem("TargetFailed", f"{job.target} exists in state error; delete it first")
+            elif self._settings.on_exists is OnExists.FAIL:
+                problem("TargetExists", f"{job.target} already exists (--on-exists fail)")
+            else:
+                self.plan.skipped += 1
             return
         self.plan.per_region[job.target_region] += 1
         if size is None:
@@ -202,6 +210,11 @@ class _Planner:
                 raise found
             if not isinstance(found, SnapshotInfo):
                 raise LightsailError("SourceNotFound", f"{region}:{name} does not exist")
+            if found.state not in ("available", "completed"):
+                raise LightsailError(
+                    "SourceNotReady",
+                    f"{region}:{name} is {found.state or 'not ready'}, not copyable",
+                )
             return found.size_in_gb, found.origin, found.kind
         resource = job.source_resource_name or ""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from batchcopy import CopyJob
 from batchcopy.emulator import Emulator, demo_seed, running_emulator
 from batchcopy.plan import GB_MONTH_USD, make_plan
+from batchcopy.settings import OnExists
 from tests.helpers import EmulatorProcess, manual, run_cli, settings_for, write_manifest
 
 MUTATING = {
@@ -101,3 +102,27 @@ def test_cli_plan_and_dry_run_send_no_mutating_call(live: EmulatorProcess, tmp_p
         "plan", str(write_manifest(tmp_path / "ok.csv", rows[:1])), "--endpoint-url", live.url
     )
     assert ok.returncode == 0, ok.stderr
+
+
+async def test_plan_applies_the_runs_rules_to_existing_targets_and_sources() -> None:
+    """Targets in error, --on-exists fail, and sources not ready are problems, as in a run."""
+    seed = demo_seed()
+    seed["regions"]["eu-west-1"]["instanceSnapshots"].append(
+        {"name": "broken", "fromInstanceName": "nyc-web-1", "sizeInGb": 40, "state": "error"}
+    )
+    seed["regions"]["us-east-1"]["instanceSnapshots"].append(
+        {"name": "still-pending", "fromInstanceName": "nyc-web-1", "state": "pending"}
+    )
+    jobs = [
+        manual(2, "eu-west-1", "broken"),
+        manual(3, "eu-west-1", "nyc-web-1-dr"),
+        manual(4, "eu-west-1", "fresh", source="still-pending"),
+    ]
+    emulator = Emulator(seed=seed)
+    async with running_emulator(emulator) as url:
+        plan = await make_plan(jobs, settings_for(url, on_exists=OnExists.FAIL))
+    assert {p.line: p.code for p in plan.problems} == {
+        2: "TargetFailed",
+        3: "TargetExists",
+        4: "SourceNotReady",
+    }
