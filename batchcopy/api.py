@@ -255,6 +255,7 @@ async def copy_snapshots(
                 earlier=known,
                 interrupted=unsettled,
                 exit_code=control.exit_code,
+                rates=live.engine.rates if live else None,
             )
         finally:
             writer.close()  # only does something if finishing failed

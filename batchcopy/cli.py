@@ -160,6 +160,16 @@ def run(
         float, typer.Option(help="CopySnapshot requests per second, per target region.")
     ] = 5.0,
     burst: Annotated[int, typer.Option(help="Requests allowed at once after a quiet spell.")] = 5,
+    max_rate: Annotated[
+        float, typer.Option(help="The adaptive rate never goes above this (requests/s).")
+    ] = 100.0,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive/--fixed-rate",
+            help="Cut the rate on throttles and probe upward while calls succeed.",
+        ),
+    ] = True,
     max_in_flight: Annotated[
         int, typer.Option(help="Copy requests open at once, per target region.")
     ] = 16,
@@ -233,6 +243,8 @@ def run(
         settings = Settings(
             rate=rate,
             burst=burst,
+            max_rate=max_rate,
+            adaptive=adaptive,
             max_in_flight=max_in_flight,
             retry=RetryPolicy(max_attempts=max_attempts, deadline=job_timeout),
             on_exists=OnExists(on_exists),
@@ -579,6 +591,9 @@ def _finish(report: Report, *, as_json: bool) -> None:
         console = _console()
         console.print(f"{summary.manifest}: {summary.total} jobs in {summary.duration:.1f} s")
         console.print(table)
+        if summary.rates:
+            rates = ", ".join(f"{r} {v:g}/s" for r, v in summary.rates.items())
+            console.print(f"Rates at the end: {rates}", highlight=False)
         console.print(
             f"{summary.attempts} copy requests, {summary.throttles} throttled, "
             f"{summary.reconciled} reconciled after lost answers; "

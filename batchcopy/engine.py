@@ -125,6 +125,12 @@ class Engine:
         # Results handed on but not yet reported (the caller pops them once reported): a
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
+        self._lanes: dict[str, _Lane] = {}
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """The current CopySnapshot rate of each target region, requests/s."""
+        return {region: lane.limiter.rate for region, lane in sorted(self._lanes.items())}
 
     async def run(
         self, jobs: Iterable[CopyJob], results: MemoryObjectSendStream[JobResult]
@@ -157,10 +163,15 @@ class Engine:
         lane = _Lane(
             region=region,
             limiter=RateLimiter(
-                settings.rate, settings.burst, clock=self._clock, sleep=self._sleep
+                settings.rate,
+                settings.burst,
+                max_rate=max(settings.max_rate, settings.rate) if settings.adaptive else None,
+                clock=self._clock,
+                sleep=self._sleep,
             ),
             slots=anyio.Semaphore(settings.max_in_flight),
         )
+        self._lanes[region] = lane
         async with jobs, results, anyio.create_task_group() as tg:
             try:
                 async for info in self._api.list_snapshots(region, self._guarded):
@@ -226,6 +237,7 @@ class Engine:
                     except ThrottledError:
                         log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
                         tries.throttles += 1
+                        lane.limiter.throttled()
                         raise
                     except TransientError as exc:
                         log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
@@ -244,6 +256,7 @@ class Engine:
                         return await self._existing(
                             job, found, tries, started, ours=tries.ambiguous
                         )
+                    lane.limiter.succeeded()
                     return self._result(
                         job, Status.STARTED, tries, started=started, operation_id=operation_id
                     )

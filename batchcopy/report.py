@@ -85,6 +85,7 @@ class Summary:
     throttles: int
     reconciled: int
     tag_failures: int
+    rates: dict[str, float]  # each target region's CopySnapshot rate at the end, requests/s
     started_at: float
     finished_at: float
     exit_code: int
@@ -112,6 +113,7 @@ class Summary:
             "throttles": self.throttles,
             "reconciled": self.reconciled,
             "tag_failures": self.tag_failures,
+            "rates": self.rates,
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
             "duration": round(self.duration, 3),
@@ -221,6 +223,7 @@ class ReportWriter:
         earlier: Mapping[str, JobResult] | None = None,
         interrupted: Container[str] = (),
         exit_code: int | None = None,
+        rates: Mapping[str, float] | None = None,
     ) -> Report:
         """Write the files and return the report.
 
@@ -262,6 +265,7 @@ class ReportWriter:
             throttles=self.throttles,
             reconciled=self.reconciled,
             tag_failures=self.tag_failures,
+            rates={region: round(rate, 2) for region, rate in (rates or {}).items()},
             started_at=self.started_at,
             finished_at=finished_at,
             exit_code=exit_code if exit_code is not None else 0 if ok else 1,

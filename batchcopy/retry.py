@@ -3,7 +3,8 @@
 aiobotocore clients are built with ``total_max_attempts=1`` (see lightsail.py), so every
 retry happens here, where it is counted and bounded. Throttling and transient faults are
 retried with full-jitter exponential backoff (a random wait between 0 and
-``min(max_delay, base_delay * 2**n)``). Faults are bounded by ``max_attempts``; throttles
+``min(max_delay, base_delay * 2**n)``); after a throttle the pause is short, since the
+region's adaptive rate limiter does the pacing. Faults are bounded by ``max_attempts``; throttles
 do not use attempts up (being asked to slow down is not a failure of the request), so
 they are bounded by the job's ``deadline`` alone, as everything is: a retry whose wait
 would end past the deadline is not made. Permanent errors are raised at once.
@@ -11,6 +12,7 @@ would end past the deadline is not made. Permanent errors are raised at once.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from batchcopy.errors import SettingsError, ThrottledError, TransientError
 from batchcopy.limits import Clock, Sleep
@@ -54,6 +57,21 @@ class RetryPolicy:
             raise SettingsError(
                 f"the per-job deadline must be above 0 seconds, got {self.deadline}"
             )
+
+
+class _backoff(wait_base):
+    """Full-jitter exponential backoff after a fault; after a throttle only a short random
+    pause, because the region's rate limiter (which a throttle slows) does the pacing."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._full = wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay)
+        self._short = min(policy.base_delay, 1.0)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        if outcome is not None and isinstance(outcome.exception(), ThrottledError):
+            return random.uniform(0, self._short)
+        return float(self._full(retry_state))
 
 
 class _faults_exceed(stop_base):
@@ -95,7 +113,7 @@ def retrying(
     """
     return AsyncRetrying(
         retry=retry_if_exception_type(RETRYABLE),
-        wait=wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+        wait=_backoff(policy),
         stop=_faults_exceed(policy.max_attempts) | _past_deadline(policy.deadline, clock),
         sleep=sleep,
         reraise=True,

@@ -22,7 +22,9 @@ class OnExists(enum.StrEnum):
 class Settings:
     """How a run behaves. Every value is checked here, so a bad one fails before any call."""
 
-    rate: float = 5.0  # CopySnapshot requests per second, per target region
+    rate: float = 5.0  # CopySnapshot requests per second, per target region, to start with
+    max_rate: float = 100.0  # the adaptive rate never goes above this (or above rate, if higher)
+    adaptive: bool = True  # cut the rate on throttles and probe upward while calls succeed
     burst: int = 5  # requests that may go at once after a quiet spell
     max_in_flight: int = 16  # CopySnapshot calls open at once, per target region
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -48,6 +50,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.rate > 0:
             raise SettingsError(f"--rate must be above 0 requests per second, got {self.rate}")
+        if not self.max_rate > 0:
+            raise SettingsError(f"--max-rate must be above 0, got {self.max_rate}")
         if self.burst < 1:
             raise SettingsError(f"--burst must be at least 1, got {self.burst}")
         if self.max_in_flight < 1:

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import RateLimiter
+from batchcopy.limits import CUT, PROBE, RateLimiter
 
 
 class FakeTime:
@@ -66,3 +66,80 @@ def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
     """A rate of zero or less, or a burst below one, is refused with a clear error."""
     with pytest.raises(SettingsError, match=r"rate must be above 0|burst must be at least 1"):
         RateLimiter(rate=rate, burst=burst)
+
+
+def test_adaptive_rate_grows_fast_until_the_first_throttle() -> None:
+    """Before any throttle the rate about doubles each second of successes (slow start)."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=2, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(2):  # one second of calls at 2/s
+        limiter.succeeded()
+    assert limiter.rate == pytest.approx(4)
+
+
+def test_throttle_cuts_the_rate_once_per_spell() -> None:
+    """A throttle cuts the rate; more throttles from calls already sent do not cut again."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=20, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(5):
+        limiter.throttled()
+    assert limiter.rate == pytest.approx(20 * CUT)
+    fake.now += 2
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(20 * CUT * CUT)
+    assert limiter.throttles == 6
+
+
+def test_after_a_throttle_the_rate_probes_up_slowly() -> None:
+    """After a throttle, a second of successes raises the rate by about PROBE requests/s."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=10, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()
+    cut = limiter.rate
+    for _ in range(round(cut)):  # about a second of successes at that rate
+        limiter.succeeded()
+    assert cut + 0.8 * PROBE < limiter.rate < cut + 1.2 * PROBE
+
+
+def test_rate_never_goes_above_the_cap_or_below_the_floor() -> None:
+    """However many successes or throttles, the rate stays within [min_rate, max_rate]."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=5, max_rate=8, min_rate=1, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(1000):
+        limiter.succeeded()
+    assert limiter.rate == 8
+    for _ in range(100):
+        fake.now += 5
+        limiter.throttled()
+    assert limiter.rate == 1
+
+
+def test_fixed_rate_does_not_adapt() -> None:
+    """Without a max_rate the limiter keeps its rate whatever happens."""
+    limiter = RateLimiter(rate=5)
+    limiter.throttled()
+    limiter.succeeded()
+    assert limiter.rate == 5
+    assert not limiter.adaptive
+
+
+async def test_adaptive_limiter_settles_near_an_unknown_limit() -> None:
+    """Against a simulated service that throttles above a rate it does not tell (5 or 20
+    requests/s), starting 4x too low or too high, 500 calls get through within 1.05x of the
+    ideal time."""
+    for limit in (5.0, 20.0):
+        for start in (limit / 4, limit * 4):
+            fake = FakeTime()
+            limiter = RateLimiter(rate=start, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+            tokens, stamp, accepted = 2.0, 0.0, 0
+            while accepted < 500:
+                await limiter.acquire()
+                tokens = min(2.0, tokens + (fake.now - stamp) * limit)  # the service's bucket
+                stamp = fake.now
+                if tokens >= 1:
+                    tokens -= 1
+                    accepted += 1
+                    limiter.succeeded()
+                else:
+                    limiter.throttled()
+            assert fake.now <= 1.05 * 500 / limit, (limit, start, fake.now)
