@@ -125,3 +125,16 @@ async def test_everything_at_once() -> None:
     assert sorted(r.job.line for r in report.results) == sorted(j.line for j in jobs)
     assert all(r.status is Status.STARTED for r in report.results)
     assert_each_target_copied_once(report, emulator)
+
+
+async def test_adaptive_rate_finds_a_limit_it_was_not_told() -> None:
+    """Regions throttling at a rate batchcopy is not told: starting 4x too high, each
+    region's rate is cut to near that limit and every job completes."""
+    regions = ("eu-west-1", "ap-south-1")
+    jobs = [manual(i, regions[i % 2], f"adapt-{i}") for i in range(120)]
+    limit = {"copy_rate": 10, "copy_burst": 2}
+    faults = {"regions": {region: limit for region in regions}}
+    report, emulator = await run(faults, jobs, rate=40, burst=2, max_in_flight=16)
+    assert all(r.status is Status.STARTED for r in report.results)
+    assert all(5 < rate < 20 for rate in report.summary.rates.values()), report.summary.rates
+    assert_each_target_copied_once(report, emulator)
