@@ -133,7 +133,7 @@ async def test_adaptive_rate_finds_a_limit_it_was_not_told() -> None:
     regions = ("eu-west-1", "ap-south-1")
     jobs = [manual(i, regions[i % 2], f"adapt-{i}") for i in range(120)]
     limit = {"copy_rate": 10, "copy_burst": 2}
-    faults = {"regions": {region: limit for region in regions}}
+    faults = {"regions": dict.fromkeys(regions, limit)}
     report, emulator = await run(faults, jobs, rate=40, burst=2, max_in_flight=16)
     assert all(r.status is Status.STARTED for r in report.results)
     assert all(5 < rate < 20 for rate in report.summary.rates.values()), report.summary.rates
