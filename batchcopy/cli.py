@@ -162,7 +162,7 @@ def run(
     burst: Annotated[int, typer.Option(help="Requests allowed at once after a quiet spell.")] = 5,
     max_rate: Annotated[
         float, typer.Option(help="The adaptive rate never goes above this (requests/s).")
-    ] = 100.0,
+    ] = 1000.0,
     adaptive: Annotated[
         bool,
         typer.Option(

@@ -23,7 +23,7 @@ class Settings:
     """How a run behaves. Every value is checked here, so a bad one fails before any call."""
 
     rate: float = 5.0  # CopySnapshot requests per second, per target region, to start with
-    max_rate: float = 100.0  # the adaptive rate never goes above this (or above rate, if higher)
+    max_rate: float = 1000.0  # the adaptive rate never goes above this (or rate, if higher)
     adaptive: bool = True  # cut the rate on throttles and probe upward while calls succeed
     burst: int = 5  # requests that may go at once after a quiet spell
     max_in_flight: int = 16  # CopySnapshot calls open at once, per target region

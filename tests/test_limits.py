@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import CUT, PROBE, RateLimiter
+from batchcopy.limits import CUT, PROBE, SLOW_START_STEP, RateLimiter
 
 
 class FakeTime:
@@ -69,12 +69,12 @@ def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
 
 
 def test_adaptive_rate_grows_fast_until_the_first_throttle() -> None:
-    """Before any throttle the rate about doubles each second of successes (slow start)."""
+    """Before any throttle the rate grows by SLOW_START_STEP per success (slow start)."""
     fake = FakeTime()
     limiter = RateLimiter(rate=2, max_rate=100, clock=fake.clock, sleep=fake.sleep)
     for _ in range(2):  # one second of calls at 2/s
         limiter.succeeded()
-    assert limiter.rate == pytest.approx(4)
+    assert limiter.rate == pytest.approx(2 + 2 * SLOW_START_STEP)
 
 
 def test_throttle_cuts_the_rate_once_per_spell() -> None:
