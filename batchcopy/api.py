@@ -249,7 +249,7 @@ async def copy_snapshots(
             unsettled, known = live.unfinished() if live else (set(), {})
             if journal is not None:
                 journal.close()
-                known |= {r.job.target: r for r in journal.earlier_results()}
+                known |= journal.earlier_results()
             report = writer.finish(
                 _readable(stream()),
                 earlier=known,

@@ -374,7 +374,11 @@ class Engine:
     async def _source(self, region: str, name: str) -> SnapshotInfo | None:
         """A source snapshot, looked up once however many jobs copy it."""
         key = (region, name)
-        lock = self._source_locks.setdefault(key, anyio.Lock())
+        if key in self._sources:
+            return self._sources[key]
+        lock = self._source_locks.get(key)
+        if lock is None:
+            lock = self._source_locks[key] = anyio.Lock()
         async with lock:
             if key not in self._sources:
                 self._sources[key] = await self._api.find_snapshot(region, name)

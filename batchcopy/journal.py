@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -134,16 +133,18 @@ class Journal:
             os.fsync(self._handle.fileno())
             self._handle.close()
 
-    def earlier_results(self) -> Iterator[JobResult]:
-        """The outcomes earlier runs recorded (the last one per target), read from disk."""
-        last: dict[str, int] = {}
-        rows: list[dict[str, Any]] = []
+    def earlier_results(self) -> dict[str, JobResult]:
+        """The outcomes earlier runs recorded for the jobs this run did not redo, by target.
+
+        Only a resume has any; a fresh run reads nothing, so its memory does not grow with
+        the journal (reading every outcome back once cost ~3.6 KB a job)."""
+        if not self.past.finished:
+            return {}
+        found: dict[str, JobResult] = {}
         for record in _records(self.path)[0]:
-            if record.get("type") == "outcome":
-                last[record["target"]] = len(rows)
-                rows.append(record["row"])
-        for index in sorted(last.values()):
-            yield JobResult.from_row(rows[index])
+            if record.get("type") == "outcome" and record.get("target") in self.past.finished:
+                found[record["target"]] = JobResult.from_row(record["row"])
+        return found
 
     def _append(self, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")

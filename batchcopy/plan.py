@@ -134,7 +134,11 @@ class _Planner:
 
     async def _once(self, key: tuple[str, ...], load: Callable[[], Awaitable[object]]) -> object:
         """``load()`` once per key, however many jobs ask."""
-        lock = self._locks.setdefault(key, anyio.Lock())
+        if key in self._cache:  # the common case: no lock, no trip through the event loop
+            return self._cache[key]
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock()
         async with lock:
             if key not in self._cache:
                 self._cache[key] = await load()
