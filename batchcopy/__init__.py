@@ -8,26 +8,70 @@ The async API::
     report = await batchcopy.copy_snapshots(manifest, batchcopy.Settings(rate=10))
 """
 
-from batchcopy.api import RunControl, copy_snapshots, stream_copies
-from batchcopy.errors import (
-    BatchcopyError,
-    CredentialsError,
-    LightsailError,
-    ManifestError,
-    PermanentError,
-    Problem,
-    ReportDirError,
-    SettingsError,
-    ThrottledError,
-    TransientError,
-)
-from batchcopy.jobs import CopyJob, JobResult, Status
-from batchcopy.manifest import Manifest, load_manifest
-from batchcopy.report import Report, Summary
-from batchcopy.retry import RetryPolicy
-from batchcopy.settings import OnExists, Settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchcopy.api import RunControl, copy_snapshots, stream_copies
+    from batchcopy.errors import (
+        BatchcopyError,
+        CredentialsError,
+        LightsailError,
+        ManifestError,
+        PermanentError,
+        Problem,
+        ReportDirError,
+        SettingsError,
+        ThrottledError,
+        TransientError,
+    )
+    from batchcopy.jobs import CopyJob, JobResult, Status
+    from batchcopy.manifest import Manifest, load_manifest
+    from batchcopy.report import Report, Summary
+    from batchcopy.retry import RetryPolicy
+    from batchcopy.settings import OnExists, Settings
 
 __version__ = "0.1.0"
+
+# Each public name and the module that defines it. They are imported on first use, so
+# `batchcopy --help` and `batchcopy validate` do not pay for the engine, anyio and tenacity.
+_EXPORTS = {
+    "BatchcopyError": "batchcopy.errors",
+    "CopyJob": "batchcopy.jobs",
+    "CredentialsError": "batchcopy.errors",
+    "JobResult": "batchcopy.jobs",
+    "LightsailError": "batchcopy.errors",
+    "Manifest": "batchcopy.manifest",
+    "ManifestError": "batchcopy.errors",
+    "OnExists": "batchcopy.settings",
+    "PermanentError": "batchcopy.errors",
+    "Problem": "batchcopy.errors",
+    "Report": "batchcopy.report",
+    "ReportDirError": "batchcopy.errors",
+    "RetryPolicy": "batchcopy.retry",
+    "RunControl": "batchcopy.api",
+    "Settings": "batchcopy.settings",
+    "SettingsError": "batchcopy.errors",
+    "Status": "batchcopy.jobs",
+    "Summary": "batchcopy.report",
+    "ThrottledError": "batchcopy.errors",
+    "TransientError": "batchcopy.errors",
+    "copy_snapshots": "batchcopy.api",
+    "load_manifest": "batchcopy.manifest",
+    "stream_copies": "batchcopy.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchcopy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BatchcopyError",

@@ -19,6 +19,11 @@ def test_all_is_sorted_and_importable() -> None:
         assert hasattr(batchcopy, name), name
 
 
+def test_lazy_exports_match_all() -> None:
+    """Every public name is importable lazily, and nothing else is."""
+    assert set(batchcopy._EXPORTS) == set(batchcopy.__all__) - {"__version__"}
+
+
 def test_readme_documents_exactly_the_public_names() -> None:
     """The README's list of public names matches __all__."""
     readme = (ROOT / "README.md").read_text()
