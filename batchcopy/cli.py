@@ -78,6 +78,12 @@ TargetRegion = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Profile = Annotated[str | None, typer.Option(help="AWS profile to use.")]
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
+]
+ReadTimeout = Annotated[float, typer.Option(help="Seconds to wait for an answer.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 Verbose = Annotated[
     int, typer.Option("--verbose", "-v", count=True, help="More log output: -v info, -vv debug.")
@@ -184,12 +190,9 @@ def run(
         Path | None,
         typer.Option(help="Folder for summary.json, results.jsonl, results.csv (default: new)."),
     ] = None,
-    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
-    ] = None,
-    read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    profile: Profile = None,
+    endpoint_url: EndpointUrl = None,
+    read_timeout: ReadTimeout = 60.0,
     tag: Annotated[
         list[str] | None,
         typer.Option(help="KEY=VALUE tag for every copy (repeatable); adds provenance tags."),
@@ -289,11 +292,8 @@ def plan(
     manifest: ManifestArg,
     source_region: SourceRegion = None,
     target_region: TargetRegion = None,
-    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
-    ] = None,
+    profile: Profile = None,
+    endpoint_url: EndpointUrl = None,
     as_json: AsJson = False,
 ) -> None:
     """Check a manifest against Lightsail with read-only calls and show what a run would do.
@@ -404,12 +404,9 @@ def discover(
         typer.Option("--output", "-o", help="Write the manifest to this file, not stdout."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Manifest format: csv or json.")] = "csv",
-    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
-    ] = None,
-    read_timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 60.0,
+    profile: Profile = None,
+    endpoint_url: EndpointUrl = None,
+    read_timeout: ReadTimeout = 60.0,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     debug: Debug = False,
