@@ -63,6 +63,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
+        self._turn = anyio.Lock()
         self.waited = 0.0  # total seconds callers spent waiting, for reports
 
     def __repr__(self) -> str:
@@ -104,8 +105,13 @@ class RateLimiter:
         return allowed_at - now
 
     async def acquire(self) -> None:
-        """Wait for this caller's slot."""
-        delay = self.reserve()
-        if delay > 0:
-            self.waited += delay
-            await self._sleep(delay)
+        """Wait for this caller's slot.
+
+        Callers queue on a lock and each books its slot only when its turn comes, so a
+        rate that has grown (or been cut) meanwhile applies at once instead of after a
+        schedule booked far ahead at the old rate."""
+        async with self._turn:
+            delay = self.reserve()
+            if delay > 0:
+                self.waited += delay
+                await self._sleep(delay)
