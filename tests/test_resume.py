@@ -171,6 +171,7 @@ def start_run(
             "2",
             "--burst",
             "1",
+            "--fixed-rate",  # slow on purpose: the signal must arrive mid-run
             *extra,
         ],
         stdout=subprocess.PIPE,

@@ -80,7 +80,9 @@ async def test_waiting_overlaps_with_copying() -> None:
     jobs = [manual(i, "eu-west-1", f"lap-{i}") for i in range(12)]
     emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 0.1}))
     async with running_emulator(emulator) as url:
-        report = await copy_snapshots(jobs, settings_for(url, rate=3, burst=1, **WAIT))
+        report = await copy_snapshots(
+            jobs, settings_for(url, rate=3, burst=1, adaptive=False, **WAIT)
+        )
     assert all(r.status is Status.SUCCEEDED for r in report.results)
     first_done = min(r.finished_at for r in report.results)
     last_copied = max(s.created_at for s in emulator.sim.regions["eu-west-1"].snapshots.values())
@@ -111,7 +113,8 @@ async def test_running_again_follows_copies_still_in_progress() -> None:
     """A re-run with --wait (retry.csv, say) follows an earlier run's unfinished copy to its
     end instead of calling it skipped."""
     job = manual(1, "eu-west-1", "unfinished")
-    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 1.5}))
+    # Long enough that the copy is surely still being made when the second run lists it.
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 6}))
     async with running_emulator(emulator) as url:
         first = await copy_snapshots([job], settings_for(url, wait_timeout=0.2, **WAIT))
         again = await copy_snapshots([job], settings_for(url, **WAIT))
