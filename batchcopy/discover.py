@@ -62,7 +62,7 @@ from typing import TextIO, TypeVar
 
 import anyio
 
-from batchcopy.errors import BatchcopyError, PermanentError, unwrap
+from batchcopy.errors import BatchcopyError, unwrap
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import MANIFEST_FIELDS
 from batchcopy.lightsail import LightsailClients
@@ -301,17 +301,13 @@ async def _automatic(
         async for name, kind, tags in api.list_resources(region, guard, options.kinds)
         if options.wants(name, tags)
     ]
-    autos: dict[str, list[tuple[str, str]]] = {}
+    autos: dict[str, dict[str, str]] = {}
     limiter = anyio.CapacityLimiter(at_once)
 
     async def look_up(name: str) -> None:
         async with limiter:
-            try:
-                autos[name] = await guard(functools.partial(api.get_auto_snapshots, region, name))
-            except PermanentError as exc:
-                if exc.code != "NotFoundException":
-                    raise
-                autos[name] = []  # deleted since it was listed
+            found = await guard(functools.partial(api.auto_snapshots, region, name))
+            autos[name] = found[1] if found else {}  # None: deleted since it was listed
 
     try:
         async with anyio.create_task_group() as tg:
@@ -325,7 +321,7 @@ async def _automatic(
 
     found = []
     for name, kind in resources:
-        dates = sorted({date for date, status in autos[name] if status == "Success"})
+        dates = sorted(date for date, status in autos[name].items() if status == "Success")
         source = functools.partial(_Source, region=region, name=name, kind=kind, manual=False)
         if options.auto == "latest":
             found += [source(date="latest", latest=True)] if dates else []

@@ -250,15 +250,6 @@ class LightsailClients:
         wire = [{"key": k, "value": v} for k, v in tags.items()]
         await self._call(region, "tag_resource", resourceName=name, tags=wire)
 
-    async def get_auto_snapshots(self, region: str, resource_name: str) -> list[tuple[str, str]]:
-        """The automatic snapshots of an instance or disk as (date, status), newest first as
-        Lightsail lists them; status is Success, Failed, InProgress or NotFound."""
-        response = await self._call(region, "get_auto_snapshots", resourceName=resource_name)
-        return [
-            (str(auto.get("date", "")), str(auto.get("status", "")))
-            for auto in response.get("autoSnapshots", [])
-        ]
-
     async def _items(
         self, region: str, method: str, key: str, guard: Guard
     ) -> AsyncIterator[dict[str, Any]]:
