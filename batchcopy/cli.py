@@ -177,8 +177,11 @@ def run(
         ),
     ] = True,
     max_in_flight: Annotated[
-        int, typer.Option(help="Copy requests open at once, per target region.")
-    ] = 16,
+        int,
+        typer.Option(
+            help="The most jobs open at once per target region; below it, the cap follows the rate."
+        ),
+    ] = 128,
     max_attempts: Annotated[int, typer.Option(help="Tries per job before it fails.")] = 10,
     job_timeout: Annotated[
         float, typer.Option(help="Seconds from a job's first try after which it is not retried.")

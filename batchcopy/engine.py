@@ -4,7 +4,9 @@ One anyio task group. The dispatcher reads jobs (a stream: the manifest is never
 memory) and hands each to its target region's lane through a bounded memory stream, so a
 slow region holds the reader back instead of piling jobs up. A lane first lists the
 snapshots that already exist in its region (one paginated listing, not one call per job),
-then runs its jobs under the region's rate limit and in-flight cap.
+then runs its jobs under the region's rate limit and an in-flight cap that follows the rate
+(the limiter's :meth:`~batchcopy.limits.RateLimiter.in_flight`, never above
+``max_in_flight``).
 
 Lightsail's CopySnapshot has no idempotency token, so the target name is the key: after an
 ambiguous failure (5xx, timeout, dropped connection) the next step is to look the target
@@ -77,8 +79,13 @@ CLOCK_SKEW = 300.0
 class _Lane:
     region: str
     limiter: RateLimiter
-    slots: anyio.Semaphore
+    slots: anyio.CapacityLimiter  # borrowed on behalf of each job, so it can be resized
+    ceiling: int  # max_in_flight
     existing: dict[str, SnapshotInfo] = field(default_factory=dict)
+
+    def fit(self) -> None:
+        """Resize the in-flight cap to what the current rate and latency need."""
+        self.slots.total_tokens = self.limiter.in_flight(self.ceiling)
 
 
 @dataclass(slots=True)
@@ -160,16 +167,18 @@ class Engine:
         results: MemoryObjectSendStream[JobResult],
     ) -> None:
         settings = self._settings
+        limiter = RateLimiter(
+            settings.rate,
+            settings.burst,
+            max_rate=max(settings.max_rate, settings.rate) if settings.adaptive else None,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
         lane = _Lane(
             region=region,
-            limiter=RateLimiter(
-                settings.rate,
-                settings.burst,
-                max_rate=max(settings.max_rate, settings.rate) if settings.adaptive else None,
-                clock=self._clock,
-                sleep=self._sleep,
-            ),
-            slots=anyio.Semaphore(settings.max_in_flight),
+            limiter=limiter,
+            slots=anyio.CapacityLimiter(limiter.in_flight(settings.max_in_flight)),
+            ceiling=settings.max_in_flight,
         )
         self._lanes[region] = lane
         async with jobs, results, anyio.create_task_group() as tg:
@@ -182,14 +191,19 @@ class Engine:
                     await results.send(self._result(job, Status.FAILED, _Tries(), error=exc))
                 return
             async for job in jobs:
-                await lane.slots.acquire()
+                slot = object()  # borrowed here, given back by the job's own task
+                await lane.slots.acquire_on_behalf_of(slot)
                 if self._stop.is_set():
-                    lane.slots.release()
+                    lane.slots.release_on_behalf_of(slot)
                     continue  # drain without starting: these become not_started
-                tg.start_soon(self._job, lane, job, results)
+                tg.start_soon(self._job, lane, job, slot, results)
 
     async def _job(
-        self, lane: _Lane, job: CopyJob, results: MemoryObjectSendStream[JobResult]
+        self,
+        lane: _Lane,
+        job: CopyJob,
+        slot: object,
+        results: MemoryObjectSendStream[JobResult],
     ) -> None:
         try:
             existing = lane.existing.get(job.target_snapshot_name)
@@ -204,7 +218,8 @@ class Engine:
             if result.status in (Status.STARTED, Status.SKIPPED) and self._settings.tagging:
                 result = await self._tag(lane, result)
         finally:
-            lane.slots.release()
+            lane.fit()
+            lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.discard(job.target)
         await results.send(result)
@@ -231,8 +246,12 @@ class Engine:
                         if self._journal is not None:
                             await self._journal.intent(job)
                     tries.attempts += 1
+                    sent = self._clock()
                     try:
-                        operation_id = await self._api.copy_snapshot(job)
+                        try:
+                            operation_id = await self._api.copy_snapshot(job)
+                        finally:
+                            lane.limiter.timed(self._clock() - sent)
                         crash_point("after-response")
                     except ThrottledError:
                         log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)

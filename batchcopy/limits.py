@@ -11,10 +11,15 @@ the rate about triples every second); a throttle cuts it by ``CUT`` (at most onc
 ``CUT_SPACING`` seconds, as throttles of requests already sent say nothing new); after
 that it grows by ``PROBE`` requests/s each second while calls succeed. It never goes above
 ``max_rate`` nor below ``min_rate``.
+
+The limiter also keeps a moving average of how long a request takes, and from it the
+number of requests worth having open at once: what the current rate needs over that
+latency (Little's law), with headroom, so the in-flight cap grows and shrinks with the rate.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +36,9 @@ SLOW_START_STEP = 2.0  # requests/s added per success until the first throttle
 CUT = 0.85  # the rate is multiplied by this on a throttle
 CUT_SPACING = 0.5  # seconds: throttles closer together than this count as one
 PROBE = 2.0  # requests/s added per second of success after a throttle
+FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
+LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
+IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -58,6 +66,7 @@ class RateLimiter:
         self.max_rate = max_rate  # None: the rate is fixed and does not adapt
         self.min_rate = min(min_rate, rate)
         self.throttles = 0
+        self.latency = FIRST_LATENCY  # moving average of request round trips, seconds
         self._slow_start = True
         self._last_cut = -float("inf")
         self._clock = clock
@@ -70,7 +79,7 @@ class RateLimiter:
         ahead = max(0.0, self._tat - self._clock())
         return (
             f"<RateLimiter rate={self.rate:.3g}/s max={self.max_rate} burst={self.burst} "
-            f"booked_ahead={ahead:.3f}s>"
+            f"latency={self.latency * 1000:.0f}ms booked_ahead={ahead:.3f}s>"
         )
 
     @property
@@ -95,6 +104,17 @@ class RateLimiter:
             return
         step = SLOW_START_STEP if self._slow_start else PROBE / self.rate
         self.rate = min(self.max_rate, self.rate + step)
+
+    def timed(self, seconds: float) -> None:
+        """One request took ``seconds`` from send to answer."""
+        self.latency += LATENCY_WEIGHT * (seconds - self.latency)
+
+    def in_flight(self, ceiling: int) -> int:
+        """How many requests to keep open at once, at most ``ceiling``: enough to send at
+        the current rate while each takes ``latency`` seconds, with headroom for retries
+        and jitter."""
+        needed = math.ceil(IN_FLIGHT_HEADROOM * self.rate * self.latency) + self.burst
+        return max(1, min(ceiling, needed))
 
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""

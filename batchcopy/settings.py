@@ -26,7 +26,7 @@ class Settings:
     max_rate: float = 1000.0  # the adaptive rate never goes above this (or rate, if higher)
     adaptive: bool = True  # cut the rate on throttles and probe upward while calls succeed
     burst: int = 5  # requests that may go at once after a quiet spell
-    max_in_flight: int = 16  # CopySnapshot calls open at once, per target region
+    max_in_flight: int = 128  # jobs open at once per target region, at most (follows the rate)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_exists: OnExists = OnExists.SKIP
     profile: str | None = None  # AWS profile; None: aiobotocore's usual chain

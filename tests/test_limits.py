@@ -143,3 +143,26 @@ async def test_adaptive_limiter_settles_near_an_unknown_limit() -> None:
                 else:
                     limiter.throttled()
             assert fake.now <= 1.05 * 500 / limit, (limit, start, fake.now)
+
+
+def test_in_flight_cap_follows_rate_and_latency() -> None:
+    """Requests kept open grow with the rate and the measured latency, shrink on a cut, and
+    never pass the ceiling."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=10, burst=2, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(30):
+        limiter.timed(0.1)  # requests take 100 ms
+    slow = limiter.in_flight(ceiling=500)
+    assert slow == pytest.approx(2 * 10 * 0.1 + 2, abs=1)
+    for _ in range(200):
+        limiter.succeeded()  # the rate climbs
+    fast = limiter.in_flight(ceiling=500)
+    assert fast > 10 * slow
+    assert limiter.in_flight(ceiling=16) == 16
+    for _ in range(10):
+        limiter.throttled()
+        fake.now += 1.0  # each throttle a second apart, so each one cuts
+    assert limiter.in_flight(ceiling=500) < fast * CUT**9
+    for _ in range(30):
+        limiter.timed(1.0)  # the service got slower: more open requests for the same rate
+    assert limiter.in_flight(ceiling=500) > limiter.rate * 1.0
