@@ -193,6 +193,13 @@ def run(
         Path | None,
         typer.Option(help="Folder for summary.json, results.jsonl, results.csv (default: new)."),
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the run's metrics to this file in Prometheus text format, for "
+            "node_exporter's textfile collector (name it *.prom); the folder must exist."
+        ),
+    ] = None,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
@@ -266,6 +273,7 @@ def run(
         raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
     except BatchcopyError as exc:
         raise _fail(f"batchcopy run: {exc}", EXIT_USAGE) from None
+    _check_metrics_file(metrics_file, "run")
 
     if dry_run:
         _show_plan(loaded, settings, as_json=as_json)
@@ -287,7 +295,11 @@ def run(
             keep_results=False,
         )
 
-    _finish(_run_with_progress(go, loaded, quiet=quiet, grace=shutdown_grace), as_json=as_json)
+    _finish(
+        _run_with_progress(go, loaded, quiet=quiet, grace=shutdown_grace),
+        as_json=as_json,
+        metrics_file=metrics_file,
+    )
 
 
 @app.command()
@@ -476,6 +488,10 @@ def demo(
     report_dir: Annotated[
         Path | None, typer.Option(help="Folder for the report (default: a new folder here).")
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the run's metrics here in Prometheus text format."),
+    ] = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
     verbose: Verbose = 0,
@@ -487,6 +503,7 @@ def demo(
     from batchcopy.demo import demo_manifest, run_demo
 
     _logging(verbose, debug, log_format, log_file)
+    _check_metrics_file(metrics_file, "demo")
     folder = report_dir or _new_report_dir()
 
     async def go(progress: _Progress, control: RunControl) -> Report:
@@ -498,7 +515,11 @@ def demo(
             "responses switched on.",
             highlight=False,
         )
-    _finish(_run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0), as_json=as_json)
+    _finish(
+        _run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0),
+        as_json=as_json,
+        metrics_file=metrics_file,
+    )
 
 
 def _parse_tags(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -573,8 +594,30 @@ async def _watch_signals(control: RunControl, progress: _Progress) -> None:
             control.stop(128 + signum)
 
 
-def _finish(report: Report, *, as_json: bool) -> None:
+def _check_metrics_file(path: Path | None, command: str) -> None:
+    """Refuse a --metrics-file that cannot be written, before any API call."""
+    if path is None:
+        return
+    from batchcopy.metrics import check_metrics_file  # loads prometheus_client only if asked
+
+    try:
+        check_metrics_file(path)
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy {command}: {exc}", EXIT_USAGE) from None
+
+
+def _finish(report: Report, *, as_json: bool, metrics_file: Path | None = None) -> None:
     summary = report.summary
+    if metrics_file is not None:
+        from batchcopy.metrics import write_metrics
+
+        # The copies are done and reported: a metrics file that fails now is said, not fatal.
+        try:
+            write_metrics(summary, metrics_file)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            message = f"batchcopy: --metrics-file {metrics_file}: not written ({reason})"
+            typer.echo(message, err=True)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
