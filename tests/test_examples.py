@@ -1,0 +1,337 @@
+"""The files in examples/: manifests, emulator seed, scheduled runs and the IAM policy."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import boto3
+import botocore.session
+import pytest
+import typer.main
+import yaml
+from botocore import xform_name
+from moto import mock_aws
+
+import batchcopy
+from batchcopy.cli import app
+from batchcopy.emulator import build_emulator, running_emulator
+from tests.helpers import settings_for
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SEED = EXAMPLES / "seed.json"
+MANIFESTS = ["manifest.csv", "manifest.json", "manifest.jsonl"]
+SYSTEMD = EXAMPLES / "systemd"
+# The only Lightsail writes: the copy itself, and TagResource for --tag and --copy-tags.
+WRITES = {"CopySnapshot", "TagResource"}
+
+
+# -- manifests and seed -----------------------------------------------------------------------
+
+
+def _jobs(path: Path) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(target region, target name) -> the job's source, for every job of a manifest."""
+    return {
+        (job.target_region, job.target_snapshot_name): (
+            job.source_region,
+            job.source_snapshot_name,
+            job.source_resource_name,
+            job.restore_date,
+            job.use_latest,
+        )
+        for job in batchcopy.load_manifest(path).jobs()
+    }
+
+
+def test_example_manifests_hold_the_same_jobs() -> None:
+    """The JSON and JSON Lines examples hold the CSV example's jobs plus one fanned-out row."""
+    csv_jobs, json_jobs, jsonl_jobs = (_jobs(EXAMPLES / name) for name in MANIFESTS)
+    assert json_jobs == jsonl_jobs
+    assert csv_jobs.items() <= json_jobs.items()
+    fanned = {key: source for key, source in json_jobs.items() if key not in csv_jobs}
+    assert len({name for _, name in fanned}) == 1  # one copy name ...
+    assert len({region for region, _ in fanned}) >= 2  # ... in several target regions ...
+    assert len(set(fanned.values())) == 1  # ... of one source
+
+
+@pytest.mark.parametrize("name", MANIFESTS)
+async def test_example_manifest_runs_against_the_example_seed(name: str, tmp_path: Path) -> None:
+    """Each example manifest copies every job once from an emulator started with seed.json."""
+    emulator = build_emulator(seed=SEED)  # what `batchcopy emulator --seed FILE` serves
+    manifest = batchcopy.load_manifest(EXAMPLES / name)
+    async with running_emulator(emulator) as url:
+        report = await batchcopy.copy_snapshots(
+            manifest, settings_for(url, copy_tags=True), report_dir=tmp_path / "report"
+        )
+    assert report.exit_code == 0
+    assert report.summary.counts["started"] == manifest.total
+    assert sorted(emulator.stats.copies_accepted.values()) == [1] * manifest.total
+
+
+# -- scheduled runs: crontab, systemd, Kubernetes ---------------------------------------------
+
+
+def _cron_line() -> str:
+    """The crontab's one schedule line (comments and VAR=value lines left out)."""
+    lines = [
+        line
+        for line in (EXAMPLES / "crontab").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and not re.match(r"\w+=", line)
+    ]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit file as section -> key -> values (a key may be given more than once)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif line.strip() and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def _cronjob() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The CronJob document, and every document of the file by kind."""
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / "kubernetes/cronjob.yaml").read_text()) if d]
+    by_kind = {doc["kind"]: doc for doc in docs}
+    return by_kind["CronJob"], by_kind
+
+
+def _after_dash_c(words: list[str]) -> str:
+    assert words[words.index("-c") - 1].endswith("sh"), words
+    return words[words.index("-c") + 1]
+
+
+def _cron_script() -> str:
+    command = _cron_line().split(maxsplit=5)[5]
+    # Cron turns a bare % into a new line; \% is a literal one.
+    assert "%" not in command.replace("\\%", ""), "escape % as \\% in a crontab"
+    return _after_dash_c(shlex.split(command.replace("\\%", "%")))
+
+
+def _systemd_script() -> str:
+    (exec_start,) = _unit(SYSTEMD / "batchcopy.service")["Service"]["ExecStart"]
+    # systemd expands $VAR and %-specifiers itself; $$ and %% are the literal characters.
+    return _after_dash_c(shlex.split(exec_start.replace("$$", "$").replace("%%", "%")))
+
+
+def _kubernetes_script() -> str:
+    pod = _cronjob()[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return _after_dash_c(pod["containers"][0]["command"])
+
+
+# Each scheduler's shell script as the shell receives it, the scheduler's own escaping undone.
+SCRIPTS: dict[str, Callable[[], str]] = {
+    "crontab": _cron_script,
+    "systemd": _systemd_script,
+    "kubernetes": _kubernetes_script,
+}
+
+
+def _run_options() -> set[str]:
+    """Every option `batchcopy run` accepts, as its parser knows them."""
+    run = typer.main.get_command(app).commands["run"]
+    return {opt for param in run.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+@pytest.mark.parametrize("scheduler", SCRIPTS)
+def test_scheduled_command_passes_only_options_run_has(scheduler: str) -> None:
+    """The cron, systemd and Kubernetes commands call `batchcopy run` with real options only."""
+    script = SCRIPTS[scheduler]()
+    assert re.search(r"\bexec batchcopy run\b", script)
+    used = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", script.partition("batchcopy run")[2]))
+    used |= set(re.findall(r"set -- (--[a-z-]+)", script))
+    assert {"--resume", "--report-dir"} <= used
+    assert used <= _run_options()
+
+
+async def test_scheduled_runs_start_the_days_folder_then_resume_it(tmp_path: Path) -> None:
+    """The first scheduled run of a day starts its report folder; later ones resume it."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "date").write_text("#!/bin/sh\necho 2026-11-21\n")  # a fixed day for every run
+    (fake / "date").chmod(0o755)
+    scripts = Path(sys.executable).parent
+    assert (scripts / "batchcopy").exists(), "the package is installed in this environment"
+    reports = tmp_path / "reports"
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(fake), str(scripts), os.environ.get("PATH", "")]),
+        "MANIFEST": str(EXAMPLES / "manifest.csv"),
+        "REPORTS": str(reports),
+    }
+    emulator = build_emulator(seed=SEED)
+    async with running_emulator(emulator) as url:
+        env["AWS_ENDPOINT_URL_LIGHTSAIL"] = url
+        for scheduler, script in SCRIPTS.items():
+            done = await anyio.run_process(["/bin/sh", "-c", script()], env=env, check=False)
+            # --report-dir on a folder with a journal exits 2, so 0 here means it resumed.
+            assert done.returncode == 0, (scheduler, done.stderr.decode())
+    day = reports / "2026-11-21"
+    assert [p.name for p in reports.iterdir()] == [day.name]
+    records = map(json.loads, (day / "journal.jsonl").read_text().splitlines())
+    runs = [record for record in records if record["type"] == "run"]
+    assert [r["resume"] for r in runs] == [False, True, True]
+    assert json.loads((day / "summary.json").read_text())["counts"]["started"] == 4
+    assert sorted(emulator.stats.copies_accepted.values()) == [1, 1, 1, 1]
+
+
+def test_crontab_line_is_nightly_and_locked() -> None:
+    """The crontab runs once a day and skips a night while the previous run holds the lock."""
+    minute, hour, day, month, weekday, command = _cron_line().split(maxsplit=5)
+    assert minute.isdigit()
+    assert hour.isdigit()
+    assert (day, month, weekday) == ("*", "*", "*")
+    assert command.startswith("flock -n ")
+    assert "$?" in command.partition("||")[2]  # a failed run's exit code reaches the mail
+
+
+def test_systemd_units_are_hardened_oneshot_and_daily() -> None:
+    """The service is a hardened oneshot for its own user that may write only its reports."""
+    service = _unit(SYSTEMD / "batchcopy.service")["Service"]
+    one = {key: values[-1] for key, values in service.items()}
+    assert one["Type"] == "oneshot"
+    assert one["User"] not in ("", "root")
+    assert one["NoNewPrivileges"] == one["PrivateTmp"] == "yes"
+    assert one["ProtectSystem"] == "strict"
+    env = dict(v.split("=", 1) for value in service["Environment"] for v in shlex.split(value))
+    writable = [Path(p) for value in service["ReadWritePaths"] for p in value.split()]
+    assert any(Path(env["REPORTS"]).is_relative_to(p) for p in writable)
+    timer = {k: v[-1] for k, v in _unit(SYSTEMD / "batchcopy.timer")["Timer"].items()}
+    assert timer["Persistent"] == "true"
+    assert timer["OnCalendar"]
+    assert timer["RandomizedDelaySec"]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_systemd_accepts_the_units() -> None:
+    """systemd-analyze verify finds nothing wrong with the service and timer files."""
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, sorted(SYSTEMD.iterdir()))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_cronjob_runs_alone_non_root_with_reports_on_the_claim() -> None:
+    """The CronJob never overlaps, runs as non-root, and keeps its reports on the claim."""
+    cronjob, by_kind = _cronjob()
+    spec = cronjob["spec"]
+    job = spec["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 <= job["backoffLimit"] <= 3
+    assert job["activeDeadlineSeconds"] > 0
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    assert pod["terminationGracePeriodSeconds"] > 30  # batchcopy's default --shutdown-grace
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert pod["serviceAccountName"] == account["name"]
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    env = {item["name"]: item["value"] for item in container["env"]}
+
+    def volume_of(path: str) -> dict[str, Any]:
+        (found,) = [v for mount, v in mounts.items() if Path(path).is_relative_to(mount)]
+        return found
+
+    assert "configMap" in volume_of(env["MANIFEST"])
+    claim = volume_of(env["REPORTS"])["persistentVolumeClaim"]["claimName"]
+    assert claim == by_kind["PersistentVolumeClaim"]["metadata"]["name"]
+
+
+# -- IAM policy -------------------------------------------------------------------------------
+
+
+def _policy() -> dict[str, Any]:
+    return json.loads((EXAMPLES / "iam-policy.json").read_text())
+
+
+def _policy_actions() -> set[str]:
+    actions = set()
+    for statement in _policy()["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement
+        listed = statement["Action"]
+        actions |= {listed} if isinstance(listed, str) else set(listed)
+    return actions
+
+
+def _lightsail_actions_called() -> set[str]:
+    """The Lightsail actions batchcopy/lightsail.py calls, read from its source.
+
+    Calls go out as ``client.<method>(...)`` or by name (``self._call(region, "copy_snapshot")``
+    and the _KINDS and _LISTINGS tables), so both attribute calls on a client and strings
+    naming a client method count. botocore's model maps method names to action names.
+    """
+    model = botocore.session.get_session().get_service_model("lightsail")
+    operations = {xform_name(name): name for name in model.operation_names}
+    tree = ast.parse((ROOT / "batchcopy" / "lightsail.py").read_text())
+    methods = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and "client" in node.func.value.id
+            and node.func.attr in operations
+        ):
+            methods.add(node.func.attr)
+        elif isinstance(node, ast.Constant) and str(node.value) in operations:
+            methods.add(str(node.value))
+    return {operations[method] for method in methods}
+
+
+def test_iam_policy_is_a_policy_document_iam_accepts() -> None:
+    """IAM accepts iam-policy.json as a managed policy, and each statement id is valid."""
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        created = iam.create_policy(
+            PolicyName="batchcopy", PolicyDocument=(EXAMPLES / "iam-policy.json").read_text()
+        )
+    assert created["Policy"]["PolicyName"] == "batchcopy"
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", s["Sid"]) for s in _policy()["Statement"])
+
+
+def test_iam_policy_allows_exactly_the_lightsail_actions_the_code_calls() -> None:
+    """The policy allows every Lightsail action batchcopy calls and nothing else."""
+    called = _lightsail_actions_called()
+    assert "CopySnapshot" in called
+    assert "GetOperation" in called
+    actions = _policy_actions()
+    assert not any("*" in action or "?" in action for action in actions)
+    assert {action.partition(":")[0] for action in actions} == {"lightsail"}
+    named = {action.partition(":")[2] for action in actions}
+    assert named == called
+    assert {a for a in named if not a.startswith("Get")} <= WRITES
+
+
+def test_iam_policy_keeps_tag_resource_apart() -> None:
+    """TagResource, needed only for --tag and --copy-tags, has a statement of its own."""
+    (statement,) = [s for s in _policy()["Statement"] if "lightsail:TagResource" in s["Action"]]
+    assert statement["Action"] == ["lightsail:TagResource"]
+    assert "Tag" in statement["Sid"]
