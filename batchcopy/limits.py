@@ -5,12 +5,15 @@ slot at once and then sleeps until it comes, so concurrent callers are served in
 without polling, and a burst of ``burst`` requests passes with no wait. Time is injected
 (``clock`` and ``sleep``) so tests run on a fake clock.
 
-Lightsail publishes no rate limit, so the rate adapts (as botocore's adaptive mode does):
-until the first throttle it grows fast (each success adds ``SLOW_START_STEP`` requests/s:
-the rate about triples every second); a throttle cuts it by ``CUT`` (at most once per
-``CUT_SPACING`` seconds, as throttles of requests already sent say nothing new); after
-that it grows by ``PROBE`` requests/s each second while calls succeed. It never goes above
-``max_rate`` nor below ``min_rate``.
+Lightsail publishes no rate limit, so the rate adapts (as botocore's adaptive mode does).
+Until the first throttle it doubles every round trip (each success adds ``ln 2 / latency``
+requests/s, as TCP's slow start does, but never more than doubles it at once). The first
+throttle ends that and drops the rate to what got through over the last few successes (at
+most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
+has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``
+(at most once per two round trips, as throttles of requests sent before a cut say nothing
+new), and each success adds ``PROBE`` requests/s: the rate grows about 10% a
+second, at any scale. It never goes above ``max_rate`` nor below ``min_rate``.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -29,13 +33,13 @@ from batchcopy.errors import SettingsError
 
 __all__ = ["Clock", "RateLimiter", "Sleep"]
 
-SLOW_START_STEP = 2.0  # requests/s added per success until the first throttle
-# Chosen by simulating a service that throttles at 5 and 20 requests/s (a bucket of 2) from
-# starts 4x too low and too high, 500 calls each: 1.004x, 0.997x, 1.021x and 1.004x of the
-# ideal time.
+# Chosen by simulating a service that throttles at 5 and 20 requests/s from starts 4x too
+# low and too high (tests/test_limits.py), then checked against the emulator with 8 regions
+# (benchmarks/targets.py).
 CUT = 0.85  # the rate is multiplied by this on a throttle
-CUT_SPACING = 0.5  # seconds: throttles closer together than this count as one
-PROBE = 2.0  # requests/s added per second of success after a throttle
+CUT_SPACING = 0.05  # seconds (or two round trips, if longer): closer throttles count as one
+PROBE = 0.1  # requests/s added per success after a throttle: the rate grows ~10% a second
+DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
@@ -67,7 +71,10 @@ class RateLimiter:
         self.min_rate = min(min_rate, rate)
         self.throttles = 0
         self.latency = FIRST_LATENCY  # moving average of request round trips, seconds
+        self._timed = False
         self._slow_start = True
+        self._delivered: deque[float] = deque(maxlen=DELIVERY_SAMPLE)  # success times
+        self._start_rate = rate
         self._last_cut = -float("inf")
         self._clock = clock
         self._sleep = sleep
@@ -92,22 +99,42 @@ class RateLimiter:
         if not self.adaptive:
             return
         now = self._clock()
-        self._slow_start = False
-        if now - self._last_cut < CUT_SPACING:
+        # Throttles of requests sent before the last cut come back within a round trip.
+        if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
         self._last_cut = now
-        self.rate = max(self.min_rate, self.rate * CUT)
+        rate = self.rate * CUT
+        if self._slow_start:
+            self._slow_start = False
+            rate = min(rate, max(self._got_through(now), self._start_rate / 4))
+        self.rate = max(self.min_rate, rate)
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
         if self.max_rate is None:
             return
-        step = SLOW_START_STEP if self._slow_start else PROBE / self.rate
+        if self._slow_start:
+            self._delivered.append(self._clock())
+            # Never more than doubling on one success: a service's first burst of
+            # successes on a fast link must not throw the rate far ahead.
+            step = min(math.log(2) / self.latency, self.rate)
+        else:
+            step = PROBE
         self.rate = min(self.max_rate, self.rate + step)
+
+    def _got_through(self, now: float) -> float:
+        """Successes per second lately: over the last ``DELIVERY_SAMPLE`` successes, so the
+        estimate follows a rate that was climbing, at any scale."""
+        if not self._delivered:
+            return 0.0
+        return len(self._delivered) / max(now - self._delivered[0], 1e-3)
 
     def timed(self, seconds: float) -> None:
         """One request took ``seconds`` from send to answer."""
-        self.latency += LATENCY_WEIGHT * (seconds - self.latency)
+        if self._timed:
+            self.latency += LATENCY_WEIGHT * (seconds - self.latency)
+        else:
+            self.latency, self._timed = seconds, True  # the first sample replaces the guess
 
     def in_flight(self, ceiling: int) -> int:
         """How many requests to keep open at once, at most ``ceiling``: enough to send at

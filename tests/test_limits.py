@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import CUT, PROBE, SLOW_START_STEP, RateLimiter
+from batchcopy.limits import CUT, PROBE, RateLimiter
 
 
 class FakeTime:
@@ -68,37 +70,70 @@ def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
         RateLimiter(rate=rate, burst=burst)
 
 
-def test_adaptive_rate_grows_fast_until_the_first_throttle() -> None:
-    """Before any throttle the rate grows by SLOW_START_STEP per success (slow start)."""
+def test_adaptive_rate_doubles_every_round_trip_until_the_first_throttle() -> None:
+    """Before any throttle each success adds ln 2 / latency: the rate compounds to about
+    twice itself per round trip (slow start)."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=2, max_rate=100, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(2):  # one second of calls at 2/s
+    limiter = RateLimiter(rate=10, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(50):
+        limiter.timed(0.1)
+    for _ in range(3):
         limiter.succeeded()
-    assert limiter.rate == pytest.approx(2 + 2 * SLOW_START_STEP)
+    assert limiter.rate == pytest.approx(10 + 3 * math.log(2) / 0.1, rel=0.01)
+    rate, sent = limiter.rate, 0.0
+    while sent < rate * 0.1:  # one round trip's worth of successes at that rate
+        limiter.succeeded()
+        sent += 1
+    assert 1.9 * rate < limiter.rate < 2.2 * rate
+
+
+def test_first_throttle_drops_to_what_got_through() -> None:
+    """The throttle that ends slow start drops the rate to what the last successes got
+    through, however far the rate had run ahead; never below a quarter of the start."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=5, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(30):  # 30 successes a second; the rate runs far ahead
+        fake.now += 1 / 30
+        limiter.succeeded()
+    assert limiter.rate > 60
+    fake.now += 1 / 30
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(30, rel=0.05)
+    early = RateLimiter(rate=40, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    early.throttled()  # throttled before anything got through: a start far too high
+    assert early.rate == pytest.approx(10)
 
 
 def test_throttle_cuts_the_rate_once_per_spell() -> None:
-    """A throttle cuts the rate; more throttles from calls already sent do not cut again."""
+    """After slow start a throttle cuts the rate by CUT; more throttles from calls already
+    sent do not cut again."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=20, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter(rate=80, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start
+    fake.now += 2
+    start = limiter.rate
     for _ in range(5):
         limiter.throttled()
-    assert limiter.rate == pytest.approx(20 * CUT)
+    assert limiter.rate == pytest.approx(start * CUT)
     fake.now += 2
     limiter.throttled()
-    assert limiter.rate == pytest.approx(20 * CUT * CUT)
-    assert limiter.throttles == 6
+    assert limiter.rate == pytest.approx(start * CUT * CUT)
+    assert limiter.throttles == 7
 
 
-def test_after_a_throttle_the_rate_probes_up_slowly() -> None:
-    """After a throttle, a second of successes raises the rate by about PROBE requests/s."""
-    fake = FakeTime()
-    limiter = RateLimiter(rate=10, max_rate=100, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()
-    cut = limiter.rate
-    for _ in range(round(cut)):  # about a second of successes at that rate
-        limiter.succeeded()
-    assert cut + 0.8 * PROBE < limiter.rate < cut + 1.2 * PROBE
+def test_after_a_throttle_the_rate_probes_up_about_ten_percent_a_second() -> None:
+    """After a throttle, a second of successes raises the rate by about a tenth, whatever
+    the scale."""
+    for start in (80.0, 4000.0):
+        fake = FakeTime()
+        limiter = RateLimiter(rate=start, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+        limiter.throttled()  # ends slow start
+        fake.now += 1
+        limiter.throttled()
+        cut = limiter.rate
+        for _ in range(round(cut)):  # about a second of successes at that rate
+            limiter.succeeded()
+        assert limiter.rate == pytest.approx(cut * (1 + PROBE), rel=0.01)
 
 
 def test_rate_never_goes_above_the_cap_or_below_the_floor() -> None:
