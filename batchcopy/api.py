@@ -58,6 +58,7 @@ class RunControl:
         self.stopping = anyio.Event()
         self.cancelling = anyio.Event()
         self.exit_code: int | None = None
+        self._engine: Engine | None = None
 
     def __repr__(self) -> str:
         state = (
@@ -68,6 +69,12 @@ class RunControl:
             else "running"
         )
         return f"<RunControl {state} grace={self.grace}s>"
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Each target region's CopySnapshot rate right now, requests/s (empty before the
+        run has started a region)."""
+        return self._engine.rates if self._engine is not None else {}
 
     def stop(self, exit_code: int = 130) -> None:
         """Send nothing new; give calls in flight ``grace`` seconds, then cancel them."""
@@ -117,6 +124,7 @@ async def _running(
 
             api = await stack.enter_async_context(LightsailClients(settings))
         engine = Engine(api, settings, journal=journal, intended=intended, stop=control.stopping)
+        control._engine = engine
         waiter = Waiter(api, settings, stop=control.stopping) if settings.wait else None
         send, receive = anyio.create_memory_object_stream[JobResult](4 * settings.max_in_flight)
         engine_scope, watch_scope = anyio.CancelScope(), anyio.CancelScope()

@@ -25,6 +25,7 @@ from batchcopy.errors import BatchcopyError, CredentialsError, ManifestError, un
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
     from batchcopy.api import RunControl
     from batchcopy.jobs import JobResult
@@ -550,8 +551,10 @@ def _run_with_progress(
 
     async def main() -> Report:
         control = RunControl(grace=grace)
-        async with anyio.create_task_group() as tg, _Progress(manifest, quiet=quiet) as progress:
+        progress = _Progress(manifest, control, quiet=quiet)
+        async with anyio.create_task_group() as tg, progress:
             tg.start_soon(_watch_signals, control, progress)
+            tg.start_soon(progress.keep_fresh)
             report = await go(progress, control)
             tg.cancel_scope.cancel()
         return report
@@ -653,21 +656,24 @@ def _console(*, stderr: bool = False) -> Console:
 
 
 class _Progress:
-    """Progress on stderr: live bars on a terminal, a status line every few seconds otherwise."""
+    """Progress on stderr: on a terminal, live bars (one per target region and one overall:
+    done/total, jobs/s, the region's current request rate and throttles, ETA); otherwise a
+    plain status line every few seconds, for CI logs and cron mail."""
 
-    def __init__(self, manifest: Manifest, *, quiet: bool) -> None:
+    def __init__(self, manifest: Manifest, control: RunControl, *, quiet: bool) -> None:
         self._total = manifest.total
         self._per_region = dict(manifest.per_region)
+        self._control = control
         self._quiet = quiet
         self._console = _console(stderr=True)
         self._live = not quiet and self._console.is_terminal
         self._counts: Counter[str] = Counter()
-        self._done = 0
-        self._throttles = 0
+        self._done: Counter[str] = Counter()  # by target region
+        self._throttles: Counter[str] = Counter()  # by target region
         self._started = time.monotonic()
         self._last_line = self._started
-        self._bars: object = None
-        self._tasks: dict[str, object] = {}
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
     async def __aenter__(self) -> _Progress:
         if self._live:
@@ -699,40 +705,133 @@ class _Progress:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._bars is not None:
-            self._bars.stop()  # type: ignore[attr-defined]
+            self._notes()
+            self._bars.stop()
         elif not self._quiet:
             self._line()
 
+    async def keep_fresh(self) -> None:
+        """Refresh rates and jobs/s every second, and print a plain line when it is due,
+        whether or not jobs are finishing (a long --wait stays visible)."""
+        import anyio
+
+        while True:
+            await anyio.sleep(1.0)
+            if self._bars is not None:
+                self._notes()
+            elif not self._quiet and time.monotonic() - self._last_line >= PLAIN_PROGRESS_EVERY:
+                self._line()
+
     def add(self, result: JobResult) -> None:
-        self._done += 1
+        region = result.job.target_region
         self._counts[result.status] += 1
-        self._throttles += result.throttles
+        self._done[region] += 1
+        self._throttles[region] += result.throttles
         if self._bars is not None:
-            bars = self._bars
-            failed = self._counts["failed"]
-            rate = self._done / max(1e-9, time.monotonic() - self._started)
-            note = f"{rate:5.1f} jobs/s  {failed} failed  {self._throttles} throttled"
-            bars.advance(self._tasks[result.job.target_region])  # type: ignore[attr-defined]
-            bars.update(self._tasks[""], advance=1, note=note)  # type: ignore[attr-defined]
-        elif not self._quiet and time.monotonic() - self._last_line >= PLAIN_PROGRESS_EVERY:
-            self._line()
+            self._bars.advance(self._tasks[region])
+            self._bars.advance(self._tasks[""])
 
     def say(self, message: str) -> None:
         """A one-off message that does not garble the live display."""
         if self._bars is not None:
-            self._bars.console.print(message, highlight=False)  # type: ignore[attr-defined]
+            self._bars.console.print(message, highlight=False)
         else:
             print(message, file=sys.stderr, flush=True)
 
+    def _notes(self) -> None:
+        assert self._bars is not None
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        rates = self._control.rates
+        for region, task in self._tasks.items():
+            if not region:
+                continue
+            rate = f"{rates[region]:6.1f} req/s" if region in rates else " " * 12
+            note = (
+                f"{self._done[region] / elapsed:6.1f} jobs/s  {rate}  "
+                f"{self._throttles[region]} throttled"
+            )
+            self._bars.update(task, note=note)
+        note = (
+            f"{self._done.total() / elapsed:6.1f} jobs/s  {self._counts['failed']} failed  "
+            f"{self._throttles.total()} throttled"
+        )
+        self._bars.update(self._tasks[""], note=note)
+
     def _line(self) -> None:
         self._last_line = now = time.monotonic()
-        rate = self._done / max(1e-9, now - self._started)
+        rate = self._done.total() / max(1e-9, now - self._started)
         print(
-            f"batchcopy: {self._done} of {self._total} done, {self._counts['failed']} failed, "
-            f"{self._throttles} throttled, {rate:.1f} jobs/s",
+            f"batchcopy: {self._done.total()} of {self._total} done, "
+            f"{self._counts['failed']} failed, {self._throttles.total()} throttled, "
+            f"{rate:.1f} jobs/s",
             file=sys.stderr,
             flush=True,
         )
+
+
+# -- doctor -----------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    manifest: Annotated[
+        str | None,
+        typer.Argument(help="Manifest whose source and target regions to check; - reads stdin."),
+    ] = None,
+    source_region: SourceRegion = None,
+    target_region: TargetRegion = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Region to check; repeat for several (default: the manifest's, else us-east-1)."
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path,
+        typer.Option(help="Folder a run's report folder goes in; it must exist (default: here)."),
+    ] = Path(),
+    profile: Profile = None,
+    endpoint_url: EndpointUrl = None,
+    timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 15.0,
+    as_json: AsJson = False,
+) -> None:
+    """Check that a run can work from here: credentials, Lightsail in each region, the report
+    folder.
+
+    One line per check, OK or FAIL with the fix; only reads are made. Exit 0 when every check
+    is OK, 1 otherwise."""
+    import anyio
+
+    from batchcopy.doctor import Check, run_checks
+    from batchcopy.settings import Settings
+
+    try:
+        settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=timeout)
+    except BatchcopyError as exc:
+        raise _fail(f"batchcopy doctor: {exc}", EXIT_USAGE) from None
+
+    async def go() -> list[Check]:
+        return await run_checks(
+            settings,
+            regions=region or (),
+            manifest=manifest,
+            source_region=source_region,
+            target_region=target_region,
+            report_dir=report_dir,
+            per_check=timeout,
+        )
+
+    try:
+        checks = anyio.run(go, backend="asyncio")
+    except KeyboardInterrupt:
+        raise _fail("batchcopy doctor: interrupted", 130) from None
+    ok = all(check.ok for check in checks)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "checks": [c.to_json() for c in checks]}, indent=2))
+    else:
+        for check in checks:
+            typer.echo(str(check))
+    raise typer.Exit(0 if ok else 1)
 
 
 # -- emulator ---------------------------------------------------------------------------------
