@@ -4,7 +4,8 @@ This is the only module that imports aiobotocore. Clients are built with
 ``total_max_attempts=1`` so that retry.py is the only retry layer (stacked retries multiply:
 5 tries here times 4 there would be 20 requests for one call). Every botocore error leaves
 this module as a :class:`~batchcopy.errors.LightsailError` (or a
-:class:`~batchcopy.errors.CredentialsError`, which ends the run).
+:class:`~batchcopy.errors.CredentialsError`, which ends the run). STS is called here too, once,
+for :func:`caller_identity`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from batchcopy.jobs import CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
 from batchcopy.settings import Settings
 
-__all__ = ["LightsailClients", "translate_error"]
+__all__ = ["PROBE_ACTION", "LightsailClients", "caller_identity", "translate_error"]
 
 Response = dict[str, Any]
+# The read LightsailClients.probe makes; its permission is the one a doctor check proves.
+PROBE_ACTION = "GetInstanceSnapshots"
 
 # botocore's own list of throttling codes (the standard retry mode uses it), plus a fallback
 # in case a botocore release moves it.
@@ -174,6 +177,16 @@ class LightsailClients:
         operations = response.get("operations") or [{}]
         return str(operations[0].get("id", ""))
 
+    async def endpoint(self, region: str) -> str:
+        """The URL calls to ``region`` go to, as botocore resolved it."""
+        client = await self._client(region)
+        return str(client.meta.endpoint_url)
+
+    async def probe(self, region: str) -> None:
+        """One cheap read in ``region``, the first page of :data:`PROBE_ACTION`: the
+        endpoint answers and the identity may list snapshots, as a run does."""
+        await self._call(region, "get_instance_snapshots")
+
     async def get_operation(self, region: str, operation_id: str) -> dict[str, str]:
         """An operation's status, errorCode and errorDetails (empty strings when absent)."""
         response = await self._call(region, "get_operation", operationId=operation_id)
@@ -268,6 +281,34 @@ class LightsailClients:
     def _tag_dict(item: dict[str, Any]) -> dict[str, str]:
         """A resource's tags as key -> value (a tag without a value has "")."""
         return {str(t["key"]): str(t.get("value") or "") for t in item.get("tags", [])}
+
+
+async def caller_identity(settings: Settings) -> dict[str, str]:
+    """The ``account`` and ``arn`` the credentials belong to (STS GetCallerIdentity, which
+    needs no permission), found as :class:`LightsailClients` finds them: the profile, the
+    usual chain, or the settings' static credentials. STS's endpoint comes from botocore's
+    configuration (``AWS_ENDPOINT_URL_STS``, the config file), never from ``endpoint_url``."""
+    session = AioSession(profile=settings.profile)
+    kwargs: dict[str, Any] = {
+        "config": AioConfig(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+    }
+    if settings.credentials:
+        key, secret = settings.credentials
+        kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
+    try:
+        # STS answers in every region; a run never needs a default one, so none is required.
+        kwargs["region_name"] = session.get_config_variable("region") or "us-east-1"
+        async with session.create_client("sts", **kwargs) as sts:
+            response = await sts.get_caller_identity()
+    except ValueError as exc:  # botocore's word for a malformed endpoint or region
+        raise SettingsError(f"cannot make an STS client: {exc}") from None
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    return {"account": str(response.get("Account", "")), "arn": str(response.get("Arn", ""))}
 
 
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:

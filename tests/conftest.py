@@ -51,6 +51,7 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
         "AWS_SECURITY_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_LIGHTSAIL",
+        "AWS_ENDPOINT_URL_STS",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN",

@@ -1,0 +1,258 @@
+"""Checks that a run can work here: credentials, Lightsail in each region, the report folder.
+
+Each check becomes a :class:`Check`, OK or failed with the fix; nothing is raised for what
+goes wrong outside (no credentials, a refused permission, an endpoint that does not answer).
+The regions are checked at once, each within a timeout, through the same clients, profile
+and endpoint settings a run uses. Only reads are made. asyncio is the backend (aiobotocore
+needs it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from batchcopy.errors import (
+    CredentialsError,
+    LightsailError,
+    ManifestError,
+    PermanentError,
+    SettingsError,
+    ThrottledError,
+    TransientError,
+)
+from batchcopy.facts import lightsail_regions
+from batchcopy.lightsail import PROBE_ACTION, LightsailClients, caller_identity
+from batchcopy.logs import redact
+from batchcopy.settings import Settings
+
+__all__ = ["DEFAULT_REGION", "Check", "run_checks"]
+
+DEFAULT_REGION = "us-east-1"  # checked when neither a manifest nor a region names one
+SHOWN_PROBLEMS = 3  # manifest problems a failed manifest check quotes
+
+CREDENTIALS_FIX = (
+    "set AWS_PROFILE or pass --profile, or run `aws configure` "
+    "(`aws sso login` when an SSO session has expired)"
+)
+REFUSED_FIX = (
+    "the credentials were refused: renew them (`aws sso login`, or a new access key) "
+    "and check the profile"
+)
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+REFUSED = frozenset(
+    {
+        "UnauthenticatedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
+NETWORK_FIX = "check the network or proxy, and --endpoint-url / AWS_ENDPOINT_URL_LIGHTSAIL if set"
+STS_NETWORK_FIX = "check the network or proxy, and AWS_ENDPOINT_URL_STS if it is set"
+_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One check's outcome: what was checked, OK or not, what was found, and the fix."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ok and not self.fix:
+            raise ValueError(f"check {self.name!r} failed, so it must say how to fix it")
+
+    def __str__(self) -> str:
+        line = f"{'OK' if self.ok else 'FAIL':<4}  {self.name}: {self.detail}"
+        return f"{line.rstrip('.')}; fix: {self.fix}" if self.fix else line
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def run_checks(
+    settings: Settings,
+    *,
+    regions: Sequence[str] = (),
+    manifest: str | Path | None = None,
+    source_region: str | None = None,
+    target_region: str | None = None,
+    report_dir: Path = Path(),
+    per_check: float = 15.0,
+    retry_pause: float = 1.0,
+) -> list[Check]:
+    """Check the credentials, Lightsail in each region and the report folder.
+
+    The regions checked are ``regions`` plus every source and target region of ``manifest``
+    (loaded with the ``source_region`` / ``target_region`` defaults, as a run loads it), or
+    :data:`DEFAULT_REGION` when that leaves none. A manifest that fails validation is a
+    failed check of its own. ``report_dir`` is where a run's report folder goes; it must
+    exist and be writable. Each network check gets ``per_check`` seconds; a throttled or
+    failed read is tried once more after ``retry_pause`` seconds.
+
+    Returns the checks in a fixed order: credentials, manifest, regions (sorted), report
+    folder.
+    """
+    identity: dict[str, Check] = {}
+    lanes: dict[str, Check] = {}
+    loaded: tuple[Check | None, set[str]] = (None, set())
+    async with LightsailClients(settings) as api, anyio.create_task_group() as tg:
+        tg.start_soon(_into, identity, "", functools.partial(_credentials, settings, per_check))
+        if manifest is not None:
+            loaded = await anyio.to_thread.run_sync(
+                _manifest, manifest, source_region, target_region
+            )
+        for region in sorted(set(regions) | loaded[1]) or [DEFAULT_REGION]:
+            check = functools.partial(_region, api, region, per_check, retry_pause)
+            tg.start_soon(_into, lanes, region, check)
+    checks = [identity[""]]
+    if loaded[0] is not None:
+        checks.append(loaded[0])
+    checks += [lanes[region] for region in sorted(lanes)]
+    checks.append(_report_dir(report_dir))
+    return checks
+
+
+async def _into(slot: dict[str, Check], key: str, check: Callable[[], Awaitable[Check]]) -> None:
+    slot[key] = await check()
+
+
+async def _credentials(settings: Settings, seconds: float) -> Check:
+    name = "credentials"
+    try:
+        with anyio.fail_after(seconds):
+            identity = await caller_identity(settings)
+    except CredentialsError as exc:
+        return Check(name=name, ok=False, detail=_clean(str(exc)), fix=CREDENTIALS_FIX)
+    except TimeoutError:
+        detail = f"STS GetCallerIdentity gave no answer within {seconds:g} s"
+        return Check(name=name, ok=False, detail=detail, fix=STS_NETWORK_FIX)
+    except PermanentError as exc:
+        fix = REFUSED_FIX if exc.code in REFUSED else CREDENTIALS_FIX
+        return Check(name=name, ok=False, detail=f"STS answered {_clean(str(exc))}", fix=fix)
+    except (LightsailError, SettingsError) as exc:  # the error tree has no STS branch
+        detail = f"STS GetCallerIdentity failed: {_clean(str(exc))}"
+        return Check(name=name, ok=False, detail=detail, fix=STS_NETWORK_FIX)
+    detail = f"account {identity['account']}, {identity['arn']}"
+    return Check(name=name, ok=True, detail=detail)
+
+
+async def _region(api: LightsailClients, region: str, seconds: float, pause: float) -> Check:
+    name = f"lightsail {region}"
+    known = lightsail_regions()
+    if region not in known:
+        close = difflib.get_close_matches(region, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        fix = f"{hint}`aws lightsail get-regions` lists the regions"
+        return Check(name=name, ok=False, detail="not a Lightsail region", fix=fix)
+    endpoint = "the Lightsail endpoint"
+    try:
+        with anyio.fail_after(seconds):
+            endpoint = await api.endpoint(region)
+            try:
+                await api.probe(region)
+            except (ThrottledError, TransientError) as exc:
+                if isinstance(exc, TransientError) and not exc.ambiguous:
+                    raise  # could not connect: a second try says nothing new
+                await anyio.sleep(pause)
+                await api.probe(region)
+    except TimeoutError:
+        detail = f"no answer from {endpoint} within {seconds:g} s"
+        return Check(name=name, ok=False, detail=detail, fix=f"{NETWORK_FIX}; or raise --timeout")
+    except ThrottledError as exc:
+        detail = (
+            f"{endpoint} answered, but throttled {PROBE_ACTION} twice ({exc.code}), so the "
+            "permission is unconfirmed; runs slow down by themselves"
+        )
+        return Check(name=name, ok=True, detail=detail)
+    except TransientError as exc:
+        if not exc.ambiguous:
+            detail = f"cannot connect to {endpoint} ({exc.code})"
+            return Check(name=name, ok=False, detail=detail, fix=NETWORK_FIX)
+        detail = f"{endpoint} failed {PROBE_ACTION} twice: {_clean(str(exc))}"
+        return Check(name=name, ok=False, detail=detail, fix="a passing fault; try again later")
+    except PermanentError as exc:
+        detail = f"{PROBE_ACTION} refused: {_clean(str(exc))}"
+        if exc.code in ACCESS_DENIED:
+            fix = f"grant lightsail:{PROBE_ACTION}; see examples/iam-policy.json"
+        elif exc.code in REFUSED:
+            fix = REFUSED_FIX
+        else:
+            fix = f"check the region and the endpoint ({endpoint})"
+        return Check(name=name, ok=False, detail=detail, fix=fix)
+    except CredentialsError as exc:
+        detail = f"cannot sign requests: {_clean(str(exc))}"
+        return Check(name=name, ok=False, detail=detail, fix=CREDENTIALS_FIX)
+    except SettingsError as exc:
+        detail = _clean(str(exc))
+        fix = "give --endpoint-url (or AWS_ENDPOINT_URL_LIGHTSAIL) as http(s)://host[:port]"
+        return Check(name=name, ok=False, detail=detail, fix=fix)
+    return Check(name=name, ok=True, detail=f"{PROBE_ACTION} answered at {endpoint}")
+
+
+def _manifest(
+    source: str | Path, source_region: str | None, target_region: str | None
+) -> tuple[Check, set[str]]:
+    """The manifest check and the regions the manifest names (none if it is invalid).
+    Blocking: reads the whole file, twice (once to check it, once for the source regions)."""
+    from batchcopy.manifest import load_manifest
+
+    name = "manifest"
+    try:
+        loaded = load_manifest(source, source_region=source_region, target_region=target_region)
+        regions = set(loaded.per_region)
+        regions.update(job.source_region for job in loaded.jobs())
+    except ManifestError as exc:
+        count = len(exc.problems) + exc.more
+        shown = "; ".join(str(p) for p in exc.problems[:SHOWN_PROBLEMS])
+        more = f" (and {count - SHOWN_PROBLEMS} more)" if count > SHOWN_PROBLEMS else ""
+        fix = f"correct the rows named; `batchcopy validate {source}` lists every problem"
+        return Check(name=name, ok=False, detail=f"{shown}{more}", fix=fix), set()
+    detail = f"{loaded.name}: {loaded.total} jobs, valid, in {len(regions)} regions"
+    return Check(name=name, ok=True, detail=detail), regions
+
+
+def _report_dir(folder: Path) -> Check:
+    """Whether a run can write its report folder inside ``folder``: a temporary file is
+    made and removed there."""
+    name = "report folder"
+    other = "or pass --report-dir with a folder you can write to"
+    if folder.is_symlink():
+        detail = f"{folder} is a symbolic link, which a run refuses"
+        return Check(name=name, ok=False, detail=detail, fix=f"give the real folder, {other}")
+    if not folder.exists():
+        detail = f"{folder} does not exist"
+        fix = f"create it (mkdir -p {folder}) {other}"
+        return Check(name=name, ok=False, detail=detail, fix=fix)
+    if not folder.is_dir():
+        detail = f"{folder} is not a folder"
+        return Check(name=name, ok=False, detail=detail, fix="pass --report-dir with a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".batchcopy-doctor-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+    except OSError as exc:
+        detail = f"{folder} is not writable ({exc.strerror or exc})"
+        return Check(name=name, ok=False, detail=detail, fix=f"chmod u+w {folder}, {other}")
+    return Check(name=name, ok=True, detail=f"{folder.resolve()} is writable")
+
+
+def _clean(text: str) -> str:
+    """An error message on one line, with anything like a credential taken out."""
+    secrets = tuple(v for k in _SECRET_ENV if (v := os.environ.get(k)))
+    return " ".join(redact(text, secrets).split())
