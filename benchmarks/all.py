@@ -1,0 +1,82 @@
+"""Every benchmark, one after another: the one command that reproduces every figure.
+
+    python benchmarks/all.py            # about 30 minutes on two cores
+    python benchmarks/all.py --quick    # each script's smoke run, a few minutes
+
+Runs ``peers.py`` (which writes ``RESULTS.md`` and ``peers.png``), then ``targets.py``,
+``scale.py`` and ``emulator_speed.py``, and appends what each printed to ``RESULTS.md``
+under its own heading with its exact command, so the file holds every figure of one run.
+Each script bounds itself; this one also gives each a hard timeout. Run it on an
+otherwise idle machine: the figures are wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# (title, script and arguments, arguments added with --quick, hard timeout in seconds)
+STEPS = (
+    ("batchcopy and its peers", ["peers.py"], ["--quick"], 1500),
+    ("Speed targets: engine overhead and adaptive rate", ["targets.py"], ["--quick"], 1000),
+    (
+        "Scale and start-up",
+        ["scale.py"],
+        ["--sizes", "10000,100000", "--run-sizes", "10000"],
+        1300,
+    ),
+    ("The emulator's own speed", ["emulator_speed.py"], ["--requests", "1000"], 200),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="each script's small run")
+    args = parser.parse_args()
+    results = HERE / "RESULTS.md"
+    failed = []
+    sections: list[str] = []
+    for index, (title, script, quick, timeout) in enumerate(STEPS):
+        command = [sys.executable, str(HERE / script[0]), *script[1:]]
+        if args.quick:
+            command += quick
+        shown = shlex.join(["python", f"benchmarks/{script[0]}", *command[2:]])
+        print(f"== {shown}", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+            )
+            output, code = done.stdout, done.returncode
+            sys.stderr.write(done.stderr[-2000:])
+        except subprocess.TimeoutExpired as exc:
+            partial = exc.stdout or ""
+            output = partial.decode() if isinstance(partial, bytes) else partial
+            code = -1
+        print(output, flush=True)
+        took = time.monotonic() - started
+        if code != 0:
+            failed.append(f"{shown} (exit {code})")
+        if index == 0:
+            continue  # peers.py wrote RESULTS.md itself
+        markdown = output.lstrip().startswith("#")  # targets.py prints Markdown
+        body = output.strip() if markdown else f"```text\n{output.strip()}\n```"
+        outcome = "" if code == 0 else ": a target missed or the script failed"
+        sections += [f"## {title}", "", f"`{shown}` ({took:.0f} s, exit {code}{outcome}):"]
+        sections += ["", body, ""]
+    with results.open("a", encoding="utf-8") as handle:
+        handle.write("\n" + "\n".join(sections))
+    print(f"appended to {results}", file=sys.stderr)
+    if failed:
+        sys.exit("not every benchmark passed: " + "; ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
