@@ -126,9 +126,15 @@ class Waiter:
                     continue
                 with anyio.move_on_after(interval):
                     await self._stop.wait()
-                # Once the run stops, no more reading: what is pending is in progress.
+                # Once the run stops, no more reading: what is pending is in progress. A round
+                # of reads (slow listings, hanging reads retried) ends when the first pending
+                # copy's wait runs out, so --wait-timeout holds whatever the service does.
+                states: dict[str, SnapshotInfo | None] = {}
+                first_give_up = min(give_up_at for _, give_up_at in lane.pending.values())
                 try:
-                    states = {} if self._stop.is_set() else await self._states(lane)
+                    if not self._stop.is_set():
+                        with anyio.move_on_after(max(0.0, first_give_up - self._clock())):
+                            states = await self._states(lane)
                 except PermanentError as exc:
                     # Reading is refused (AccessDenied, say): waiting longer cannot help.
                     log.warning("cannot follow copies in %s: %s", lane.region, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import anyio
@@ -121,3 +122,18 @@ async def test_running_again_follows_copies_still_in_progress() -> None:
     assert first.results[0].status is Status.IN_PROGRESS
     assert again.results[0].status is Status.SUCCEEDED
     assert emulator.stats.copies_accepted == {"eu-west-1/unfinished": 1}
+
+
+async def test_reads_that_hang_do_not_outlast_the_wait_timeout() -> None:
+    """When every status read hangs, followed copies are reported in_progress at
+    --wait-timeout; the waiter does not keep retrying reads past it."""
+    faults = {"hang_rate": 1, "hang_seconds": 30, "actions": ["GetInstanceSnapshot"]}
+    jobs = [manual(i, "eu-west-1", f"stuck-{i}") for i in range(3)]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    settings = settings_for(url="", **WAIT, wait_timeout=1.0, read_timeout=0.3)
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, dataclasses.replace(settings, endpoint_url=url))
+    assert [r.status for r in report.results] == [Status.IN_PROGRESS] * 3
+    # Not a speed check: the retry policy alone (50 tries of 0.3 s per read) would keep the
+    # run going for 15 s and more; the run must end near the 1 s it was told to wait.
+    assert report.summary.duration < 10
