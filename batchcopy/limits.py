@@ -107,7 +107,7 @@ class RateLimiter:
         if self._slow_start:
             self._slow_start = False
             rate = min(rate, max(self._got_through(now), self._start_rate / 4))
-        self.rate = max(self.min_rate, rate)
+        self._set_rate(max(self.min_rate, rate))
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
@@ -120,7 +120,15 @@ class RateLimiter:
             step = min(math.log(2) / self.latency, self.rate)
         else:
             step = PROBE
-        self.rate = min(self.max_rate, self.rate + step)
+        self._set_rate(min(self.max_rate, self.rate + step))
+
+    def _set_rate(self, rate: float) -> None:
+        """Change the rate. A schedule booked at a slower rate is compressed to the faster
+        one, so it does not hold the next callers back for seconds."""
+        ahead = self._tat - self._clock()
+        if ahead > 0 and rate > self.rate:
+            self._tat -= ahead * (1 - self.rate / rate)
+        self.rate = rate
 
     def _got_through(self, now: float) -> float:
         """Successes per second lately: over the last ``DELIVERY_SAMPLE`` successes, so the

@@ -201,3 +201,17 @@ def test_in_flight_cap_follows_rate_and_latency() -> None:
     for _ in range(30):
         limiter.timed(1.0)  # the service got slower: more open requests for the same rate
     assert limiter.in_flight(ceiling=500) > limiter.rate * 1.0
+
+
+def test_a_faster_rate_applies_to_slots_booked_at_the_slower_one() -> None:
+    """When the rate grows, the next caller waits by the new rate, not behind a schedule
+    booked at the old one (a start far too low must not stall the run)."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=1, burst=1, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter.reserve()
+    limiter.reserve()  # booked a second ahead, at 1 request/s
+    for _ in range(10):
+        limiter.succeeded()
+    assert limiter.rate > 20
+    # The two slots already booked, at the new rate: well under a tenth of a second.
+    assert limiter.reserve() == pytest.approx(2 / limiter.rate)
