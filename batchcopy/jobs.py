@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from batchcopy.facts import NAME_RULE, is_valid_name, lightsail_regions
+
 __all__ = [
     "INTERRUPTED_CODE",
     "INTERRUPTED_MESSAGE",
@@ -75,7 +77,19 @@ class CopyJob:
     use_latest: bool = False
 
     def __post_init__(self) -> None:
-        # The manifest reader reports these per line; this guards jobs built in code.
+        # The manifest reader reports these per line; this guards jobs built in code, so a
+        # bad one fails here, before any request.
+        regions = lightsail_regions()
+        for field_name in ("source_region", "target_region"):
+            if getattr(self, field_name) not in regions:
+                raise ValueError(
+                    f"{self.target}: {field_name} {getattr(self, field_name)!r} is not a "
+                    "Lightsail region"
+                )
+        for field_name in ("target_snapshot_name", "source_snapshot_name", "source_resource_name"):
+            name = getattr(self, field_name)
+            if name is not None and not is_valid_name(name):
+                raise ValueError(f"{self.target}: {field_name} {name!r}: use {NAME_RULE}")
         manual, automatic = self.source_snapshot_name, self.source_resource_name
         if bool(manual) == bool(automatic):
             raise ValueError(

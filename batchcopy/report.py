@@ -39,16 +39,6 @@ REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "jo
 RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-MANIFEST_COLUMNS = list(
-    CopyJob.from_row(
-        {
-            "source_region": "",
-            "target_region": "",
-            "target_snapshot_name": "",
-            "source_snapshot_name": "x",
-        }
-    ).to_row()
-)
 RESULT_COLUMNS = [
     "line",
     "source_region",

@@ -250,7 +250,8 @@ async def adaptive(args: argparse.Namespace, url: str, http: aiohttp.ClientSessi
         ideal = n / (len(regions) * limit)
         bucketed = max(0.0, n - len(regions) * limit) / (len(regions) * limit)
         for start in (limit * 4, limit / 4):
-            jobs = make_jobs(n, regions, f"ad{limit:g}-{start:g}")
+            side = "high" if start > limit else "low"  # a "." is not allowed in a name
+            jobs = make_jobs(n, regions, f"ad{round(limit * 100)}-{side}")
             outcome = await measured(
                 http,
                 url,
