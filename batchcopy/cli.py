@@ -864,8 +864,9 @@ app.command()(emulator)
 
 
 def main() -> None:
-    """Entry point of the ``batchcopy`` script."""
-    app()
+    """Entry point of the ``batchcopy`` script and of ``python -m batchcopy``; both are
+    called batchcopy in help and shell completion."""
+    app(prog_name="batchcopy")
 
 
 def emulator_main() -> None:

@@ -405,3 +405,21 @@ def test_discover_run_and_run_again_copies_nothing_twice(
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["counts"]["skipped"] == len(rows)
     assert live.control("GET", "stats")["copies_accepted"] == copies
+
+
+def test_version_and_shell_completion() -> None:
+    """`--version` prints the installed version; `--show-completion bash` prints a script
+    that completes the commands, through `python -m batchcopy` as through the script."""
+    import batchcopy as package
+
+    version = batchcopy("--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"batchcopy {package.__version__}"
+    script = batchcopy("--show-completion", "bash")
+    assert script.returncode == 0, script.stderr
+    assert "complete" in script.stdout
+    assert "_BATCHCOPY_COMPLETE" in script.stdout
+    words = batchcopy(
+        env={"_BATCHCOPY_COMPLETE": "complete_bash", "COMP_WORDS": "batchcopy d", "COMP_CWORD": "1"}
+    )
+    assert set(words.stdout.split()) >= {"demo", "discover", "doctor"}, words
