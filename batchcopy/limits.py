@@ -12,8 +12,10 @@ throttle ends that and drops the rate to what got through over the last few succ
 most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
 has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``
 (at most once per two round trips, as throttles of requests sent before a cut say nothing
-new), and each success adds ``PROBE`` requests/s: the rate grows about 10% a
-second, at any scale. It never goes above ``max_rate`` nor below ``min_rate``.
+new), and each success adds ``PROBE`` requests/s: the rate grows about 10% a second, at
+any scale. It never goes above ``max_rate`` nor below ``min_rate``. Once throttled,
+requests are paced evenly (the burst drops to 1): the service is at its limit, and a burst
+would only be throttled.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -103,6 +105,7 @@ class RateLimiter:
         if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
         self._last_cut = now
+        self.burst = 1  # the service is at its limit: a burst now would only be throttled
         rate = self.rate * CUT
         if self._slow_start:
             self._slow_start = False

@@ -234,7 +234,8 @@ async def adaptive(args: argparse.Namespace, url: str, http: aiohttp.ClientSessi
     n, regions = args.jobs, ADAPTIVE_REGIONS
     print(
         f"\n### 2. Adaptive rate: {n} copies over {len(regions)} regions, each limited by the "
-        "emulator to a rate batchcopy is not told (bucket of the same size), 50 ms latency\n"
+        f"emulator to a rate batchcopy is not told (bucket: {args.bucket or 'the limit'}), "
+        f"50 ms latency, {args.error_rate:.0%} 5xx\n"
     )
     print(
         "| limit (req/s) | --rate | ideal N/(regions x rate) (s) | wall (s) | ratio | "
@@ -243,12 +244,14 @@ async def adaptive(args: argparse.Namespace, url: str, http: aiohttp.ClientSessi
     )
     passed = True
     for limit in args.limits:
+        bucket = args.bucket or limit
         faults = {
             **LATENCY,
-            "regions": {r: {"copy_rate": limit, "copy_burst": limit} for r in regions},
+            "error_rate": args.error_rate,
+            "regions": {r: {"copy_rate": limit, "copy_burst": bucket} for r in regions},
         }
         ideal = n / (len(regions) * limit)
-        bucketed = max(0.0, n - len(regions) * limit) / (len(regions) * limit)
+        bucketed = max(0.0, n - len(regions) * bucket) / (len(regions) * limit)
         for start in (limit * 4, limit / 4):
             side = "high" if start > limit else "low"  # a "." is not allowed in a name
             jobs = make_jobs(n, regions, f"ad{round(limit * 100)}-{side}")
@@ -311,6 +314,12 @@ def main() -> None:
         default=[5.0, 20.0],
         type=lambda text: [float(v) for v in text.split(",")],
         help="the emulator's per-region limits, comma-separated (5,20)",
+    )
+    parser.add_argument(
+        "--bucket", type=float, default=0, help="adaptive: the emulator's bucket (the limit)"
+    )
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="adaptive: share of requests failing 500"
     )
     parser.add_argument("--repeat", type=int, default=3, help="overhead runs of each tool (3)")
     parser.add_argument("--run-timeout", type=float, default=240.0, help="seconds per run (240)")

@@ -215,3 +215,17 @@ def test_a_faster_rate_applies_to_slots_booked_at_the_slower_one() -> None:
     assert limiter.rate > 20
     # The two slots already booked, at the new rate: well under a tenth of a second.
     assert limiter.reserve() == pytest.approx(2 / limiter.rate)
+
+
+def test_after_a_throttle_requests_are_paced_without_bursts() -> None:
+    """Once the service has throttled, the next requests are spaced evenly even after a
+    quiet spell: a burst would only be throttled again."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=10, burst=5, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    assert [limiter.reserve() for _ in range(3)] == [0, 0, 0]  # a burst passes at first
+    limiter.throttled()
+    fake.now += 10  # a quiet spell
+    delays = [limiter.reserve() for _ in range(3)]
+    assert delays[0] == 0
+    assert delays[1] > 0
+    assert delays[2] > delays[1]
