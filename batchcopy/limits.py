@@ -11,11 +11,12 @@ requests/s, as TCP's slow start does, but never more than doubles it at once). T
 throttle ends that and drops the rate to what got through over the last few successes (at
 most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
 has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``
-(at most once per two round trips, as throttles of requests sent before a cut say nothing
-new), and each success adds ``PROBE`` requests/s: the rate grows about 10% a second, at
-any scale. It never goes above ``max_rate`` nor below ``min_rate``. Once throttled,
-requests are paced evenly (the burst drops to 1): the service is at its limit, and a burst
-would only be throttled.
+(at most once per ``CUT_SPACING`` seconds or two round trips, if longer: throttles of
+requests sent before a cut say nothing new), and each success adds ``PROBE`` requests/s:
+the rate grows about 10% a second at any scale, and by at least ``PROBE_FLOOR``
+requests/s a second, so a low rate recovers. It never goes above ``max_rate`` nor below
+``min_rate``. Once throttled, requests are paced evenly (the burst drops to 1): the
+service is at its limit, and a burst would only be throttled.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -39,8 +40,11 @@ __all__ = ["Clock", "RateLimiter", "Sleep"]
 # low and too high (tests/test_limits.py), then checked against the emulator with 8 regions
 # (benchmarks/targets.py).
 CUT = 0.85  # the rate is multiplied by this on a throttle
-CUT_SPACING = 0.05  # seconds (or two round trips, if longer): closer throttles count as one
+# Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
+# too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
+CUT_SPACING = 0.25
 PROBE = 0.1  # requests/s added per success after a throttle: the rate grows ~10% a second
+PROBE_FLOOR = 0.5  # ... but by at least this many requests/s a second at low rates
 DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
@@ -122,7 +126,7 @@ class RateLimiter:
             # successes on a fast link must not throw the rate far ahead.
             step = min(math.log(2) / self.latency, self.rate)
         else:
-            step = PROBE
+            step = max(PROBE, PROBE_FLOOR / self.rate)
         self._set_rate(min(self.max_rate, self.rate + step))
 
     def _set_rate(self, rate: float) -> None:

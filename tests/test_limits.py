@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import CUT, PROBE, RateLimiter
+from batchcopy.limits import CUT, PROBE, PROBE_FLOOR, RateLimiter
 
 
 class FakeTime:
@@ -229,3 +229,15 @@ def test_after_a_throttle_requests_are_paced_without_bursts() -> None:
     assert delays[0] == 0
     assert delays[1] > 0
     assert delays[2] > delays[1]
+
+
+def test_a_low_rate_recovers_by_at_least_the_probe_floor() -> None:
+    """At a low rate the probe still adds at least PROBE_FLOOR requests/s a second, so a
+    cut to one or two requests/s is made good in seconds, not minutes."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=8, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start: down to a quarter of the start, 2 requests/s
+    cut = limiter.rate
+    for _ in range(round(cut)):  # a second of successes at that rate
+        limiter.succeeded()
+    assert limiter.rate >= cut + 0.9 * PROBE_FLOOR
