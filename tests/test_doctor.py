@@ -114,6 +114,18 @@ def test_all_checks_ok_show_the_account_and_no_secret(
     assert list(tmp_path.iterdir()) == []  # the folder probe leaves nothing behind
 
 
+def test_doctor_can_be_rehearsed_against_the_emulator_alone(
+    live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator answers STS GetCallerIdentity too: with AWS_ENDPOINT_URL_STS and
+    --endpoint-url both at it, every check passes without any AWS service."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", live.url)
+    code, lines, stderr = doctor("--endpoint-url", live.url, "--region", "eu-west-1", cwd=tmp_path)
+    assert code == 0, (lines, stderr)
+    assert "account 123456789012, arn:aws:iam::123456789012:user/emulator" in lines["credentials"]
+    assert live.stats()["requests"]["us-east-1"]["GetCallerIdentity"] == {"ok": 1}
+
+
 @pytest.mark.parametrize("how", ["no keys", "unknown profile"])
 def test_missing_credentials_fail_with_a_fix(
     live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str

@@ -2,7 +2,9 @@
 
 ``POST /`` with ``X-Amz-Target: Lightsail_20161128.<Operation>`` runs an operation in the
 region named by the SigV4 credential scope of the ``Authorization`` header (the signature
-itself is not checked, and never logged). Requests pass the region's faults in this order:
+itself is not checked, and never logged). STS's GetCallerIdentity (query protocol, signed
+for ``sts``) is answered too, so ``batchcopy doctor`` can be rehearsed against the emulator
+with ``AWS_ENDPOINT_URL_STS`` pointing at it. Requests pass the region's faults in this order:
 latency, throttle, 500 error, drop before, the operation itself, drop after, hang.
 
 The control API lives under ``/_emulator/``: ``POST reset``, ``GET``/``POST config``,
@@ -29,7 +31,7 @@ from aiohttp import web
 
 from batchcopy.emulator.faults import FaultConfig, RegionFaults
 from batchcopy.emulator.seed import load_seed
-from batchcopy.emulator.sim import ApiError, Lightsail
+from batchcopy.emulator.sim import ACCOUNT_ID, ApiError, Lightsail
 
 __all__ = ["Emulator", "Stats", "create_app", "running_emulator", "serve"]
 
@@ -37,7 +39,16 @@ log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "Lightsail_20161128."
 CONTENT_TYPE = "application/x-amz-json-1.1"
-_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/[^/,\s]+/aws4_request")
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_CALLER_IDENTITY = f"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>arn:aws:iam::{ACCOUNT_ID}:user/emulator</Arn>
+    <UserId>AIDAEMULATOREXAMPLE</UserId>
+    <Account>{ACCOUNT_ID}</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata><RequestId>{{request_id}}</RequestId></ResponseMetadata>
+</GetCallerIdentityResponse>
+"""
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -111,11 +122,28 @@ class Emulator:
 
     # -- one request --------------------------------------------------------------------------
 
+    async def _sts(self, request: web.Request, region: str) -> web.Response:
+        """STS GetCallerIdentity, the one STS call batchcopy makes (``doctor``)."""
+        form = await request.post()
+        if form.get("Action") != "GetCallerIdentity":
+            self.stats.requests[region, "sts", "client_error"] += 1
+            error = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"
+                "<Message>The emulator answers only GetCallerIdentity of STS.</Message>"
+                "</Error></ErrorResponse>"
+            )
+            return web.Response(status=400, text=error, content_type="text/xml")
+        self.stats.requests[region, "GetCallerIdentity", "ok"] += 1
+        body = _CALLER_IDENTITY.format(request_id=uuid.uuid4())
+        return web.Response(text=body, content_type="text/xml")
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         target = request.headers.get("X-Amz-Target", "")
         action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         match = _SCOPE.search(request.headers.get("Authorization", ""))
         region = match.group(1) if match else "unknown"
+        if match and match.group(2) == "sts" and not target:
+            return await self._sts(request, region)
         if action not in _OPERATIONS:
             self.stats.requests[region, action or "unknown", "client_error"] += 1
             shown = action or target or "(no X-Amz-Target)"
