@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from batchcopy.facts import NAME_RULE, is_valid_name, lightsail_regions
+from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 
 __all__ = [
     "INTERRUPTED_CODE",
@@ -90,6 +90,8 @@ class CopyJob:
             name = getattr(self, field_name)
             if name is not None and not is_valid_name(name):
                 raise ValueError(f"{self.target}: {field_name} {name!r}: use {NAME_RULE}")
+        if self.restore_date is not None and not is_valid_date(self.restore_date):
+            raise ValueError(f"{self.target}: restore_date {self.restore_date!r}: use YYYY-MM-DD")
         manual, automatic = self.source_snapshot_name, self.source_resource_name
         if bool(manual) == bool(automatic):
             raise ValueError(

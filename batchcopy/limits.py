@@ -49,6 +49,7 @@ DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
+MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -126,7 +127,7 @@ class RateLimiter:
             # successes on a fast link must not throw the rate far ahead.
             step = min(math.log(2) / self.latency, self.rate)
         else:
-            step = max(PROBE, PROBE_FLOOR / self.rate)
+            step = min(max(PROBE, PROBE_FLOOR / self.rate), self.rate)  # at most doubling
         self._set_rate(min(self.max_rate, self.rate + step))
 
     def _set_rate(self, rate: float) -> None:
@@ -145,7 +146,9 @@ class RateLimiter:
         return len(self._delivered) / max(now - self._delivered[0], 1e-3)
 
     def timed(self, seconds: float) -> None:
-        """One request took ``seconds`` from send to answer."""
+        """One request took ``seconds`` from send to answer. A sample is taken as at most
+        four times the average, so one timeout or hang does not pass for the latency."""
+        seconds = min(seconds, 4 * self.latency)
         if self._timed:
             self.latency += LATENCY_WEIGHT * (seconds - self.latency)
         else:
@@ -156,7 +159,7 @@ class RateLimiter:
         the current rate while each takes ``latency`` seconds, with headroom for retries
         and jitter."""
         needed = math.ceil(IN_FLIGHT_HEADROOM * self.rate * self.latency) + self.burst
-        return max(1, min(ceiling, needed))
+        return max(1, min(ceiling, max(MIN_IN_FLIGHT, needed)))
 
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""

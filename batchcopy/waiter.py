@@ -43,6 +43,7 @@ SLOWEST_CHECK = 30.0
 BACKOFF = 1.5
 FEW = 20  # up to this many pending copies in a region are read one by one
 MISSES = 2  # a target is gone only when this many looks in a row do not find it
+SHORTEST_ROUND = 5.0  # seconds a round of reads may always take
 _DONE = {"available", "completed"}
 
 
@@ -128,12 +129,14 @@ class Waiter:
                     await self._stop.wait()
                 # Once the run stops, no more reading: what is pending is in progress. A round
                 # of reads (slow listings, hanging reads retried) ends when the first pending
-                # copy's wait runs out, so --wait-timeout holds whatever the service does.
+                # copy's wait runs out (but gets SHORTEST_ROUND, so a copy is read once more
+                # at its timeout), so --wait-timeout holds whatever the service does.
                 states: dict[str, SnapshotInfo | None] = {}
                 first_give_up = min(give_up_at for _, give_up_at in lane.pending.values())
                 try:
                     if not self._stop.is_set():
-                        with anyio.move_on_after(max(0.0, first_give_up - self._clock())):
+                        budget = max(first_give_up - self._clock(), SHORTEST_ROUND)
+                        with anyio.move_on_after(budget):
                             states = await self._states(lane)
                 except PermanentError as exc:
                     # Reading is refused (AccessDenied, say): waiting longer cannot help.

@@ -184,11 +184,11 @@ def test_in_flight_cap_follows_rate_and_latency() -> None:
     """Requests kept open grow with the rate and the measured latency, shrink on a cut, and
     never pass the ceiling."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=10, burst=2, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter(rate=100, burst=2, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
     for _ in range(30):
         limiter.timed(0.1)  # requests take 100 ms
     slow = limiter.in_flight(ceiling=500)
-    assert slow == pytest.approx(2 * 10 * 0.1 + 2, abs=1)
+    assert slow == pytest.approx(2 * 100 * 0.1 + 2, abs=1)
     for _ in range(200):
         limiter.succeeded()  # the rate climbs
     fast = limiter.in_flight(ceiling=500)
@@ -240,4 +240,15 @@ def test_a_low_rate_recovers_by_at_least_the_probe_floor() -> None:
     cut = limiter.rate
     for _ in range(round(cut)):  # a second of successes at that rate
         limiter.succeeded()
-    assert limiter.rate >= cut + 0.9 * PROBE_FLOOR
+    assert cut + 0.9 * PROBE_FLOOR <= limiter.rate <= cut + 2 * PROBE_FLOOR
+
+
+def test_one_timeout_does_not_pass_for_the_latency() -> None:
+    """A request that hangs for a minute moves the latency estimate (and so the in-flight
+    cap and the throttle spacing) by a bounded step, not to a minute."""
+    limiter = RateLimiter(rate=10, max_rate=100)
+    for _ in range(20):
+        limiter.timed(0.1)
+    limiter.timed(60.0)
+    assert limiter.latency < 0.2
+    assert limiter.in_flight(ceiling=128) < 128
