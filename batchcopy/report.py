@@ -41,13 +41,7 @@ RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRES
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 RESULT_COLUMNS = [
     "line",
-    "source_region",
-    "target_region",
-    "source_snapshot_name",
-    "source_resource_name",
-    "restore_date",
-    "use_latest_restorable_auto_snapshot",
-    "target_snapshot_name",
+    *MANIFEST_FIELDS,
     "status",
     "attempts",
     "throttles",

@@ -77,15 +77,6 @@ AUTO_SOURCES = 10  # of those, instances copied from automatic snapshots; the re
 AUTO_DATES = ("2026-11-18", "2026-11-19", "2026-11-20")
 CREDENTIALS = ("bench", "bench")
 RUN_SETTINGS: dict[str, Any] = {"rate": 100_000, "burst": 1000, "max_in_flight": 256}
-COLUMNS = (
-    "source_region",
-    "target_region",
-    "source_snapshot_name",
-    "source_resource_name",
-    "restore_date",
-    "use_latest_restorable_auto_snapshot",
-    "target_snapshot_name",
-)
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -404,7 +395,9 @@ def seed_data(sources: Sequence[Source]) -> dict[str, Any]:
 
 def manifest_lines(rows: int, sources: Sequence[Source], targets: Sequence[str]) -> Iterator[str]:
     """The CSV text: row ``n`` copies source ``n % 50`` into target region ``n % 4``."""
-    yield ",".join(COLUMNS) + "\n"
+    from batchcopy.jobs import MANIFEST_FIELDS
+
+    yield ",".join(MANIFEST_FIELDS) + "\n"
     for n in range(rows):
         source, target = sources[n % len(sources)], targets[n % len(targets)]
         name = f"bench-{n:07d}"
