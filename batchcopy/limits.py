@@ -6,8 +6,9 @@ without polling, and a burst of ``burst`` requests passes with no wait. Time is 
 (``clock`` and ``sleep``) so tests run on a fake clock.
 
 Lightsail publishes no rate limit, so the rate adapts (as botocore's adaptive mode does).
-Until the first throttle it doubles every round trip (each success adds ``ln 2 / latency``
-requests/s, as TCP's slow start does, but never more than doubles it at once). The first
+Until the first throttle it doubles every round trip, as TCP's slow start does: each success
+adds ``ln 4 / latency`` requests/s (the successes of a round trip answer the requests of the
+one before, sent at half the rate), but never more than doubles it at once. The first
 throttle ends that and drops the rate to what got through over the last few successes (at
 most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
 has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``
@@ -50,6 +51,7 @@ FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been ti
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
+RECHECK = 0.05  # seconds: a longer wait for a slot is measured again this often
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -86,8 +88,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
-        self._turn = anyio.Lock()
-        self.waited = 0.0  # total seconds callers spent waiting, for reports
+        self._turn = anyio.Lock(fast_acquire=True)  # no yield when nobody queues
 
     def __repr__(self) -> str:
         ahead = max(0.0, self._tat - self._clock())
@@ -125,7 +126,7 @@ class RateLimiter:
             self._delivered.append(self._clock())
             # Never more than doubling on one success: a service's first burst of
             # successes on a fast link must not throw the rate far ahead.
-            step = min(math.log(2) / self.latency, self.rate)
+            step = min(math.log(4) / self.latency, self.rate)
         else:
             step = min(max(PROBE, PROBE_FLOOR / self.rate), self.rate)  # at most doubling
         self._set_rate(min(self.max_rate, self.rate + step))
@@ -161,12 +162,15 @@ class RateLimiter:
         needed = math.ceil(IN_FLIGHT_HEADROOM * self.rate * self.latency) + self.burst
         return max(1, min(ceiling, max(MIN_IN_FLIGHT, needed)))
 
+    def _next_slot(self) -> float:
+        """When the next request may go, at the current rate (not booked)."""
+        return self._tat - (self.burst - 1) / self.rate
+
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""
         now = self._clock()
-        interval = 1.0 / self.rate
-        allowed_at = max(now, self._tat - (self.burst - 1) * interval)
-        self._tat = max(self._tat, now) + interval
+        allowed_at = max(now, self._next_slot())
+        self._tat = max(self._tat, now) + 1.0 / self.rate
         return allowed_at - now
 
     async def acquire(self) -> None:
@@ -174,9 +178,12 @@ class RateLimiter:
 
         Callers queue on a lock and each books its slot only when its turn comes, so a
         rate that has grown (or been cut) meanwhile applies at once instead of after a
-        schedule booked far ahead at the old rate."""
+        schedule booked far ahead at the old rate. A wait longer than ``RECHECK`` is
+        taken in steps and measured again after each: in slow start the rate doubles
+        within a round trip, and the slot comes sooner than it looked."""
         async with self._turn:
+            while self._next_slot() - self._clock() > RECHECK:
+                await self._sleep(RECHECK)
             delay = self.reserve()
             if delay > 0:
-                self.waited += delay
                 await self._sleep(delay)

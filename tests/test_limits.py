@@ -71,17 +71,18 @@ def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
 
 
 def test_adaptive_rate_doubles_every_round_trip_until_the_first_throttle() -> None:
-    """Before any throttle each success adds ln 2 / latency: the rate compounds to about
-    twice itself per round trip (slow start)."""
+    """Before any throttle each success adds ln 4 / latency: a round trip's successes,
+    answering the requests of the round trip before (at half the rate), double the rate
+    (slow start)."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=10, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter(rate=20, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
     for _ in range(50):
         limiter.timed(0.1)
     for _ in range(3):
         limiter.succeeded()
-    assert limiter.rate == pytest.approx(10 + 3 * math.log(2) / 0.1, rel=0.01)
+    assert limiter.rate == pytest.approx(20 + 3 * math.log(4) / 0.1, rel=0.01)
     rate, sent = limiter.rate, 0.0
-    while sent < rate * 0.1:  # one round trip's worth of successes at that rate
+    while sent < rate / 2 * 0.1:  # a round trip's successes, sent at half the rate
         limiter.succeeded()
         sent += 1
     assert 1.9 * rate < limiter.rate < 2.2 * rate
@@ -200,7 +201,7 @@ def test_in_flight_cap_follows_rate_and_latency() -> None:
     assert limiter.in_flight(ceiling=500) < fast * CUT**9
     for _ in range(30):
         limiter.timed(1.0)  # the service got slower: more open requests for the same rate
-    assert limiter.in_flight(ceiling=500) > limiter.rate * 1.0
+    assert limiter.in_flight(ceiling=10_000) > limiter.rate * 1.0
 
 
 def test_a_faster_rate_applies_to_slots_booked_at_the_slower_one() -> None:
@@ -215,6 +216,24 @@ def test_a_faster_rate_applies_to_slots_booked_at_the_slower_one() -> None:
     assert limiter.rate > 20
     # The two slots already booked, at the new rate: well under a tenth of a second.
     assert limiter.reserve() == pytest.approx(2 / limiter.rate)
+
+
+async def test_a_caller_already_waiting_goes_as_soon_as_the_rate_grows() -> None:
+    """A caller waiting for a slot booked at a slow rate is let through by the rate that
+    grew while it waited (slow start from a low --rate), not after the old interval."""
+    fake = FakeTime()
+
+    async def sleep(seconds: float) -> None:
+        fake.now += seconds
+        for _ in range(10):  # successes come back while the caller waits
+            limiter.succeeded()
+        await anyio.lowlevel.checkpoint()
+
+    limiter = RateLimiter(rate=1, burst=1, max_rate=1000, clock=fake.clock, sleep=sleep)
+    await limiter.acquire()  # the first request goes at once; the next slot is a second away
+    await limiter.acquire()
+    assert limiter.rate > 20
+    assert fake.now < 0.1  # not the second the slot was worth at 1 request/s
 
 
 def test_after_a_throttle_requests_are_paced_without_bursts() -> None:
