@@ -55,10 +55,10 @@ import functools
 import json
 import logging
 import string
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import anyio
 
@@ -66,7 +66,7 @@ from batchcopy.errors import BatchcopyError, unwrap
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import MANIFEST_FIELDS
 from batchcopy.lightsail import LightsailClients
-from batchcopy.retry import Guard, retrying
+from batchcopy.retry import Guard, guarded
 from batchcopy.settings import Settings
 
 __all__ = [
@@ -84,7 +84,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 KINDS = ("all", "instance", "disk")
 AUTO_MODES = ("none", "latest", "all")  # or a date, YYYY-MM-DD
@@ -258,14 +257,8 @@ async def discover(
 
 
 def _guard(settings: Settings) -> Guard:
-    async def guarded(call: Callable[[], Awaitable[T]]) -> T:
-        """Run one read under the retry policy."""
-        async for attempt in retrying(settings.retry):
-            with attempt:
-                return await call()
-        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
-
-    return guarded
+    """Run one read under the retry policy."""
+    return functools.partial(guarded, policy=settings.retry)
 
 
 async def _manual(

@@ -42,7 +42,7 @@ from batchcopy.jobs import (
 )
 from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
-from batchcopy.retry import Guard, retrying
+from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 
 __all__ = ["Engine", "SnapshotAPI"]
@@ -192,7 +192,10 @@ class Engine:
                 return
             async for job in jobs:
                 slot = object()  # borrowed here, given back by the job's own task
-                await lane.slots.acquire_on_behalf_of(slot)
+                try:  # a free slot is taken without a trip through the event loop
+                    lane.slots.acquire_on_behalf_of_nowait(slot)
+                except anyio.WouldBlock:
+                    await lane.slots.acquire_on_behalf_of(slot)
                 if self._stop.is_set():
                     lane.slots.release_on_behalf_of(slot)
                     continue  # drain without starting: these become not_started
@@ -222,66 +225,62 @@ class Engine:
             lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.discard(job.target)
-        await results.send(result)
+        try:  # as with slots: a result that fits in the buffer goes without a yield
+            results.send_nowait(result)
+        except anyio.WouldBlock:
+            await results.send(result)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
         tries = _Tries(ambiguous=job.target in self._intended)
         try:
-            async for attempt in retrying(
-                self._settings.retry, clock=self._clock, sleep=self._sleep
-            ):
-                with attempt:
-                    if tries.ambiguous:
-                        found = await self._api.find_snapshot(
-                            job.target_region, job.target_snapshot_name
-                        )
-                        if found is not None:
-                            return await self._existing(job, found, tries, started, ours=True)
-                    await lane.limiter.acquire()
-                    if self._stop.is_set():
-                        return self._stopped(job, tries, started)
-                    if tries.attempts == 0:
-                        self.unsettled.add(job.target)
-                        if self._journal is not None:
-                            await self._journal.intent(job)
-                    tries.attempts += 1
-                    sent = self._clock()
-                    try:
-                        try:
-                            operation_id = await self._api.copy_snapshot(job)
-                        finally:
-                            lane.limiter.timed(self._clock() - sent)
-                        crash_point("after-response")
-                    except ThrottledError:
-                        log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
-                        tries.throttles += 1
-                        lane.limiter.throttled()
-                        raise
-                    except TransientError as exc:
-                        log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
-                        tries.ambiguous |= exc.ambiguous
-                        raise
-                    except PermanentError as exc:
-                        if "already in use" not in exc.message:
-                            raise
-                        found = await self._api.find_snapshot(
-                            job.target_region, job.target_snapshot_name
-                        )
-                        if found is None:
-                            raise  # the name belongs to an instance or disk
-                        # Ours if an earlier attempt of ours, whose answer was lost, made
-                        # it; otherwise made since the listing (by an overlapping run, say).
-                        return await self._existing(
-                            job, found, tries, started, ours=tries.ambiguous
-                        )
-                    lane.limiter.succeeded()
-                    return self._result(
-                        job, Status.STARTED, tries, started=started, operation_id=operation_id
-                    )
+            return await self._guarded(lambda: self._attempt(lane, job, tries, started))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
-        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+    async def _attempt(self, lane: _Lane, job: CopyJob, tries: _Tries, started: float) -> JobResult:
+        """One try at a job: look the target up first if an earlier try may have made it,
+        then one CopySnapshot under the region's rate. Throttles and faults are raised for
+        the retry policy."""
+        if tries.ambiguous:
+            found = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
+            if found is not None:
+                return await self._existing(job, found, tries, started, ours=True)
+        await lane.limiter.acquire()
+        if self._stop.is_set():
+            return self._stopped(job, tries, started)
+        if tries.attempts == 0:
+            self.unsettled.add(job.target)
+            if self._journal is not None:
+                await self._journal.intent(job)
+        tries.attempts += 1
+        sent = self._clock()
+        try:
+            try:
+                operation_id = await self._api.copy_snapshot(job)
+            finally:
+                lane.limiter.timed(self._clock() - sent)
+            crash_point("after-response")
+        except ThrottledError:
+            log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
+            tries.throttles += 1
+            lane.limiter.throttled()
+            raise
+        except TransientError as exc:
+            log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
+            tries.ambiguous |= exc.ambiguous
+            raise
+        except PermanentError as exc:
+            if "already in use" not in exc.message:
+                raise
+            found = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
+            if found is None:
+                raise  # the name belongs to an instance or disk
+            # Ours if an earlier attempt of ours, whose answer was lost, made it; otherwise
+            # made since the listing (by an overlapping run, say).
+            return await self._existing(job, found, tries, started, ours=tries.ambiguous)
+        lane.limiter.succeeded()
+        return self._result(job, Status.STARTED, tries, started=started, operation_id=operation_id)
 
     async def _tag(self, lane: _Lane, result: JobResult) -> JobResult:
         """Tag a copy we made: the user's tags, the source's (``copy_tags``) and provenance.
@@ -404,11 +403,8 @@ class Engine:
         return self._sources[key]
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one read under the retry policy."""
-        async for attempt in retrying(self._settings.retry, clock=self._clock, sleep=self._sleep):
-            with attempt:
-                return await call()
-        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+        """Run one call under the retry policy."""
+        return await guarded(call, self._settings.retry, clock=self._clock, sleep=self._sleep)
 
     def _result(
         self,

@@ -23,7 +23,7 @@ import anyio
 from batchcopy.errors import LightsailError
 from batchcopy.jobs import CopyJob, SnapshotInfo
 from batchcopy.limits import Clock, RateLimiter, Sleep
-from batchcopy.retry import Guard, retrying
+from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 
 __all__ = ["GB_MONTH_USD", "Plan", "PlanProblem", "make_plan"]
@@ -126,11 +126,12 @@ class _Planner:
             budget = self._budgets[region] = RateLimiter(
                 rate, max(1, int(rate)), clock=self._clock, sleep=self._sleep
             )
-        async for attempt in retrying(self._settings.retry, clock=self._clock, sleep=self._sleep):
-            with attempt:
-                await budget.acquire()
-                return await call()
-        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+        async def read() -> T:
+            await budget.acquire()
+            return await call()
+
+        return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)
 
     async def _once(self, key: tuple[str, ...], load: Callable[[], Awaitable[object]]) -> object:
         """``load()`` once per key, however many jobs ask."""

@@ -8,6 +8,10 @@ region's adaptive rate limiter does the pacing. Faults are bounded by ``max_atte
 do not use attempts up (being asked to slow down is not a failure of the request), so
 they are bounded by the job's ``deadline`` alone, as everything is: a retry whose wait
 would end past the deadline is not made. Permanent errors are raised at once.
+
+:func:`guarded` runs one call so; most calls succeed at once, and tenacity's loop costs
+more per call than the rest of a job's bookkeeping, so the loop is built only after a
+first failure (which it then counts as its first attempt).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from tenacity import (
@@ -31,7 +35,9 @@ from tenacity.wait import wait_base
 from batchcopy.errors import SettingsError, ThrottledError, TransientError
 from batchcopy.limits import Clock, Sleep
 
-__all__ = ["Guard", "RetryPolicy", "is_retryable", "retrying"]
+__all__ = ["Guard", "RetryPolicy", "guarded", "is_retryable", "retrying"]
+
+T = TypeVar("T")
 
 # Runs one call under a caller's policy (retries, limits) and returns what it returned.
 Guard = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -91,9 +97,9 @@ class _faults_exceed(stop_base):
 class _past_deadline(stop_base):
     """Stop when the next wait would end past the deadline (on the injected clock)."""
 
-    def __init__(self, seconds: float, clock: Clock) -> None:
+    def __init__(self, seconds: float, clock: Clock, since: float | None) -> None:
         self._clock = clock
-        self._give_up_at = clock() + seconds
+        self._give_up_at = (clock() if since is None else since) + seconds
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self._clock() + (retry_state.upcoming_sleep or 0.0) > self._give_up_at
@@ -105,16 +111,47 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def retrying(
-    policy: RetryPolicy, *, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep
+    policy: RetryPolicy,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+    since: float | None = None,
 ) -> AsyncRetrying:
     """A fresh retry loop for one job: ``async for attempt in retrying(...): with attempt: ...``.
 
-    The last error is re-raised as it is once the attempts or the deadline run out.
+    The deadline counts from ``since`` (on ``clock``; default now). The last error is
+    re-raised as it is once the attempts or the deadline run out.
     """
     return AsyncRetrying(
         retry=retry_if_exception_type(RETRYABLE),
         wait=_backoff(policy),
-        stop=_faults_exceed(policy.max_attempts) | _past_deadline(policy.deadline, clock),
+        stop=_faults_exceed(policy.max_attempts) | _past_deadline(policy.deadline, clock, since),
         sleep=sleep,
         reraise=True,
     )
+
+
+async def guarded(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> T:
+    """``await call()`` under ``policy``: retried on throttles and transient faults; the
+    last error is raised once the attempts or the deadline run out.
+
+    The first try goes without the retry loop. If it fails, the loop starts with that
+    failure as its first attempt (re-raised, not sent again), so waits, attempts and the
+    deadline count exactly as if the loop had run from the start."""
+    since = clock()
+    try:
+        return await call()
+    except RETRYABLE as exc:
+        failed: list[BaseException] = [exc]
+    async for attempt in retrying(policy, clock=clock, sleep=sleep, since=since):
+        with attempt:
+            if failed:
+                raise failed.pop()
+            return await call()
+    raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover

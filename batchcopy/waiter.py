@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchcopy.errors import LightsailError, PermanentError, ThrottledError, TransientError
 from batchcopy.jobs import JobResult, SnapshotInfo, Status
 from batchcopy.limits import Clock, RateLimiter, Sleep
-from batchcopy.retry import Guard, retrying
+from batchcopy.retry import Guard, guarded
 from batchcopy.settings import Settings
 
 __all__ = ["Waiter"]
@@ -231,8 +231,9 @@ class Waiter:
 
     async def _read(self, lane: _Lane, call: Callable[[], Awaitable[T]]) -> T:
         """One read on the region's waiting budget, under the retry policy."""
-        async for attempt in retrying(self._settings.retry, clock=self._clock, sleep=self._sleep):
-            with attempt:
-                await lane.budget.acquire()
-                return await call()
-        raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+        async def read() -> T:
+            await lane.budget.acquire()
+            return await call()
+
+        return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)

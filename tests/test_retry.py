@@ -25,7 +25,7 @@ from batchcopy.errors import (
     TransientError,
 )
 from batchcopy.lightsail import translate_error
-from batchcopy.retry import RetryPolicy, is_retryable, retrying
+from batchcopy.retry import RetryPolicy, guarded, is_retryable
 
 URL = "http://127.0.0.1:1"
 
@@ -93,14 +93,22 @@ class FakeTime:
         await anyio.lowlevel.checkpoint()
 
 
-async def run_with(policy: RetryPolicy, fake: FakeTime, errors: list[Exception]) -> int:
+async def run_with(
+    policy: RetryPolicy, fake: FakeTime, errors: list[Exception], takes: float = 0.0
+) -> int:
+    """How many calls ``guarded`` made until one went through; each call takes ``takes``
+    seconds and fails with the next of ``errors`` while there are any."""
     calls = 0
-    async for attempt in retrying(policy, clock=fake.clock, sleep=fake.sleep):
-        with attempt:
-            calls += 1
-            if errors:
-                raise errors.pop(0)
-    return calls
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        fake.now += takes
+        if errors:
+            raise errors.pop(0)
+        return calls
+
+    return await guarded(call, policy, clock=fake.clock, sleep=fake.sleep)
 
 
 async def test_throttles_are_retried_with_full_jitter_backoff() -> None:
@@ -117,8 +125,10 @@ async def test_attempts_run_out_and_the_last_error_is_raised() -> None:
     """After max_attempts the last error itself is raised, not a wrapper."""
     fake = FakeTime()
     errors: list[Exception] = [TransientError("ServiceException", "x", ambiguous=True)] * 5
+    left = list(errors)
     with pytest.raises(TransientError, match="ServiceException"):
-        await run_with(RetryPolicy(max_attempts=3, base_delay=0), fake, list(errors))
+        await run_with(RetryPolicy(max_attempts=3, base_delay=0), fake, left)
+    assert len(left) == 2  # three calls made, the first one's failure counted too
 
 
 async def test_deadline_stops_retries_that_would_end_too_late() -> None:
@@ -130,6 +140,20 @@ async def test_deadline_stops_retries_that_would_end_too_late() -> None:
         await run_with(policy, fake, errors)
     assert fake.now <= 30
     assert len(fake.sleeps) < 1000
+
+
+async def test_the_deadline_counts_from_the_first_call() -> None:
+    """The time the first call took counts against the deadline: a call that used it all
+    up is not tried again."""
+    fake = FakeTime()
+    policy = RetryPolicy(max_attempts=10, base_delay=1, max_delay=1, deadline=30)
+    errors: list[Exception] = [TransientError("ServiceException", "x", ambiguous=True)] * 3
+    with pytest.raises(TransientError):
+        await run_with(policy, fake, list(errors), takes=30)
+    assert fake.sleeps == []
+    fake = FakeTime()
+    assert await run_with(policy, fake, list(errors), takes=1) == 4  # time left: retried
+    assert len(fake.sleeps) == 3
 
 
 async def test_permanent_errors_are_not_retried() -> None:
