@@ -39,6 +39,7 @@ from batchcopy.journal import Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
+from batchcopy.streams import each
 from batchcopy.waiter import Waiter
 
 __all__ = ["RunControl", "copy_snapshots", "stream_copies"]
@@ -243,7 +244,7 @@ async def copy_snapshots(
         pending = (job for job in stream() if job.target not in finished)
         running = _running(pending, settings, control, api, journal=journal, intended=intended)
         async with running as live:
-            async for result in live.results:
+            async for result in each(live.results):
                 live.engine.handed_on.pop(result.job.target, None)
                 _log_result(result)
                 if journal is not None:

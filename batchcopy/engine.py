@@ -44,6 +44,7 @@ from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
+from batchcopy.streams import each, put
 
 __all__ = ["Engine", "SnapshotAPI"]
 
@@ -155,7 +156,7 @@ class Engine:
                         send, receive = anyio.create_memory_object_stream[CopyJob](buffer)
                         senders[job.target_region] = send
                         tg.start_soon(self._lane, job.target_region, receive, results.clone())
-                    await send.send(job)
+                    await put(send, job)
             finally:
                 for send in senders.values():
                     send.close()
@@ -187,10 +188,10 @@ class Engine:
                     lane.existing[info.name] = info
             except LightsailError as exc:
                 # Without the listing nothing in this region can be run safely.
-                async for job in jobs:
-                    await results.send(self._result(job, Status.FAILED, _Tries(), error=exc))
+                async for job in each(jobs):
+                    await put(results, self._result(job, Status.FAILED, _Tries(), error=exc))
                 return
-            async for job in jobs:
+            async for job in each(jobs):
                 slot = object()  # borrowed here, given back by the job's own task
                 try:  # a free slot is taken without a trip through the event loop
                     lane.slots.acquire_on_behalf_of_nowait(slot)
@@ -225,10 +226,7 @@ class Engine:
             lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.discard(job.target)
-        try:  # as with slots: a result that fits in the buffer goes without a yield
-            results.send_nowait(result)
-        except anyio.WouldBlock:
-            await results.send(result)
+        await put(results, result)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()

@@ -31,6 +31,7 @@ from batchcopy.jobs import JobResult, SnapshotInfo, Status
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import Settings
+from batchcopy.streams import each, put
 
 __all__ = ["Waiter"]
 
@@ -95,9 +96,9 @@ class Waiter:
     ) -> None:
         """Pass results on from ``incoming`` to ``out``, following the started ones."""
         async with incoming, out, anyio.create_task_group() as tg:
-            async for result in incoming:
+            async for result in each(incoming):
                 if result.status is not Status.STARTED:
-                    await out.send(result)
+                    await put(out, result)
                     continue
                 region = result.job.target_region
                 lane = self._lanes.get(region)
