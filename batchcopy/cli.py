@@ -168,8 +168,12 @@ def run(
     ] = 5.0,
     burst: Annotated[int, typer.Option(help="Requests allowed at once after a quiet spell.")] = 5,
     max_rate: Annotated[
-        float, typer.Option(help="The adaptive rate never goes above this (requests/s).")
-    ] = 1000.0,
+        float,
+        typer.Option(
+            help="The adaptive rate never goes above this (requests/s); by default a safety "
+            "cap only."
+        ),
+    ] = 10_000.0,
     adaptive: Annotated[
         bool,
         typer.Option(
