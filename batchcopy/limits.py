@@ -11,9 +11,13 @@ adds ``ln 4 / latency`` requests/s (the successes of a round trip answer the req
 one before, sent at half the rate), but never more than doubles it at once. The first
 throttle ends that and drops the rate to what got through over the last few successes (at
 most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
-has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``
-(at most once per ``CUT_SPACING`` seconds or two round trips, if longer: throttles of
-requests sent before a cut say nothing new), and each success adds ``PROBE`` requests/s:
+has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``,
+and to what got through if that is lower (at most once per ``CUT_SPACING`` seconds or two
+round trips, if longer: throttles of requests sent before a cut say nothing new). A
+service whose bucket starts full lets slow start run far past its limit, and the first
+estimate, taken while the bucket emptied, is too high; the next cut, from successes at
+the service's own pace, lands on the limit instead of 15% at a time through hundreds of
+throttles. Each success adds ``PROBE`` requests/s:
 the rate grows about 10% a second at any scale, and by at least ``PROBE_FLOOR``
 requests/s a second, so a low rate recovers. It never goes above ``max_rate`` nor below
 ``min_rate``. Once throttled, requests are paced evenly (the burst drops to 1): the
@@ -116,14 +120,16 @@ class RateLimiter:
         if self._slow_start:
             self._slow_start = False
             rate = min(rate, max(self._got_through(now), self._start_rate / 4))
+        elif self._delivered:
+            rate = min(rate, self._got_through(now))
         self._set_rate(max(self.min_rate, rate))
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
         if self.max_rate is None:
             return
+        self._delivered.append(self._clock())
         if self._slow_start:
-            self._delivered.append(self._clock())
             # Never more than doubling on one success: a service's first burst of
             # successes on a fast link must not throw the rate far ahead.
             step = min(math.log(4) / self.latency, self.rate)
