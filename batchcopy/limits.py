@@ -6,22 +6,23 @@ without polling, and a burst of ``burst`` requests passes with no wait. Time is 
 (``clock`` and ``sleep``) so tests run on a fake clock.
 
 Lightsail publishes no rate limit, so the rate adapts (as botocore's adaptive mode does).
-Until the first throttle it doubles every round trip, as TCP's slow start does: each success
-adds ``ln 4 / latency`` requests/s (the successes of a round trip answer the requests of the
-one before, sent at half the rate), but never more than doubles it at once. The first
-throttle ends that and drops the rate to what got through over the last few successes (at
-most ``CUT`` of the rate, at least a quarter of the starting rate), since by then the rate
-has outrun the limit by an unknown factor. After that a throttle cuts the rate by ``CUT``,
-and to what got through if that is lower (at most once per ``CUT_SPACING`` seconds or two
-round trips, if longer: throttles of requests sent before a cut say nothing new). A
-service whose bucket starts full lets slow start run far past its limit, and the first
-estimate, taken while the bucket emptied, is too high; the next cut, from successes at
-the service's own pace, lands on the limit instead of 15% at a time through hundreds of
-throttles. Each success adds ``PROBE`` requests/s:
-the rate grows about 10% a second at any scale, and by at least ``PROBE_FLOOR``
-requests/s a second, so a low rate recovers. It never goes above ``max_rate`` nor below
-``min_rate``. Once throttled, requests are paced evenly (the burst drops to 1): the
-service is at its limit, and a burst would only be throttled.
+Until the first throttle it doubles every round trip, as TCP's slow start does: each
+success adds ``ln 4 / latency`` requests/s (the successes of a round trip answer the
+requests of the one before, sent at half the rate), but never more than doubles it at
+once. The first throttle ends that and drops the rate to what got through over the last
+few successes (at most ``CUT`` of the rate, at least a quarter of the starting rate),
+since by then the rate has outrun the limit by an unknown factor. After that a throttle
+cuts the rate by ``CUT``, and to what got through if that is lower (at most once per
+``CUT_SPACING`` seconds or two round trips, if longer: throttles of requests sent before a
+cut say nothing new). A service whose bucket starts full lets slow start run far past its
+limit, and the first estimate, taken while the bucket emptied, is too high; the next cut,
+from successes at the service's own pace, lands on the limit instead of 15% at a time
+through hundreds of throttles (successes before a quiet spell of ``IDLE`` seconds are
+forgotten: a region without jobs for a while says nothing of the service's pace). Each
+success adds ``PROBE`` requests/s: the rate grows about 10% a second at any scale, and by
+at least ``PROBE_FLOOR`` requests/s a second, so a low rate recovers. It never goes above
+``max_rate`` nor below ``min_rate``. Once throttled, requests are paced evenly (the burst
+drops to 1): the service is at its limit, and a burst would only be throttled.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -51,6 +52,7 @@ CUT_SPACING = 0.25
 PROBE = 0.1  # requests/s added per success after a throttle: the rate grows ~10% a second
 PROBE_FLOOR = 0.5  # ... but by at least this many requests/s a second at low rates
 DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
+IDLE = 1.0  # no requests this long (or for ten at the rate): earlier successes no longer count
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
@@ -175,6 +177,8 @@ class RateLimiter:
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""
         now = self._clock()
+        if now - self._tat > max(IDLE, DELIVERY_SAMPLE / self.rate):
+            self._delivered.clear()  # idle a while: earlier successes say nothing of the pace
         allowed_at = max(now, self._next_slot())
         self._tat = max(self._tat, now) + 1.0 / self.rate
         return allowed_at - now

@@ -105,6 +105,23 @@ def test_first_throttle_drops_to_what_got_through() -> None:
     assert early.rate == pytest.approx(10)
 
 
+def test_a_throttle_after_an_idle_spell_cuts_by_cut_only() -> None:
+    """What got through before a quiet spell (a region with no jobs for a while) is not
+    taken for the service's pace: a throttle after it cuts by CUT, not to that rate."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=20, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start
+    for _ in range(10):  # ten successes at 20/s
+        fake.now += 0.05
+        limiter.reserve()
+        limiter.succeeded()
+    fake.now += 60  # no requests for a minute
+    limiter.reserve()
+    rate = limiter.rate
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(rate * CUT)
+
+
 def test_throttle_cuts_the_rate_once_per_spell() -> None:
     """After slow start a throttle cuts the rate by CUT; more throttles from calls already
     sent do not cut again."""
