@@ -35,7 +35,7 @@ from tenacity.wait import wait_base
 from batchcopy.errors import SettingsError, ThrottledError, TransientError
 from batchcopy.limits import Clock, Sleep
 
-__all__ = ["Guard", "RetryPolicy", "guarded", "is_retryable", "retrying"]
+__all__ = ["Guard", "RetryPolicy", "guarded", "is_retryable"]
 
 T = TypeVar("T")
 
@@ -110,14 +110,14 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE)
 
 
-def retrying(
+def _retrying(
     policy: RetryPolicy,
     *,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
     since: float | None = None,
 ) -> AsyncRetrying:
-    """A fresh retry loop for one job: ``async for attempt in retrying(...): with attempt: ...``.
+    """A fresh retry loop: ``async for attempt in _retrying(...): with attempt: ...``.
 
     The deadline counts from ``since`` (on ``clock``; default now). The last error is
     re-raised as it is once the attempts or the deadline run out.
@@ -149,7 +149,7 @@ async def guarded(
         return await call()
     except RETRYABLE as exc:
         failed: list[BaseException] = [exc]
-    async for attempt in retrying(policy, clock=clock, sleep=sleep, since=since):
+    async for attempt in _retrying(policy, clock=clock, sleep=sleep, since=since):
         with attempt:
             if failed:
                 raise failed.pop()
