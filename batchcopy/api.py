@@ -232,8 +232,7 @@ async def copy_snapshots(
             run_id=run_id,
         )
         run_id = journal.past.run_id  # a resume keeps the first run's id
-    if settings.tagging:
-        settings = dataclasses.replace(settings, run_id=run_id)
+    settings = dataclasses.replace(settings, run_id=run_id)
     writer = ReportWriter(
         directory, manifest=name, manifest_sha256=sha256, total=total, keep_results=keep_results
     )

@@ -9,8 +9,9 @@ What becomes a row (one row per source item per target region):
 - manual snapshots, instance and disk, that are ready to copy (available / completed);
   pending and failed ones are left out with a warning in the log (``manual=False``: none);
 - with ``auto``, automatic snapshots of instances and disks, only those with status Success:
-  ``latest`` one row per resource that has one, copying the latest restorable one
-  (use_latest_restorable_auto_snapshot); ``all`` one row per automatic snapshot
+  ``latest`` one row per resource that has one, copying the latest restorable one, resolved
+  now to its date (restore_date), so a nightly discover and run copies each night's
+  snapshot under a new name; ``all`` one row per automatic snapshot
   (restore_date); a date ``YYYY-MM-DD`` one row per resource with an automatic snapshot
   that day. ``none`` (the default): no automatic snapshots.
 
@@ -26,11 +27,11 @@ again after a run gives the same manifest rather than copies of copies.
 
 Target names come from a template; its placeholders are ``{source}`` (the source name),
 ``{source_region}``, ``{target_region}``, ``{kind}`` (instance or disk) and ``{date}``: the
-automatic snapshot's date, ``latest`` for ``auto="latest"``, and for a manual snapshot the
-day it was created (UTC). The defaults are :data:`MANUAL_TEMPLATE` for manual snapshots and
-:data:`AUTO_TEMPLATE` for automatic ones (``web-1-auto-2026-11-20-eu-west-1``,
-``web-1-auto-latest-eu-west-1``: "auto" keeps them apart from manual snapshots named after
-their instance and day, a common habit); a template given applies to both. Every name must
+automatic snapshot's date (for ``auto="latest"``, the latest one's), and for a manual
+snapshot the day it was created (UTC). The defaults are :data:`MANUAL_TEMPLATE` for manual
+snapshots and :data:`AUTO_TEMPLATE` for automatic ones (``web-1-auto-2026-11-20-eu-west-1``:
+"auto" keeps them apart from manual snapshots named after their instance and day, a common
+habit); a template given applies to both. Every name must
 follow :data:`batchcopy.facts.NAME_RULE` and be unique in its target region: otherwise
 :func:`discover` raises :class:`DiscoverError` listing every such row, before anything is
 written.
@@ -210,13 +211,11 @@ class _Source:
     kind: str  # instance | disk
     manual: bool
     date: str  # what {date} stands for
-    latest: bool = False
 
     def __str__(self) -> str:
         if self.manual:
             return f"{self.kind} snapshot {self.region}/{self.name}"
-        which = "latest automatic snapshot" if self.latest else f"automatic snapshot {self.date}"
-        return f"the {which} of {self.kind} {self.region}/{self.name}"
+        return f"the automatic snapshot {self.date} of {self.kind} {self.region}/{self.name}"
 
     def row(self, target_region: str, target_name: str) -> dict[str, str]:
         automatic = not self.manual
@@ -225,8 +224,8 @@ class _Source:
             "target_region": target_region,
             "source_snapshot_name": self.name if self.manual else "",
             "source_resource_name": self.name if automatic else "",
-            "restore_date": self.date if automatic and not self.latest else "",
-            _LATEST: "true" if self.latest else "",
+            "restore_date": self.date if automatic else "",
+            _LATEST: "",
             "target_snapshot_name": target_name,
         }
 
@@ -294,13 +293,13 @@ async def _automatic(
         async for name, kind, tags in api.list_resources(region, guard, options.kinds)
         if options.wants(name, tags)
     ]
-    autos: dict[str, dict[str, str]] = {}
+    autos: dict[str, list[str]] = {}
     limiter = anyio.CapacityLimiter(at_once)
 
     async def look_up(name: str) -> None:
         async with limiter:
             found = await guard(functools.partial(api.auto_snapshots, region, name))
-            autos[name] = found[1] if found else {}  # None: deleted since it was listed
+            autos[name] = found.restorable() if found else []  # None: deleted since listed
 
     try:
         async with anyio.create_task_group() as tg:
@@ -314,10 +313,11 @@ async def _automatic(
 
     found = []
     for name, kind in resources:
-        dates = sorted(date for date, status in autos[name].items() if status == "Success")
+        dates = autos[name]
         source = functools.partial(_Source, region=region, name=name, kind=kind, manual=False)
         if options.auto == "latest":
-            found += [source(date="latest", latest=True)] if dates else []
+            # The date, not "latest": a name without it would hold tomorrow's copy too.
+            found += [source(date=dates[-1])] if dates else []
         elif options.auto == "all":
             found += [source(date=date) for date in dates]
         elif options.auto in dates:

@@ -11,9 +11,10 @@ then runs its jobs under the region's rate limit and an in-flight cap that follo
 Lightsail's CopySnapshot has no idempotency token, so the target name is the key: after an
 ambiguous failure (5xx, timeout, dropped connection) the next step is to look the target
 up, and only an absent target is sent again. :meth:`Engine._judge` decides what a target
-that exists means: made from another source, a conflict; in ``error`` state, a failure;
-possibly made by this job (after an ambiguous attempt, or sent by an interrupted run), ours
-(``started``, ``reconciled``); otherwise it was there before: ``skipped``.
+that exists means: not provably a copy of this job's source snapshot (see
+:mod:`batchcopy.provenance`), a conflict; in ``error`` state, a failure; possibly made by
+this job (after an ambiguous attempt, or sent by an interrupted run), ours (``started``,
+``reconciled``); still being copied, ``started``; otherwise it was there before: ``skipped``.
 
 Expected failures become a failed :class:`JobResult`; anything else is a bug and cancels
 the task group. asyncio is the backend (aiobotocore needs it).
@@ -35,6 +36,7 @@ from batchcopy.errors import LightsailError, PermanentError, ThrottledError, Tra
 from batchcopy.jobs import (
     INTERRUPTED_CODE,
     INTERRUPTED_MESSAGE,
+    AutoSnapshots,
     CopyJob,
     JobResult,
     SnapshotInfo,
@@ -42,6 +44,8 @@ from batchcopy.jobs import (
 )
 from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
+from batchcopy.memo import Memo
+from batchcopy.provenance import RUN_TAG, SOURCE_TAG, Source, mismatch, source_label
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 from batchcopy.streams import each, put
@@ -63,6 +67,8 @@ class SnapshotAPI(Protocol):
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
 
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
+
+    async def auto_snapshots(self, region: str, resource: str) -> AutoSnapshots | None: ...
 
     async def get_operation(self, region: str, operation_id: str) -> dict[str, str]: ...
 
@@ -125,8 +131,7 @@ class Engine:
         self._journal = journal
         self._intended = intended
         self._stop = stop or anyio.Event()
-        self._sources: dict[tuple[str, str], SnapshotInfo | None] = {}
-        self._source_locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._lookups = Memo()  # source snapshots and automatic snapshots, read once
         # Targets sent in this run whose result is not out yet: if the run is cut short,
         # they are reported as interrupted, not as never started.
         self.unsettled: set[str] = set()
@@ -217,10 +222,11 @@ class Engine:
                 # A target listed before we sent anything is ours only if an interrupted
                 # run sent it.
                 result = await self._existing(job, existing, ours=job.target in self._intended)
-            # Skipped targets are copies of the same source too: tagging them lets a re-run
-            # (or retry.csv) finish tagging that failed before.
-            if result.status in (Status.STARTED, Status.SKIPPED) and self._settings.tagging:
-                result = await self._tag(lane, result)
+            # Targets found already there are copies of the same source too: tagging them
+            # finishes tagging that failed before (or that an interrupted run never did).
+            if result.status in (Status.STARTED, Status.SKIPPED):
+                made_before = existing is not None and not result.reconciled
+                result = await self._tag(lane, result, existing if made_before else None)
         finally:
             lane.fit()
             lane.slots.release_on_behalf_of(slot)
@@ -280,20 +286,26 @@ class Engine:
         lane.limiter.succeeded()
         return self._result(job, Status.STARTED, tries, started=started, operation_id=operation_id)
 
-    async def _tag(self, lane: _Lane, result: JobResult) -> JobResult:
-        """Tag a copy we made: the user's tags, the source's (``copy_tags``) and provenance.
-        A failure is noted on the result; the copy stands."""
+    async def _tag(
+        self, lane: _Lane, result: JobResult, made_before: SnapshotInfo | None
+    ) -> JobResult:
+        """Tag a copy of ``result``'s job: provenance (always), the user's tags and the
+        source's (``copy_tags``). ``made_before``: the target as listed, when an earlier run
+        made it; it keeps its run id, and tags it has already are not sent again. A failure
+        is noted on the result; the copy stands."""
         job = result.job
-        tags = {"batchcopy:source": f"{job.source_region}/{job.source_name}"}
-        if self._settings.run_id:
-            tags["batchcopy:run-id"] = self._settings.run_id
+        tags = {SOURCE_TAG: source_label(job)}
+        if self._settings.run_id and made_before is None:
+            tags[RUN_TAG] = self._settings.run_id
         try:
             if self._settings.copy_tags and job.source_snapshot_name:
                 source = await self._guarded(
-                    lambda: self._source(job.source_region, job.source_snapshot_name or "")
+                    lambda: self._snapshot(job.source_region, job.source_snapshot_name or "")
                 )
                 tags = {**dict(source.tags if source else ()), **tags}
             tags.update(self._settings.tags)
+            if made_before is not None and tags.items() <= dict(made_before.tags).items():
+                return result
 
             async def tag() -> None:
                 await lane.limiter.acquire()  # TagResource is a write: the copy budget
@@ -324,31 +336,32 @@ class Engine:
         tries = tries or _Tries()
         started = self._wall() if started is None else started
         try:
-            same = await self._guarded(lambda: self._same_source(job, target))
+            source = await self._guarded(lambda: self._source(job))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
         if ours and tries.attempts and target.created_at:
             # Made before our first request: it was there already, whoever made it.
             ours = target.created_at >= started - CLOCK_SKEW
-        return self._judge(job, target, same=same, ours=ours, tries=tries, started=started)
+        return self._judge(job, target, source, ours=ours, tries=tries, started=started)
 
     def _judge(
         self,
         job: CopyJob,
         target: SnapshotInfo,
+        source: Source | None,
         *,
-        same: bool,
         ours: bool,
         tries: _Tries,
         started: float,
     ) -> JobResult:
         """What an existing target means for ``job`` (see the module docstring)."""
         error = None
-        if not same:
+        if reason := mismatch(job, target, source):
+            code = "TargetExists" if source is not None else "SourceNotFound"
             error = LightsailError(
-                "TargetExists",
-                f"{job.target} already exists and was not copied from "
-                f"{job.source_region}:{job.source_name}; choose another target name or delete it",
+                code,
+                f"{job.target} already exists and is not provably a copy of "
+                f"{source_label(job)}: {reason}; choose another target name for this job",
             )
         elif target.state == "error":
             error = LightsailError(
@@ -358,47 +371,41 @@ class Engine:
             )
         elif ours:
             return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
-        elif self._settings.wait and target.state not in _READY:
-            # A copy of the same source still being made (by an earlier run cut short, say):
-            # adopt it, so --wait follows it to its end instead of calling it done.
-            return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(
                 "TargetExists",
                 f"{job.target} already exists, copied from the same source; "
                 "run with --on-exists skip to count it as done",
             )
+        elif target.state not in _READY:
+            # A copy of this source still being made (by an earlier run cut short, say): not
+            # done, so not skipped; started, as a copy this run sent would be, and with
+            # --wait followed to its end. No answer was lost: not reconciled.
+            return self._result(job, Status.STARTED, tries, started=started)
         else:
             return self._result(job, Status.SKIPPED, tries, started=started)
         return self._result(job, Status.FAILED, tries, started=started, error=error)
 
-    async def _same_source(self, job: CopyJob, target: SnapshotInfo) -> bool:
-        """Whether ``target`` looks like a copy of ``job``'s source: same kind, origin, size.
-
-        A copy of another snapshot of the same instance, same size, looks the same; only
-        the target's age (see ``CLOCK_SKEW``) tells an earlier copy from ours."""
-        if job.source_resource_name:
-            return target.origin == job.source_resource_name
-        assert job.source_snapshot_name
-        source = await self._source(job.source_region, job.source_snapshot_name)
-        return source is not None and (source.kind, source.origin, source.size_in_gb) == (
-            target.kind,
-            target.origin,
-            target.size_in_gb,
+    async def _source(self, job: CopyJob) -> Source | None:
+        """What is known of ``job``'s source snapshot; None when it does not exist."""
+        if job.source_snapshot_name:
+            found = await self._snapshot(job.source_region, job.source_snapshot_name)
+            return Source.of(found) if found else None
+        resource = job.source_resource_name or ""
+        autos = await self._lookups.get(
+            ("auto", job.source_region, resource),
+            lambda: self._api.auto_snapshots(job.source_region, resource),
         )
+        assert autos is None or isinstance(autos, AutoSnapshots)
+        return Source.automatic(job, autos)
 
-    async def _source(self, region: str, name: str) -> SnapshotInfo | None:
+    async def _snapshot(self, region: str, name: str) -> SnapshotInfo | None:
         """A source snapshot, looked up once however many jobs copy it."""
-        key = (region, name)
-        if key in self._sources:
-            return self._sources[key]
-        lock = self._source_locks.get(key)
-        if lock is None:
-            lock = self._source_locks[key] = anyio.Lock()
-        async with lock:
-            if key not in self._sources:
-                self._sources[key] = await self._api.find_snapshot(region, name)
-        return self._sources[key]
+        found = await self._lookups.get(
+            ("snapshot", region, name), lambda: self._api.find_snapshot(region, name)
+        )
+        assert found is None or isinstance(found, SnapshotInfo)
+        return found
 
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one call under the retry policy."""

@@ -12,6 +12,7 @@ __all__ = [
     "INTERRUPTED_CODE",
     "INTERRUPTED_MESSAGE",
     "MANIFEST_FIELDS",
+    "AutoSnapshots",
     "CopyJob",
     "JobResult",
     "SnapshotInfo",
@@ -174,6 +175,19 @@ class SnapshotInfo:
     size_in_gb: int
     created_at: float = 0.0  # epoch seconds
     tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AutoSnapshots:
+    """An instance's or disk's automatic snapshots, as GetAutoSnapshots tells them."""
+
+    kind: str  # "instance" or "disk"
+    statuses: dict[str, str]  # date YYYY-MM-DD -> status (Success, Failed, InProgress, ...)
+    created: dict[str, float]  # date -> epoch seconds it was taken; 0 when not said
+
+    def restorable(self) -> list[str]:
+        """The dates that can be copied, oldest first."""
+        return sorted(date for date, status in self.statuses.items() if status == "Success")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

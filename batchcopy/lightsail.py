@@ -29,7 +29,7 @@ from batchcopy.errors import (
     ThrottledError,
     TransientError,
 )
-from batchcopy.jobs import CopyJob, SnapshotInfo
+from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
 from batchcopy.settings import Settings
 
@@ -242,21 +242,20 @@ class LightsailClients:
                 async for item in self._items(region, method, key, guard):
                     yield str(item["name"]), kind, self._tag_dict(item)
 
-    async def auto_snapshots(self, region: str, resource: str) -> tuple[str, dict[str, str]] | None:
-        """An instance's or disk's kind ("instance"/"disk") and automatic snapshots
-        (date -> status); None when there is no such resource."""
+    async def auto_snapshots(self, region: str, resource: str) -> AutoSnapshots | None:
+        """An instance's or disk's automatic snapshots; None when there is no such resource."""
         try:
             response = await self._call(region, "get_auto_snapshots", resourceName=resource)
         except PermanentError as exc:
             if exc.code == "NotFoundException":
                 return None
             raise
-        kind = "disk" if response.get("resourceType") == "Disk" else "instance"
-        dates = {
-            str(a.get("date", "")): str(a.get("status", ""))
-            for a in response.get("autoSnapshots", [])
-        }
-        return kind, dates
+        autos = response.get("autoSnapshots", [])
+        return AutoSnapshots(
+            kind="disk" if response.get("resourceType") == "Disk" else "instance",
+            statuses={str(a.get("date", "")): str(a.get("status", "")) for a in autos},
+            created={str(a.get("date", "")): _epoch(a.get("createdAt")) for a in autos},
+        )
 
     async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None:
         """Put ``tags`` on the resource called ``name`` (existing keys are overwritten)."""

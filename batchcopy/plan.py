@@ -3,7 +3,8 @@
 For every job: the source exists and its kind is known (a manual snapshot, or an instance
 or disk with automatic snapshots); an automatic source has a snapshot with status Success
 on the given date, or one at all for "latest"; the target name is free in its region (or
-holds a copy of the same source, which a run would skip); and each region answers. Only
+holds a copy of the job's own source snapshot, as :mod:`batchcopy.provenance` proves it,
+which a run would skip); and each region answers. Only
 read calls are made — one listing per target region, one look-up per distinct source.
 
 The plan counts jobs per target region, the gigabytes they would add and what that costs
@@ -12,6 +13,7 @@ a month (Lightsail charges $0.05 per GB-month for snapshots), and lists every pr
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -21,8 +23,10 @@ from typing import Protocol, TypeVar
 import anyio
 
 from batchcopy.errors import LightsailError
-from batchcopy.jobs import CopyJob, SnapshotInfo
+from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.limits import Clock, RateLimiter, Sleep
+from batchcopy.memo import Memo
+from batchcopy.provenance import Source, mismatch, source_label
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 
@@ -42,8 +46,8 @@ class PlanAPI(Protocol):
 
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
 
-    async def auto_snapshots(self, region: str, resource: str) -> tuple[str, dict[str, str]] | None:
-        """The resource's kind and its automatic snapshots (date -> status); None if absent."""
+    async def auto_snapshots(self, region: str, resource: str) -> AutoSnapshots | None:
+        """The resource's automatic snapshots; None if there is no such resource."""
         ...
 
 
@@ -86,9 +90,11 @@ class Plan:
         return not self.problems
 
     def add_problem(self, problem: PlanProblem) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(problem)
-        else:
+        """Keep problems in manifest line order (jobs are checked side by side, so they are
+        found in any order) and, past :data:`MAX_PROBLEMS`, the first lines' ones."""
+        bisect.insort(self.problems, problem, key=lambda p: p.line)
+        if len(self.problems) > MAX_PROBLEMS:
+            self.problems.pop()
             self.more_problems += 1
 
     def to_json(self) -> dict[str, object]:
@@ -115,8 +121,7 @@ class _Planner:
         self._clock = clock
         self._sleep = sleep
         self._budgets: dict[str, RateLimiter] = {}
-        self._locks: dict[tuple[str, ...], anyio.Lock] = {}
-        self._cache: dict[tuple[str, ...], object] = {}
+        self._lookups = Memo()  # listings and sources, read once however many jobs ask
         self.plan = Plan()
 
     async def _read(self, region: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -133,18 +138,6 @@ class _Planner:
 
         return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)
 
-    async def _once(self, key: tuple[str, ...], load: Callable[[], Awaitable[object]]) -> object:
-        """``load()`` once per key, however many jobs ask."""
-        if key in self._cache:  # the common case: no lock, no trip through the event loop
-            return self._cache[key]
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = anyio.Lock()
-        async with lock:
-            if key not in self._cache:
-                self._cache[key] = await load()
-        return self._cache[key]
-
     async def targets(self, region: str) -> dict[str, SnapshotInfo] | LightsailError:
         async def listing() -> object:
             found: dict[str, SnapshotInfo] = {}
@@ -156,7 +149,7 @@ class _Planner:
                 return exc
             return found
 
-        return await self._once(("targets", region), listing)  # type: ignore[return-value]
+        return await self._lookups.get(("targets", region), listing)  # type: ignore[return-value]
 
     async def check(self, job: CopyJob) -> None:
         problem = self._problem_for(job)
@@ -168,21 +161,18 @@ class _Planner:
             )
             return
         try:
-            size, origin, kind = await self._source(job)
+            source = await self._source(job)
         except LightsailError as exc:
             problem(exc.code, exc.message)
             return
         target = existing.get(job.target_snapshot_name)
         if target is not None:
             # The same rules a run applies to a target that is already there.
-            same = (target.origin, target.kind) == (origin, kind or target.kind) and (
-                size is None or size == target.size_in_gb
-            )
-            if not same:
+            if reason := mismatch(job, target, source):
                 problem(
                     "TargetExists",
-                    f"{job.target} already exists and is not a copy of {job.source_region}:"
-                    f"{job.source_name}; choose another target name",
+                    f"{job.target} already exists and is not provably a copy of "
+                    f"{source_label(job)}: {reason}; choose another target name",
                 )
             elif target.state == "error":
                 problem("TargetFailed", f"{job.target} exists in state error; delete it first")
@@ -192,14 +182,14 @@ class _Planner:
                 self.plan.skipped += 1
             return
         self.plan.per_region[job.target_region] += 1
-        if size is None:
+        if source.size_in_gb is None:
             self.plan.unknown_size += 1
         else:
-            self.plan.gigabytes[job.target_region] += size
+            self.plan.gigabytes[job.target_region] += source.size_in_gb
 
-    async def _source(self, job: CopyJob) -> tuple[int | None, str, str]:
-        """The source's size (None: unknown), origin and kind; raises LightsailError with a
-        problem's code and message when the source will not do."""
+    async def _source(self, job: CopyJob) -> Source:
+        """The job's source snapshot; raises LightsailError with a problem's code and
+        message when it will not do."""
         region = job.source_region
         if job.source_snapshot_name:
             name = job.source_snapshot_name
@@ -210,7 +200,7 @@ class _Planner:
                 except LightsailError as exc:
                     return exc
 
-            found = await self._once(("snapshot", region, name), find)
+            found = await self._lookups.get(("snapshot", region, name), find)
             if isinstance(found, LightsailError):
                 raise found
             if not isinstance(found, SnapshotInfo):
@@ -220,7 +210,7 @@ class _Planner:
                     "SourceNotReady",
                     f"{region}:{name} is {found.state or 'not ready'}, not copyable",
                 )
-            return found.size_in_gb, found.origin, found.kind
+            return Source.of(found)
         resource = job.source_resource_name or ""
 
         async def autos() -> object:
@@ -229,27 +219,25 @@ class _Planner:
             except LightsailError as exc:
                 return exc
 
-        found_autos = await self._once(("auto", region, resource), autos)
+        found_autos = await self._lookups.get(("auto", region, resource), autos)
         if isinstance(found_autos, LightsailError):
             raise found_autos
         if found_autos is None:
             raise LightsailError("SourceNotFound", f"no instance or disk {resource} in {region}")
-        assert isinstance(found_autos, tuple)
-        kind: str = found_autos[0]
-        dates: dict[str, str] = found_autos[1]
-        good = sorted(d for d, status in dates.items() if status == "Success")
-        if job.use_latest and not good:
+        assert isinstance(found_autos, AutoSnapshots)
+        source = Source.automatic(job, found_autos)
+        if source is not None:
+            return source
+        if job.use_latest:
             raise LightsailError(
                 "NoAutoSnapshot", f"{resource} in {region} has no restorable automatic snapshot"
             )
-        if job.restore_date and job.restore_date not in good:
-            have = ", ".join(good) or "none"
-            raise LightsailError(
-                "NoAutoSnapshot",
-                f"{resource} in {region} has no restorable automatic snapshot dated "
-                f"{job.restore_date} (has: {have})",
-            )
-        return None, resource, kind
+        have = ", ".join(found_autos.restorable()) or "none"
+        raise LightsailError(
+            "NoAutoSnapshot",
+            f"{resource} in {region} has no restorable automatic snapshot dated "
+            f"{job.restore_date} (has: {have})",
+        )
 
     def _problem_for(self, job: CopyJob) -> Callable[[str, str], None]:
         def add(code: str, message: str) -> None:

@@ -41,14 +41,9 @@ class Settings:
     wait_read_rate: float = 2.0  # status checks per second, per target region, while waiting
     tags: tuple[tuple[str, str], ...] = ()  # put on every copy (TagResource)
     copy_tags: bool = False  # also put the source snapshot's tags on its copy
-    run_id: str = ""  # the batchcopy:run-id tag; copy_snapshots sets one when tagging
+    run_id: str = ""  # the batchcopy:run-id tag; copy_snapshots sets one
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
-
-    @property
-    def tagging(self) -> bool:
-        """Whether copies get tags (and so provenance tags) at all."""
-        return bool(self.tags) or self.copy_tags
 
     def __post_init__(self) -> None:
         if not self.rate > 0:

@@ -98,6 +98,10 @@ def targets(rows: list[dict[str, str]]) -> list[str]:
     return [f"{r['target_region']}/{r['target_snapshot_name']}" for r in rows]
 
 
+def load_rows(rows: list[dict[str, str]]) -> list[CopyJob]:
+    return [CopyJob.from_row({**row, "line": i + 2}) for i, row in enumerate(rows)]
+
+
 async def test_manual_snapshots_make_one_row_per_target_region(settings: Settings) -> None:
     """Each ready manual snapshot becomes one row per target region, named source-region."""
     rows = await rows_for(settings, target_regions=["eu-west-1", "ap-south-1"])
@@ -173,7 +177,8 @@ async def test_tags_must_all_match(settings: Settings) -> None:
 
 
 async def test_auto_latest_makes_one_row_per_resource(settings: Settings) -> None:
-    """--auto latest: one row per instance or disk with a restorable automatic snapshot."""
+    """--auto latest: one row per instance or disk with a restorable automatic snapshot, its
+    date resolved now and put in the name."""
     rows = await rows_for(settings, manual=False, auto="latest")
     assert sources(rows) == {"web-1", "db-1", "web-data"}
     web = next(r for r in rows if r["source_resource_name"] == "web-1")
@@ -182,9 +187,32 @@ async def test_auto_latest_makes_one_row_per_resource(settings: Settings) -> Non
         "target_region": "eu-west-1",
         "source_snapshot_name": "",
         "source_resource_name": "web-1",
-        "restore_date": "",
-        "use_latest_restorable_auto_snapshot": "true",
-        "target_snapshot_name": "web-1-auto-latest-eu-west-1",
+        "restore_date": "2026-11-20",
+        "use_latest_restorable_auto_snapshot": "",
+        "target_snapshot_name": "web-1-auto-2026-11-20-eu-west-1",
+    }
+    db = next(r for r in rows if r["source_resource_name"] == "db-1")
+    assert db["restore_date"] == "2026-11-19"  # its 2026-11-20 snapshot failed
+
+
+async def test_nightly_discover_and_run_copies_each_new_latest_snapshot() -> None:
+    """discover --auto latest, run; tomorrow's automatic snapshot appears; discover and run
+    again: a second copy under a new name, not "already there"."""
+    emulator = Emulator(seed=SEED)
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url)
+        options: dict[str, Any] = {"manual": False, "auto": "latest", "include": ["web-1"]}
+        first = await rows_for(settings, **options)
+        await copy_snapshots(load_rows(first), settings)
+        emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": ["2026-11-21"]}}}})
+        second = await rows_for(settings, **options)
+        report = await copy_snapshots(load_rows(second), settings)
+    assert targets(first) == ["eu-west-1/web-1-auto-2026-11-20-eu-west-1"]
+    assert targets(second) == ["eu-west-1/web-1-auto-2026-11-21-eu-west-1"]
+    assert [r.status for r in report.results] == [Status.STARTED]
+    assert set(emulator.stats.copies_accepted) == {
+        "eu-west-1/web-1-auto-2026-11-20-eu-west-1",
+        "eu-west-1/web-1-auto-2026-11-21-eu-west-1",
     }
 
 
@@ -233,7 +261,7 @@ async def test_name_template_fills_every_placeholder(settings: Settings) -> None
     template = "{kind}-{source_region}-{source}-{date}-to-{target_region}"
     rows = await rows_for(settings, auto="latest", include=["web-1*"], name_template=template)
     assert sorted(targets(rows)) == [
-        "eu-west-1/instance-us-east-1-web-1-latest-to-eu-west-1",
+        "eu-west-1/instance-us-east-1-web-1-2026-11-20-to-eu-west-1",
         # A manual snapshot's {date} is the day it was created (UTC).
         "eu-west-1/instance-us-east-1-web-1-nightly-2026-11-20-to-eu-west-1",
     ]
@@ -355,7 +383,10 @@ async def test_listing_survives_errors_and_throttling(settings: Settings) -> Non
 
 async def test_discover_then_copy_twice_sends_no_copy_the_second_time(tmp_path: Path) -> None:
     """discover -> copy -> copy again: the second run sends no CopySnapshot and skips all."""
-    emulator = Emulator(seed=demo_seed(), faults=FaultConfig(page_size=5))
+    # Copies finish at once, so the second run finds them done (not still copying: started).
+    emulator = Emulator(
+        seed=demo_seed(), faults=FaultConfig.from_json({"page_size": 5, "operation_seconds": 0})
+    )
     regions = ["eu-west-1", "ap-south-1"]
     async with running_emulator(emulator) as url:
         settings = settings_for(url)
@@ -380,17 +411,22 @@ async def test_discover_then_copy_twice_sends_no_copy_the_second_time(tmp_path: 
 async def test_discovering_again_after_copies_in_the_same_region_is_stable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Copies made into a source region are not discovered as new sources next time."""
+    """Copies made into a source region are not discovered as new sources next time: by
+    their provenance tag, or (untagged) because another row targets them."""
     emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 0}))
     async with running_emulator(emulator) as url:
         settings = settings_for(url)
         given = {"target_regions": ["us-east-1", "eu-west-1"], "include": ["nyc-web-*"]}
         rows = await rows_for(settings, **given)
-        jobs = [CopyJob.from_row({**row, "line": i + 2}) for i, row in enumerate(rows)]
-        assert (await copy_snapshots(jobs, settings)).exit_code == 0
+        assert (await copy_snapshots(load_rows(rows), settings)).exit_code == 0
         await asyncio.sleep(0.01)  # the copies are available now, so they could be sources
         with caplog.at_level(logging.INFO, logger="batchcopy.discover"):
             again = await rows_for(settings, **given)
-    assert again == rows
+        for snapshot in emulator.sim.regions["us-east-1"].snapshots.values():
+            snapshot.tags.pop("batchcopy:source", None)
+        with caplog.at_level(logging.INFO, logger="batchcopy.discover"):
+            untagged = await rows_for(settings, **given)
+    assert again == untagged == rows
+    assert "us-east-1/nyc-web-1-2026-11-20-us-east-1 is a copy made by batchcopy" in caplog.text
     assert "us-east-1/nyc-web-1-2026-11-20-us-east-1 is the target of another row" in caplog.text
     assert "not ready" not in caplog.text

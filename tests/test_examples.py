@@ -33,7 +33,7 @@ EXAMPLES = ROOT / "examples"
 SEED = EXAMPLES / "seed.json"
 MANIFESTS = ["manifest.csv", "manifest.json", "manifest.jsonl"]
 SYSTEMD = EXAMPLES / "systemd"
-# The only Lightsail writes: the copy itself, and TagResource for --tag and --copy-tags.
+# The only Lightsail writes: the copy itself, and TagResource for its provenance and tags.
 WRITES = {"CopySnapshot", "TagResource"}
 
 
@@ -331,7 +331,7 @@ def test_iam_policy_allows_exactly_the_lightsail_actions_the_code_calls() -> Non
 
 
 def test_iam_policy_keeps_tag_resource_apart() -> None:
-    """TagResource, needed only for --tag and --copy-tags, has a statement of its own."""
+    """TagResource, which puts provenance and tags on each copy, has a statement of its own."""
     (statement,) = [s for s in _policy()["Statement"] if "lightsail:TagResource" in s["Action"]]
     assert statement["Action"] == ["lightsail:TagResource"]
     assert "Tag" in statement["Sid"]

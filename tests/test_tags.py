@@ -27,12 +27,14 @@ async def test_copies_get_user_source_and_provenance_tags() -> None:
     assert tags["batchcopy:run-id"]
 
 
-async def test_no_tags_asked_no_tag_calls() -> None:
-    """Without --tag or --copy-tags no TagResource call is made."""
+async def test_without_tags_asked_a_copy_gets_only_provenance() -> None:
+    """Without --tag or --copy-tags each copy still gets its provenance (one TagResource),
+    and nothing else."""
     emulator = Emulator(seed=demo_seed())
     async with running_emulator(emulator) as url:
         await copy_snapshots([manual(1, "eu-west-1", "plain")], settings_for(url))
-    assert not any(action == "TagResource" for (_, action, _) in emulator.stats.requests)
+    assert emulator.stats.requests["eu-west-1", "TagResource", "ok"] == 1
+    assert set(tags_of(emulator, "eu-west-1", "plain")) == {"batchcopy:source", "batchcopy:run-id"}
 
 
 async def test_tagging_failure_is_reported_but_the_copy_stands() -> None:
@@ -53,7 +55,10 @@ async def test_tagging_failure_is_reported_but_the_copy_stands() -> None:
 
 async def test_a_re_run_finishes_tagging_that_failed() -> None:
     """A copy whose tagging failed is listed for retry; running again tags it (skipped, exit 0)."""
-    faults = {"regions": {"eu-west-1": {"error_rate": 1, "actions": ["TagResource"]}}}
+    faults = {
+        "operation_seconds": 0,  # done before the re-run, which so finds it complete
+        "regions": {"eu-west-1": {"error_rate": 1, "actions": ["TagResource"]}},
+    }
     emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
     job = manual(1, "eu-west-1", "tag-later")
     async with running_emulator(emulator) as url:

@@ -240,7 +240,13 @@ def demo_seed() -> dict[str, Any]:
     # A copy an earlier run already made: the demo shows it skipped, not copied twice.
     regions["eu-west-1"] = {
         "instanceSnapshots": [
-            {"name": "nyc-web-1-dr", "fromInstanceName": "nyc-web-1", "sizeInGb": 40}
+            {
+                "name": "nyc-web-1-dr",
+                "fromInstanceName": "nyc-web-1",
+                "sizeInGb": 40,
+                "createdAt": "2026-11-21T02:00:00Z",
+                "tags": [{"key": "batchcopy:source", "value": "us-east-1/nyc-web-1-2026-11-20"}],
+            }
         ]
     }
     return {"regions": regions}

@@ -1,0 +1,115 @@
+"""Provenance: which snapshot a copy was made from, and the evidence that says so.
+
+Lightsail records on a copy the instance or disk it came from (``fromInstanceName`` /
+``fromDiskName``), not the snapshot: a copy of last night's snapshot of ``web-1`` looks like
+a copy of tonight's. Two things tell them apart, and :func:`mismatch` asks both before a
+target may count as a job's copy (``skipped``, or ours after a lost answer):
+
+- the ``batchcopy:source`` tag, which batchcopy puts on every copy it makes: the job's
+  :func:`source_label` (``us-east-1/web-1-2026-11-20``, or ``us-east-1/web-1@2026-11-20``
+  for an automatic snapshot). A different label is a different source.
+- time: a copy is never older than its source. A target made before the source existed
+  cannot be its copy, tagged or not (a snapshot deleted and made again under the same name
+  carries the old tag's label).
+
+What is not proven is a conflict, never a skip: a skipped job is one an operator will not
+look at again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
+
+__all__ = ["RUN_TAG", "SOURCE_TAG", "Source", "mismatch", "source_label"]
+
+SOURCE_TAG = "batchcopy:source"
+RUN_TAG = "batchcopy:run-id"
+
+
+def source_label(job: CopyJob) -> str:
+    """The ``batchcopy:source`` tag value of ``job``'s copies: one value per source snapshot."""
+    if job.source_snapshot_name:
+        return f"{job.source_region}/{job.source_snapshot_name}"
+    return f"{job.source_region}/{job.source_resource_name}@{job.restore_date or 'latest'}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """What is known of a job's source snapshot when a target is judged against it."""
+
+    kind: str  # "instance" or "disk"
+    origin: str  # the instance or disk it was taken from
+    size_in_gb: int | None  # None: not readable (automatic snapshots)
+    created_at: float  # epoch seconds; 0 when unknown
+
+    @classmethod
+    def of(cls, snapshot: SnapshotInfo) -> Source:
+        """A manual snapshot as a source."""
+        return cls(
+            kind=snapshot.kind,
+            origin=snapshot.origin,
+            size_in_gb=snapshot.size_in_gb,
+            created_at=snapshot.created_at,
+        )
+
+    @classmethod
+    def automatic(cls, job: CopyJob, autos: AutoSnapshots | None) -> Source | None:
+        """The automatic snapshot ``job`` copies (its date, or the latest restorable one
+        now); None when there is no such snapshot."""
+        dates = autos.restorable() if autos else []
+        date = job.restore_date or (dates[-1] if dates else "")
+        if autos is None or date not in dates:
+            return None
+        return cls(
+            kind=autos.kind,
+            origin=job.source_resource_name or "",
+            size_in_gb=None,
+            created_at=autos.created.get(date, 0.0),
+        )
+
+
+def mismatch(job: CopyJob, target: SnapshotInfo, source: Source | None) -> str:
+    """Why ``target`` is not provably a copy of ``job``'s source snapshot; "" when it is.
+
+    ``source`` is None when the source no longer exists: then nothing can be proven."""
+    made = _made_from(target)
+    if source is None:
+        return f"{made}; the source no longer exists, so the copy cannot be verified"
+    if (target.kind, target.origin) != (source.kind, source.origin) or (
+        source.size_in_gb is not None and target.size_in_gb != source.size_in_gb
+    ):
+        return made
+    label = dict(target.tags).get(SOURCE_TAG)
+    if label is not None and label != source_label(job) and not _older_label(job, label):
+        return made
+    if not (target.created_at and source.created_at):
+        return f"{made}; its age or its source's is unknown, so the copy cannot be verified"
+    if target.created_at < source.created_at:
+        return (
+            f"{made} at {_when(target.created_at)}, before the source was taken "
+            f"({_when(source.created_at)})"
+        )
+    return ""
+
+
+def _made_from(target: SnapshotInfo) -> str:
+    """What ``target`` was made from, as far as it says."""
+    origin = f"{target.kind} {target.origin}" if target.origin else f"an unknown {target.kind}"
+    label = dict(target.tags).get(SOURCE_TAG)
+    if label:
+        return f"it was copied from {label} ({origin})"
+    return f"it was made from {origin}"
+
+
+def _older_label(job: CopyJob, label: str) -> bool:
+    """Whether ``label`` is the label of an automatic source as batchcopy 0.1 wrote it
+    (``region/resource``, no date): it names the resource, not which of its snapshots, so
+    only time can tell."""
+    return bool(job.source_resource_name) and label == f"{job.source_region}/{job.source_name}"
+
+
+def _when(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
