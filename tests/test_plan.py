@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from batchcopy import CopyJob
-from batchcopy.emulator import Emulator, demo_seed, running_emulator
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from batchcopy.plan import GB_MONTH_USD, make_plan
 from batchcopy.settings import OnExists
 from tests.helpers import EmulatorProcess, manual, run_cli, settings_for, write_manifest
@@ -126,3 +126,25 @@ async def test_plan_applies_the_runs_rules_to_existing_targets_and_sources() -> 
         3: "TargetExists",
         4: "SourceNotReady",
     }
+
+
+async def test_problems_are_listed_in_manifest_line_order() -> None:
+    """Problems come in line order even when a later line's check finishes first."""
+    faults = {"regions": {"us-east-1": {"latency_ms": 150}}}  # line 2's source region is slow
+    jobs = [
+        manual(2, "eu-west-1", "slow-missing", source="nyc-nope-2026-11-20"),
+        CopyJob(
+            line=3,
+            source_region="eu-central-1",
+            target_region="eu-west-1",
+            source_snapshot_name="fra-nope-2026-11-20",
+            target_snapshot_name="fast-missing",
+        ),
+    ]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        plan = await make_plan(jobs, settings_for(url))
+    assert [(p.line, p.code) for p in plan.problems] == [
+        (2, "SourceNotFound"),
+        (3, "SourceNotFound"),
+    ]
