@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 
-from batchcopy import RunControl, Status, copy_snapshots
+from batchcopy import RunControl, Status, copy_snapshots, load_manifest
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from tests.helpers import assert_each_target_copied_once, manual, read_csv, settings_for
 
@@ -59,6 +59,23 @@ async def test_wait_timeout_leaves_copies_in_progress_and_listed_for_retry(tmp_p
         "slow-1",
         "slow-2",
     }
+
+
+async def test_retry_csv_of_copies_in_progress_sends_nothing_and_says_started(
+    tmp_path: Path,
+) -> None:
+    """Re-running retry.csv while its copies are still in progress sends no copy: each is
+    started (still copying, not skipped), none counted as reconciled, exit 0."""
+    jobs = [manual(1, "eu-west-1", "slow-1"), manual(2, "eu-west-1", "slow-2")]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 60}))
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, wait_timeout=0.2, **WAIT)
+        await copy_snapshots(jobs, settings, report_dir=tmp_path / "r")
+        retry = load_manifest(tmp_path / "r" / "retry.csv")
+        again = await copy_snapshots(retry, dataclasses.replace(settings, wait=False))
+    assert [r.status for r in again.results] == [Status.STARTED] * 2
+    assert (again.summary.reconciled, again.summary.attempts, again.exit_code) == (0, 0, 0)
+    assert_each_target_copied_once(again, emulator)
 
 
 async def test_many_pending_copies_are_checked_with_one_listing() -> None:
