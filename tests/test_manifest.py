@@ -240,6 +240,16 @@ def test_a_semicolon_csv_reports_problems_at_their_lines(tmp_path: Path) -> None
     ]
 
 
+def test_blank_rows_before_a_semicolon_header_are_skipped(tmp_path: Path) -> None:
+    """Blank rows above a ";" header neither hide its separator nor shift line numbers."""
+    text = "\ufeff\r\n;;;;;;\r\n" + EXCEL.removeprefix("\ufeff")
+    loaded = load_manifest(write(tmp_path, "jobs.csv", text))
+    assert list(loaded.jobs()) == [
+        *fanned(MANUAL, "eu-west-1", "ap-south-1", line=4),
+        *at([DATED], 6),
+    ]
+
+
 def test_tab_delimited_text_is_read(tmp_path: Path) -> None:
     """A spreadsheet's tab-delimited text reads the same jobs; ";" in a cell lists regions."""
     text = CSV_TEXT.replace(",", "\t").replace("\teu-west-1\tweb", "\teu-west-1;ap-south-1\tweb")
