@@ -3,7 +3,10 @@
 A manifest holds one row per CSV row (after a header row), per object in a JSON array, or per
 line of JSON Lines; a row makes one job per target region. A JSON document may also be
 ``{"defaults": {...}, "jobs": [...]}``, where defaults fill the fields a row leaves out. Fields
-are spelled in snake_case or camelCase; an empty value or null is absent.
+are spelled in snake_case or camelCase; an empty value or null is absent. As spreadsheets save
+them, a CSV header may also use any case, spaces or hyphens (``Source Region``) and separate
+its columns with ";" or tabs instead of commas: the header line alone decides, and in a file
+separated by ";" a cell listing several target regions is quoted (``"eu-west-1;ap-south-1"``).
 
   field (or its camelCase form)         meaning
   source_region                         where the source lives (may come from a default)
@@ -455,6 +458,30 @@ _SPELLINGS = {spelling: field for field in _FIELDS for spelling in (field, _came
 _ACCEPTED = ", ".join(_FIELDS) + " (or camelCase)"
 
 
+def _words(name: str) -> str:
+    """A column name as snake_case words: "Source Region", "sourceRegion", "SOURCE-REGION"."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
+    return "_".join(word for word in re.split(r"[\s_-]+", spaced.lower()) if word)
+
+
+def _column(name: str) -> str | None:
+    """The field a CSV column names, in any case, its words joined by "_", "-", spaces or humps.
+
+    Spreadsheets title-case and space their headers; JSON keys, written by programs, stay
+    snake_case or camelCase (_SPELLINGS).
+    """
+    field = _words(name)
+    return field if field in _RULES else None
+
+
+# The CSV separators a header may use, first preferred (a tie goes to ","), as messages say them.
+_DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+_QUOTE_REGIONS = (
+    "; in a file with semicolons between columns, quote a cell that lists several regions: "
+    '"eu-west-1;ap-south-1"'
+)
+
+
 def _quote(value: str) -> str:
     # ASCII escapes keep control characters and lone surrogates off the terminal.
     return json.dumps(value if len(value) <= 60 else value[:60] + "...")
@@ -535,8 +562,35 @@ def _items(
     """The one parser: rows and problems in file order, hashing every byte read."""
     if fmt == "json":
         return _json_items(file, digest)
-    lines = _Lines(file, digest)
-    return _csv_items(lines, defaulted) if fmt == "csv" else _jsonl_items(lines)
+    if fmt == "jsonl":
+        return _jsonl_items(_Lines(file, digest))
+    delimiter = _delimiter_of(file)
+    return _csv_items(_Lines(file, digest), defaulted, delimiter)
+
+
+def _delimiter_of(file: BinaryIO) -> str:
+    """The CSV separator the header uses: "," unless ";" or a tab names more of its columns.
+
+    Spreadsheets write ";" in many locales and tabs as "text". Only the header line decides,
+    never a row: a target_region cell may itself hold ";" (several regions). The file is
+    left where it was, so every byte is still read (and hashed) by the parser.
+    """
+    head = file.read(_MAX_LINE_BYTES)
+    file.seek(0)
+    for raw in head.removeprefix(_BOM).splitlines():
+        if raw.strip(b" \t,;"):  # blank rows (a spreadsheet's ";;;" too) come before it
+            header = raw.decode(errors="replace")
+            return max(_DELIMITERS, key=lambda delimiter: _known(header, delimiter))
+    return ","
+
+
+def _known(header: str, delimiter: str) -> tuple[int, bool]:
+    """How many fields a header names when split at ``delimiter``, and whether it splits."""
+    try:
+        cells = next(csv.reader([header], delimiter=delimiter), [])
+    except csv.Error:
+        return 0, False
+    return sum(_column(cell) is not None for cell in cells), len(cells) > 1
 
 
 class _Lines:
@@ -584,12 +638,12 @@ class _Lines:
             self.fault = _Issue(self.count, "", message)
 
 
-def _csv_items(lines: _Lines, defaulted: frozenset[str]) -> Iterator[_Row | _Issue]:
+def _csv_items(lines: _Lines, defaulted: frozenset[str], delimiter: str) -> Iterator[_Row | _Issue]:
     # The limit is process-wide, so it is set on every read: it bounds memory when a quote is
     # left open, and lets a long cell be measured and reported rather than crash the reader.
     csv.field_size_limit(_MAX_LINE_BYTES)
     columns: list[str | None] | None = None  # each column's field, once the header is read
-    for line, cells in _csv_records(lines):
+    for line, cells in _csv_records(lines, delimiter):
         if isinstance(cells, _Issue):
             yield cells
             if columns is None:
@@ -597,10 +651,10 @@ def _csv_items(lines: _Lines, defaulted: frozenset[str]) -> Iterator[_Row | _Iss
         elif not "".join(cells).strip():
             continue  # blank rows, including a spreadsheet's ",,,"
         elif columns is None:
-            columns, issues = _csv_header(line, cells, defaulted)
+            columns, issues = _csv_header(line, cells, defaulted, delimiter)
             yield from issues
-            if any(issue.field in _FIELDS for issue in issues):
-                return  # a column missing or doubled: every row would say the same
+            if not any(columns) or any(issue.field in _FIELDS for issue in issues):
+                return  # no column known, or one missing or doubled: every row would say so
         else:
             values: dict[str, object] = {}
             for index, cell in enumerate(cells):
@@ -608,13 +662,14 @@ def _csv_items(lines: _Lines, defaulted: frozenset[str]) -> Iterator[_Row | _Iss
                 if field:
                     values[field] = cell
                 elif field is None and cell.strip():
-                    yield _Issue(line, "", f"cell {index + 1} has a value but no column name")
+                    message = f"cell {index + 1} has a value but no column name"
+                    yield _Issue(line, "", message + _QUOTE_REGIONS * (delimiter == ";"))
             yield _Row(line, values)
 
 
-def _csv_records(lines: _Lines) -> Iterator[tuple[int, list[str] | _Issue]]:
+def _csv_records(lines: _Lines, delimiter: str) -> Iterator[tuple[int, list[str] | _Issue]]:
     """CSV records with the line each starts on, or the fault that spoiled one."""
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, delimiter=delimiter)
     while True:
         start, lines.fault = lines.count + 1, None
         try:
@@ -640,14 +695,15 @@ def _csv_trouble(message: str) -> str:
 
 
 def _csv_header(
-    line: int, cells: list[str], defaulted: frozenset[str]
+    line: int, cells: list[str], defaulted: frozenset[str], delimiter: str
 ) -> tuple[list[str | None], list[_Issue]]:
     """Each column's field ("" if unknown, None if unnamed), and the header's problems."""
     columns: list[str | None] = []
     issues: list[_Issue] = []
     seen: dict[str, str] = {}
+    unknown: list[str] = []
     for cell in map(str.strip, cells):
-        field = _SPELLINGS.get(cell)
+        field = _column(cell)
         if not cell:
             columns.append(None)  # unnamed: a value under it is reported
         elif field and field not in seen:
@@ -659,7 +715,12 @@ def _csv_header(
                 message = f"two columns ({seen[field]}, {cell}); keep one"
                 issues.append(_Issue(line, field, message))
             else:
-                issues.append(_Issue(line, _quote(cell), f"unknown column; use {_ACCEPTED}"))
+                unknown.append(cell)
+    if unknown:
+        message = _unknown_columns(unknown, delimiter, len(cells), anything_known=bool(seen))
+        issues.insert(0, _Issue(line, "header", message))
+        if not seen:
+            return columns, issues  # not a manifest header: listing every field again is noise
     for field in ("target_snapshot_name", *_REGIONS):
         if field not in seen and field not in defaulted:
             default = " (or give a default)" * (field in _REGIONS)
@@ -667,6 +728,33 @@ def _csv_header(
     if "source_snapshot_name" not in seen and "source_resource_name" not in seen:
         issues.append(_Issue(line, "source_snapshot_name", f"no such column: add {_SOURCES}"))
     return columns, issues
+
+
+def _unknown_columns(
+    unknown: list[str], delimiter: str, count: int, *, anything_known: bool
+) -> str:
+    """What the header holds that is no field, how it was split, and what to write instead."""
+    named: list[str] = []
+    for cell in unknown[:5]:
+        close = difflib.get_close_matches(_words(cell), _FIELDS, n=1)
+        named.append(_quote(cell) + (f" (did you mean {close[0]}?)" if close else ""))
+    if len(unknown) > 5:
+        named.append(f"and {len(unknown) - 5} more")
+    if count > 1:
+        split = f"columns separated by {_DELIMITERS[delimiter]}"
+    else:
+        split = "read as one column: the line has no comma, semicolon or tab"
+    fields = ", ".join(_FIELDS) + " (case, spaces, hyphens and camelCase do not matter)"
+    if anything_known:
+        plural = "s" * (len(unknown) > 1)
+        return f"unknown column{plural} {', '.join(named)} ({split}); name columns from {fields}"
+    example = (";" if delimiter == ";" else ",").join(
+        ("source_region", "target_region", "source_snapshot_name", "target_snapshot_name")
+    )
+    return (
+        f"no column is a manifest field: {', '.join(named)} ({split}); write a header such as "
+        f"{example}, naming columns from {fields}"
+    )
 
 
 def _jsonl_items(lines: _Lines) -> Iterator[_Row | _Issue]:

@@ -212,6 +212,139 @@ def test_a_quoted_cell_over_several_lines_keeps_line_numbers_right(tmp_path: Pat
     ]
 
 
+# -- spreadsheets -----------------------------------------------------------------------------
+
+EXCEL = (
+    "\ufeffSource Region;Target Region;Source Snapshot Name;Source Resource Name;Restore Date;"
+    "Use Latest Restorable Auto Snapshot;Target Snapshot Name\r\n"
+    'us-east-1;"eu-west-1;ap-south-1";web-1-snap;;;;web-1-copy\r\n'
+    ";;;;;;\r\n"
+    "us-east-1;eu-west-2;;web-1;2026-11-20;;web-1-auto\r\n"
+)
+
+
+def test_a_semicolon_csv_as_excel_saves_it_is_read(tmp_path: Path) -> None:
+    """Excel's ";" CSV (BOM, CRLF, Title Case header, quoted region list) gives the same jobs."""
+    loaded = load_manifest(write(tmp_path, "jobs.csv", EXCEL))
+    assert list(loaded.jobs()) == [*fanned(MANUAL, "eu-west-1", "ap-south-1"), *at([DATED], 4)]
+    assert loaded.sha256 == hashlib.sha256(EXCEL.encode()).hexdigest()
+    assert dict(loaded.per_region) == {"ap-south-1": 1, "eu-west-1": 1, "eu-west-2": 1}
+
+
+def test_a_semicolon_csv_reports_problems_at_their_lines(tmp_path: Path) -> None:
+    """Problems in a ";" file name the line and field, as in a comma file."""
+    path = write(tmp_path, "jobs.csv", EXCEL.replace("2026-11-20", "2026-13-01"))
+    assert problems_of(path) == [
+        f'{path}:4: restore_date: "2026-13-01" is not a real date written YYYY-MM-DD, like '
+        "2026-11-20"
+    ]
+
+
+def test_blank_rows_before_a_semicolon_header_are_skipped(tmp_path: Path) -> None:
+    """Blank rows above a ";" header neither hide its separator nor shift line numbers."""
+    text = "\ufeff\r\n;;;;;;\r\n" + EXCEL.removeprefix("\ufeff")
+    loaded = load_manifest(write(tmp_path, "jobs.csv", text))
+    assert list(loaded.jobs()) == [
+        *fanned(MANUAL, "eu-west-1", "ap-south-1", line=4),
+        *at([DATED], 6),
+    ]
+
+
+def test_tab_delimited_text_is_read(tmp_path: Path) -> None:
+    """A spreadsheet's tab-delimited text reads the same jobs; ";" in a cell lists regions."""
+    text = CSV_TEXT.replace(",", "\t").replace("\teu-west-1\tweb", "\teu-west-1;ap-south-1\tweb")
+    loaded = load_manifest(write(tmp_path, "jobs.txt", text))
+    assert loaded.format == "csv"
+    assert list(loaded.jobs()) == [*fanned(MANUAL, "eu-west-1", "ap-south-1"), DATED, LATEST]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Source Region,Target Region,Source Snapshot Name,Target Snapshot Name",
+        "source-region,target-region,source-snapshot-name,target-snapshot-name",
+        "SOURCE_REGION,TARGET_REGION,SOURCE_SNAPSHOT_NAME,TARGET_SNAPSHOT_NAME",
+        "SourceRegion, Target_Region ,source  snapshot-name,targetSnapshotName",
+    ],
+    ids=["title", "kebab", "upper", "mixed"],
+)
+def test_column_names_ignore_case_spaces_and_hyphens(tmp_path: Path, header: str) -> None:
+    """``Source Region``, ``source-region`` and ``SOURCE_REGION`` all name source_region."""
+    path = write(tmp_path, "jobs.csv", f"{header}\nus-east-1,eu-west-1,web-1-snap,web-1-copy\n")
+    assert list(load_manifest(path).jobs()) == [MANUAL]
+
+
+def test_two_spellings_of_one_column_are_refused(tmp_path: Path) -> None:
+    """``Source Region`` beside ``source_region`` is one field twice, said so on line 1."""
+    path = write(tmp_path, "m.csv", f"{HEADER},Source Region\n{ROW},us-east-1\n")
+    assert problems_of(path) == [
+        f"{path}:1: source_region: two columns (source_region, Source Region); keep one"
+    ]
+
+
+_FIELDS_HINT = (
+    "source_region, target_region, source_snapshot_name, source_resource_name, restore_date, "
+    "use_latest_restorable_auto_snapshot, target_snapshot_name (case, spaces, hyphens and "
+    "camelCase do not matter)"
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "Quelle;Ziel;Quellname;Zielname",
+            'no column is a manifest field: "Quelle", "Ziel", "Quellname", "Zielname" (columns '
+            "separated by semicolons); write a header such as "
+            "source_region;target_region;source_snapshot_name;target_snapshot_name, naming "
+            f"columns from {_FIELDS_HINT}",
+        ),
+        (
+            "source_region|target_region|source_snapshot_name|target_snapshot_name",
+            'no column is a manifest field: "source_region|target_region|source_snapshot_name|'
+            'target_snap..." (read as one column: the line has no comma, semicolon or tab); '
+            "write a header such as "
+            "source_region,target_region,source_snapshot_name,target_snapshot_name, naming "
+            f"columns from {_FIELDS_HINT}",
+        ),
+        (
+            "Source Regoin\tTarget Region\tSource Snapshot Name\tTarget Snapshot Name\tNotes",
+            'unknown columns "Source Regoin" (did you mean source_region?), "Notes" (columns '
+            f"separated by tabs); name columns from {_FIELDS_HINT}",
+        ),
+    ],
+    ids=["semicolons", "one-column", "tabs"],
+)
+def test_an_unknown_header_says_what_was_found_and_what_to_write(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    """Columns unknown even after normalising are one line-1 problem naming them and the fix."""
+    path = write(tmp_path, "m.csv", f"{header}\nus-east-1;eu-west-1;web-1-snap;web-1-copy\n")
+    found = problems_of(path)
+    assert found[0] == f"{path}:1: header: {message}"
+    assert all(p.startswith(f"{path}:1: ") for p in found)  # the rows are not read
+
+
+def test_an_unquoted_region_list_in_a_semicolon_file_says_to_quote_it(tmp_path: Path) -> None:
+    """With ";" between columns, an unquoted ``eu-west-1;ap-south-1`` is refused with the fix."""
+    text = "source_region;target_region;source_snapshot_name;target_snapshot_name\n"
+    text += "us-east-1;eu-west-1;ap-south-1;web-1-snap;web-1-copy\n"
+    path = write(tmp_path, "m.csv", text)
+    assert problems_of(path) == [
+        f"{path}:2: cell 5 has a value but no column name; in a file with semicolons between "
+        'columns, quote a cell that lists several regions: "eu-west-1;ap-south-1"'
+    ]
+
+
+def test_semicolons_in_a_comma_files_rows_never_change_the_separator(tmp_path: Path) -> None:
+    """Only the header decides the separator: region lists in rows still fan out."""
+    regions = ["eu-west-1", "eu-west-2", "ap-south-1", "us-west-2", "eu-central-1"]
+    text = "source_region,target_region,source_snapshot_name,target_snapshot_name\n"
+    text += f"us-east-1,{';'.join(regions)},web-1-snap,web-1-copy\n"
+    loaded = load_manifest(write(tmp_path, "jobs.txt", text))
+    assert list(loaded.jobs()) == fanned(MANUAL, *regions)
+
+
 # -- problems ---------------------------------------------------------------------------------
 
 ROW = "us-east-1,eu-west-1,web-1-snap,,,,web-1-copy"
@@ -220,7 +353,7 @@ ROW = "us-east-1,eu-west-1,web-1-snap,,,,web-1-copy"
 @pytest.mark.parametrize(
     ("name", "content", "where", "message"),
     [
-        ("m.csv", f"{HEADER},colour\n{ROW},red\n", '1: "colour"', "unknown column; use"),
+        ("m.csv", f"{HEADER},colour\n{ROW},red\n", "1: header", 'unknown column "colour" ('),
         (
             "m.csv",
             "source_region,target_region,source_snapshot_name\n",
@@ -781,6 +914,7 @@ FRAGMENTS = st.sampled_from(
         b'"',
         b",",
         b";",
+        b"\t",
         b"[",
         b"]",
         b"{",
@@ -792,6 +926,7 @@ FRAGMENTS = st.sampled_from(
         b"true",
         b"1",
         HEADER.encode(),
+        HEADER.title().replace(",", ";").replace("_", " ").encode(),
         ROW.encode(),
         json.dumps(as_json(MANUAL)).encode(),
         b'"sourceRegion"',
