@@ -25,7 +25,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Redactor", "json_record", "make_handler", "redact", "say", "setup_logging"]
+__all__ = [
+    "Redactor",
+    "json_record",
+    "make_handler",
+    "redact",
+    "say",
+    "setup_logging",
+    "stderr_format",
+]
 
 REDACTED = "[redacted]"
 # A value is redacted once: a value that already is the mark is left alone, so two patterns
@@ -181,6 +189,11 @@ def make_handler(stream: IO[str], fmt: str = "text") -> logging.Handler:
 
 # The log format stderr speaks, set by setup_logging: say() writes in it.
 _stderr_format = "text"
+
+
+def stderr_format() -> str:
+    """The log format setup_logging chose ("text" unless it chose "json")."""
+    return _stderr_format
 
 
 def say(
