@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batchcopy.api import RunControl, copy_snapshots, stream_copies
+    from batchcopy.engine import RegionCounters
     from batchcopy.errors import (
         BatchcopyError,
         CredentialsError,
@@ -48,6 +49,7 @@ _EXPORTS = {
     "OnExists": "batchcopy.settings",
     "PermanentError": "batchcopy.errors",
     "Problem": "batchcopy.errors",
+    "RegionCounters": "batchcopy.engine",
     "Report": "batchcopy.report",
     "ReportDirError": "batchcopy.errors",
     "RetryPolicy": "batchcopy.retry",
@@ -84,6 +86,7 @@ __all__ = [
     "OnExists",
     "PermanentError",
     "Problem",
+    "RegionCounters",
     "Report",
     "ReportDirError",
     "RetryPolicy",

@@ -32,7 +32,7 @@ from pathlib import Path
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from batchcopy.engine import Engine, SnapshotAPI
+from batchcopy.engine import Engine, RegionCounters, SnapshotAPI
 from batchcopy.errors import CredentialsError, ManifestError, ReportDirError, unwrap
 from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.journal import Journal
@@ -60,6 +60,7 @@ class RunControl:
         self.cancelling = anyio.Event()
         self.exit_code: int | None = None
         self._engine: Engine | None = None
+        self._waiter: Waiter | None = None
 
     def __repr__(self) -> str:
         state = (
@@ -76,6 +77,19 @@ class RunControl:
         """Each target region's CopySnapshot rate right now, requests/s (empty before the
         run has started a region)."""
         return self._engine.rates if self._engine is not None else {}
+
+    @property
+    def counters(self) -> dict[str, RegionCounters]:
+        """Each target region's copy requests sent, copies accepted, throttled requests and
+        copies being followed (``wait``), counted as they happen, long before the jobs
+        finish (empty before the run has started a region)."""
+        if self._engine is None:
+            return {}
+        copying = self._waiter.pending if self._waiter is not None else {}
+        return {
+            region: dataclasses.replace(counts, copying=copying.get(region, 0))
+            for region, counts in self._engine.counters.items()
+        }
 
     def stop(self, exit_code: int = 130) -> None:
         """Send nothing new; give calls in flight ``grace`` seconds, then cancel them."""
@@ -127,6 +141,7 @@ async def _running(
         engine = Engine(api, settings, journal=journal, intended=intended, stop=control.stopping)
         control._engine = engine
         waiter = Waiter(api, settings, stop=control.stopping) if settings.wait else None
+        control._waiter = waiter
         send, receive = anyio.create_memory_object_stream[JobResult](4 * settings.max_in_flight)
         engine_scope, watch_scope = anyio.CancelScope(), anyio.CancelScope()
 

@@ -7,6 +7,7 @@ configuration unusable (as the AWS CLI does).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -108,7 +109,9 @@ def _logging(verbose: int, debug: bool, log_format: str, log_file: Path | None) 
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(message, err=True)
+    from batchcopy.logs import say  # a JSON record when logs are JSON Lines
+
+    say(message, level="error")
     return typer.Exit(code)
 
 
@@ -370,10 +373,12 @@ def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None
             f"${made.monthly_cost:.2f} a month more in snapshot storage; "
             f"{made.skipped} already there; {len(made.problems) + made.more_problems} problems."
         )
+        from batchcopy.logs import say
+
         for problem in made.problems:
-            typer.echo(f"{manifest.name}:{problem}", err=True)
+            say(f"{manifest.name}:{problem}", level="warning")
         if made.more_problems:
-            typer.echo(f"... and {made.more_problems} more problems", err=True)
+            say(f"... and {made.more_problems} more problems", level="warning")
     raise typer.Exit(0 if made.ok else 1)
 
 
@@ -515,10 +520,11 @@ def demo(
         return await run_demo(report_dir=folder, on_result=progress.add, control=control)
 
     if not quiet:
-        _console(stderr=True).print(
+        from batchcopy.logs import say
+
+        say(
             "Demo: a local Lightsail emulator with throttling (eu-west-2), 5xx errors and lost "
-            "responses switched on.",
-            highlight=False,
+            "responses switched on."
         )
     _finish(
         _run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0),
@@ -624,7 +630,9 @@ def _finish(report: Report, *, as_json: bool, metrics_file: Path | None = None) 
         except OSError as exc:
             reason = exc.strerror or exc
             message = f"batchcopy: --metrics-file {metrics_file}: not written ({reason})"
-            typer.echo(message, err=True)
+            from batchcopy.logs import say
+
+            say(message, level="warning")
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
@@ -661,19 +669,26 @@ def _console(*, stderr: bool = False) -> Console:
 
 class _Progress:
     """Progress on stderr: on a terminal, live bars (one per target region and one overall:
-    done/total, jobs/s, the region's current request rate and throttles, ETA); otherwise a
-    plain status line every few seconds, for CI logs and cron mail."""
+    done/total, jobs/s, the region's current request rate, copy requests sent and accepted,
+    throttles, ETA); otherwise a plain status line every few seconds, for CI logs and cron
+    mail. With JSON logs, the status lines and one-off messages are JSON records too.
+
+    Requests sent, copies accepted and throttles are read from the run as they happen
+    (:attr:`RunControl.counters`), not from finished jobs, so a long ``--wait`` or a throttle
+    storm shows while no job has finished yet."""
 
     def __init__(self, manifest: Manifest, control: RunControl, *, quiet: bool) -> None:
+        from batchcopy.logs import stderr_format
+
         self._total = manifest.total
         self._per_region = dict(manifest.per_region)
         self._control = control
         self._quiet = quiet
+        self._json = stderr_format() == "json"
         self._console = _console(stderr=True)
-        self._live = not quiet and self._console.is_terminal
+        self._live = not quiet and not self._json and self._console.is_terminal
         self._counts: Counter[str] = Counter()
         self._done: Counter[str] = Counter()  # by target region
-        self._throttles: Counter[str] = Counter()  # by target region
         self._started = time.monotonic()
         self._last_line = self._started
         self._bars: Progress | None = None
@@ -681,28 +696,22 @@ class _Progress:
 
     async def __aenter__(self) -> _Progress:
         if self._live:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             bars = Progress(
                 TextColumn("{task.description:<14}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[note]}"),
-                TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 console=self._console,
                 transient=False,
             )
             self._tasks = {
-                region: bars.add_task(region, total=count, note="")
+                region: bars.add_task(region, total=count, note="", eta=_eta_text(None))
                 for region, count in self._per_region.items()
             }
-            self._tasks[""] = bars.add_task("all", total=self._total, note="")
+            self._tasks[""] = bars.add_task("all", total=self._total, note="", eta=_eta_text(None))
             bars.start()
             self._bars = bars
         return self
@@ -715,8 +724,8 @@ class _Progress:
             self._line()
 
     async def keep_fresh(self) -> None:
-        """Refresh rates and jobs/s every second, and print a plain line when it is due,
-        whether or not jobs are finishing (a long --wait stays visible)."""
+        """Refresh counts, rates and jobs/s every second, and print a plain line when it is
+        due, whether or not jobs are finishing (a long --wait stays visible)."""
         import anyio
 
         while True:
@@ -730,7 +739,6 @@ class _Progress:
         region = result.job.target_region
         self._counts[result.status] += 1
         self._done[region] += 1
-        self._throttles[region] += result.throttles
         if self._bars is not None:
             self._bars.advance(self._tasks[region])
             self._bars.advance(self._tasks[""])
@@ -740,37 +748,101 @@ class _Progress:
         if self._bars is not None:
             self._bars.console.print(message, highlight=False)
         else:
-            print(message, file=sys.stderr, flush=True)
+            from batchcopy.logs import say
+
+            say(message, level="warning")
 
     def _notes(self) -> None:
         assert self._bars is not None
         elapsed = max(1e-9, time.monotonic() - self._started)
         rates = self._control.rates
+        counters = self._control.counters
         for region, task in self._tasks.items():
             if not region:
                 continue
+            counts = counters.get(region)
+            done = self._done[region]
+            copying = counts.copying if counts else 0
             rate = f"{rates[region]:6.1f} req/s" if region in rates else " " * 12
-            note = (
-                f"{self._done[region] / elapsed:6.1f} jobs/s  {rate}  "
-                f"{self._throttles[region]} throttled"
+            note = f"{done / elapsed:6.1f} jobs/s  {rate}  " + _activity(
+                counts.sent if counts else 0,
+                counts.accepted if counts else 0,
+                copying,
+                counts.throttled if counts else 0,
             )
-            self._bars.update(task, note=note)
-        note = (
-            f"{self._done.total() / elapsed:6.1f} jobs/s  {self._counts['failed']} failed  "
-            f"{self._throttles.total()} throttled"
+            eta = _eta(done, self._per_region[region], copying, elapsed)
+            self._bars.update(task, note=note, eta=_eta_text(eta))
+        done, copying = self._done.total(), sum(c.copying for c in counters.values())
+        note = f"{done / elapsed:6.1f} jobs/s  {self._counts['failed']} failed  " + _activity(
+            sum(c.sent for c in counters.values()),
+            sum(c.accepted for c in counters.values()),
+            copying,
+            sum(c.throttled for c in counters.values()),
         )
-        self._bars.update(self._tasks[""], note=note)
+        eta = _eta(done, self._total, copying, elapsed)
+        self._bars.update(self._tasks[""], note=note, eta=_eta_text(eta))
 
     def _line(self) -> None:
+        from batchcopy.logs import say
+
         self._last_line = now = time.monotonic()
-        rate = self._done.total() / max(1e-9, now - self._started)
-        print(
-            f"batchcopy: {self._done.total()} of {self._total} done, "
-            f"{self._counts['failed']} failed, {self._throttles.total()} throttled, "
-            f"{rate:.1f} jobs/s",
-            file=sys.stderr,
-            flush=True,
+        elapsed = max(1e-9, now - self._started)
+        counters = self._control.counters
+        done = self._done.total()
+        sent = sum(c.sent for c in counters.values())
+        accepted = sum(c.accepted for c in counters.values())
+        copying = sum(c.copying for c in counters.values())
+        throttled = sum(c.throttled for c in counters.values())
+        failed = self._counts["failed"]
+        eta = _eta(done, self._total, copying, elapsed)
+        copying_note = f" ({copying} copying)" if copying else ""
+        say(
+            f"batchcopy: {done} of {self._total} done, {sent} sent, {accepted} accepted"
+            f"{copying_note}, {failed} failed, {throttled} throttled, "
+            f"{done / elapsed:.1f} jobs/s, ETA {_eta_text(eta)}",
+            logger="batchcopy.progress",
+            fields={
+                "done": done,
+                "total": self._total,
+                "failed": failed,
+                "sent": sent,
+                "accepted": accepted,
+                "copying": copying,
+                "throttled": throttled,
+                "jobs_per_second": round(done / elapsed, 2),
+                "eta_seconds": None if eta is None else round(eta),
+                "regions": {
+                    region: {"done": self._done[region], **dataclasses.asdict(counts)}
+                    for region, counts in counters.items()
+                },
+            },
         )
+
+
+def _activity(sent: int, accepted: int, copying: int, throttled: int) -> str:
+    copying_note = f" ({copying} copying)" if copying else ""
+    return f"{sent} sent  {accepted} accepted{copying_note}  {throttled} throttled"
+
+
+def _eta(done: int, total: int, copying: int, elapsed: float) -> float | None:
+    """Seconds left at the run's average pace of finished jobs so far; None before any job
+    has finished, and while copies being followed (``--wait``) make up half or more of what
+    is left: when those end is up to Lightsail, not to the pace of the run (one copy left
+    after 400 fast ones would otherwise be "a second" for minutes)."""
+    left = total - done
+    if left <= 0:
+        return 0.0
+    if done == 0 or 2 * copying >= left:
+        return None
+    return left * elapsed / done
+
+
+def _eta_text(eta: float | None) -> str:
+    if eta is None:
+        return "--:--"
+    minutes, seconds = divmod(round(eta), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
 # -- doctor -----------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 from batchcopy.streams import each, put
 
-__all__ = ["Engine", "SnapshotAPI"]
+__all__ = ["Engine", "RegionCounters", "SnapshotAPI"]
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,29 @@ class _Lane:
     slots: anyio.CapacityLimiter  # borrowed on behalf of each job, so it can be resized
     ceiling: int  # max_in_flight
     existing: dict[str, SnapshotInfo] = field(default_factory=dict)
+    # Counted as they happen, for live progress (a job's own counts come with its result).
+    sent: int = 0
+    accepted: int = 0
+    throttled: int = 0
 
     def fit(self) -> None:
         """Resize the in-flight cap to what the current rate and latency need."""
         self.slots.total_tokens = self.limiter.in_flight(self.ceiling)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionCounters:
+    """What a target region's copies have come to so far, counted as it happens.
+
+    ``sent``: CopySnapshot requests sent (retries included); ``accepted``: copies Lightsail
+    accepted (or that were found made after a lost answer); ``throttled``: requests turned
+    away by throttling; ``copying``: accepted copies being followed to their end (``wait``).
+    """
+
+    sent: int = 0
+    accepted: int = 0
+    throttled: int = 0
+    copying: int = 0
 
 
 @dataclass(slots=True)
@@ -144,6 +163,14 @@ class Engine:
     def rates(self) -> dict[str, float]:
         """The current CopySnapshot rate of each target region, requests/s."""
         return {region: lane.limiter.rate for region, lane in sorted(self._lanes.items())}
+
+    @property
+    def counters(self) -> dict[str, RegionCounters]:
+        """Each target region's requests sent, copies accepted and throttles, so far."""
+        return {
+            region: RegionCounters(sent=lane.sent, accepted=lane.accepted, throttled=lane.throttled)
+            for region, lane in sorted(self._lanes.items())
+        }
 
     async def run(
         self, jobs: Iterable[CopyJob], results: MemoryObjectSendStream[JobResult]
@@ -222,6 +249,8 @@ class Engine:
                 # A target listed before we sent anything is ours only if an interrupted
                 # run sent it.
                 result = await self._existing(job, existing, ours=job.target in self._intended)
+            if result.status is Status.STARTED:
+                lane.accepted += 1
             # Targets found already there are copies of the same source too: tagging them
             # finishes tagging that failed before (or that an interrupted run never did).
             if result.status in (Status.STARTED, Status.SKIPPED):
@@ -258,6 +287,7 @@ class Engine:
             if self._journal is not None:
                 await self._journal.intent(job)
         tries.attempts += 1
+        lane.sent += 1
         sent = self._clock()
         try:
             try:
@@ -268,6 +298,7 @@ class Engine:
         except ThrottledError:
             log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
             tries.throttles += 1
+            lane.throttled += 1
             lane.limiter.throttled()
             raise
         except TransientError as exc:

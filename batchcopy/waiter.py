@@ -91,6 +91,11 @@ class Waiter:
         self._wall = wall
         self._lanes: dict[str, _Lane] = {}
 
+    @property
+    def pending(self) -> dict[str, int]:
+        """How many accepted copies each target region is following right now."""
+        return {region: len(lane.pending) for region, lane in sorted(self._lanes.items())}
+
     async def run(
         self, incoming: MemoryObjectReceiveStream[JobResult], out: MemoryObjectSendStream[JobResult]
     ) -> None:

@@ -284,7 +284,40 @@ def test_plain_progress_lines_when_not_a_terminal(live: EmulatorProcess, tmp_pat
         str(tmp_path / "r"),
     )
     assert done.returncode == 0, done.stderr
-    assert "batchcopy: 5 of 5 done, 0 failed" in done.stderr
+    assert "batchcopy: 5 of 5 done, 5 sent, 5 accepted, 0 failed, 0 throttled" in done.stderr
+
+
+def test_json_logs_make_stderr_pure_json_lines(live: EmulatorProcess, tmp_path: Path) -> None:
+    """With --log-format json, every stderr line of a run is a JSON record: log records,
+    status lines (with done, total, sent, accepted, throttled as fields) and errors."""
+    done = batchcopy(
+        "run",
+        str(write(tmp_path / "m.csv", GOOD_ROWS)),
+        "--endpoint-url",
+        live.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        "-v",
+        "--log-format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert {r["logger"] for r in records} == {"batchcopy", "batchcopy.progress"}
+    last = [r for r in records if r["logger"] == "batchcopy.progress"][-1]
+    assert (last["done"], last["total"], last["sent"], last["accepted"]) == (5, 5, 5, 5)
+    assert last["level"] == "info"
+    assert last["message"].startswith("batchcopy: 5 of 5 done")
+    bad = batchcopy(
+        "run",
+        str(write(tmp_path / "bad.csv", ["us-east-1,eu-west-1,,,,,x"])),
+        "--log-format",
+        "json",
+    )
+    assert bad.returncode == 2
+    (error,) = [json.loads(line) for line in bad.stderr.splitlines()]
+    assert error["level"] == "error"
+    assert "nothing was copied" in error["message"]
 
 
 def test_demo_runs_to_a_clean_report(tmp_path: Path) -> None:

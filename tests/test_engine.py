@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from batchcopy import Status, copy_snapshots, stream_copies
-from batchcopy.emulator import Emulator, demo_seed, running_emulator
+from batchcopy import RegionCounters, RunControl, Status, copy_snapshots, stream_copies
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from batchcopy.settings import OnExists
 from tests.helpers import assert_each_target_copied_once, manual, mixed_jobs, run, settings_for
 
@@ -154,3 +154,24 @@ async def test_callers_own_error_comes_out_as_itself() -> None:
             await copy_snapshots(
                 [manual(1, "eu-west-1", "k1")], settings_for(url), on_result=explode
             )
+
+
+async def test_run_control_counts_requests_acceptances_and_throttles_per_region() -> None:
+    """control.counters counts each region's CopySnapshot requests, accepted copies and
+    throttles; at the end they agree with the report, and nothing is left copying."""
+    control = RunControl()
+    faults = {"regions": {"eu-west-1": {"copy_rate": 20, "copy_burst": 1}}}
+    jobs = [manual(i + 2, "eu-west-1", f"t-{i}") for i in range(8)]
+    jobs.append(manual(10, "ap-south-1", "bad", source="no-such-snapshot"))
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    assert control.counters == {}
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, settings_for(url, rate=200), control=control)
+    counters = control.counters
+    assert counters["ap-south-1"] == RegionCounters(sent=1)
+    ireland = counters["eu-west-1"]
+    assert ireland.throttled > 0
+    assert (ireland.accepted, ireland.copying) == (8, 0)
+    assert ireland.sent == ireland.accepted + ireland.throttled
+    assert sum(c.sent for c in counters.values()) == report.summary.attempts
+    assert sum(c.throttled for c in counters.values()) == report.summary.throttles

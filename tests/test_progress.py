@@ -4,16 +4,21 @@ plain status lines in CI logs and cron mail, nothing with --quiet."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.helpers import EmulatorProcess, write_manifest
 
@@ -114,3 +119,92 @@ def test_quiet_terminal_shows_only_the_summary(live: EmulatorProcess, tmp_path: 
     assert code == 0, screen
     assert "req/s" not in screen
     assert "40 jobs in" in screen
+
+
+def _progress_until_first_status(
+    live: EmulatorProcess, tmp_path: Path, log_format: str
+) -> tuple[dict[str, Any], list[str], int]:
+    """A --wait run whose copies take a minute, into a region that throttles, plus two jobs
+    that fail at once: the first status line (as fields), every stderr line, the exit code
+    after Ctrl-C."""
+    live.control(
+        "POST",
+        "config",
+        {"operation_seconds": 60, "regions": {"eu-west-2": {"copy_rate": 5, "copy_burst": 1}}},
+    )
+    rows = [f"us-east-1,eu-west-2,nyc-web-1-2026-11-20,,,,slow-{i}" for i in range(12)]
+    rows += [f"us-east-1,eu-west-1,no-such-snapshot,,,,missing-{i}" for i in range(2)]
+    args = [
+        "run",
+        str(write_manifest(tmp_path / "jobs.csv", rows)),
+        "--endpoint-url",
+        live.url,
+        "--rate",
+        "40",
+        "--wait",
+        "--report-dir",
+        str(tmp_path / "report"),
+        "--log-format",
+        log_format,
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchcopy", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    status: dict[str, Any] = {}
+    try:
+        for line in proc.stderr:  # the first status line comes after five seconds
+            lines.append(line)
+            status = _status(line, log_format)
+            if status:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return status, lines + rest.splitlines(keepends=True), proc.returncode
+
+
+def _status(line: str, log_format: str) -> dict[str, Any]:
+    """The fields of a status line, or {} for any other line."""
+    if log_format == "json":
+        record = json.loads(line)
+        return record if record["logger"] == "batchcopy.progress" else {}
+    found = re.match(
+        r"batchcopy: (?P<done>\d+) of (?P<total>\d+) done, (?P<sent>\d+) sent, "
+        r"(?P<accepted>\d+) accepted(?: \((?P<copying>\d+) copying\))?, (?P<failed>\d+) failed, "
+        r"(?P<throttled>\d+) throttled, [\d.]+ jobs/s, ETA (?P<eta>\S+)$",
+        line.strip(),
+    )
+    if found is None:
+        return {}
+    fields: dict[str, Any] = {k: int(v or 0) for k, v in found.groupdict().items() if k != "eta"}
+    fields["eta_seconds"] = None if found["eta"] == "--:--" else found["eta"]
+    return fields
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_status_shows_sent_accepted_and_throttles_before_any_copy_finishes(
+    live: EmulatorProcess, tmp_path: Path, log_format: str
+) -> None:
+    """Under --wait, status lines count requests sent, copies accepted and being followed,
+    and throttles as they happen, while no copy has finished; with only followed copies
+    left the ETA is --:--, not seconds. With JSON logs every stderr line is a JSON record."""
+    status, lines, code = _progress_until_first_status(live, tmp_path, log_format)
+    assert code == 130, "".join(lines)
+    assert status, "".join(lines)
+    assert (status["done"], status["failed"], status["total"]) == (2, 2, 14)
+    assert status["throttled"] > 0
+    assert status["sent"] > status["accepted"] >= status["copying"] > 0
+    assert status["copying"] * 2 >= status["total"] - status["done"]
+    assert status["eta_seconds"] is None
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]  # each line is one JSON record
+        assert any("stopping" in r["message"] and r["level"] == "warning" for r in records)
+        assert status["regions"]["eu-west-2"]["throttled"] == status["throttled"]

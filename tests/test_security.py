@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from batchcopy import logs
 from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.logs import redact
 from batchcopy.report import ReportWriter
@@ -22,12 +26,24 @@ SECRET_KEY = "FakeSecretKeyValue/DoNotLeak+9876543210"
 SESSION_TOKEN = "FakeSessionTokenValueDoNotLeak0123456789"
 
 
+# What a leak looks like in a log line: a SigV4 signature (64 hex digits, also printed alone
+# on the line after botocore's "Signature:"), or a credential, signature or token field whose
+# value is anything but the redaction mark.
+LEAKS = re.compile(
+    r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])"
+    r"|(?i:signature|credential|security-token|session_?token)['\"]?+\s*+[:=]\s*+b?+['\"]?+"
+    r"(?!\[redacted\])[^\s'\",}]"
+    r"|\[redacted\]'\[redacted\]'"
+)
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_secret_in_any_output_even_with_debug_logs(
     server: EmulatorProcess, tmp_path: Path, log_format: str
 ) -> None:
-    """With -vv --debug, no key, secret, session token or signature appears in stdout,
-    stderr, the log file, the journal or the report."""
+    """With -vv --debug and a session token, no key, secret, session token or signature
+    appears in stdout, stderr, the log file, the journal or the report, and each secret is
+    redacted once, not in pieces."""
     server.control("POST", "reset")
     server.control("POST", "config", {"seed": 1, "error_rate": 0.2, "drop_after_rate": 0.2})
     report = tmp_path / "report"
@@ -59,13 +75,42 @@ def test_no_secret_in_any_output_even_with_debug_logs(
         outputs += [done.stdout, done.stderr]
         server.control("POST", "reset")
     logged = (tmp_path / "batchcopy.log").read_text()
-    assert "botocore" in logged  # debug logging really was on
+    assert "botocore.auth" in logged  # debug logging of the signing really was on
     assert "[redacted]" in logged
     files = [p.read_text() for folder in (report, tmp_path / "report2") for p in folder.iterdir()]
     for text in [*outputs, logged, *files]:
         for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN):
             assert secret not in text
-        assert "Signature=" not in text.replace("Signature=[redacted]", "")
+    for text in [*outputs, logged]:
+        for line in text.splitlines():
+            assert not LEAKS.search(line), line
+
+
+def test_redactor_covers_multi_line_records_and_signing_logs() -> None:
+    """botocore's signing records (the signature on its own line, the string to sign) and
+    any multi-line message lose their secrets, in text and JSON formats alike."""
+    signature = "0123456789abcdef" * 4
+    records = [
+        ("botocore.auth", "Signature:\n%s", (signature,)),
+        (
+            "botocore.auth",
+            "StringToSign:\n%s",
+            (f"AWS4-HMAC-SHA256\n20261126T000000Z\n{signature}",),
+        ),
+        ("botocore.endpoint", "Sending:\n%s", ({"X-Amz-Security-Token": b"tokenvalue123"},)),
+        ("botocore.parsers", "Response body:\n%s", ('{"SecretAccessKey": "shh12345678"}',)),
+    ]
+    for fmt in ("text", "json"):
+        stream = io.StringIO()
+        handler = logs.make_handler(stream, fmt)
+        for name, msg, args in records:
+            record = logging.LogRecord(name, logging.DEBUG, __file__, 1, msg, args, None)
+            handler.handle(record)
+        written = stream.getvalue()
+        for secret in (signature, "tokenvalue123", "shh12345678"):
+            assert secret not in written, written
+        assert "[redacted]'[redacted]'" not in written
+        assert "Signature:" in written  # what the record was about is still readable
 
 
 def test_redact_covers_header_dicts_and_free_text() -> None:
