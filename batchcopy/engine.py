@@ -251,6 +251,9 @@ class Engine:
                 result = await self._existing(job, existing, ours=job.target in self._intended)
             if result.status is Status.STARTED:
                 lane.accepted += 1
+            # Known before tagging: a run cut short while tagging still reports the copy.
+            self.handed_on[job.target] = result
+            self.unsettled.discard(job.target)
             # Targets found already there are copies of the same source too: tagging them
             # finishes tagging that failed before (or that an interrupted run never did).
             if result.status in (Status.STARTED, Status.SKIPPED):
@@ -340,7 +343,11 @@ class Engine:
 
             async def tag() -> None:
                 await lane.limiter.acquire()  # TagResource is a write: the copy budget
-                await self._api.tag_resource(job.target_region, job.target_snapshot_name, tags)
+                try:
+                    await self._api.tag_resource(job.target_region, job.target_snapshot_name, tags)
+                except ThrottledError:
+                    lane.limiter.throttled()  # the rate learns from it; the counts are copies'
+                    raise
 
             await self._guarded(tag)
         except LightsailError as exc:
