@@ -279,6 +279,8 @@ async def copy_snapshots(
                 interrupted=unsettled,
                 exit_code=control.exit_code,
                 rates=live.engine.rates if live else None,
+                start_rate=settings.rate,
+                max_rate=settings.max_rate,
             )
         finally:
             writer.close()  # only does something if finishing failed

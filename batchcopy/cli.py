@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -17,12 +18,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from batchcopy import __version__
-from batchcopy.errors import BatchcopyError, CredentialsError, ManifestError, unwrap
+from batchcopy.errors import (
+    BatchcopyError,
+    CredentialsError,
+    ManifestError,
+    SettingsError,
+    unwrap,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,7 +50,82 @@ EXIT_USAGE = 2
 EXIT_CREDENTIALS = 253
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
 
-app = typer.Typer(
+
+class _Command(TyperCommand):
+    """A typer command that refuses an option given twice unless it is meant to repeat
+    (typer keeps the last one, silently), and whose --help shows no value for flags."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:  # shell completion parses half-typed lines
+            _refuse_repeats(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _no_flag_values(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Group(TyperGroup):
+    """The batchcopy group: --help shows no value for flags, as its commands' does."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _no_flag_values(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _App(typer.Typer):
+    """A typer app whose commands are all _Command (typer has no app-wide default)."""
+
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+def _no_flag_values(params: list[Any]) -> None:
+    """typer's help prints a type (<bool>, <int>) beside every option, also beside flags
+    and counts, which take no value; an empty metavar prints nothing there."""
+    for param in params:
+        flag = isinstance(param, TyperOption) and (param.is_flag or param.count)
+        if flag and param.metavar is None:
+            param.metavar = ""
+
+
+def _refuse_repeats(command: TyperCommand, ctx: Any, args: list[str]) -> None:
+    """Exit 2 if an option that takes one value, or a flag, is given more than once.
+
+    click's parser lists a parameter once per occurrence; a second parse whose options
+    collect every value instead of keeping the last one says what each was given."""
+    parser = command.make_parser(ctx)
+    for option in {*parser._long_opt.values(), *parser._short_opt.values()}:
+        option.action = {"store": "append", "store_const": "append_const"}.get(
+            option.action, option.action
+        )
+    try:
+        values, _, order = parser.parse_args(args=list(args))
+    except Exception:  # the real parse, just after, reports it in click's own words
+        return
+    counts = Counter(param.name for param in order)
+    for param in order:
+        if not isinstance(param, TyperOption) or param.multiple or param.count:
+            continue
+        if counts[param.name] < 2:
+            continue
+        long = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        given = values.get(param.name, [])
+        if param.is_flag and param.secondary_opts:
+            name = f"{long}/{param.secondary_opts[0]}"
+            shown = [long if value else param.secondary_opts[0] for value in given]
+        else:
+            name, shown = long, [] if param.is_flag else [str(value) for value in given]
+        times = "twice" if counts[param.name] == 2 else f"{counts[param.name]} times"
+        listed = f" ({', '.join(shown)})" if shown else ""
+        raise _fail(f"{ctx.command_path}: {name} given {times}{listed}; give it once", EXIT_USAGE)
+
+
+app = _App(
+    cls=_Group,
     name="batchcopy",
     help="Copy Amazon Lightsail snapshots in bulk, across regions, fast and safely.",
     no_args_is_help=True,
@@ -74,9 +158,10 @@ SourceRegion = Annotated[
     str | None, typer.Option(help="Source region for rows that leave it empty.")
 ]
 TargetRegion = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
-        help="Target region(s) for rows that leave it empty; several: eu-west-1;ap-south-1"
+        help="Target region(s) for rows that leave it empty; several: repeat it, or "
+        "eu-west-1;ap-south-1"
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
@@ -115,8 +200,30 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(manifest: str, source_region: str | None, target_region: str | None) -> Manifest:
+def _regions(values: list[str] | None) -> str | None:
+    """Repeated --target-region values and a;b lists as one a;b list, each region once."""
+    regions = [r.strip() for value in values or () for r in value.split(";") if r.strip()]
+    return ";".join(dict.fromkeys(regions)) or None
+
+
+# The option that sets each setting, for errors the user can act on (Settings names fields).
+_OPTION_OF = {"deadline": "--job-timeout"}
+
+
+def _settings_error(command: str, exc: BatchcopyError, **options: str) -> typer.Exit:
+    """Exit 2 with the error, naming the option as the user typed it; ``options`` maps a
+    field to a command's own option name (doctor's --timeout sets read_timeout)."""
+    if isinstance(exc, SettingsError) and exc.field:
+        field = exc.field
+        option = options.get(field) or _OPTION_OF.get(field) or "--" + field.replace("_", "-")
+        return _fail(f"batchcopy {command}: {option} {exc.rule}", EXIT_USAGE)
+    return _fail(f"batchcopy {command}: {exc}", EXIT_USAGE)
+
+
+def _load(manifest: str, source_region: str | None, target_regions: list[str] | None) -> Manifest:
     from batchcopy.manifest import load_manifest
+
+    target_region = _regions(target_regions)
 
     try:
         return load_manifest(manifest, source_region=source_region, target_region=target_region)
@@ -163,6 +270,7 @@ def validate(
 
 @app.command()
 def run(
+    ctx: typer.Context,
     manifest: ManifestArg,
     source_region: SourceRegion = None,
     target_region: TargetRegion = None,
@@ -260,6 +368,25 @@ def run(
 
     _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
+    if not 0 <= shutdown_grace < math.inf:
+        message = f"batchcopy run: --shutdown-grace must be 0 seconds or more, got {shutdown_grace}"
+        raise _fail(message, EXIT_USAGE)
+    if 0 < max_rate < rate < math.inf:  # values out of range are Settings' to refuse
+        source = ctx.get_parameter_source("rate")
+        if source is not None and source.name != "DEFAULT":
+            message = (
+                f"batchcopy run: --rate {rate:g} is above --max-rate {max_rate:g}; "
+                f"give a --rate of at most {max_rate:g}"
+            )
+            raise _fail(message, EXIT_USAGE)
+        # Only the default --rate is above the cap: keep the cap, start at it.
+        if not quiet:
+            typer.echo(
+                f"batchcopy run: starting at {max_rate:g} requests/s (--max-rate), "
+                f"below the default --rate {rate:g}",
+                err=True,
+            )
+        rate = max_rate
     try:
         settings = Settings(
             rate=rate,
@@ -280,7 +407,7 @@ def run(
     except ValueError:
         raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
     except BatchcopyError as exc:
-        raise _fail(f"batchcopy run: {exc}", EXIT_USAGE) from None
+        raise _settings_error("run", exc) from None
     _check_metrics_file(metrics_file, "run")
 
     if dry_run:
@@ -328,7 +455,7 @@ def plan(
     try:
         settings = Settings(profile=profile, endpoint_url=endpoint_url)
     except BatchcopyError as exc:
-        raise _fail(f"batchcopy plan: {exc}", EXIT_USAGE) from None
+        raise _settings_error("plan", exc) from None
     _show_plan(loaded, settings, as_json=as_json)
 
 
@@ -464,7 +591,7 @@ def discover(
         )
         settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=read_timeout)
     except BatchcopyError as exc:
-        raise _fail(f"batchcopy discover: {exc}", EXIT_USAGE) from None
+        raise _settings_error("discover", exc) from None
     try:
         rows = anyio.run(discover_rows, options, settings, backend="asyncio")
     except DiscoverError as exc:
@@ -884,7 +1011,7 @@ def doctor(
     try:
         settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=timeout)
     except BatchcopyError as exc:
-        raise _fail(f"batchcopy doctor: {exc}", EXIT_USAGE) from None
+        raise _settings_error("doctor", exc, read_timeout="--timeout") from None
 
     async def go() -> list[Check]:
         return await run_checks(
@@ -892,7 +1019,7 @@ def doctor(
             regions=region or (),
             manifest=manifest,
             source_region=source_region,
-            target_region=target_region,
+            target_region=_regions(target_region),
             report_dir=report_dir,
             per_check=timeout,
         )

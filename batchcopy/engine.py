@@ -203,7 +203,8 @@ class Engine:
         limiter = RateLimiter(
             settings.rate,
             settings.burst,
-            max_rate=max(settings.max_rate, settings.rate) if settings.adaptive else None,
+            max_rate=settings.max_rate if settings.adaptive else None,
+            limit=settings.max_rate,  # a fixed rate's burst stays within the cap too
             clock=self._clock,
             sleep=self._sleep,
         )

@@ -67,7 +67,17 @@ class ManifestError(BatchcopyError):
 
 
 class SettingsError(BatchcopyError):
-    """A setting is out of range; the message names it."""
+    """A setting is out of range; the message names it.
+
+    ``field`` is the setting's name as the API spells it (``max_attempts``) and ``rule``
+    what is wrong with it; the message is the two together, so the CLI can put the option
+    the user typed (``--max-attempts``) in the field's place. Errors about no one setting
+    leave ``field`` empty and ``rule`` the whole message."""
+
+    def __init__(self, rule: str, *, field: str = "") -> None:
+        super().__init__(f"{field} {rule}" if field else rule)
+        self.field = field
+        self.rule = rule
 
 
 class ReportDirError(BatchcopyError):

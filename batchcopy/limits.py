@@ -21,8 +21,10 @@ through hundreds of throttles (successes before a quiet spell of ``IDLE`` second
 forgotten: a region without jobs for a while says nothing of the service's pace). Each
 success adds ``PROBE`` requests/s: the rate grows about 10% a second at any scale, and by
 at least ``PROBE_FLOOR`` requests/s a second, so a low rate recovers. It never goes above
-``max_rate`` nor below ``min_rate``. Once throttled, requests are paced evenly (the burst
-drops to 1): the service is at its limit, and a burst would only be throttled.
+``max_rate`` nor below ``min_rate``, and no second sees more than ``limit`` requests (by
+default ``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests
+are paced evenly (the burst drops to 1): the service is at its limit, and a burst would
+only be throttled.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -72,6 +74,7 @@ class RateLimiter:
         burst: int = 1,
         *,
         max_rate: float | None = None,
+        limit: float | None = None,
         min_rate: float = 0.1,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
@@ -83,6 +86,8 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.max_rate = max_rate  # None: the rate is fixed and does not adapt
+        # Requests in any one second, at most (a burst included); by default the max_rate.
+        self.limit = limit if limit is not None else max_rate
         self.min_rate = min(min_rate, rate)
         self.throttles = 0
         self.latency = FIRST_LATENCY  # moving average of request round trips, seconds
@@ -99,7 +104,7 @@ class RateLimiter:
     def __repr__(self) -> str:
         ahead = max(0.0, self._tat - self._clock())
         return (
-            f"<RateLimiter rate={self.rate:.3g}/s max={self.max_rate} burst={self.burst} "
+            f"<RateLimiter rate={self.rate:.3g}/s max={self.max_rate} burst={self._burst()} "
             f"latency={self.latency * 1000:.0f}ms booked_ahead={ahead:.3f}s>"
         )
 
@@ -170,9 +175,17 @@ class RateLimiter:
         needed = math.ceil(IN_FLIGHT_HEADROOM * self.rate * self.latency) + self.burst
         return max(1, min(ceiling, max(MIN_IN_FLIGHT, needed)))
 
+    def _burst(self) -> int:
+        """The burst allowed now: within ``limit``. A burst of b then the rate r put
+        b + r - 1 requests in one second, so b is cut to limit - r + 1 (at least 1): at a
+        rate at the limit, requests go one at a time."""
+        if self.limit is None:
+            return self.burst
+        return max(1, min(self.burst, math.floor(self.limit - self.rate + 1)))
+
     def _next_slot(self) -> float:
         """When the next request may go, at the current rate (not booked)."""
-        return self._tat - (self.burst - 1) / self.rate
+        return self._tat - (self._burst() - 1) / self.rate
 
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""

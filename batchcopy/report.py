@@ -74,6 +74,8 @@ class Summary:
     finished_at: float
     exit_code: int
     report_dir: str | None = None
+    start_rate: float | None = None  # each region's CopySnapshot rate at the start, requests/s
+    max_rate: float | None = None  # the cap no region's rate went above, requests/s
     format_version: int = FORMAT_VERSION
 
     @property
@@ -98,6 +100,8 @@ class Summary:
             "reconciled": self.reconciled,
             "tag_failures": self.tag_failures,
             "rates": self.rates,
+            "start_rate": self.start_rate,
+            "max_rate": self.max_rate,
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
             "duration": round(self.duration, 3),
@@ -208,6 +212,8 @@ class ReportWriter:
         interrupted: Container[str] = (),
         exit_code: int | None = None,
         rates: Mapping[str, float] | None = None,
+        start_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> Report:
         """Write the files and return the report.
 
@@ -254,6 +260,8 @@ class ReportWriter:
             finished_at=finished_at,
             exit_code=exit_code if exit_code is not None else 0 if ok else 1,
             report_dir=str(self._directory) if self._directory else None,
+            start_rate=start_rate,
+            max_rate=max_rate,
         )
         if self._directory is not None:
             self._close_rows()

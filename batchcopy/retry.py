@@ -16,6 +16,7 @@ first failure (which it then counts as its first attempt).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -56,13 +57,20 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise SettingsError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if self.base_delay < 0 or self.max_delay < self.base_delay:
-            raise SettingsError("retry delays must satisfy 0 <= base_delay <= max_delay")
-        if self.deadline <= 0:
             raise SettingsError(
-                f"the per-job deadline must be above 0 seconds, got {self.deadline}"
+                f"must be at least 1, got {self.max_attempts}", field="max_attempts"
             )
+        if not 0 <= self.base_delay < math.inf:
+            raise SettingsError(
+                f"must be 0 seconds or more, got {self.base_delay}", field="base_delay"
+            )
+        if not self.base_delay <= self.max_delay < math.inf:
+            raise SettingsError(
+                f"must be at least base_delay ({self.base_delay}), got {self.max_delay}",
+                field="max_delay",
+            )
+        if not 0 < self.deadline < math.inf:
+            raise SettingsError(f"must be above 0 seconds, got {self.deadline}", field="deadline")
 
 
 class _backoff(wait_base):

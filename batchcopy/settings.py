@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 from batchcopy.errors import SettingsError
@@ -46,21 +47,25 @@ class Settings:
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.rate > 0:
-            raise SettingsError(f"--rate must be above 0 requests per second, got {self.rate}")
-        if not self.max_rate > 0:
-            raise SettingsError(f"--max-rate must be above 0, got {self.max_rate}")
-        if self.burst < 1:
-            raise SettingsError(f"--burst must be at least 1, got {self.burst}")
-        if self.max_in_flight < 1:
-            raise SettingsError(f"--max-in-flight must be at least 1, got {self.max_in_flight}")
+        # "not 0 < x < inf" also refuses NaN, which every comparison fails.
+        for name in ("rate", "max_rate", "wait_read_rate"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise SettingsError(f"must be above 0 requests per second, got {value}", field=name)
+        if self.max_rate < self.rate:
+            # The cap is a promise: a start above it is refused, never quietly raised.
+            raise SettingsError(f"{self.max_rate:g} is below rate {self.rate:g}", field="max_rate")
+        for name in ("burst", "max_in_flight"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"must be at least 1, got {getattr(self, name)}", field=name)
+        for name in ("connect_timeout", "read_timeout", "wait_timeout"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise SettingsError(f"must be above 0 seconds, got {value}", field=name)
         if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
             raise SettingsError(
-                f"--endpoint-url must start with http:// or https://, got {self.endpoint_url!r}"
+                f"must start with http:// or https://, got {self.endpoint_url!r}",
+                field="endpoint_url",
             )
-        if self.wait_timeout <= 0 or not self.wait_read_rate > 0:
-            raise SettingsError("--wait-timeout and the wait read rate must be above 0")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise SettingsError("timeouts must be above 0 seconds")
         if self.on_exists not in tuple(OnExists):
-            raise SettingsError(f"on_exists must be skip or fail, got {self.on_exists!r}")
+            raise SettingsError(f"must be skip or fail, got {self.on_exists!r}", field="on_exists")

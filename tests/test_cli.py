@@ -456,3 +456,196 @@ def test_version_and_shell_completion() -> None:
         env={"_BATCHCOPY_COMPLETE": "complete_bash", "COMP_WORDS": "batchcopy d", "COMP_CWORD": "1"}
     )
     assert set(words.stdout.split()) >= {"demo", "discover", "doctor"}, words
+
+
+NO_TARGET = "source_region,source_snapshot_name,target_snapshot_name\n"
+
+
+def test_repeated_target_region_fans_out(live: EmulatorProcess, tmp_path: Path) -> None:
+    """--target-region given twice (or as a;b, or both) makes one job per region, each
+    region once, in validate, plan and run alike."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(NO_TARGET + "us-east-1,nyc-web-2-2026-11-20,fanned-1\n")
+    regions = ["--target-region", "eu-west-1;ap-south-1", "--target-region", "eu-west-1"]
+    checked = batchcopy("validate", str(manifest), *regions, "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["per_region"] == {"eu-west-1": 1, "ap-south-1": 1}
+    planned = batchcopy("plan", str(manifest), *regions, "--endpoint-url", live.url, "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["per_region"] == {"ap-south-1": 1, "eu-west-1": 1}
+    done = batchcopy(
+        "run", str(manifest), *regions, "--endpoint-url", live.url,
+        "--report-dir", str(tmp_path / "r"), *FAST,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert live.control("GET", "stats")["copies_accepted"] == {
+        "eu-west-1/fanned-1": 1,
+        "ap-south-1/fanned-1": 1,
+    }
+
+
+def test_source_region_twice_is_refused_before_any_request(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """--source-region given twice on validate, plan or run exits 2 with one line and
+    sends nothing."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("source_snapshot_name,target_region,target_snapshot_name\n"
+                        "nyc-web-2-2026-11-20,eu-west-1,twice-1\n")  # fmt: skip
+    twice = ["--source-region", "us-east-1", "--source-region", "eu-central-1"]
+    for command in ("validate", "plan", "run"):
+        extra = {"validate": [], "plan": ["--endpoint-url", live.url]}.get(
+            command, ["--endpoint-url", live.url, "--quiet"]
+        )
+        done = batchcopy(command, str(manifest), *twice, *extra)
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr.strip() == (
+            f"batchcopy {command}: --source-region given twice (us-east-1, eu-central-1); "
+            "give it once"
+        )
+    assert live.control("GET", "stats")["requests_total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "m.csv", "--rate", "1", "--rate", "2"], "--rate given twice (1, 2)"),
+        (
+            ["run", "m.csv", "--adaptive", "--fixed-rate"],
+            "--adaptive/--fixed-rate given twice (--adaptive, --fixed-rate)",
+        ),
+        (["run", "m.csv", "-q", "--quiet", "--json"], "--quiet given twice"),
+        (["validate", "m.csv", "--json", "--json"], "--json given twice"),
+        (
+            [
+                "discover",
+                "--source-region",
+                "us-east-1",
+                "--target-region",
+                "eu-west-1",
+                "--kind",
+                "disk",
+                "--kind",
+                "instance",
+            ],
+            "--kind given twice (disk, instance)",
+        ),
+        (["doctor", "--timeout", "1", "--timeout=2"], "--timeout given twice (1, 2)"),
+    ],
+)
+def test_an_option_given_twice_is_refused(args: list[str], said: str, tmp_path: Path) -> None:
+    """An option that takes one value (or a flag) given twice exits 2 and names it; only
+    list options (--tag, --region, ...) and -v repeat."""
+    write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    done = batchcopy(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"batchcopy {args[0]}: {said}; give it once"
+
+
+def test_max_rate_below_the_default_rate_starts_at_the_cap(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """--max-rate below the default --rate: the run starts at --max-rate, says so on
+    stderr, and the summary records the start rate and the cap, never exceeded."""
+    report = tmp_path / "r"
+    done = batchcopy(
+        "run", str(write(tmp_path / "m.csv", GOOD_ROWS)), "--endpoint-url", live.url,
+        "--report-dir", str(report), "--max-rate", "2", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "batchcopy run: starting at 2 requests/s (--max-rate), below the default --rate 5"
+    )
+    summary = json.loads((report / "summary.json").read_text())
+    assert (summary["start_rate"], summary["max_rate"]) == (2.0, 2.0)
+    assert summary["rates"]
+    assert max(summary["rates"].values()) <= 2.0
+    assert json.loads(done.stdout)["start_rate"] == 2.0
+
+
+def test_rate_above_max_rate_is_refused(live: EmulatorProcess, tmp_path: Path) -> None:
+    """--rate above --max-rate, both given, exits 2 naming both; nothing is sent."""
+    done = batchcopy(
+        "run", str(write(tmp_path / "m.csv", GOOD_ROWS)), "--endpoint-url", live.url,
+        "--rate", "8", "--max-rate", "2", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "batchcopy run: --rate 8 is above --max-rate 2; give a --rate of at most 2"
+    )
+    assert live.control("GET", "stats")["requests_total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "m.csv", "--max-attempts", "0"], "--max-attempts must be at least 1, got 0"),
+        (["run", "m.csv", "--job-timeout", "nan"], "--job-timeout must be above 0 seconds"),
+        (["run", "m.csv", "--wait-timeout", "0"], "--wait-timeout must be above 0 seconds"),
+        (["run", "m.csv", "--read-timeout", "-1"], "--read-timeout must be above 0 seconds"),
+        (["run", "m.csv", "--max-in-flight", "0"], "--max-in-flight must be at least 1"),
+        (["run", "m.csv", "--burst", "0"], "--burst must be at least 1"),
+        (["run", "m.csv", "--rate", "inf"], "--rate must be above 0 requests per second"),
+        (["run", "m.csv", "--max-rate", "nan"], "--max-rate must be above 0 requests per second"),
+        (["run", "m.csv", "--shutdown-grace", "-1"], "--shutdown-grace must be 0 seconds or more"),
+        (["run", "m.csv", "--shutdown-grace", "nan"], "--shutdown-grace must be 0 seconds or"),
+        (["plan", "m.csv", "--endpoint-url", "ftp://x"], "--endpoint-url must start with http"),
+        (["doctor", "--timeout", "0"], "--timeout must be above 0 seconds"),
+        (
+            [
+                "discover",
+                "--source-region",
+                "us-east-1",
+                "--target-region",
+                "eu-west-1",
+                "--read-timeout",
+                "inf",
+            ],
+            "--read-timeout must be above 0 seconds",
+        ),
+    ],
+)
+def test_settings_errors_name_the_option_as_typed(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    """A number out of range (negative, zero, NaN, infinite) exits 2 with one line that
+    names the option as the user typed it."""
+    write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    endpoint = [] if "--endpoint-url" in args else ["--endpoint-url", "http://127.0.0.1:9"]
+    done = batchcopy(*args, *endpoint, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"batchcopy {args[0]}: {said}"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "_" not in done.stderr.split(":")[1]  # no max_attempts, read_timeout, ...
+
+
+HELP_ENV = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+@pytest.mark.parametrize("command", ["", "run", "discover", "demo", "doctor", "emulator"])
+def test_help_shows_no_value_for_flags(command: str) -> None:
+    """--help shows a value type only for options that take a value: not <bool> for
+    --quiet, --json, --version..., not <int> for -v."""
+    done = batchcopy(*filter(None, [command, "--help"]), env=HELP_ENV)
+    assert done.returncode == 0, done.stderr
+    assert "<bool>" not in done.stdout
+    flags = ("--help", "--quiet", "--verbose", "--version", "--debug", "--demo", "--json")
+    for line in done.stdout.splitlines():
+        if any(f"│ {flag} " in line for flag in flags):
+            assert "<" not in line.split("│")[1], line
+    if command == "run":
+        rate = next(line for line in done.stdout.splitlines() if "│ --rate " in line)
+        assert "<float>" in rate
+
+
+def test_list_options_and_counts_still_repeat(live: EmulatorProcess) -> None:
+    """Options meant to repeat (discover's regions, -v) are not refused."""
+    done = batchcopy(
+        "discover", "--source-region", "us-east-1", "--source-region", "eu-central-1",
+        "--target-region", "eu-west-1", "-v", "-v", "--endpoint-url", live.url, "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {row.split(",")[0] for row in done.stdout.splitlines()[1:]} == {
+        "us-east-1",
+        "eu-central-1",
+    }

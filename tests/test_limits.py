@@ -293,3 +293,43 @@ def test_one_timeout_does_not_pass_for_the_latency() -> None:
     limiter.timed(60.0)
     assert limiter.latency < 0.2
     assert limiter.in_flight(ceiling=128) < 128
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "cap", "adaptive"),
+    [(2, 5, 2, True), (2, 5, 2, False), (5, 5, 10, True), (5, 20, 10, False), (1, 5, 3, True)],
+)
+async def test_no_second_sees_more_than_the_cap(
+    rate: float, burst: int, cap: float, adaptive: bool
+) -> None:
+    """With a cap (--max-rate), no one-second window sees more than the cap (plus one at
+    the window's edge), bursts after quiet spells and a rate climbing in slow start
+    included, adaptive or not."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        rate,
+        burst,
+        max_rate=cap if adaptive else None,
+        limit=cap,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    sent: list[float] = []
+    for _ in range(3):
+        for _ in range(40):
+            await limiter.acquire()
+            sent.append(fake.now)
+            limiter.timed(0.05)
+            limiter.succeeded()
+        fake.now += 5.0  # a quiet spell: the burst is available again
+    busiest = max(sum(t <= s < t + 1 for s in sent) for t in sent)
+    assert busiest <= cap + 1
+
+
+def test_a_burst_over_the_cap_is_cut_to_fit() -> None:
+    """A burst that would pass the cap in its first second is cut: at --max-rate 2 with the
+    default --burst 5 requests go one at a time, half a second apart, not five at once."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=2, burst=5, max_rate=2, clock=fake.clock, sleep=fake.sleep)
+    assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0.5, 1.0])
+    assert "burst=1" in repr(limiter)
