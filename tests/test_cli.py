@@ -393,6 +393,7 @@ def test_discover_run_and_run_again_copies_nothing_twice(
     live: EmulatorProcess, tmp_path: Path
 ) -> None:
     """discover writes a manifest that runs; running it again sends no CopySnapshot."""
+    live.control("POST", "config", {"operation_seconds": 0})  # done before the second run
     manifest = tmp_path / "found.csv"
     found = batchcopy(
         "discover",
