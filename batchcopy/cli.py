@@ -843,7 +843,9 @@ def doctor(
 
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
+    ] = 0,
     seed: Annotated[
         Path | None, typer.Option(help="JSON seed file: regions, instances, disks, snapshots.")
     ] = None,
@@ -859,9 +861,9 @@ def emulator(
 
     try:
         server = build_emulator(seed=seed, demo=demo, faults=faults)
+        run_until_signalled(server, host=host, port=port)
     except EmulatorSetupError as exc:
         raise _fail(f"batchcopy emulator: {exc}", EXIT_USAGE) from None
-    run_until_signalled(server, host=host, port=port)
 
 
 app.command()(emulator)

@@ -33,7 +33,7 @@ from batchcopy.emulator.faults import FaultConfig, RegionFaults
 from batchcopy.emulator.seed import load_seed
 from batchcopy.emulator.sim import ACCOUNT_ID, ApiError, Lightsail
 
-__all__ = ["Emulator", "Stats", "create_app", "running_emulator", "serve"]
+__all__ = ["Emulator", "Stats", "create_app", "host_port", "running_emulator"]
 
 log = logging.getLogger(__name__)
 
@@ -414,17 +414,14 @@ async def running_emulator(
         create_app(emulator or Emulator()), access_log=None, shutdown_timeout=0.5
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
+        await web.TCPSite(runner, host, port).start()  # a failed bind still cleans up
         sockname = runner.addresses[0]
-        yield f"http://{host}:{sockname[1]}"
+        yield f"http://{host_port(host, sockname[1])}"
     finally:
         await runner.cleanup()
 
 
-async def serve(emulator: Emulator, *, host: str, port: int, ready: Callable[[str], None]) -> None:
-    """Serve until cancelled; ``ready`` receives the URL once the port is open."""
-    async with running_emulator(emulator, host=host, port=port) as url:
-        ready(url)
-        await asyncio.Event().wait()
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it: an IPv6 address goes in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
