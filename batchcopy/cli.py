@@ -791,9 +791,12 @@ def doctor(
         ),
     ] = None,
     report_dir: Annotated[
-        Path,
-        typer.Option(help="Folder a run's report folder goes in; it must exist (default: here)."),
-    ] = Path(),
+        Path | None,
+        typer.Option(
+            help="The report folder a run would be given, as in `run --report-dir`; it is "
+            "not created (default: a new folder here)."
+        ),
+    ] = None,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 15.0,
@@ -802,8 +805,9 @@ def doctor(
     """Check that a run can work from here: credentials, Lightsail in each region, the report
     folder.
 
-    One line per check, OK or FAIL with the fix; only reads are made. Exit 0 when every check
-    is OK, 1 otherwise."""
+    One line per check, OK or FAIL with the fix; only reads are made. STS is asked at
+    --endpoint-url too (the emulator answers it) unless AWS_ENDPOINT_URL_STS is set. Exit 0
+    when every check is OK, 1 otherwise."""
     import anyio
 
     from batchcopy.doctor import Check, run_checks

@@ -3,8 +3,8 @@
 ``POST /`` with ``X-Amz-Target: Lightsail_20161128.<Operation>`` runs an operation in the
 region named by the SigV4 credential scope of the ``Authorization`` header (the signature
 itself is not checked, and never logged). STS's GetCallerIdentity (query protocol, signed
-for ``sts``) is answered too, so ``batchcopy doctor`` can be rehearsed against the emulator
-with ``AWS_ENDPOINT_URL_STS`` pointing at it. Requests pass the region's faults in this order:
+for ``sts``) is answered too, at the same URL, where ``batchcopy doctor --endpoint-url``
+asks it. Requests pass the region's faults in this order:
 latency, throttle, 500 error, drop before, the operation itself, drop after, hang.
 
 The control API lives under ``/_emulator/``: ``POST reset``, ``GET``/``POST config``,
