@@ -990,9 +990,12 @@ def doctor(
         ),
     ] = None,
     report_dir: Annotated[
-        Path,
-        typer.Option(help="Folder a run's report folder goes in; it must exist (default: here)."),
-    ] = Path(),
+        Path | None,
+        typer.Option(
+            help="The report folder a run would be given, as in `run --report-dir`; it is "
+            "not created (default: a new folder here)."
+        ),
+    ] = None,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 15.0,
@@ -1001,8 +1004,9 @@ def doctor(
     """Check that a run can work from here: credentials, Lightsail in each region, the report
     folder.
 
-    One line per check, OK or FAIL with the fix; only reads are made. Exit 0 when every check
-    is OK, 1 otherwise."""
+    One line per check, OK or FAIL with the fix; only reads are made. STS is asked at
+    --endpoint-url too (the emulator answers it) unless AWS_ENDPOINT_URL_STS is set. Exit 0
+    when every check is OK, 1 otherwise."""
     import anyio
 
     from batchcopy.doctor import Check, run_checks
@@ -1042,7 +1046,9 @@ def doctor(
 
 def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
+    ] = 0,
     seed: Annotated[
         Path | None, typer.Option(help="JSON seed file: regions, instances, disks, snapshots.")
     ] = None,
@@ -1058,9 +1064,9 @@ def emulator(
 
     try:
         server = build_emulator(seed=seed, demo=demo, faults=faults)
+        run_until_signalled(server, host=host, port=port)
     except EmulatorSetupError as exc:
         raise _fail(f"batchcopy emulator: {exc}", EXIT_USAGE) from None
-    run_until_signalled(server, host=host, port=port)
 
 
 app.command()(emulator)

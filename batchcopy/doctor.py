@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,13 +24,15 @@ from batchcopy.errors import (
     LightsailError,
     ManifestError,
     PermanentError,
+    ReportDirError,
     SettingsError,
     ThrottledError,
     TransientError,
 )
 from batchcopy.facts import lightsail_regions
-from batchcopy.lightsail import PROBE_ACTION, LightsailClients, caller_identity
+from batchcopy.lightsail import PROBE_ACTION, LightsailClients, caller_identity, sts_endpoint
 from batchcopy.logs import redact
+from batchcopy.report import check_report_dir
 from batchcopy.settings import Settings
 
 __all__ = ["DEFAULT_REGION", "Check", "run_checks"]
@@ -92,7 +93,7 @@ async def run_checks(
     manifest: str | Path | None = None,
     source_region: str | None = None,
     target_region: str | None = None,
-    report_dir: Path = Path(),
+    report_dir: Path | None = None,
     per_check: float = 15.0,
     retry_pause: float = 1.0,
 ) -> list[Check]:
@@ -101,8 +102,9 @@ async def run_checks(
     The regions checked are ``regions`` plus every source and target region of ``manifest``
     (loaded with the ``source_region`` / ``target_region`` defaults, as a run loads it), or
     :data:`DEFAULT_REGION` when that leaves none. A manifest that fails validation is a
-    failed check of its own. ``report_dir`` is where a run's report folder goes; it must
-    exist and be writable. Each network check gets ``per_check`` seconds; a throttled or
+    failed check of its own. ``report_dir`` is the report folder itself, as a run's
+    ``report_dir``; a run could use it (nothing is created), or with ``None`` make a new one
+    in the current folder. Each network check gets ``per_check`` seconds; a throttled or
     failed read is tried once more after ``retry_pause`` seconds.
 
     Returns the checks in a fixed order: credentials, manifest, regions (sorted), report
@@ -134,20 +136,29 @@ async def _into(slot: dict[str, Check], key: str, check: Callable[[], Awaitable[
 
 async def _credentials(settings: Settings, seconds: float) -> Check:
     name = "credentials"
+    shared = sts_endpoint(settings)  # None: STS's own endpoint
+    at = f" at {shared}" if shared else ""
+    unreachable = STS_NETWORK_FIX
+    if shared:
+        unreachable = (
+            f"STS was asked at {shared}, Lightsail's endpoint; if that does not answer STS, "
+            "set AWS_ENDPOINT_URL_STS to an endpoint that does (https://sts.amazonaws.com)"
+        )
     try:
         with anyio.fail_after(seconds):
             identity = await caller_identity(settings)
     except CredentialsError as exc:
         return Check(name=name, ok=False, detail=_clean(str(exc)), fix=CREDENTIALS_FIX)
     except TimeoutError:
-        detail = f"STS GetCallerIdentity gave no answer within {seconds:g} s"
-        return Check(name=name, ok=False, detail=detail, fix=STS_NETWORK_FIX)
+        detail = f"STS GetCallerIdentity{at} gave no answer within {seconds:g} s"
+        return Check(name=name, ok=False, detail=detail, fix=unreachable)
     except PermanentError as exc:
-        fix = REFUSED_FIX if exc.code in REFUSED else CREDENTIALS_FIX
-        return Check(name=name, ok=False, detail=f"STS answered {_clean(str(exc))}", fix=fix)
+        fix = REFUSED_FIX if exc.code in REFUSED else unreachable if shared else CREDENTIALS_FIX
+        detail = f"STS{at} answered {_clean(str(exc))}"
+        return Check(name=name, ok=False, detail=detail, fix=fix)
     except (LightsailError, SettingsError) as exc:  # the error tree has no STS branch
-        detail = f"STS GetCallerIdentity failed: {_clean(str(exc))}"
-        return Check(name=name, ok=False, detail=detail, fix=STS_NETWORK_FIX)
+        detail = f"STS GetCallerIdentity{at} failed: {_clean(str(exc))}"
+        return Check(name=name, ok=False, detail=detail, fix=unreachable)
     detail = f"account {identity['account']}, {identity['arn']}"
     return Check(name=name, ok=True, detail=detail)
 
@@ -227,29 +238,25 @@ def _manifest(
     return Check(name=name, ok=True, detail=detail), regions
 
 
-def _report_dir(folder: Path) -> Check:
-    """Whether a run can write its report folder inside ``folder``: a temporary file is
-    made and removed there."""
+def _report_dir(folder: Path | None) -> Check:
+    """Whether a run given ``--report-dir folder`` could write its report there, by the
+    rules a run applies (nothing is created); ``None``: whether a run without --report-dir
+    could make its new folder here."""
     name = "report folder"
-    other = "or pass --report-dir with a folder you can write to"
-    if folder.is_symlink():
-        detail = f"{folder} is a symbolic link, which a run refuses"
-        return Check(name=name, ok=False, detail=detail, fix=f"give the real folder, {other}")
-    if not folder.exists():
-        detail = f"{folder} does not exist"
-        fix = f"create it (mkdir -p {folder}) {other}"
-        return Check(name=name, ok=False, detail=detail, fix=fix)
-    if not folder.is_dir():
-        detail = f"{folder} is not a folder"
-        return Check(name=name, ok=False, detail=detail, fix="pass --report-dir with a folder")
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".batchcopy-doctor-") as probe:
-            probe.write(b"ok")
-            probe.flush()
-    except OSError as exc:
-        detail = f"{folder} is not writable ({exc.strerror or exc})"
-        return Check(name=name, ok=False, detail=detail, fix=f"chmod u+w {folder}, {other}")
-    return Check(name=name, ok=True, detail=f"{folder.resolve()} is writable")
+        if folder is None:
+            # A name no run uses (runs add a timestamp), so it never exists; only its
+            # parent, the current folder, is checked.
+            check_report_dir(Path(f"batchcopy-report-doctor-{os.getpid()}"))
+            return Check(
+                name=name, ok=True, detail=f"a new report folder can be made in {Path.cwd()}"
+            )
+        found = check_report_dir(folder)
+    except ReportDirError as exc:
+        # Report-folder errors say what is wrong, then "; " and what to do.
+        detail, _, fix = str(exc).partition("; ")
+        return Check(name=name, ok=False, detail=detail, fix=fix or "choose another --report-dir")
+    return Check(name=name, ok=True, detail=found)
 
 
 def _clean(text: str) -> str:

@@ -35,10 +35,20 @@ import anyio.to_thread
 from batchcopy.errors import ReportDirError
 from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult
 
-__all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point"]
+__all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
 
 JOURNAL_NAME = "journal.jsonl"
 VERSION = 1
+
+
+def refuse_journal(directory: Path) -> None:
+    """Raise :class:`ReportDirError` if ``directory`` holds a run's journal: a new run there
+    would mix two runs' records, and --resume is the way to continue that one."""
+    if (directory / JOURNAL_NAME).exists():
+        raise ReportDirError(
+            f"{directory} already holds a run's journal; resume it with --resume "
+            f"{directory}, or choose another --report-dir"
+        )
 
 
 class JournalMismatch(ReportDirError):
@@ -87,11 +97,8 @@ class Journal:
             if not path.exists():
                 raise ReportDirError(f"{directory}: no {JOURNAL_NAME} to resume from")
             past = _read(path, manifest_sha256, force=force)
-        elif path.exists():
-            raise ReportDirError(
-                f"{directory} already holds a run's journal; resume it with --resume "
-                f"{directory}, or choose another --report-dir"
-            )
+        else:
+            refuse_journal(directory)
         if resume:
             _mend_tail(path)  # or the next record would be glued onto the last line
         handle = _open_append(path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -33,7 +35,13 @@ from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
 from batchcopy.settings import Settings
 
-__all__ = ["PROBE_ACTION", "LightsailClients", "caller_identity", "translate_error"]
+__all__ = [
+    "PROBE_ACTION",
+    "LightsailClients",
+    "caller_identity",
+    "sts_endpoint",
+    "translate_error",
+]
 
 Response = dict[str, Any]
 # The read LightsailClients.probe makes; its permission is the one a doctor check proves.
@@ -57,6 +65,10 @@ TRANSIENT_CODES = frozenset(
         "IDPCommunicationError",
     }
 )
+_LIGHTSAIL_ENDPOINT = "AWS_ENDPOINT_URL_LIGHTSAIL"
+_IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
+# An endpoint of AWS itself serves Lightsail alone; STS has endpoints of its own there.
+_AWS_HOST = re.compile(r"https?://([^/:@]+\.)?amazonaws\.com(\.cn)?([:/]|$)", re.IGNORECASE)
 CREDENTIAL_ERRORS = (
     boto.NoCredentialsError,
     boto.PartialCredentialsError,
@@ -285,8 +297,10 @@ class LightsailClients:
 async def caller_identity(settings: Settings) -> dict[str, str]:
     """The ``account`` and ``arn`` the credentials belong to (STS GetCallerIdentity, which
     needs no permission), found as :class:`LightsailClients` finds them: the profile, the
-    usual chain, or the settings' static credentials. STS's endpoint comes from botocore's
-    configuration (``AWS_ENDPOINT_URL_STS``, the config file), never from ``endpoint_url``."""
+    usual chain, or the settings' static credentials.
+
+    STS goes where :func:`sts_endpoint` says: ``AWS_ENDPOINT_URL_STS`` when set, else
+    Lightsail's own endpoint when one is given, else botocore's choice."""
     session = AioSession(profile=settings.profile)
     kwargs: dict[str, Any] = {
         "config": AioConfig(
@@ -299,6 +313,8 @@ async def caller_identity(settings: Settings) -> dict[str, str]:
         key, secret = settings.credentials
         kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
     try:
+        if endpoint := sts_endpoint(settings, session):
+            kwargs["endpoint_url"] = endpoint
         # STS answers in every region; a run never needs a default one, so none is required.
         kwargs["region_name"] = session.get_config_variable("region") or "us-east-1"
         async with session.create_client("sts", **kwargs) as sts:
@@ -308,6 +324,27 @@ async def caller_identity(settings: Settings) -> dict[str, str]:
     except Exception as exc:
         raise translate_error(exc) from exc
     return {"account": str(response.get("Account", "")), "arn": str(response.get("Arn", ""))}
+
+
+def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str | None:
+    """Where STS is called when it is not botocore's own choice: at Lightsail's endpoint
+    (``endpoint_url``, or ``AWS_ENDPOINT_URL_LIGHTSAIL``) unless ``AWS_ENDPOINT_URL_STS``
+    is set or that endpoint is AWS's own.
+
+    An endpoint of one's own is a stand-in (the emulator) that answers STS at the same URL;
+    sending STS to AWS instead would check credentials the stand-in never sees, or fail
+    offline. ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` makes both variables count for
+    nothing, as in botocore (read from ``session``'s configuration when one is given)."""
+    if session is not None:
+        ignored = bool(session.get_config_variable("ignore_configured_endpoint_urls"))
+    else:
+        ignored = os.environ.get(_IGNORE_ENDPOINTS, "").lower() == "true"
+    if os.environ.get("AWS_ENDPOINT_URL_STS") and not ignored:
+        return None  # botocore reads it itself
+    url = settings.endpoint_url or (None if ignored else os.environ.get(_LIGHTSAIL_ENDPOINT))
+    if not url or _AWS_HOST.match(url):
+        return None
+    return url
 
 
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:

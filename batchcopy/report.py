@@ -29,9 +29,16 @@ from batchcopy.jobs import (
     JobResult,
     Status,
 )
-from batchcopy.journal import crash_point
+from batchcopy.journal import crash_point, refuse_journal
 
-__all__ = ["FORMAT_VERSION", "Report", "ReportWriter", "Summary", "prepare_report_dir"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Report",
+    "ReportWriter",
+    "Summary",
+    "check_report_dir",
+    "prepare_report_dir",
+]
 
 FORMAT_VERSION = 1
 REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "journal.jsonl")
@@ -128,15 +135,10 @@ def prepare_report_dir(directory: Path) -> Path:
 
     A symlink as the folder or in place of any report file is refused: the report must land
     where the user asked, not wherever a link points."""
-    for path in (directory, *(directory / name for name in REPORT_FILES)):
-        if path.is_symlink():
-            raise ReportDirError(f"{path} is a symbolic link; give a real folder with --report-dir")
+    _refuse_links(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-") as probe:
-            probe.write(b"ok")
-            probe.flush()
-            os.fsync(probe.fileno())
+        _probe(directory)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ReportDirError(
@@ -144,6 +146,54 @@ def prepare_report_dir(directory: Path) -> Path:
             "choose another folder with --report-dir"
         ) from None
     return directory
+
+
+def check_report_dir(directory: Path) -> str:
+    """Whether a new run could use ``directory`` as its report folder, found without
+    creating it: :func:`prepare_report_dir`'s rules and a new journal's. Returns what was
+    found; raises :class:`ReportDirError` ("what is wrong; what to do").
+
+    An existing ``directory`` must be a writable folder without a journal; a missing one
+    must be makeable, as ``mkdir -p`` would: its nearest existing parent a writable folder.
+    """
+    _refuse_links(directory)
+    where = directory
+    try:
+        if directory.is_dir():
+            refuse_journal(directory)
+            _probe(directory)
+            return f"{directory} is writable"
+        if directory.exists():
+            raise ReportDirError(f"{directory} is not a folder; choose another --report-dir")
+        where = next(p for p in directory.absolute().parents if p.exists())
+        if not where.is_dir():
+            raise ReportDirError(
+                f"{directory} cannot be made: {where} is not a folder; choose another --report-dir"
+            )
+        _probe(where)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ReportDirError(
+            f"{where}: cannot write the report here ({reason}); "
+            "choose another folder with --report-dir"
+        ) from None
+    return f"{directory} can be made in {where}"
+
+
+def _refuse_links(directory: Path) -> None:
+    """A symlink as the folder or in place of any report file is refused: the report must
+    land where the user asked, not wherever a link points."""
+    for path in (directory, *(directory / name for name in REPORT_FILES)):
+        if path.is_symlink():
+            raise ReportDirError(f"{path} is a symbolic link; give a real folder with --report-dir")
+
+
+def _probe(directory: Path) -> None:
+    """Write, sync and remove a file in ``directory``; raises OSError if it cannot."""
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-") as probe:
+        probe.write(b"ok")
+        probe.flush()
+        os.fsync(probe.fileno())
 
 
 class ReportWriter:

@@ -8,7 +8,10 @@ or point it at Lightsail (credentials from your usual AWS profile or environment
 
     python examples/async_api.py --endpoint-url https://lightsail.eu-west-1.amazonaws.com
 
-It reads examples/manifest.csv, streams each result as it finishes, then prints the totals.
+It reads examples/manifest.csv, streams each result as it finishes, then copies again
+(every job is skipped now) and prints the totals. It writes no files unless asked: with
+--report-dir DIR, the second pass also writes its report (summary.json, results.jsonl,
+results.csv and the journal) into DIR, as `batchcopy run --report-dir DIR` does.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ async def endpoint(url: str | None) -> AsyncIterator[tuple[str, tuple[str, str] 
         yield local, ("example", "example")
 
 
-async def main(url: str | None) -> int:
+async def main(url: str | None, report_dir: Path | None) -> int:
     manifest = batchcopy.load_manifest(MANIFEST)  # raises ManifestError listing every problem
     async with endpoint(url) as (endpoint_url, credentials):
         settings = batchcopy.Settings(
@@ -46,14 +49,20 @@ async def main(url: str | None) -> int:
         async with batchcopy.stream_copies(manifest.jobs(), settings) as results:
             async for result in results:
                 print(f"line {result.job.line}: {result.job.target} {result.status}")
-        # Or everything at once, with a report folder; copying again now skips every job,
-        # because each target already exists, made from the same source.
-        report = await batchcopy.copy_snapshots(manifest, settings)
+        # Or everything at once, with a report folder if one is given (None: counts only).
+        # Copying again now skips every job: each target exists, made from the same source.
+        report = await batchcopy.copy_snapshots(manifest, settings, report_dir=report_dir)
     print(report.summary.counts)
+    if report_dir is not None:
+        print(f"report: {report_dir}")
     return report.exit_code
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint-url", help="Lightsail endpoint; default: a local emulator")
-    raise SystemExit(asyncio.run(main(parser.parse_args().endpoint_url)))
+    parser.add_argument(
+        "--report-dir", type=Path, help="write the report here (a new folder); default: none"
+    )
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.endpoint_url, args.report_dir)))

@@ -17,6 +17,8 @@ from moto.server import ThreadedMotoServer
 
 from batchcopy.doctor import run_checks
 from batchcopy.emulator import Emulator, FaultConfig
+from batchcopy.lightsail import sts_endpoint
+from batchcopy.settings import Settings
 from tests.helpers import GOOD_ROWS, EmulatorProcess, run_cli, settings_for, write_manifest
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -98,7 +100,7 @@ def test_all_checks_ok_show_the_account_and_no_secret(
     live: EmulatorProcess, tmp_path: Path
 ) -> None:
     """With working credentials and endpoint every line says OK with the account, exit 0,
-    and no access key or secret appears."""
+    and no access key or secret appears; AWS_ENDPOINT_URL_STS (moto) takes STS's call."""
     code, lines, stderr = doctor("--endpoint-url", live.url, "--region", "eu-west-1", cwd=tmp_path)
     assert code == 0, (lines, stderr)
     assert list(lines) == ["credentials", "lightsail eu-west-1", "report folder"]
@@ -110,20 +112,64 @@ def test_all_checks_ok_show_the_account_and_no_secret(
     everything = "\n".join(lines.values()) + stderr
     assert "emulator-secret" not in everything
     assert "AKIDEXAMPLE" not in everything
-    assert live.stats()["requests"]["eu-west-1"]["GetInstanceSnapshots"] == {"ok": 1}
+    assert live.stats()["requests"] == {"eu-west-1": {"GetInstanceSnapshots": {"ok": 1}}}
     assert list(tmp_path.iterdir()) == []  # the folder probe leaves nothing behind
 
 
+@pytest.mark.parametrize("how", ["--endpoint-url", "AWS_ENDPOINT_URL_LIGHTSAIL"])
 def test_doctor_can_be_rehearsed_against_the_emulator_alone(
-    live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """The emulator answers STS GetCallerIdentity too: with AWS_ENDPOINT_URL_STS and
-    --endpoint-url both at it, every check passes without any AWS service."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", live.url)
-    code, lines, stderr = doctor("--endpoint-url", live.url, "--region", "eu-west-1", cwd=tmp_path)
+    """The emulator answers STS GetCallerIdentity too: with only Lightsail's endpoint at it
+    (no AWS_ENDPOINT_URL_STS), the identity check goes there and every check passes."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+    args = ["--region", "eu-west-1"]
+    if how == "--endpoint-url":
+        args += ["--endpoint-url", live.url]
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LIGHTSAIL", live.url)
+    code, lines, stderr = doctor(*args, cwd=tmp_path)
     assert code == 0, (lines, stderr)
     assert "account 123456789012, arn:aws:iam::123456789012:user/emulator" in lines["credentials"]
     assert live.stats()["requests"]["us-east-1"]["GetCallerIdentity"] == {"ok": 1}
+
+
+def test_sts_at_a_lightsail_endpoint_that_does_not_answer_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without AWS_ENDPOINT_URL_STS, STS is asked at --endpoint-url; when nothing answers
+    there, the credentials check names that endpoint and AWS_ENDPOINT_URL_STS as the fix."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    code, lines, stderr = doctor("--endpoint-url", endpoint, "--region", "eu-west-1", cwd=tmp_path)
+    assert code == 1
+    line = lines["credentials"]
+    assert line.startswith("FAIL ")
+    assert f"STS GetCallerIdentity at {endpoint} failed" in line
+    assert "fix: " in line
+    assert "set AWS_ENDPOINT_URL_STS" in line.partition("fix: ")[2]
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "sts_env", "expected"),
+    [
+        ("http://127.0.0.1:8099", None, "http://127.0.0.1:8099"),
+        ("http://127.0.0.1:8099", "http://127.0.0.1:9000", None),  # botocore reads it
+        ("https://lightsail.eu-west-1.amazonaws.com", None, None),
+        (None, None, None),
+    ],
+    ids=["own endpoint", "STS variable wins", "AWS's own endpoint", "no endpoint"],
+)
+def test_sts_follows_lightsails_endpoint_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str | None, sts_env: str | None, expected: str | None
+) -> None:
+    """STS goes to a Lightsail endpoint of one's own, but never over AWS_ENDPOINT_URL_STS
+    and never to an amazonaws.com Lightsail endpoint, which does not answer STS."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+    if sts_env:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts_env)
+    assert sts_endpoint(Settings(endpoint_url=endpoint)) == expected
 
 
 @pytest.mark.parametrize("how", ["no keys", "unknown profile"])
@@ -171,30 +217,106 @@ def test_access_denied_names_the_lightsail_action_to_grant(refusing: str, tmp_pa
     assert "grant lightsail:GetInstanceSnapshots" in line
 
 
-def test_a_missing_report_folder_fails(live: EmulatorProcess, tmp_path: Path) -> None:
-    """A --report-dir that does not exist fails with how to create it, and is not created."""
-    missing = tmp_path / "reports"
-    code, lines, _ = doctor("--endpoint-url", live.url, "--report-dir", str(missing), cwd=tmp_path)
-    assert code == 1
-    assert lines["report folder"].startswith("FAIL ")
-    assert f"mkdir -p {missing}" in lines["report folder"]
-    assert not missing.exists()
+def _report_line(live: EmulatorProcess, cwd: Path, *args: str) -> str:
+    """The report folder check's line of a doctor run in ``cwd``."""
+    _, lines, stderr = doctor("--endpoint-url", live.url, "--region", "eu-west-1", *args, cwd=cwd)
+    assert "Traceback" not in stderr
+    return lines["report folder"]
+
+
+def test_the_default_checks_a_new_report_folder_can_be_made_here(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """Without --report-dir, doctor checks that a run could make its new report folder in
+    the current folder, and leaves nothing there."""
+    line = _report_line(live, tmp_path)
+    assert line.startswith("OK ")
+    assert f"a new report folder can be made in {tmp_path.resolve()}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_dir_is_the_report_folder_itself_as_in_run(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """--report-dir names the report folder itself, as in `run`: a new one passes if it can
+    be made (and doctor does not make it); an existing empty one passes if writable."""
+    new = tmp_path / "migration-1"
+    line = _report_line(live, tmp_path, "--report-dir", str(new))
+    assert line.startswith("OK ")
+    assert f"{new} can be made in {tmp_path}" in line
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a probe is left
+    deeper = tmp_path / "reports" / "2026-11-21"  # run makes missing parents too
+    assert _report_line(live, tmp_path, "--report-dir", str(deeper)).startswith("OK ")
+    assert list(tmp_path.iterdir()) == []
+    new.mkdir()
+    line = _report_line(live, tmp_path, "--report-dir", str(new))
+    assert line.startswith("OK ")
+    assert f"{new} is writable" in line
+    assert list(new.iterdir()) == []
+
+
+def test_a_report_folder_holding_a_journal_fails_as_run_would(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A --report-dir that holds another run's journal fails, saying to resume it, just as
+    `run --report-dir` refuses it with exit 2 before any request."""
+    manifest = write_manifest(tmp_path / "jobs.csv", GOOD_ROWS[:1])
+    used = tmp_path / "migration-1"
+    used.mkdir()
+    (used / "journal.jsonl").write_text("")
+    line = _report_line(live, tmp_path, "--report-dir", str(used))
+    assert line.startswith("FAIL ")
+    assert f"{used} already holds a run's journal" in line
+    assert f"fix: resume it with --resume {used}" in line
+    done = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(used), cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert f"{used} already holds a run's journal" in done.stderr
+    assert "CopySnapshot" not in json.dumps(live.stats()["requests"])
+
+
+@pytest.mark.parametrize("kind", ["file", "file's child", "symlink"])
+def test_a_report_dir_run_cannot_use_fails_with_a_fix(
+    live: EmulatorProcess, tmp_path: Path, kind: str
+) -> None:
+    """A --report-dir that is a file, lies under a file, or is a symbolic link fails with
+    what to do, and nothing is created."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    target = {"file": blocker, "file's child": blocker / "reports", "symlink": tmp_path / "link"}
+    if kind == "symlink":
+        (tmp_path / "real").mkdir()
+        target[kind].symlink_to(tmp_path / "real")
+    before = sorted(tmp_path.rglob("*"))
+    line = _report_line(live, tmp_path, "--report-dir", str(target[kind]))
+    assert line.startswith("FAIL ")
+    assert "fix: " in line
+    assert {"file": "not a folder", "file's child": "not a folder", "symlink": "symbolic link"}[
+        kind
+    ] in line
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder anyway")
-def test_a_read_only_report_folder_fails(live: EmulatorProcess, tmp_path: Path) -> None:
-    """A report folder without write permission fails, saying it is not writable."""
+@pytest.mark.parametrize("inside", [False, True], ids=["the folder", "its parent"])
+def test_a_read_only_report_folder_fails(
+    live: EmulatorProcess, tmp_path: Path, inside: bool
+) -> None:
+    """A report folder, or the parent a new one would be made in, without write permission
+    fails, saying the report cannot be written there."""
     folder = tmp_path / "ro"
     folder.mkdir(mode=0o500)
+    target = folder / "new" if inside else folder
     try:
         code, lines, _ = doctor(
-            "--endpoint-url", live.url, "--report-dir", str(folder), cwd=tmp_path
+            "--endpoint-url", live.url, "--report-dir", str(target), cwd=tmp_path
         )
     finally:
         folder.chmod(0o700)
     assert code == 1
     assert lines["report folder"].startswith("FAIL ")
-    assert "not writable" in lines["report folder"]
+    assert f"{folder}: cannot write the report here" in lines["report folder"]
 
 
 def test_the_manifest_regions_are_the_ones_checked(live: EmulatorProcess, tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -156,3 +158,69 @@ def test_bad_fault_file_exits_2(tmp_path: Path) -> None:
         check=False,
     )
     assert (done.returncode, "latency: unknown setting" in done.stderr) == (2, True)
+
+
+def _entry_point(how: str) -> list[str]:
+    """The command line of one of the emulator's two entry points."""
+    if how == "module":
+        return [sys.executable, "-m", "batchcopy.emulator"]
+    exe = shutil.which("batchcopy", path=os.path.dirname(sys.executable))
+    assert exe
+    return [exe, "emulator"]
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_a_port_in_use_exits_2_with_one_line(how: str) -> None:
+    """A port another program listens on stops start-up at once: one line naming host:port
+    and the reason, exit 2, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*_entry_point(how), "--demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no URL: nothing listens
+    assert done.stderr.splitlines() == [
+        f"batchcopy emulator: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        # 192.0.2.0/24 is reserved for documentation: no host has it, so nothing can bind it.
+        (["--host", "192.0.2.1", "--port", "8099"], "192.0.2.1:8099: cannot assign"),
+        (["--port", "70000"], "65535"),
+    ],
+    ids=["foreign address", "port out of range"],
+)
+def test_an_address_that_cannot_be_bound_exits_2(args: list[str], words: str) -> None:
+    """An address of no interface here, or a port out of range: exit 2 with the reason."""
+    done = subprocess.run(
+        [*_entry_point("module"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr.lower().replace("\n", " ")
+    assert "Traceback" not in done.stderr
+
+
+def test_an_ipv6_address_gives_a_usable_url() -> None:
+    """--host ::1 prints the URL with the address in brackets, as a URL needs."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    proc, url = start("--host", "::1")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert re.fullmatch(r"http://\[::1\]:\d+", url), url

@@ -335,3 +335,111 @@ def test_iam_policy_keeps_tag_resource_apart() -> None:
     (statement,) = [s for s in _policy()["Statement"] if "lightsail:TagResource" in s["Action"]]
     assert statement["Action"] == ["lightsail:TagResource"]
     assert "Tag" in statement["Sid"]
+
+
+# -- installing batchcopy and the async API ---------------------------------------------------
+
+
+def _install_steps(path: Path) -> list[str]:
+    """The shell commands of an example's install steps: its comment lines indented as code
+    ("#     command"), in order."""
+    return [line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#     ")]
+
+
+def _pip_requirements(text: str) -> list[str]:
+    """What each `pip install` in ``text`` installs: its arguments that are not options."""
+    found = []
+    for match in re.finditer(r"pip3? install ([^\n&|;#]*)", text):
+        found += [word for word in shlex.split(match.group(1)) if not word.startswith("-")]
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(EXAMPLES.rglob("*")) if p.is_file()] + [ROOT / "README.md"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_example_installs_batchcopy_from_a_package_index(path: Path) -> None:
+    """batchcopy is not on a package index: nothing tells pip to fetch it by name; each
+    install is of a wheel built from the repository, or of a checkout."""
+    for requirement in _pip_requirements(path.read_text()):
+        assert not re.fullmatch(r"batchcopy([\[=<>~!].*)?", requirement), (path, requirement)
+
+
+@pytest.mark.parametrize(
+    "path", [SYSTEMD / "batchcopy.service", EXAMPLES / "kubernetes/cronjob.yaml"]
+)
+def test_scheduled_examples_install_from_the_repository_and_say_so(path: Path) -> None:
+    """The systemd and Kubernetes steps build a wheel from a checkout and install that, and
+    say why (batchcopy is not on a package index)."""
+    text = path.read_text()
+    words = " ".join(text.replace("#", " ").split())  # comments' line breaks undone
+    assert "batchcopy is not on a package index" in words
+    assert "pip wheel --no-deps -w dist ." in words
+    installed = [r for r in _pip_requirements(text) if "batchcopy" in r]
+    assert installed
+    assert all(r.endswith("batchcopy-*.whl") for r in installed)
+
+
+def test_systemd_install_steps_work_on_a_fresh_host(tmp_path: Path) -> None:
+    """The service's install steps, run under a scratch root with no /etc/batchcopy nor
+    /etc/systemd/system yet, put the manifest and both units where the units expect them."""
+    steps = _install_steps(SYSTEMD / "batchcopy.service")
+    root = tmp_path / "root"
+    work = tmp_path / "checkout"
+    work.mkdir()
+    (work / "examples").symlink_to(EXAMPLES)  # the steps run from a checkout
+    (work / "jobs.csv").write_text((EXAMPLES / "manifest.csv").read_text())
+    installs = [step for step in steps if step.startswith("install ")]
+    assert len(installs) >= 2
+    for step in installs:
+        words = shlex.split(step)
+        assert "-D" in words  # makes missing folders on a fresh host
+        sources = [w for w in words[1:] if not w.startswith(("-", "/")) and w not in ("0644",)]
+        assert all((work / source).is_file() for source in sources), step
+        rooted = [f"{root}{w}" if w.startswith("/") else w for w in words]
+        subprocess.run(rooted, cwd=work, check=True, capture_output=True, timeout=30)
+    service = _unit(SYSTEMD / "batchcopy.service")["Service"]
+    env = dict(v.split("=", 1) for value in service["Environment"] for v in shlex.split(value))
+    installed = root / env["MANIFEST"].lstrip("/")
+    assert installed.read_text() == (work / "jobs.csv").read_text()
+    for unit in ("batchcopy.service", "batchcopy.timer"):
+        placed = root / "etc/systemd/system" / unit
+        assert placed.read_bytes() == (SYSTEMD / unit).read_bytes()
+        assert placed.stat().st_mode & 0o777 == 0o644
+    # The venv the steps make holds the batchcopy the unit's PATH finds.
+    (venv_step,) = [step for step in steps if "-m venv" in step]
+    venv = shlex.split(venv_step)[shlex.split(venv_step).index("venv") + 1]
+    assert f"{venv}/bin" in env["PATH"].split(":")
+    assert any(
+        step.startswith("useradd ") and step.split()[-1] == service["User"][-1] for step in steps
+    )
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["not asked", "--report-dir"])
+def test_async_api_example_writes_a_report_folder_only_if_asked(
+    tmp_path: Path, asked: bool
+) -> None:
+    """examples/async_api.py copies, then copies again (all skipped); it writes a report
+    folder only when given --report-dir, and then that folder holds the second pass."""
+    report = tmp_path / "report"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "async_api.py"),
+            *(["--report-dir", str(report)] if asked else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'skipped': 4" in done.stdout
+    if asked:
+        counts = json.loads((report / "summary.json").read_text())["counts"]
+        assert {status: n for status, n in counts.items() if n} == {"skipped": 4}
+        assert str(report) in done.stdout
+    else:
+        assert list(tmp_path.iterdir()) == []

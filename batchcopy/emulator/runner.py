@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
 from batchcopy.emulator.faults import FaultConfig
 from batchcopy.emulator.seed import SeedError, demo_seed
-from batchcopy.emulator.server import Emulator, serve
+from batchcopy.emulator.server import Emulator, host_port, running_emulator
 
 __all__ = ["EmulatorSetupError", "build_emulator", "run_until_signalled"]
 
 
 class EmulatorSetupError(Exception):
-    """A seed or fault file that cannot be used; the message names the file and the place."""
+    """A seed or fault file that cannot be used (the message names the file and the place),
+    or an address that cannot be listened on (the message names it and the reason)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -49,19 +51,34 @@ def build_emulator(
 
 
 def run_until_signalled(emulator: Emulator, *, host: str, port: int) -> None:
-    """Serve ``emulator``, print its URL as the first line, and stop on SIGINT or SIGTERM."""
+    """Serve ``emulator``, print its URL as the first line, and stop on SIGINT or SIGTERM.
+
+    An address that cannot be listened on (a port in use, an address of no interface here)
+    raises :class:`EmulatorSetupError` at once rather than leaving a process that serves
+    nothing."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        task = asyncio.create_task(
-            serve(emulator, host=host, port=port, ready=lambda url: print(url, flush=True))
-        )
-        await stop.wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        listening = False
+        try:
+            async with running_emulator(emulator, host=host, port=port) as url:
+                listening = True
+                print(url, flush=True)
+                await stop.wait()
+        except OSError as exc:
+            if listening:
+                raise  # not a start-up problem: let it show in full
+            where = host_port(host, port)
+            raise EmulatorSetupError(f"cannot listen on {where}: {_reason(exc)}") from None
 
     asyncio.run(main())
+
+
+def _reason(exc: OSError) -> str:
+    """The system's words for a failed bind, without asyncio's restatement of the address."""
+    if exc.errno is not None and exc.errno in errno.errorcode:
+        return os.strerror(exc.errno).lower()
+    return str(exc)

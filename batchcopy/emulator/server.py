@@ -3,8 +3,8 @@
 ``POST /`` with ``X-Amz-Target: Lightsail_20161128.<Operation>`` runs an operation in the
 region named by the SigV4 credential scope of the ``Authorization`` header (the signature
 itself is not checked, and never logged). STS's GetCallerIdentity (query protocol, signed
-for ``sts``) is answered too, so ``batchcopy doctor`` can be rehearsed against the emulator
-with ``AWS_ENDPOINT_URL_STS`` pointing at it. Requests pass the region's faults in this order:
+for ``sts``) is answered too, at the same URL, where ``batchcopy doctor --endpoint-url``
+asks it. Requests pass the region's faults in this order:
 latency, throttle, 500 error, drop before, the operation itself, drop after, hang.
 
 The control API lives under ``/_emulator/``: ``POST reset``, ``GET``/``POST config``,
@@ -33,7 +33,7 @@ from batchcopy.emulator.faults import FaultConfig, RegionFaults
 from batchcopy.emulator.seed import load_seed
 from batchcopy.emulator.sim import ACCOUNT_ID, ApiError, Lightsail
 
-__all__ = ["Emulator", "Stats", "create_app", "running_emulator", "serve"]
+__all__ = ["Emulator", "Stats", "create_app", "host_port", "running_emulator"]
 
 log = logging.getLogger(__name__)
 
@@ -414,17 +414,14 @@ async def running_emulator(
         create_app(emulator or Emulator()), access_log=None, shutdown_timeout=0.5
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
+        await web.TCPSite(runner, host, port).start()  # a failed bind still cleans up
         sockname = runner.addresses[0]
-        yield f"http://{host}:{sockname[1]}"
+        yield f"http://{host_port(host, sockname[1])}"
     finally:
         await runner.cleanup()
 
 
-async def serve(emulator: Emulator, *, host: str, port: int, ready: Callable[[str], None]) -> None:
-    """Serve until cancelled; ``ready`` receives the URL once the port is open."""
-    async with running_emulator(emulator, host=host, port=port) as url:
-        ready(url)
-        await asyncio.Event().wait()
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it: an IPv6 address goes in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
