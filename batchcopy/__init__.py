@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from batchcopy.errors import (
         BatchcopyError,
         CredentialsError,
+        EndpointUnreachableError,
         LightsailError,
         ManifestError,
         PermanentError,
@@ -41,6 +42,7 @@ _EXPORTS = {
     "BatchcopyError": "batchcopy.errors",
     "CopyJob": "batchcopy.jobs",
     "CredentialsError": "batchcopy.errors",
+    "EndpointUnreachableError": "batchcopy.errors",
     "JobResult": "batchcopy.jobs",
     "LightsailError": "batchcopy.errors",
     "Manifest": "batchcopy.manifest",
@@ -77,6 +79,7 @@ __all__ = [
     "BatchcopyError",
     "CopyJob",
     "CredentialsError",
+    "EndpointUnreachableError",
     "JobResult",
     "LightsailError",
     "Manifest",
