@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from batchcopy.errors import (
         BatchcopyError,
         CredentialsError,
+        EndpointUnreachableError,
         LightsailError,
         ManifestError,
         PermanentError,
@@ -42,6 +43,7 @@ _EXPORTS = {
     "BatchcopyError": "batchcopy.errors",
     "CopyJob": "batchcopy.jobs",
     "CredentialsError": "batchcopy.errors",
+    "EndpointUnreachableError": "batchcopy.errors",
     "JobResult": "batchcopy.jobs",
     "LightsailError": "batchcopy.errors",
     "Manifest": "batchcopy.manifest",
@@ -79,6 +81,7 @@ __all__ = [
     "BatchcopyError",
     "CopyJob",
     "CredentialsError",
+    "EndpointUnreachableError",
     "JobResult",
     "LightsailError",
     "Manifest",

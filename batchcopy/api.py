@@ -33,9 +33,15 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchcopy.engine import Engine, RegionCounters, SnapshotAPI
-from batchcopy.errors import CredentialsError, ManifestError, ReportDirError, unwrap
+from batchcopy.errors import (
+    BatchcopyError,
+    CredentialsError,
+    ManifestError,
+    ReportDirError,
+    unwrap,
+)
 from batchcopy.jobs import CopyJob, JobResult, Status
-from batchcopy.journal import Journal
+from batchcopy.journal import JOURNAL_NAME, Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
@@ -52,6 +58,8 @@ class RunControl:
 
     ``grace`` is how long calls in flight may take to finish after :meth:`stop`.
     ``exit_code`` is what an interrupted run reports (130 for SIGINT, 143 for SIGTERM).
+    ``report`` is the run's report once written, also when the run then raises (unusable
+    credentials mid-run, say): what the run did, with the exit code that error means.
     """
 
     def __init__(self, *, grace: float = 30.0) -> None:
@@ -59,6 +67,7 @@ class RunControl:
         self.stopping = anyio.Event()
         self.cancelling = anyio.Event()
         self.exit_code: int | None = None
+        self.report: Report | None = None
         self._engine: Engine | None = None
         self._waiter: Waiter | None = None
 
@@ -221,7 +230,9 @@ async def copy_snapshots(
     jobs are not run again, jobs sent without a known outcome are looked up, never re-sent
     blindly. A journal of another manifest is refused unless ``force``. ``on_result``
     sees each result as it arrives. The report is written even when the run is stopped or
-    cancelled.
+    cancelled, and when the run ends with an error after it started; a run that ends with
+    :class:`CredentialsError` before sending anything leaves no report (and no folder,
+    if it made it).
     """
     if isinstance(jobs, Manifest):
         name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
@@ -232,28 +243,41 @@ async def copy_snapshots(
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
     control = control or RunControl()
     settings = settings or Settings()
-    directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
-    if resume and directory is None:
+    if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
+    created = report_dir is not None and _new_folder(Path(report_dir), resume=resume)
+    directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
     run_id = settings.run_id or _new_run_id()
-    if directory is not None:
-        journal = Journal.open(
+    try:
+        if directory is not None:
+            journal = Journal.open(
+                directory,
+                manifest=name,
+                manifest_sha256=sha256,
+                resume=resume,
+                force=force,
+                run_id=run_id,
+            )
+            run_id = journal.past.run_id  # a resume keeps the first run's id
+        writer = ReportWriter(
             directory,
             manifest=name,
             manifest_sha256=sha256,
-            resume=resume,
-            force=force,
+            total=total,
+            keep_results=keep_results,
             run_id=run_id,
         )
-        run_id = journal.past.run_id  # a resume keeps the first run's id
+    except BaseException:
+        if journal is not None:
+            journal.close()
+        _unmake(directory, created=created, resume=resume)
+        raise
     settings = dataclasses.replace(settings, run_id=run_id)
-    writer = ReportWriter(
-        directory, manifest=name, manifest_sha256=sha256, total=total, keep_results=keep_results
-    )
     finished = journal.past.finished if journal else set()
     intended = journal.past.intended if journal else set()
     live: _Live | None = None
+    ended_by: BaseException | None = None
     try:
         pending = (job for job in stream() if job.target not in finished)
         running = _running(pending, settings, control, api, journal=journal, intended=intended)
@@ -266,25 +290,75 @@ async def copy_snapshots(
                 writer.add(result)
                 if on_result is not None:
                     on_result(result)
+    except BaseException as exc:
+        ended_by = exc
+        raise
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
         try:
             unsettled, known = live.unfinished() if live else (set(), {})
             if journal is not None:
                 journal.close()
-                known |= journal.earlier_results()
-            report = writer.finish(
-                _readable(stream()),
-                earlier=known,
-                interrupted=unsettled,
-                exit_code=control.exit_code,
-                rates=live.engine.rates if live else None,
-                start_rate=settings.rate,
-                max_rate=settings.max_rate,
-            )
+            if (
+                isinstance(ended_by, CredentialsError)
+                and not writer.counts
+                and not unsettled
+                and not known
+            ):
+                # Nothing was sent: the run never started, so it leaves no report behind.
+                writer.close()
+                _unmake(directory, created=created, resume=resume)
+            else:
+                if journal is not None:
+                    known |= journal.earlier_results()
+                report = control.report = writer.finish(
+                    _readable(stream()),
+                    earlier=known,
+                    interrupted=unsettled,
+                    exit_code=_exit_code(ended_by, control),
+                    rates=live.engine.rates if live else None,
+                    start_rate=settings.rate,
+                    max_rate=settings.max_rate,
+                )
         finally:
             writer.close()  # only does something if finishing failed
     return report
+
+
+def _exit_code(ended_by: BaseException | None, control: RunControl) -> int | None:
+    """The exit code a run reports: set by the error that ended it (unusable credentials:
+    253; the manifest changing under the run: 1), else by a signal, else (None) by its
+    results."""
+    if isinstance(ended_by, CredentialsError):
+        return CredentialsError.exit_code
+    if isinstance(ended_by, BatchcopyError):
+        return 1
+    return control.exit_code
+
+
+def _new_folder(directory: Path, *, resume: bool) -> bool:
+    """Whether the run is to make its report folder; a resume needs it there already."""
+    if directory.exists():
+        return False
+    if resume:
+        raise ReportDirError(f"{directory}: no such folder; give the report folder to resume")
+    return True
+
+
+def _unmake(directory: Path | None, *, created: bool, resume: bool) -> None:
+    """Take back what a run that never started wrote in its report folder: the row files,
+    a fresh journal (a resumed one stays: it holds the earlier runs), and the folder itself
+    if the run made it and it is empty now."""
+    if directory is None:
+        return
+    names = [f"{name}.partial" for name in ("results.jsonl", "results.csv", "retry.csv")]
+    if not resume:
+        names.append(JOURNAL_NAME)
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):  # not empty: someone else put something there
+            directory.rmdir()
 
 
 def _log_result(result: JobResult) -> None:

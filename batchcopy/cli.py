@@ -2,11 +2,14 @@
 
 Exit codes: 0 every job started, succeeded or was skipped; 1 some job failed or did not
 start; 2 usage, manifest or report-folder error (no API call made); 253 AWS credentials or
-configuration unusable (as the AWS CLI does).
+configuration unusable, or an endpoint that refuses connections before answering once
+(as the AWS CLI does). Whenever a run writes summary.json or a metrics file, they hold the
+code the process exits with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -15,7 +18,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +31,7 @@ from batchcopy import __version__
 from batchcopy.errors import (
     BatchcopyError,
     CredentialsError,
+    EndpointUnreachableError,
     ManifestError,
     SettingsError,
     unwrap,
@@ -41,13 +45,13 @@ if TYPE_CHECKING:
     from batchcopy.jobs import JobResult
     from batchcopy.manifest import Manifest
     from batchcopy.plan import Plan
-    from batchcopy.report import Report
+    from batchcopy.report import Report, Summary
     from batchcopy.settings import Settings
 
 __all__ = ["app", "emulator_main", "main"]
 
 EXIT_USAGE = 2
-EXIT_CREDENTIALS = 253
+EXIT_CREDENTIALS = CredentialsError.exit_code
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
 
 
@@ -171,6 +175,7 @@ EndpointUrl = Annotated[
     typer.Option(envvar="AWS_ENDPOINT_URL_LIGHTSAIL", help="Lightsail endpoint to call."),
 ]
 ReadTimeout = Annotated[float, typer.Option(help="Seconds to wait for an answer.")]
+ConnectTimeout = Annotated[float, typer.Option(help="Seconds to wait for a connection.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 Verbose = Annotated[
     int, typer.Option("--verbose", "-v", count=True, help="More log output: -v info, -vv debug.")
@@ -197,7 +202,51 @@ def _fail(message: str, code: int) -> typer.Exit:
     from batchcopy.logs import say  # a JSON record when logs are JSON Lines
 
     say(message, level="error")
+    if code and (path := _unwritten_metrics.pop("path", None)) is not None:
+        _metrics_not_run(path, code)
     return typer.Exit(code)
+
+
+# run and demo put their --metrics-file here first: a run that fails before it starts
+# (usage, manifest, credentials) still records its exit code there, and the file never
+# shows the previous run's figures as this one's. Taken out once the metrics are written.
+_unwritten_metrics: dict[str, Path] = {}
+
+
+def _metrics_not_run(path: Path, code: int) -> None:
+    from batchcopy.metrics import check_metrics_file, write_not_run
+
+    # A --metrics-file that cannot be written was said already, or is the very failure.
+    with contextlib.suppress(BatchcopyError, OSError):
+        write_not_run(check_metrics_file(path), code)
+
+
+def _unusable(exc: CredentialsError) -> str:
+    """The one line for exit 253: unusable credentials, or an endpoint nothing listens on."""
+    if isinstance(exc, EndpointUnreachableError):
+        return f"batchcopy: {exc}"
+    return f"batchcopy: AWS credentials or configuration: {exc}"
+
+
+def _plural(count: int, word: str, plural: str = "") -> str:
+    """``1 job``, ``2 jobs``; ``plural`` for words that take more than an s."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+@contextlib.contextmanager
+def _stdout_may_close(code: int) -> Iterator[None]:
+    """Output to a reader that went away (``| head -1``) does not change the exit code:
+    what was decided (and reported) stands, and stderr says the output was cut."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit; to nowhere now, so that cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from batchcopy.logs import say
+
+        say(f"batchcopy: stdout was closed early (broken pipe); output cut, exit code {code}")
+        raise typer.Exit(code) from None
 
 
 def _regions(values: list[str] | None) -> str | None:
@@ -228,8 +277,8 @@ def _load(manifest: str, source_region: str | None, target_regions: list[str] | 
     try:
         return load_manifest(manifest, source_region=source_region, target_region=target_region)
     except ManifestError as exc:
-        count = len(exc.problems) + exc.more
-        raise _fail(f"{exc}\n{count} problem(s) found; nothing was copied.", EXIT_USAGE) from None
+        count = _plural(len(exc.problems) + exc.more, "problem")
+        raise _fail(f"{exc}\n{count} found; nothing was copied.", EXIT_USAGE) from None
 
 
 # -- validate ---------------------------------------------------------------------------------
@@ -251,7 +300,8 @@ def validate(
             "total": loaded.total,
             "per_region": dict(loaded.per_region),
         }
-        typer.echo(json.dumps(body, indent=2))
+        with _stdout_may_close(0):
+            typer.echo(json.dumps(body, indent=2))
         return
     from rich.table import Table
 
@@ -261,8 +311,10 @@ def validate(
     for region, count in loaded.per_region.items():
         table.add_row(region, str(count))
     console = _console()
-    console.print(f"{loaded.name}: {loaded.total} jobs, valid; nothing was sent to AWS.")
-    console.print(table)
+    with _stdout_may_close(0):
+        jobs = _plural(loaded.total, "job")
+        console.print(f"{loaded.name}: {jobs}, valid; nothing was sent to AWS.")
+        console.print(table)
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -319,6 +371,7 @@ def run(
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
+    connect_timeout: ConnectTimeout = 10.0,
     tag: Annotated[
         list[str] | None,
         typer.Option(help="KEY=VALUE tag for every copy (repeatable); adds provenance tags."),
@@ -366,6 +419,8 @@ def run(
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import OnExists, Settings
 
+    if metrics_file is not None and not dry_run:
+        _unwritten_metrics["path"] = metrics_file
     _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
     if not 0 <= shutdown_grace < math.inf:
@@ -381,10 +436,11 @@ def run(
             raise _fail(message, EXIT_USAGE)
         # Only the default --rate is above the cap: keep the cap, start at it.
         if not quiet:
-            typer.echo(
+            from batchcopy.logs import say
+
+            say(
                 f"batchcopy run: starting at {max_rate:g} requests/s (--max-rate), "
-                f"below the default --rate {rate:g}",
-                err=True,
+                f"below the default --rate {rate:g}"
             )
         rate = max_rate
     try:
@@ -399,6 +455,7 @@ def run(
             profile=profile,
             endpoint_url=endpoint_url,
             read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
             wait=wait,
             wait_timeout=wait_timeout,
             tags=_parse_tags(tag or []),
@@ -431,7 +488,9 @@ def run(
         )
 
     _finish(
-        _run_with_progress(go, loaded, quiet=quiet, grace=shutdown_grace),
+        _run_with_progress(
+            go, loaded, quiet=quiet, grace=shutdown_grace, metrics_file=metrics_file
+        ),
         as_json=as_json,
         metrics_file=metrics_file,
     )
@@ -444,16 +503,28 @@ def plan(
     target_region: TargetRegion = None,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
+    read_timeout: ReadTimeout = 60.0,
+    connect_timeout: ConnectTimeout = 10.0,
     as_json: AsJson = False,
+    verbose: Verbose = 0,
+    debug: Debug = False,
+    log_format: LogFormat = "text",
+    log_file: LogFile = None,
 ) -> None:
     """Check a manifest against Lightsail with read-only calls and show what a run would do.
 
     The same as `run --dry-run`. Exit 0 when every job would go through, 1 otherwise."""
     from batchcopy.settings import Settings
 
+    _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
     try:
-        settings = Settings(profile=profile, endpoint_url=endpoint_url)
+        settings = Settings(
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+        )
     except BatchcopyError as exc:
         raise _settings_error("plan", exc) from None
     _show_plan(loaded, settings, as_json=as_json)
@@ -463,7 +534,7 @@ def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None
     """Make the plan (reads only), print it, and exit 0 if it has no problem, else 1."""
     import anyio
 
-    from batchcopy.plan import GB_MONTH_USD, make_plan
+    from batchcopy.plan import make_plan
 
     async def go() -> Plan:
         return await make_plan(manifest.jobs(), settings)
@@ -476,10 +547,17 @@ def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None
                 raise
             raise error from None
     except CredentialsError as exc:
-        message = f"batchcopy: AWS credentials or configuration: {exc}"
-        raise _fail(message, EXIT_CREDENTIALS) from None
+        raise _fail(_unusable(exc), EXIT_CREDENTIALS) from None
     except BatchcopyError as exc:
         raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
+    with _stdout_may_close(0 if made.ok else 1):
+        _print_plan(manifest, made, as_json=as_json)
+    raise typer.Exit(0 if made.ok else 1)
+
+
+def _print_plan(manifest: Manifest, made: Plan, *, as_json: bool) -> None:
+    from batchcopy.plan import GB_MONTH_USD
+
     if as_json:
         typer.echo(json.dumps({"manifest": manifest.name, **made.to_json()}, indent=2))
     else:
@@ -495,18 +573,19 @@ def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None
         console.print(f"Plan for {manifest.name}: nothing was copied.")
         console.print(table)
         unknown = f" ({made.unknown_size} of unknown size)" if made.unknown_size else ""
+        copies = _plural(sum(made.per_region.values()), "copy", "copies")
+        problems = _plural(len(made.problems) + made.more_problems, "problem")
         console.print(
-            f"{sum(made.per_region.values())} copies, {made.total_gb} GB{unknown}, about "
+            f"{copies}, {made.total_gb} GB{unknown}, about "
             f"${made.monthly_cost:.2f} a month more in snapshot storage; "
-            f"{made.skipped} already there; {len(made.problems) + made.more_problems} problems."
+            f"{made.skipped} already there; {problems}."
         )
         from batchcopy.logs import say
 
         for problem in made.problems:
             say(f"{manifest.name}:{problem}", level="warning")
         if made.more_problems:
-            say(f"... and {made.more_problems} more problems", level="warning")
-    raise typer.Exit(0 if made.ok else 1)
+            say(f"... and {_plural(made.more_problems, 'more problem')}", level="warning")
 
 
 # -- discover ---------------------------------------------------------------------------------
@@ -559,6 +638,7 @@ def discover(
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
+    connect_timeout: ConnectTimeout = 10.0,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     debug: Debug = False,
@@ -589,7 +669,12 @@ def discover(
             manual=manual,
             name_template=name_template,
         )
-        settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=read_timeout)
+        settings = Settings(
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+        )
     except BatchcopyError as exc:
         raise _settings_error("discover", exc) from None
     try:
@@ -597,14 +682,14 @@ def discover(
     except DiscoverError as exc:
         raise _fail(f"batchcopy discover: {exc}\nNo manifest was written.", EXIT_USAGE) from None
     except CredentialsError as exc:
-        message = f"batchcopy: AWS credentials or configuration: {exc}"
-        raise _fail(message, EXIT_CREDENTIALS) from None
+        raise _fail(_unusable(exc), EXIT_CREDENTIALS) from None
     except BatchcopyError as exc:  # a listing call failed, after retries
         raise _fail(f"batchcopy discover: listing failed: {exc}", 1) from None
     except KeyboardInterrupt:
         raise _fail("batchcopy discover: interrupted; no manifest was written", 130) from None
     if output is None:
-        write_manifest(rows, sys.stdout, fmt)
+        with _stdout_may_close(1):  # the manifest was cut short: not a usable result
+            write_manifest(rows, sys.stdout, fmt)
     else:
         try:
             with output.open("w", newline="") as out:
@@ -616,7 +701,8 @@ def discover(
         regions = ", ".join(sorted({row["target_region"] for row in rows}))
         where = output or "stdout"
         typer.echo(
-            f"batchcopy discover: {len(rows)} jobs into {regions}, written to {where}", err=True
+            f"batchcopy discover: {_plural(len(rows), 'job')} into {regions}, written to {where}",
+            err=True,
         )
 
 
@@ -639,6 +725,8 @@ def demo(
     """Run a demo migration against the built-in Lightsail emulator (no AWS account used)."""
     from batchcopy.demo import demo_manifest, run_demo
 
+    if metrics_file is not None:
+        _unwritten_metrics["path"] = metrics_file
     _logging(verbose, debug, log_format, log_file)
     _check_metrics_file(metrics_file, "demo")
     folder = report_dir or _new_report_dir()
@@ -654,7 +742,7 @@ def demo(
             "responses switched on."
         )
     _finish(
-        _run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0),
+        _run_with_progress(go, demo_manifest(), quiet=quiet, grace=10.0, metrics_file=metrics_file),
         as_json=as_json,
         metrics_file=metrics_file,
     )
@@ -681,13 +769,30 @@ def _run_with_progress(
     *,
     quiet: bool,
     grace: float,
+    metrics_file: Path | None = None,
 ) -> Report:
+    """Run ``go`` under the progress display and the signal watch; return its report.
+
+    A run that ends with an error exits with the code its report (if one was written: the
+    run had started) says; that report's metrics are written too."""
     import anyio
 
     from batchcopy.api import RunControl
 
+    controls: list[RunControl] = []
+
+    def failed(message: str, code: int) -> typer.Exit:
+        report = controls[0].report if controls else None
+        if report is None:
+            return _fail(message, code)
+        if metrics_file is not None:
+            _unwritten_metrics.pop("path", None)
+            _write_metrics(report, metrics_file)
+        return _fail(message, report.exit_code)
+
     async def main() -> Report:
         control = RunControl(grace=grace)
+        controls.append(control)
         progress = _Progress(manifest, control, quiet=quiet)
         async with anyio.create_task_group() as tg, progress:
             tg.start_soon(_watch_signals, control, progress)
@@ -704,17 +809,16 @@ def _run_with_progress(
                 raise
             raise error from None
     except CredentialsError as exc:
-        message = f"batchcopy: AWS credentials or configuration: {exc}"
-        raise _fail(message, EXIT_CREDENTIALS) from None
+        raise failed(_unusable(exc), EXIT_CREDENTIALS) from None
     except ManifestError as exc:
         # It passed validation before the run: it changed while the run was reading it.
         message = (
             f"batchcopy: the manifest changed during the run:\n{exc}\n"
             "The report holds what was done; fix the manifest and run again with --resume."
         )
-        raise _fail(message, 1) from None
+        raise failed(message, 1) from None
     except BatchcopyError as exc:
-        raise _fail(f"batchcopy: {exc}", EXIT_USAGE) from None
+        raise failed(f"batchcopy: {exc}", EXIT_USAGE) from None
 
 
 async def _watch_signals(control: RunControl, progress: _Progress) -> None:
@@ -727,9 +831,11 @@ async def _watch_signals(control: RunControl, progress: _Progress) -> None:
                 progress.say("batchcopy: cancelling now; writing the report and journal")
                 control.cancel(128 + signum)
                 return
+            name = signal.Signals(signum).name
+            again = "press Ctrl-C" if signum == signal.SIGINT else f"send {name}"
             progress.say(
                 f"batchcopy: stopping; calls in flight get up to {control.grace:g} s "
-                "(press Ctrl-C again to cancel now)"
+                f"({again} again to cancel now)"
             )
             control.stop(128 + signum)
 
@@ -746,20 +852,32 @@ def _check_metrics_file(path: Path | None, command: str) -> None:
         raise _fail(f"batchcopy {command}: {exc}", EXIT_USAGE) from None
 
 
+def _write_metrics(report: Report, metrics_file: Path) -> None:
+    from batchcopy.metrics import write_metrics
+
+    # The copies are done and reported: a metrics file that fails now is said, not fatal.
+    try:
+        write_metrics(report.summary, metrics_file)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        message = f"batchcopy: --metrics-file {metrics_file}: not written ({reason})"
+        from batchcopy.logs import say
+
+        say(message, level="warning")
+
+
 def _finish(report: Report, *, as_json: bool, metrics_file: Path | None = None) -> None:
     summary = report.summary
+    _unwritten_metrics.pop("path", None)
     if metrics_file is not None:
-        from batchcopy.metrics import write_metrics
+        _write_metrics(report, metrics_file)
+    # summary.json is written: whatever happens to stdout now, the process says what it says.
+    with _stdout_may_close(summary.exit_code):
+        _print_summary(summary, as_json=as_json)
+    raise typer.Exit(summary.exit_code)
 
-        # The copies are done and reported: a metrics file that fails now is said, not fatal.
-        try:
-            write_metrics(summary, metrics_file)
-        except OSError as exc:
-            reason = exc.strerror or exc
-            message = f"batchcopy: --metrics-file {metrics_file}: not written ({reason})"
-            from batchcopy.logs import say
 
-            say(message, level="warning")
+def _print_summary(summary: Summary, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
@@ -774,24 +892,40 @@ def _finish(report: Report, *, as_json: bool, metrics_file: Path | None = None) 
             table.add_row(region, *(str(counts.get(s, 0)) for s in statuses))
         table.add_row("all", *(str(summary.counts[s]) for s in statuses), style="bold")
         console = _console()
-        console.print(f"{summary.manifest}: {summary.total} jobs in {summary.duration:.1f} s")
+        jobs = _plural(summary.total, "job")
+        console.print(f"{summary.manifest}: {jobs} in {summary.duration:.1f} s")
         console.print(table)
         if summary.rates:
             rates = ", ".join(f"{r} {v:g}/s" for r, v in summary.rates.items())
             console.print(f"Rates at the end: {rates}", highlight=False)
+        # A run that finished nothing (stopped at once) has no rate to speak of.
+        speed = f"; {summary.jobs_per_second:.1f} jobs/s" if summary.finished else ""
         console.print(
-            f"{summary.attempts} copy requests, {summary.throttles} throttled, "
-            f"{summary.reconciled} reconciled after lost answers; "
-            f"{summary.jobs_per_second:.1f} jobs/s. Report: {summary.report_dir}",
+            f"{_plural(summary.attempts, 'copy request')}, {summary.throttles} throttled, "
+            f"{summary.reconciled} reconciled after lost answers{speed}. "
+            f"Run {summary.run_id}, report: {summary.report_dir}",
             highlight=False,
         )
-    raise typer.Exit(summary.exit_code)
+
+
+# Wide enough that no line a run prints is wrapped when it goes to a log or cron mail.
+UNWRAPPED_WIDTH = 10_000
 
 
 def _console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    console = Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:
+        console.width = UNWRAPPED_WIDTH
+    if not stderr:
+        # rich exits 1 by itself when stdout's reader goes away; _stdout_may_close decides.
+        console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 class _Progress:

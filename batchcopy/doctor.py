@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from batchcopy.errors import (
     CredentialsError,
+    EndpointUnreachableError,
     LightsailError,
     ManifestError,
     PermanentError,
@@ -206,6 +207,9 @@ async def _region(api: LightsailClients, region: str, seconds: float, pause: flo
         else:
             fix = f"check the region and the endpoint ({endpoint})"
         return Check(name=name, ok=False, detail=detail, fix=fix)
+    except EndpointUnreachableError:
+        detail = f"cannot connect to {endpoint} (connection refused)"
+        return Check(name=name, ok=False, detail=detail, fix=NETWORK_FIX)
     except CredentialsError as exc:
         detail = f"cannot sign requests: {_clean(str(exc))}"
         return Check(name=name, ok=False, detail=detail, fix=CREDENTIALS_FIX)

@@ -5,6 +5,8 @@ BatchcopyError
 ├── SettingsError          an option or setting is out of range
 ├── ReportDirError         the report folder cannot be used
 ├── CredentialsError       no usable AWS credentials or configuration; ends the run
+│   └── EndpointUnreachableError  the endpoint refused the connection before it ever
+│                          answered (a wrong --endpoint-url); ends the run
 └── LightsailError         a Lightsail call failed (translated once, in lightsail.py)
     ├── ThrottledError     the service asked us to slow down; retried
     ├── TransientError     5xx, dropped connection, timeout; retried. ``ambiguous``
@@ -22,6 +24,7 @@ E = TypeVar("E", bound=BaseException)
 __all__ = [
     "BatchcopyError",
     "CredentialsError",
+    "EndpointUnreachableError",
     "LightsailError",
     "ManifestError",
     "PermanentError",
@@ -62,7 +65,7 @@ class ManifestError(BatchcopyError):
         self.more = more
         lines = [str(p) for p in problems]
         if more:
-            lines.append(f"... and {more} more problems")
+            lines.append(f"... and {more} more problem{'s' if more > 1 else ''}")
         super().__init__("\n".join(lines))
 
 
@@ -85,7 +88,23 @@ class ReportDirError(BatchcopyError):
 
 
 class CredentialsError(BatchcopyError):
-    """AWS credentials or configuration cannot be used (no keys, unknown profile, SSO expired)."""
+    """AWS credentials or configuration cannot be used (no keys, unknown profile, SSO expired).
+
+    It ends a run; ``exit_code`` is what the run reports and exits with, as the AWS CLI does."""
+
+    exit_code = 253
+
+
+class EndpointUnreachableError(CredentialsError):
+    """The endpoint refused the connection and has never answered: the configuration
+    (``--endpoint-url``, a proxy, the network) points nowhere, so retrying cannot help.
+
+    A refusal from an endpoint that did answer earlier is a passing fault instead
+    (a :class:`TransientError`, retried)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(f"cannot connect to {endpoint} (connection refused); check --endpoint-url")
+        self.endpoint = endpoint
 
 
 class LightsailError(BatchcopyError):

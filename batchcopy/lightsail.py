@@ -26,6 +26,7 @@ from botocore import exceptions as boto
 
 from batchcopy.errors import (
     CredentialsError,
+    EndpointUnreachableError,
     PermanentError,
     SettingsError,
     ThrottledError,
@@ -92,6 +93,16 @@ def _never_sent(exc: Exception) -> bool:
     return False
 
 
+def _refused(exc: Exception) -> bool:
+    """Whether the connection was refused: nothing listens at the endpoint's address."""
+    if not isinstance(exc, boto.EndpointConnectionError):
+        return False
+    cause = exc.kwargs.get("error")
+    return isinstance(cause, aiohttp.ClientConnectorError) and isinstance(
+        cause.os_error, ConnectionRefusedError
+    )
+
+
 def translate_error(exc: Exception) -> Exception:
     """The batchcopy error for a botocore one; other exceptions come back unchanged."""
     if isinstance(exc, boto.ClientError):
@@ -145,6 +156,9 @@ class LightsailClients:
         )
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[str, Any] = {}
+        # Endpoints that have answered a call (an error answer counts): a refused connection
+        # to one of them is a passing fault, to any other a wrong address.
+        self._answered: set[str] = set()
 
     async def __aenter__(self) -> LightsailClients:
         await self._stack.__aenter__()
@@ -177,10 +191,17 @@ class LightsailClients:
 
     async def _call(self, region: str, method: str, **params: Any) -> dict[str, Any]:
         client = await self._client(region)
+        endpoint = str(client.meta.endpoint_url)
         try:
             response: dict[str, Any] = await getattr(client, method)(**params)
         except Exception as exc:
+            if isinstance(exc, boto.ClientError):
+                self._answered.add(endpoint)
+            elif endpoint not in self._answered and _refused(exc):
+                # Retrying a wrong address would only delay saying so by the whole deadline.
+                raise EndpointUnreachableError(endpoint) from exc
             raise translate_error(exc) from exc
+        self._answered.add(endpoint)
         return response
 
     async def copy_snapshot(self, job: CopyJob) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,13 @@ from batchcopy.jobs import Status
 if TYPE_CHECKING:
     from batchcopy.report import Summary
 
-__all__ = ["LAST_SUCCESS", "check_metrics_file", "last_success", "write_metrics"]
+__all__ = [
+    "LAST_SUCCESS",
+    "check_metrics_file",
+    "last_success",
+    "write_metrics",
+    "write_not_run",
+]
 
 LAST_SUCCESS = "batchcopy_last_success_timestamp_seconds"
 
@@ -151,3 +158,28 @@ class _RunMetrics(Collector):
         )
         for name, documentation, value in single:
             yield GaugeMetricFamily(name, documentation, value=value)
+
+
+def write_not_run(path: Path, exit_code: int, *, manifest: str = "") -> None:
+    """Write the metrics of a run that ended before it started (a usage or manifest error,
+    unusable credentials): no jobs, its exit code and end time, the last success kept, so
+    the file never shows an earlier run's figures as this one's."""
+    from batchcopy.report import Summary  # the report module is not needed otherwise
+
+    now = time.time()
+    summary = Summary(
+        manifest=manifest,
+        manifest_sha256="",
+        total=0,
+        counts={status.value: 0 for status in Status},
+        by_region={},
+        attempts=0,
+        throttles=0,
+        reconciled=0,
+        tag_failures=0,
+        rates={},
+        started_at=now,
+        finished_at=now,
+        exit_code=exit_code,
+    )
+    write_metrics(summary, path)

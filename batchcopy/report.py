@@ -84,6 +84,10 @@ class Summary:
     start_rate: float | None = None  # each region's CopySnapshot rate at the start, requests/s
     max_rate: float | None = None  # the cap no region's rate went above, requests/s
     format_version: int = FORMAT_VERSION
+    run_id: str = ""  # the journal's, kept across resumes; the batchcopy:run-id tag
+    # Jobs this run brought to an outcome: not those it never sent, cut off in flight, or
+    # took from an earlier run's journal. jobs_per_second counts these.
+    finished: int = 0
 
     @property
     def duration(self) -> float:
@@ -91,12 +95,13 @@ class Summary:
 
     @property
     def jobs_per_second(self) -> float:
-        done = self.total - self.counts.get(Status.NOT_STARTED, 0)
-        return done / self.duration if self.duration > 0 else 0.0
+        """Jobs finished per second; 0 when the run finished none (no rate to speak of)."""
+        return self.finished / self.duration if self.finished and self.duration > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
+            "run_id": self.run_id,
             "manifest": self.manifest,
             "manifest_sha256": self.manifest_sha256,
             "total": self.total,
@@ -112,6 +117,7 @@ class Summary:
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
             "duration": round(self.duration, 3),
+            "finished": self.finished,
             "jobs_per_second": round(self.jobs_per_second, 2),
             "exit_code": self.exit_code,
             "report_dir": self.report_dir,
@@ -208,8 +214,10 @@ class ReportWriter:
         total: int,
         keep_results: bool = False,
         wall: Any = time.time,
+        run_id: str = "",
     ) -> None:
         self._directory = directory
+        self._run_id = run_id
         self._manifest = manifest
         self._sha256 = manifest_sha256
         self._total = total
@@ -218,6 +226,7 @@ class ReportWriter:
         self.counts: Counter[str] = Counter()
         self.by_region: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.attempts = self.throttles = self.reconciled = self.tag_failures = 0
+        self.interrupted = 0  # failed as Interrupted: sent, outcome cut off
         self._done: set[int] = set()  # hashes of finished targets, to find the unfinished
         self._kept: list[JobResult] | None = [] if keep_results else None
         self._jsonl: IO[str] | None = None
@@ -244,6 +253,7 @@ class ReportWriter:
         self.throttles += result.throttles
         self.reconciled += result.reconciled
         self.tag_failures += bool(result.tag_error)
+        self.interrupted += result.error_code == INTERRUPTED_CODE
         if self._kept is not None:
             self._kept.append(result)
         if self._jsonl is not None:
@@ -273,6 +283,7 @@ class ReportWriter:
         ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
         overrides the computed one (an interrupted run's 130 or 143)."""
         earlier = earlier or {}
+        finished = self.counts.total() - self.counts[Status.NOT_STARTED] - self.interrupted
         if len(self._done) < self._total:
             for job in jobs:
                 if hash(job.target) in self._done:
@@ -312,6 +323,8 @@ class ReportWriter:
             report_dir=str(self._directory) if self._directory else None,
             start_rate=start_rate,
             max_rate=max_rate,
+            run_id=self._run_id,
+            finished=finished,
         )
         if self._directory is not None:
             self._close_rows()

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -75,6 +76,14 @@ def run_cli(
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import GOOD_ROWS, HEADER, EmulatorProcess, read_csv, run_cli, write_manifest
+from tests.helpers import (
+    GOOD_ROWS,
+    HEADER,
+    EmulatorProcess,
+    closed_port,
+    read_csv,
+    run_cli,
+    write_manifest,
+)
 
 batchcopy = run_cli
 write = write_manifest
@@ -650,3 +658,212 @@ def test_list_options_and_counts_still_repeat(live: EmulatorProcess) -> None:
         "us-east-1",
         "eu-central-1",
     }
+
+
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment with an AWS profile that does not exist and no keys at all."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+
+
+NEVER_STARTED = {
+    "manifest error": (["us-east-1,mars-1,x1-snap,,,,t-1"], [], 2),
+    "settings error": (GOOD_ROWS[:1], ["--rate", "0"], 2),
+    "tag error": (GOOD_ROWS[:1], ["--tag", "novalue"], 2),
+    "credentials": (GOOD_ROWS[:1], [], 253),
+    "closed port": (GOOD_ROWS[:1], [], 253),
+}
+
+
+@pytest.mark.parametrize("case", list(NEVER_STARTED))
+def test_a_run_that_never_started_leaves_no_report_folder(
+    live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """A run that fails before it sends anything creates no report folder, default or named,
+    and its metrics file says its exit code (not the previous run's figures)."""
+    rows, extra, code = NEVER_STARTED[case]
+    prom = tmp_path / "batchcopy.prom"
+    prom.write_text("batchcopy_exit_code 0\nbatchcopy_last_success_timestamp_seconds 1.5e9\n")
+    endpoint = f"http://127.0.0.1:{closed_port()}" if case == "closed port" else live.url
+    if case == "credentials":
+        no_credentials(monkeypatch)
+    manifest = write(tmp_path / "m.csv", rows)
+    common = [str(manifest), "--endpoint-url", endpoint, "--metrics-file", str(prom), *FAST]
+    default = batchcopy("run", *common, *extra, cwd=tmp_path)
+    named = batchcopy("run", *common, *extra, "--report-dir", str(tmp_path / "r"))
+    for done in (default, named):
+        assert done.returncode == code, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("batchcopy-report-*"))
+    assert not (tmp_path / "r").exists()
+    assert live.stats()["requests_total"] == 0
+    metrics = prom.read_text()
+    assert f"batchcopy_exit_code {code}.0" in metrics
+    assert "batchcopy_last_success_timestamp_seconds 1.5e+09" in metrics
+    assert 'batchcopy_jobs{status="started"} 0.0' in metrics
+
+
+def test_unusable_credentials_exit_253_in_one_line_with_no_folder(
+    live: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown profile and no keys: exit 253, one line naming the profile, no folder."""
+    no_credentials(monkeypatch)
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    done = batchcopy("run", str(manifest), "--endpoint-url", live.url, "--quiet", cwd=tmp_path)
+    assert done.returncode == 253, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "nope" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_a_bad_resume_creates_no_folder(live: EmulatorProcess, tmp_path: Path) -> None:
+    """--resume of a folder that does not exist is refused (exit 2) and does not make it."""
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    missing = tmp_path / "no-such-run"
+    done = batchcopy("run", str(manifest), "--endpoint-url", live.url, "--resume", str(missing))
+    assert done.returncode == 2, done.stderr
+    assert "no-such-run" in done.stderr
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = batchcopy("run", str(manifest), "--endpoint-url", live.url, "--resume", str(empty))
+    assert done.returncode == 2, done.stderr
+    assert list(empty.iterdir()) == []
+    assert live.stats()["requests_total"] == 0
+
+
+def test_closed_stdout_keeps_the_exit_code_of_the_summary(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """`batchcopy run ... | head -1`: stdout closing early does not turn exit 0 into a silent
+    1; the process exits as summary.json says and stderr says the output was cut."""
+    read, write_end = os.pipe()
+    os.close(read)  # the reader has gone, as head has after its line
+    report = tmp_path / "r"
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batchcopy",
+                "run",
+                str(manifest),
+                "--endpoint-url",
+                live.url,
+                "--report-dir",
+                str(report),
+                *FAST,
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert json.loads((report / "summary.json").read_text())["exit_code"] == 0
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "broken pipe" in done.stderr
+
+
+REFUSED = {
+    "run": ["run", "M", "--report-dir", "R", "--quiet"],
+    "plan": ["plan", "M"],
+    "discover": ["discover", "--source-region", "us-east-1", "--target-region", "eu-west-1"],
+}
+
+
+@pytest.mark.parametrize("command", list(REFUSED))
+def test_a_closed_port_fails_at_once_naming_the_endpoint(tmp_path: Path, command: str) -> None:
+    """An endpoint nothing listens on: plan, discover and run stop within seconds (not after
+    retrying to the deadline) with one line naming it, exit 253, and no report folder."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    manifest = str(write(tmp_path / "m.csv", GOOD_ROWS))
+    args = [
+        manifest if a == "M" else str(tmp_path / "r") if a == "R" else a for a in REFUSED[command]
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "batchcopy", *args, "--endpoint-url", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=20,  # retrying until the deadline took about 50 s
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 253, done.stderr
+    assert done.stderr == (
+        f"batchcopy: cannot connect to {endpoint} (connection refused); check --endpoint-url\n"
+    )
+    assert done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_plan_and_discover_take_the_log_and_timeout_options(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """plan and discover accept -v, --debug, --log-format, --log-file, --read-timeout and
+    --connect-timeout as run does; --debug logs botocore's requests to the file."""
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    common = ["-v", "--debug", "--log-format", "json", "--read-timeout", "5"]
+    common += ["--connect-timeout", "2", "--endpoint-url", live.url]
+    planned = batchcopy("plan", str(manifest), *common, "--log-file", str(tmp_path / "plan.log"))
+    assert planned.returncode == 0, planned.stderr
+    found = batchcopy(
+        "discover",
+        "--source-region",
+        "us-east-1",
+        "--target-region",
+        "eu-west-1",
+        *common,
+        "--log-file",
+        str(tmp_path / "discover.log"),
+        "-o",
+        str(tmp_path / "found.csv"),
+    )
+    assert found.returncode == 0, found.stderr
+    for name in ("plan.log", "discover.log"):
+        records = [json.loads(x) for x in (tmp_path / name).read_text().splitlines()]
+        assert any("GetInstanceSnapshots" in json.dumps(r) for r in records), name
+    ran = batchcopy("run", str(manifest), *common, "--report-dir", str(tmp_path / "r"), "--quiet")
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_end_of_run_output_reads_well_in_a_log(live: EmulatorProcess, tmp_path: Path) -> None:
+    """Captured (not a terminal): no line is wrapped at 80 columns, counts of one are
+    singular, and the run id of summary.json (the journal's) is printed."""
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    deep.mkdir()
+    manifest = write(deep / "one-job.csv", GOOD_ROWS[:1])
+    report = tmp_path / "r"
+    done = batchcopy(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((report / "summary.json").read_text())
+    journal = json.loads((report / "journal.jsonl").read_text().splitlines()[0])
+    assert summary["run_id"] == journal["run_id"] != ""
+    lines = done.stdout.splitlines()
+    assert f"{manifest}: 1 job in " in lines[0]
+    assert any("1 copy request," in line and f"Run {summary['run_id']}" in line for line in lines)
+    assert not any("1 jobs" in line or "1 copy requests" in line for line in lines)
+
+
+def test_plan_says_one_copy_and_one_problem(live: EmulatorProcess, tmp_path: Path) -> None:
+    """plan's total line is singular for one copy and one problem, and on one line."""
+    rows = [GOOD_ROWS[0], "us-east-1,eu-west-1,does-not-exist,,,,orphan"]
+    done = batchcopy("plan", str(write(tmp_path / "m.csv", rows)), "--endpoint-url", live.url)
+    assert done.returncode == 1, done.stderr
+    (total,) = [line for line in done.stdout.splitlines() if "a month more" in line]
+    assert total.startswith("1 copy, ")
+    assert total.endswith("; 0 already there; 1 problem.")
+
+
+def test_one_manifest_problem_is_singular(tmp_path: Path) -> None:
+    """validate and run say "1 problem found", not "1 problem(s)"."""
+    done = batchcopy("validate", str(write(tmp_path / "m.csv", ["us-east-1,mars-1,s1-x,,,,t-1"])))
+    assert done.returncode == 2
+    assert "1 problem found; nothing was copied." in done.stderr

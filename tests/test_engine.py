@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchcopy import RegionCounters, RunControl, Status, copy_snapshots, stream_copies
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+from batchcopy.errors import CredentialsError, EndpointUnreachableError, TransientError
+from batchcopy.lightsail import LightsailClients
 from batchcopy.settings import OnExists
-from tests.helpers import assert_each_target_copied_once, manual, mixed_jobs, run, settings_for
+from tests.helpers import (
+    assert_each_target_copied_once,
+    closed_port,
+    manual,
+    mixed_jobs,
+    run,
+    settings_for,
+)
 
 
 async def test_manual_and_automatic_copies_into_three_regions() -> None:
@@ -175,3 +186,79 @@ async def test_run_control_counts_requests_acceptances_and_throttles_per_region(
     assert ireland.sent == ireland.accepted + ireland.throttled
     assert sum(c.sent for c in counters.values()) == report.summary.attempts
     assert sum(c.throttled for c in counters.values()) == report.summary.throttles
+
+
+class _ExpiringCredentials:
+    """Real Lightsail clients whose credentials stop working after the first copy."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self.copies = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+    async def copy_snapshot(self, job: Any) -> str:
+        if self.copies:
+            raise CredentialsError("the session token has expired")
+        self.copies += 1
+        return str(await self._api.copy_snapshot(job))
+
+
+async def test_credentials_failing_mid_run_report_exit_253(tmp_path: Path) -> None:
+    """Credentials that stop working after copies were sent: the run ends with the error and
+    its summary.json says 253, the exit code the CLI gives that error."""
+    emulator = Emulator(seed=demo_seed())
+    control = RunControl()
+    jobs = [manual(line, "eu-west-1", f"expiring-{line}") for line in (1, 2, 3)]
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, max_in_flight=1, burst=1)
+        async with LightsailClients(settings) as real:
+            with pytest.raises(CredentialsError):
+                await copy_snapshots(
+                    jobs,
+                    settings,
+                    report_dir=tmp_path / "r",
+                    control=control,
+                    api=_ExpiringCredentials(real),
+                )
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["exit_code"] == 253 == CredentialsError.exit_code
+    assert summary["counts"]["started"] == 1
+    assert control.report is not None
+    assert control.report.exit_code == 253
+
+
+async def test_closed_port_ends_the_run_before_a_report_folder(tmp_path: Path) -> None:
+    """An endpoint that refuses the connection raises EndpointUnreachableError at once and
+    leaves no report folder: nothing was sent."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(EndpointUnreachableError, match=endpoint):
+        await copy_snapshots(
+            [manual(1, "eu-west-1", "nowhere")],
+            settings_for(endpoint),
+            report_dir=tmp_path / "r",
+        )
+    assert not (tmp_path / "r").exists()
+
+
+async def test_refusal_after_an_answer_is_a_passing_fault() -> None:
+    """A refused connection from an endpoint that has answered before (it restarted) is a
+    transient fault, retried, not the end of the run; one that never answered is fatal."""
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        api = LightsailClients(settings_for(url))
+        await api.__aenter__()
+        await api.probe("eu-west-1")
+    try:
+        with pytest.raises(TransientError):
+            await api.probe("eu-west-1")  # the kept-alive connection is gone: ambiguous
+        with pytest.raises(TransientError) as caught:
+            await api.probe("eu-west-1")  # a new connection, refused: nothing listens at url
+        assert not caught.value.ambiguous
+        assert not isinstance(caught.value, CredentialsError)
+        async with LightsailClients(settings_for(url)) as fresh:
+            with pytest.raises(EndpointUnreachableError):
+                await fresh.probe("eu-west-1")
+    finally:
+        await api.__aexit__(None, None, None)

@@ -211,3 +211,21 @@ def test_help_does_not_load_prometheus_client() -> None:
     assert "import time:" in done.stderr  # the import log is there to be read
     assert "batchcopy.metrics" not in done.stderr
     assert "prometheus_client" not in done.stderr
+
+
+def test_usage_error_replaces_the_last_runs_figures(live: EmulatorProcess, tmp_path: Path) -> None:
+    """A run that exits 2 (bad manifest) writes exit code 2 and no jobs, keeping only the
+    last success time, instead of leaving the previous run's figures as if current."""
+    prom = tmp_path / "batchcopy.prom"
+    first, _ = run(live, tmp_path, GOOD_ROWS, "--metrics-file", str(prom))
+    assert first.returncode == 0, first.stderr
+    succeeded_at = value(read_metrics(prom), "batchcopy_last_success_timestamp_seconds")
+    bad = write_manifest(tmp_path / "bad.csv", ["us-east-1,mars-1,x1-snap,,,,t-1"])
+    done = run_cli("run", str(bad), "--endpoint-url", live.url, "--metrics-file", str(prom))
+    assert done.returncode == 2, done.stderr
+    metrics = read_metrics(prom)
+    assert value(metrics, "batchcopy_exit_code") == 2
+    assert set(metrics["batchcopy_jobs"].values()) == {0}
+    assert value(metrics, "batchcopy_copy_requests") == 0
+    assert value(metrics, "batchcopy_last_success_timestamp_seconds") == succeeded_at
+    assert value(metrics, "batchcopy_last_run_timestamp_seconds") > succeeded_at

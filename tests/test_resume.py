@@ -204,6 +204,10 @@ def test_one_signal_stops_gently_and_resume_finishes(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "stopping" in err
+    # Only Ctrl-C is a key: a SIGTERM (systemd, Kubernetes) is told to send the signal again.
+    again = "press Ctrl-C again" if signum == signal.SIGINT else "send SIGTERM again"
+    assert again in err
+    assert (signum == signal.SIGINT) == ("Ctrl-C" in err)
     first = statuses(report)
     assert "not_started" in first.values()
     assert "failed" not in {s for t, s in first.items() if t != "resume-orphan"}
@@ -244,3 +248,25 @@ def test_second_signal_cancels_at_once_and_resume_reconciles(
     assert resumed.returncode == 1, resumed.stderr
     assert statuses(report) == UNINTERRUPTED
     assert_copied_once(live)
+
+
+def test_a_run_stopped_before_finishing_anything_reports_no_rate(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A run stopped while its first copies hang finished nothing: the end-of-run output
+    gives no jobs/s, and summary.json has finished 0 and jobs_per_second 0."""
+    live.control(
+        "POST", "config", {"hang_rate": 1, "hang_seconds": 20, "actions": ["CopySnapshot"]}
+    )
+    report = tmp_path / "r"
+    copies_only = write_manifest(tmp_path / "copies.csv", ROWS[:6])  # every one hangs
+    proc = start_run(live, copies_only, report, "--shutdown-grace", "0")
+    wait_for_journal(report, 1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["counts"]["started"] == 0
+    assert (summary["finished"], summary["jobs_per_second"]) == (0, 0)
+    assert f"Run {summary['run_id']}" in out
+    assert "jobs/s" not in out
