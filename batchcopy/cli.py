@@ -61,6 +61,7 @@ class _Command(TyperCommand):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not ctx.resilient_parsing:  # shell completion parses half-typed lines
+            _note_metrics_file(self, args)
             _refuse_repeats(self, ctx, args)
         return super().parse_args(ctx, args)
 
@@ -94,6 +95,18 @@ def _no_flag_values(params: list[Any]) -> None:
         flag = isinstance(param, TyperOption) and (param.is_flag or param.count)
         if flag and param.metavar is None:
             param.metavar = ""
+
+
+def _note_metrics_file(command: TyperCommand, args: list[str]) -> None:
+    """Note a run's --metrics-file before its options are parsed: an option error then
+    still records exit 2 there (see :func:`main`), not the previous run's figures."""
+    if "--dry-run" in args or not any(p.name == "metrics_file" for p in command.params):
+        return
+    for i, arg in enumerate(args):
+        if arg == "--metrics-file" and i + 1 < len(args):
+            _unwritten_metrics["path"] = Path(args[i + 1])
+        elif arg.startswith("--metrics-file="):
+            _unwritten_metrics["path"] = Path(arg.partition("=")[2])
 
 
 def _refuse_repeats(command: TyperCommand, ctx: Any, args: list[str]) -> None:
@@ -1209,7 +1222,14 @@ app.command()(emulator)
 def main() -> None:
     """Entry point of the ``batchcopy`` script and of ``python -m batchcopy``; both are
     called batchcopy in help and shell completion."""
-    app(prog_name="batchcopy")
+    try:
+        app(prog_name="batchcopy")
+    except SystemExit as exit:
+        # An option typer refused before the command ran: the metrics file says so too.
+        code = exit.code if isinstance(exit.code, int) else 1
+        if code and (path := _unwritten_metrics.pop("path", None)) is not None:
+            _metrics_not_run(path, code)
+        raise
 
 
 def emulator_main() -> None:

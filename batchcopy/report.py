@@ -146,11 +146,7 @@ def prepare_report_dir(directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         _probe(directory)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ReportDirError(
-            f"{directory}: cannot write the report here ({reason}); "
-            "choose another folder with --report-dir"
-        ) from None
+        raise _unwritable(directory, exc) from None
     return directory
 
 
@@ -178,12 +174,15 @@ def check_report_dir(directory: Path) -> str:
             )
         _probe(where)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ReportDirError(
-            f"{where}: cannot write the report here ({reason}); "
-            "choose another folder with --report-dir"
-        ) from None
+        raise _unwritable(where, exc) from None
     return f"{directory} can be made in {where}"
+
+
+def _unwritable(where: Path, exc: OSError) -> ReportDirError:
+    reason = exc.strerror or str(exc)
+    return ReportDirError(
+        f"{where}: cannot write the report here ({reason}); choose another folder with --report-dir"
+    )
 
 
 def _refuse_links(directory: Path) -> None:

@@ -669,7 +669,9 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 NEVER_STARTED = {
     "manifest error": (["us-east-1,mars-1,x1-snap,,,,t-1"], [], 2),
-    "settings error": (GOOD_ROWS[:1], ["--rate", "0"], 2),
+    "settings error": (GOOD_ROWS[:1], ["--max-attempts", "0"], 2),
+    "option given twice": (GOOD_ROWS[:1], ["--rate", "1"], 2),  # FAST gives --rate too
+    "option of the wrong type": (GOOD_ROWS[:1], ["--max-attempts", "ten"], 2),
     "tag error": (GOOD_ROWS[:1], ["--tag", "novalue"], 2),
     "credentials": (GOOD_ROWS[:1], [], 253),
     "closed port": (GOOD_ROWS[:1], [], 253),
