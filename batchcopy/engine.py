@@ -343,12 +343,18 @@ class Engine:
                 return result
 
             async def tag() -> None:
-                await lane.limiter.acquire()  # TagResource is a write: the copy budget
+                # TagResource is a write: it spends the copy budget, and the region's rate
+                # learns from it as from a copy (the counts in the report are copies' only).
+                await lane.limiter.acquire()
+                sent = self._clock()
                 try:
                     await self._api.tag_resource(job.target_region, job.target_snapshot_name, tags)
                 except ThrottledError:
-                    lane.limiter.throttled()  # the rate learns from it; the counts are copies'
+                    lane.limiter.throttled()
                     raise
+                finally:
+                    lane.limiter.timed(self._clock() - sent)
+                lane.limiter.succeeded()
 
             await self._guarded(tag)
         except LightsailError as exc:

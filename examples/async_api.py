@@ -33,9 +33,11 @@ async def endpoint(url: str | None) -> AsyncIterator[tuple[str, tuple[str, str] 
     if url:
         yield url, None
         return
-    from batchcopy.emulator import Emulator, demo_seed, running_emulator
+    from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 
-    async with running_emulator(Emulator(seed=demo_seed())) as local:
+    # Copies finish at once here; in Lightsail they take minutes (see below).
+    instant = FaultConfig.from_json({"operation_seconds": 0})
+    async with running_emulator(Emulator(seed=demo_seed(), faults=instant)) as local:
         yield local, ("example", "example")
 
 
@@ -50,7 +52,8 @@ async def main(url: str | None, report_dir: Path | None) -> int:
             async for result in results:
                 print(f"line {result.job.line}: {result.job.target} {result.status}")
         # Or everything at once, with a report folder if one is given (None: counts only).
-        # Copying again now skips every job: each target exists, made from the same source.
+        # Copying again now sends no copy: each target exists, copied from the same source
+        # snapshot, so it is skipped (or started, while Lightsail is still copying it).
         report = await batchcopy.copy_snapshots(manifest, settings, report_dir=report_dir)
     print(report.summary.counts)
     if report_dir is not None:

@@ -124,6 +124,7 @@ def test_running_again_without_a_journal_copies_nothing(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
     """The same manifest run again converges: done targets are skipped, zero new copies."""
+    live.control("POST", "config", {"operation_seconds": 0})  # done before the second run
     run_cli(
         "run",
         str(manifest),
