@@ -245,7 +245,7 @@ async def copy_snapshots(
     settings = settings or Settings()
     if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
-    created = report_dir is not None and _new_folder(Path(report_dir), resume=resume)
+    made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
     run_id = settings.run_id or _new_run_id()
@@ -271,7 +271,7 @@ async def copy_snapshots(
     except BaseException:
         if journal is not None:
             journal.close()
-        _unmake(directory, created=created, resume=resume)
+        _unmake(directory, made=made, journal=journal, resume=resume)
         raise
     settings = dataclasses.replace(settings, run_id=run_id)
     finished = journal.past.finished if journal else set()
@@ -307,7 +307,7 @@ async def copy_snapshots(
             ):
                 # Nothing was sent: the run never started, so it leaves no report behind.
                 writer.close()
-                _unmake(directory, created=created, resume=resume)
+                _unmake(directory, made=made, journal=journal, resume=resume)
             else:
                 if journal is not None:
                     known |= journal.earlier_results()
@@ -336,29 +336,42 @@ def _exit_code(ended_by: BaseException | None, control: RunControl) -> int | Non
     return control.exit_code
 
 
-def _new_folder(directory: Path, *, resume: bool) -> bool:
-    """Whether the run is to make its report folder; a resume needs it there already."""
+def _folder_to_make(directory: Path, *, resume: bool) -> Path | None:
+    """The outermost folder of ``directory``'s path that the run is to make (None: it is
+    there); a resume needs it there already."""
     if directory.exists():
-        return False
+        return None
     if resume:
         raise ReportDirError(f"{directory}: no such folder; give the report folder to resume")
-    return True
+    missing = directory.absolute()
+    while not missing.parent.exists():
+        missing = missing.parent
+    return missing
 
 
-def _unmake(directory: Path | None, *, created: bool, resume: bool) -> None:
-    """Take back what a run that never started wrote in its report folder: the row files,
-    a fresh journal (a resumed one stays: it holds the earlier runs), and the folder itself
-    if the run made it and it is empty now."""
+def _unmake(
+    directory: Path | None, *, made: Path | None, journal: Journal | None, resume: bool
+) -> None:
+    """Take back what a run that never started wrote: only with its own journal open is
+    anything in the folder its own (another run's journal there refused this one, and its
+    files are left alone): the row files, and the journal unless resumed (a resumed one
+    holds the earlier runs). Then the folders the run made, if they are empty now."""
     if directory is None:
         return
-    names = [f"{name}.partial" for name in ("results.jsonl", "results.csv", "retry.csv")]
-    if not resume:
-        names.append(JOURNAL_NAME)
-    for name in names:
-        (directory / name).unlink(missing_ok=True)
-    if created:
+    if journal is not None:
+        names = [f"{name}.partial" for name in ("results.jsonl", "results.csv", "retry.csv")]
+        if not resume:
+            names.append(JOURNAL_NAME)
+        for name in names:
+            (directory / name).unlink(missing_ok=True)
+    if made is not None:
+        folder = directory.absolute()
         with contextlib.suppress(OSError):  # not empty: someone else put something there
-            directory.rmdir()
+            while True:
+                folder.rmdir()
+                if folder == made:
+                    break
+                folder = folder.parent
 
 
 def _log_result(result: JobResult) -> None:

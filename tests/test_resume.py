@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EmulatorProcess, read_csv, run_cli, write_manifest
+from tests.helpers import EmulatorProcess, closed_port, read_csv, run_cli, write_manifest
 
 ROWS = [
     *(f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,resume-{i}" for i in range(6)),
@@ -271,3 +271,35 @@ def test_a_run_stopped_before_finishing_anything_reports_no_rate(
     assert (summary["finished"], summary["jobs_per_second"]) == (0, 0)
     assert f"Run {summary['run_id']}" in out
     assert "jobs/s" not in out
+
+
+def test_a_refused_run_leaves_the_folder_it_was_refused_for_as_it_was(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """Running again into a folder that holds a run's journal is refused (exit 2) and
+    changes nothing there: the journal, the report and another run's unfinished files stay,
+    and --resume still works."""
+    report = tmp_path / "r"
+    args = ["run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST]
+    run_cli(*args)
+    (report / "results.jsonl.partial").write_text("another run's rows\n")
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
+    again = run_cli(*args)
+    assert again.returncode == 2
+    assert "already holds a run's journal" in again.stderr
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == before
+    (report / "results.jsonl.partial").unlink()
+    resumed = run_cli("run", str(manifest), "--endpoint-url", live.url, "--resume", str(report))
+    assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
+    assert_copied_once(live)
+
+
+def test_a_run_that_never_started_takes_back_every_folder_it_made(tmp_path: Path) -> None:
+    """A run refused before it sends anything (nothing listens at the endpoint) removes the
+    folders it made for its report, parents included, and nothing that was there."""
+    manifest = write_manifest(tmp_path / "m.csv", ROWS[:1])
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    report = tmp_path / "new" / "nested" / "report"
+    done = run_cli("run", str(manifest), "--endpoint-url", endpoint, "--report-dir", str(report))
+    assert done.returncode == 253, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
