@@ -45,7 +45,7 @@ from batchcopy.jobs import (
 from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.memo import Memo
-from batchcopy.provenance import RUN_TAG, SOURCE_TAG, Source, mismatch, source_label
+from batchcopy.provenance import RUN_TAG, SOURCE_TAG, Source, conflict, pin, source_label
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 from batchcopy.streams import each, put
@@ -243,29 +243,50 @@ class Engine:
         results: MemoryObjectSendStream[JobResult],
     ) -> None:
         try:
-            existing = lane.existing.get(job.target_snapshot_name)
-            if existing is None:
-                result = await self._copy(lane, job)
-            else:
-                # A target listed before we sent anything is ours only if an interrupted
-                # run sent it.
-                result = await self._existing(job, existing, ours=job.target in self._intended)
-            if result.status is Status.STARTED:
-                lane.accepted += 1
-            # Known before tagging: a run cut short while tagging still reports the copy.
-            self.handed_on[job.target] = result
-            self.unsettled.discard(job.target)
-            # Targets found already there are copies of the same source too: tagging them
-            # finishes tagging that failed before (or that an interrupted run never did).
-            if result.status in (Status.STARTED, Status.SKIPPED):
-                made_before = existing is not None and not result.reconciled
-                result = await self._tag(lane, result, existing if made_before else None)
+            result = await self._run_job(lane, job)
         finally:
             lane.fit()
             lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.discard(job.target)
         await put(results, result)
+
+    async def _run_job(self, lane: _Lane, job: CopyJob) -> JobResult:
+        """Copy ``job``, or judge its target if it exists, then tag what stands. Its result
+        names ``job`` as the manifest has it (use_latest), whatever date was copied."""
+        try:
+            pinned = await self._guarded(lambda: self._pinned(job))
+        except LightsailError as exc:
+            return self._result(job, Status.FAILED, _Tries(), started=self._wall(), error=exc)
+        existing = lane.existing.get(job.target_snapshot_name)
+        if existing is None:
+            result = await self._copy(lane, pinned)
+        else:
+            # A target listed before we sent anything is ours only if an interrupted run
+            # sent it.
+            result = await self._existing(pinned, existing, ours=job.target in self._intended)
+        result = dataclasses.replace(result, job=job)
+        if result.status is Status.STARTED and (result.attempts or result.reconciled):
+            lane.accepted += 1
+        # Known before tagging: a run cut short while tagging still reports the copy.
+        self.handed_on[job.target] = result
+        self.unsettled.discard(job.target)
+        # Targets found already there are copies of the same source too: tagging them
+        # finishes tagging that failed before (or that an interrupted run never did).
+        if result.status in (Status.STARTED, Status.SKIPPED):
+            made_before = existing if existing is not None and not result.reconciled else None
+            result = await self._tag(lane, result, made_before, source_label(pinned))
+        return result
+
+    async def _pinned(self, job: CopyJob) -> CopyJob:
+        """``job`` with its source pinned: for use_latest, the latest restorable automatic
+        snapshot's date now, so the copy is of a known date and its label says which (a
+        label "latest" would fit every night's copy). Unchanged if there is none: then
+        Lightsail answers the job as it stands."""
+        if not job.use_latest:
+            return job
+        autos = await self._autos(job.source_region, job.source_resource_name or "")
+        return pin(job, autos)
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
@@ -322,14 +343,14 @@ class Engine:
         return self._result(job, Status.STARTED, tries, started=started, operation_id=operation_id)
 
     async def _tag(
-        self, lane: _Lane, result: JobResult, made_before: SnapshotInfo | None
+        self, lane: _Lane, result: JobResult, made_before: SnapshotInfo | None, label: str
     ) -> JobResult:
-        """Tag a copy of ``result``'s job: provenance (always), the user's tags and the
-        source's (``copy_tags``). ``made_before``: the target as listed, when an earlier run
-        made it; it keeps its run id, and tags it has already are not sent again. A failure
-        is noted on the result; the copy stands."""
+        """Tag a copy of ``result``'s job: provenance (``label``, always), the user's tags
+        and the source's (``copy_tags``). ``made_before``: the target as listed, when an
+        earlier run made it; it keeps its run id, and tags it has already are not sent
+        again. A failure is noted on the result; the copy stands."""
         job = result.job
-        tags = {SOURCE_TAG: source_label(job)}
+        tags = {SOURCE_TAG: label}
         if self._settings.run_id and made_before is None:
             tags[RUN_TAG] = self._settings.run_id
         try:
@@ -401,13 +422,9 @@ class Engine:
     ) -> JobResult:
         """What an existing target means for ``job`` (see the module docstring)."""
         error = None
-        if reason := mismatch(job, target, source):
-            code = "TargetExists" if source is not None else "SourceNotFound"
-            error = LightsailError(
-                code,
-                f"{job.target} already exists and is not provably a copy of "
-                f"{source_label(job)}: {reason}; choose another target name for this job",
-            )
+        code, message = conflict(job, target, source)
+        if code:
+            error = LightsailError(code, message)
         elif target.state == "error":
             error = LightsailError(
                 "TargetFailed",
@@ -436,13 +453,16 @@ class Engine:
         if job.source_snapshot_name:
             found = await self._snapshot(job.source_region, job.source_snapshot_name)
             return Source.of(found) if found else None
-        resource = job.source_resource_name or ""
+        autos = await self._autos(job.source_region, job.source_resource_name or "")
+        return Source.automatic(job, autos)
+
+    async def _autos(self, region: str, resource: str) -> AutoSnapshots | None:
+        """A resource's automatic snapshots, looked up once however many jobs copy them."""
         autos = await self._lookups.get(
-            ("auto", job.source_region, resource),
-            lambda: self._api.auto_snapshots(job.source_region, resource),
+            ("auto", region, resource), lambda: self._api.auto_snapshots(region, resource)
         )
         assert autos is None or isinstance(autos, AutoSnapshots)
-        return Source.automatic(job, autos)
+        return autos
 
     async def _snapshot(self, region: str, name: str) -> SnapshotInfo | None:
         """A source snapshot, looked up once however many jobs copy it."""

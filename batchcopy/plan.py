@@ -26,7 +26,7 @@ from batchcopy.errors import LightsailError
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.memo import Memo
-from batchcopy.provenance import Source, mismatch, source_label
+from batchcopy.provenance import Source, conflict, pin
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 
@@ -161,19 +161,16 @@ class _Planner:
             )
             return
         try:
-            source = await self._source(job)
+            pinned, source = await self._source(job)
         except LightsailError as exc:
             problem(exc.code, exc.message)
             return
         target = existing.get(job.target_snapshot_name)
         if target is not None:
             # The same rules a run applies to a target that is already there.
-            if reason := mismatch(job, target, source):
-                problem(
-                    "TargetExists",
-                    f"{job.target} already exists and is not provably a copy of "
-                    f"{source_label(job)}: {reason}; choose another target name",
-                )
+            code, message = conflict(pinned, target, source)
+            if code:
+                problem(code, message)
             elif target.state == "error":
                 problem("TargetFailed", f"{job.target} exists in state error; delete it first")
             elif self._settings.on_exists is OnExists.FAIL:
@@ -187,9 +184,10 @@ class _Planner:
         else:
             self.plan.gigabytes[job.target_region] += source.size_in_gb
 
-    async def _source(self, job: CopyJob) -> Source:
-        """The job's source snapshot; raises LightsailError with a problem's code and
-        message when it will not do."""
+    async def _source(self, job: CopyJob) -> tuple[CopyJob, Source]:
+        """The job as a run would send it (use_latest pinned to a date) and its source
+        snapshot; raises LightsailError with a problem's code and message when it will not
+        do."""
         region = job.source_region
         if job.source_snapshot_name:
             name = job.source_snapshot_name
@@ -210,7 +208,7 @@ class _Planner:
                     "SourceNotReady",
                     f"{region}:{name} is {found.state or 'not ready'}, not copyable",
                 )
-            return Source.of(found)
+            return job, Source.of(found)
         resource = job.source_resource_name or ""
 
         async def autos() -> object:
@@ -225,9 +223,10 @@ class _Planner:
         if found_autos is None:
             raise LightsailError("SourceNotFound", f"no instance or disk {resource} in {region}")
         assert isinstance(found_autos, AutoSnapshots)
-        source = Source.automatic(job, found_autos)
+        pinned = pin(job, found_autos)
+        source = Source.automatic(pinned, found_autos)
         if source is not None:
-            return source
+            return pinned, source
         if job.use_latest:
             raise LightsailError(
                 "NoAutoSnapshot", f"{resource} in {region} has no restorable automatic snapshot"

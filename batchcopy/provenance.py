@@ -7,7 +7,9 @@ target may count as a job's copy (``skipped``, or ours after a lost answer):
 
 - the ``batchcopy:source`` tag, which batchcopy puts on every copy it makes: the job's
   :func:`source_label` (``us-east-1/web-1-2026-11-20``, or ``us-east-1/web-1@2026-11-20``
-  for an automatic snapshot). A different label is a different source.
+  for an automatic snapshot; a use_latest job is :func:`pin`-ned to the latest restorable
+  date when it runs, and copies and labels that date). A different label is a different
+  source.
 - time: a copy is never older than its source. A target made before the source existed
   cannot be its copy, tagged or not (a snapshot deleted and made again under the same name
   carries the old tag's label).
@@ -18,15 +20,25 @@ look at again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 
-__all__ = ["RUN_TAG", "SOURCE_TAG", "Source", "mismatch", "source_label"]
+__all__ = ["RUN_TAG", "SOURCE_TAG", "Source", "conflict", "mismatch", "pin", "source_label"]
 
 SOURCE_TAG = "batchcopy:source"
 RUN_TAG = "batchcopy:run-id"
+
+
+def pin(job: CopyJob, autos: AutoSnapshots | None) -> CopyJob:
+    """``job``, and for use_latest the same job copying the latest restorable automatic
+    snapshot of ``autos`` by its date (unchanged when there is none)."""
+    dates = autos.restorable() if autos and job.use_latest else []
+    if not dates:
+        return job
+    return dataclasses.replace(job, restore_date=dates[-1], use_latest=False)
 
 
 def source_label(job: CopyJob) -> str:
@@ -69,6 +81,23 @@ class Source:
             size_in_gb=None,
             created_at=autos.created.get(date, 0.0),
         )
+
+
+def conflict(job: CopyJob, target: SnapshotInfo, source: Source | None) -> tuple[str, str]:
+    """The error code and message for a ``target`` that is not provably a copy of ``job``'s
+    source snapshot (see :func:`mismatch`); ("", "") when it is one."""
+    label = source_label(job)
+    if source is None:
+        return "SourceNotFound", (
+            f"{job.target} exists ({_made_from(target)}), but its source {label} no longer "
+            "exists, so batchcopy cannot verify it is this job's copy; it is left as it is"
+        )
+    if reason := mismatch(job, target, source):
+        return "TargetExists", (
+            f"{job.target} already exists and is not provably a copy of {label}: {reason}; "
+            "choose another target name for this job"
+        )
+    return "", ""
 
 
 def mismatch(job: CopyJob, target: SnapshotInfo, source: Source | None) -> str:

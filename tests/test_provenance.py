@@ -185,11 +185,44 @@ async def test_a_latest_copy_is_stale_once_a_newer_automatic_snapshot_exists() -
     assert only(same_day).status is Status.SKIPPED
     result = only(next_day)
     assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
-    assert "before the source was taken" in result.error_message
+    assert "copied from us-east-1/web-1@2026-11-19" in result.error_message
     assert [p.code for p in plan.problems] == ["TargetExists"]
+    # The label names the date copied, not "latest": tomorrow's latest is another source.
     assert emulator.sim.regions["eu-west-1"].snapshots["dr-latest"].tags[SOURCE_TAG] == (
-        "us-east-1/web-1@latest"
+        "us-east-1/web-1@2026-11-19"
     )
+    assert result.job.use_latest  # the report shows the job as the manifest has it
+
+
+async def test_a_latest_copy_made_while_tonights_snapshot_was_in_progress_is_stale() -> None:
+    """Tonight's automatic snapshot, taken before the copy but not yet restorable then:
+    the copy is of last night's, so once tonight's is restorable the target is a conflict
+    (its age alone would have passed it)."""
+    seed: dict[str, Any] = {
+        "regions": {
+            "us-east-1": {
+                "instances": [{"name": "web-1", "sizeInGb": 80}],
+                "autoSnapshots": {
+                    "web-1": ["2026-11-19", {"date": "2026-11-20", "status": "InProgress"}]
+                },
+            }
+        }
+    }
+    wall = Wall("2026-11-20T12:00:00")  # after tonight's snapshot was taken (06:00)
+    emulator = Emulator(seed=seed, clock=wall)
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url)
+        first = await copy_snapshots([automatic("dr-latest")], settings)
+        done = {"date": "2026-11-20", "status": "Success"}
+        emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": [done]}}}})
+        wall.set("2026-11-20T13:00:00")
+        again = await copy_snapshots([automatic("dr-latest")], settings)
+        plan = await make_plan([automatic("dr-latest")], settings)
+    assert only(first).status is Status.STARTED
+    result = only(again)
+    assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
+    assert "copied from us-east-1/web-1@2026-11-19" in result.error_message
+    assert [p.code for p in plan.problems] == ["TargetExists"]
 
 
 async def test_every_copy_carries_its_source_label() -> None:
@@ -277,3 +310,22 @@ def test_an_automatic_label_without_a_date_is_judged_by_time() -> None:
     legacy = ((SOURCE_TAG, "us-east-1/web-1"),)
     assert mismatch(job, target(tags=legacy), source) == ""
     assert "before" in mismatch(job, target(tags=legacy, created_at=T0 - 1), source)
+
+
+async def test_a_copy_whose_source_is_gone_is_reported_unverifiable_and_left_alone() -> None:
+    """The source deleted since its copy was made: the job fails SourceNotFound, saying the
+    copy cannot be verified and is left as it is, never advising to rename or delete it."""
+    wall = Wall("2026-11-20T12:00:00")
+    emulator = Emulator(seed=SEED, clock=wall)
+    async with running_emulator(emulator) as url:
+        await copy_snapshots([manual("web-1-2026-11-20")], settings_for(url))
+        source = emulator.sim.regions["us-east-1"].snapshots["web-1-2026-11-20"]
+        emulator.sim.regions["us-east-1"].drop_snapshot(source)
+        report = await copy_snapshots([manual("web-1-2026-11-20")], settings_for(url))
+    result = only(report)
+    assert (result.status, result.error_code) == (Status.FAILED, "SourceNotFound")
+    assert "copied from us-east-1/web-1-2026-11-20" in result.error_message
+    assert "cannot verify" in result.error_message
+    assert "left as it is" in result.error_message
+    assert "choose another" not in result.error_message
+    assert "dr-web" in emulator.sim.regions["eu-west-1"].snapshots
