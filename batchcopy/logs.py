@@ -15,6 +15,7 @@ with JSON logs, stderr is pure JSON Lines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -209,7 +210,16 @@ def say(
         line = json_record(message, level=level, logger=logger, fields=fields)
     else:
         line = message
-    print(line, file=sys.stderr, flush=True)
+    stream = sys.stderr
+    if stream is None:  # started with stderr closed (2>&-)
+        return
+    try:
+        print(line, file=stream, flush=True)
+    except OSError:
+        # Whoever read stderr went away (a log pipe that died): the copies go on, unseen.
+        # Later writes, and Python's last flush at exit, go to nowhere.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def setup_logging(

@@ -869,3 +869,27 @@ def test_one_manifest_problem_is_singular(tmp_path: Path) -> None:
     done = batchcopy("validate", str(write(tmp_path / "m.csv", ["us-east-1,mars-1,s1-x,,,,t-1"])))
     assert done.returncode == 2
     assert "1 problem found; nothing was copied." in done.stderr
+
+
+@pytest.mark.parametrize("stderr", ["pipe closed early", "closed at start"])
+def test_a_lost_stderr_does_not_stop_the_copies(
+    live: EmulatorProcess, tmp_path: Path, stderr: str
+) -> None:
+    """Whoever reads stderr going away (a log pipe that dies), or stderr closed from the
+    start (2>&-), leaves the run to finish every copy with its true exit code."""
+    live.control("POST", "config", {"latency_ms": 300})  # long enough for status lines
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS)
+    report = tmp_path / "r"
+    args = [sys.executable, "-m", "batchcopy", "run", str(manifest), "--endpoint-url", live.url]
+    args += ["--report-dir", str(report), "--rate", "200", "-v"]
+    if stderr == "pipe closed early":
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        proc.stderr.close()  # the reader is gone before the first line
+        code = proc.wait(timeout=120)
+    else:
+        shell = " ".join(f"'{a}'" for a in args) + " >/dev/null 2>&-"
+        code = subprocess.run(["sh", "-c", shell], timeout=120, check=False).returncode
+    summary = json.loads((report / "summary.json").read_text())
+    assert (code, summary["exit_code"]) == (0, 0)
+    assert summary["counts"]["started"] == len(GOOD_ROWS)
