@@ -994,7 +994,7 @@ class _Progress:
         if self._bars is not None:
             self._notes()
             self._bars.stop()
-        elif not self._quiet:
+        elif not self._quiet and exc[0] is None:  # an error ends a run in its one line
             self._line()
 
     async def keep_fresh(self) -> None:
@@ -1044,8 +1044,8 @@ class _Progress:
                 copying,
                 counts.throttled if counts else 0,
             )
-            eta = _eta(done, self._per_region[region], copying, elapsed)
-            self._bars.update(task, note=note, eta=_eta_text(eta))
+            eta = self._eta(done, self._per_region[region], copying, elapsed)
+            self._bars.update(task, note=note, eta=self._eta_text(eta))
         done, copying = self._done.total(), sum(c.copying for c in counters.values())
         note = f"{done / elapsed:6.1f} jobs/s  {self._counts['failed']} failed  " + _activity(
             sum(c.sent for c in counters.values()),
@@ -1053,8 +1053,8 @@ class _Progress:
             copying,
             sum(c.throttled for c in counters.values()),
         )
-        eta = _eta(done, self._total, copying, elapsed)
-        self._bars.update(self._tasks[""], note=note, eta=_eta_text(eta))
+        eta = self._eta(done, self._total, copying, elapsed)
+        self._bars.update(self._tasks[""], note=note, eta=self._eta_text(eta))
 
     def _line(self) -> None:
         from batchcopy.logs import say
@@ -1068,12 +1068,12 @@ class _Progress:
         copying = sum(c.copying for c in counters.values())
         throttled = sum(c.throttled for c in counters.values())
         failed = self._counts["failed"]
-        eta = _eta(done, self._total, copying, elapsed)
+        eta = self._eta(done, self._total, copying, elapsed)
         copying_note = f" ({copying} copying)" if copying else ""
         say(
             f"batchcopy: {done} of {self._total} done, {sent} sent, {accepted} accepted"
             f"{copying_note}, {failed} failed, {throttled} throttled, "
-            f"{done / elapsed:.1f} jobs/s, ETA {_eta_text(eta)}",
+            f"{done / elapsed:.1f} jobs/s, ETA {self._eta_text(eta)}",
             logger="batchcopy.progress",
             fields={
                 "done": done,
@@ -1085,12 +1085,21 @@ class _Progress:
                 "throttled": throttled,
                 "jobs_per_second": round(done / elapsed, 2),
                 "eta_seconds": None if eta is None else round(eta),
+                "stopping": self._control.stopping.is_set(),
                 "regions": {
                     region: {"done": self._done[region], **dataclasses.asdict(counts)}
                     for region, counts in counters.items()
                 },
             },
         )
+
+
+    def _eta(self, done: int, total: int, copying: int, elapsed: float) -> float | None:
+        """None once the run is stopping: what is left will not be done at any pace."""
+        return None if self._control.stopping.is_set() else _eta(done, total, copying, elapsed)
+
+    def _eta_text(self, eta: float | None) -> str:
+        return "stopping" if self._control.stopping.is_set() else _eta_text(eta)
 
 
 def _activity(sent: int, accepted: int, copying: int, throttled: int) -> str:

@@ -773,7 +773,7 @@ def test_closed_stdout_keeps_the_exit_code_of_the_summary(
 
 
 REFUSED = {
-    "run": ["run", "M", "--report-dir", "R", "--quiet"],
+    "run": ["run", "M", "--report-dir", "R"],  # not --quiet: no status line comes first
     "plan": ["plan", "M"],
     "discover": ["discover", "--source-region", "us-east-1", "--target-region", "eu-west-1"],
 }

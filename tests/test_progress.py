@@ -185,7 +185,8 @@ def _status(line: str, log_format: str) -> dict[str, Any]:
     if found is None:
         return {}
     fields: dict[str, Any] = {k: int(v or 0) for k, v in found.groupdict().items() if k != "eta"}
-    fields["eta_seconds"] = None if found["eta"] == "--:--" else found["eta"]
+    fields["eta_seconds"] = None if found["eta"] in ("--:--", "stopping") else found["eta"]
+    fields["stopping"] = found["eta"] == "stopping"
     return fields
 
 
@@ -204,6 +205,10 @@ def test_status_shows_sent_accepted_and_throttles_before_any_copy_finishes(
     assert status["sent"] > status["accepted"] >= status["copying"] > 0
     assert status["copying"] * 2 >= status["total"] - status["done"]
     assert status["eta_seconds"] is None
+    assert not status["stopping"]
+    last = next(f for f in (_status(line, log_format) for line in reversed(lines)) if f)
+    assert last["stopping"]  # after Ctrl-C: no time left to promise, the run is stopping
+    assert last["eta_seconds"] is None
     if log_format == "json":
         records = [json.loads(line) for line in lines]  # each line is one JSON record
         assert any("stopping" in r["message"] and r["level"] == "warning" for r in records)
