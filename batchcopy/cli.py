@@ -1093,7 +1093,6 @@ class _Progress:
             },
         )
 
-
     def _eta(self, done: int, total: int, copying: int, elapsed: float) -> float | None:
         """None once the run is stopping: what is left will not be done at any pace."""
         return None if self._control.stopping.is_set() else _eta(done, total, copying, elapsed)
