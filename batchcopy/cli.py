@@ -919,6 +919,14 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
             f"Run {summary.run_id}, report: {summary.report_dir}",
             highlight=False,
         )
+        if summary.tag_failures:
+            # The table shows these as started or skipped: say why the run exits 1.
+            copies = _plural(summary.tag_failures, "copy", "copies")
+            console.print(
+                f"{copies} could not be tagged (tag_error in the results; the copies stand): "
+                "running retry.csv, or the manifest again, tags them.",
+                highlight=False,
+            )
 
 
 # Wide enough that no line a run prints is wrapped when it goes to a log or cron mail.
