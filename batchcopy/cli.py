@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.exceptions import TyperException
 from typer.models import CommandFunctionType
 
 from batchcopy import __version__
@@ -60,10 +61,23 @@ class _Command(TyperCommand):
     (typer keeps the last one, silently), and whose --help shows no value for flags."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if not ctx.resilient_parsing:  # shell completion parses half-typed lines
-            _note_metrics_file(self, args)
-            _refuse_repeats(self, ctx, args)
-        return super().parse_args(ctx, args)
+        if ctx.resilient_parsing:  # shell completion parses half-typed lines
+            return super().parse_args(ctx, args)
+        _note_metrics_file(self, args)
+        if _option_value(args, "--log-format") == "json":
+            from batchcopy.logs import use_stderr_format
+
+            use_stderr_format("json")  # option errors too are JSON records then
+        _refuse_repeats(self, ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except TyperException as exc:
+            from batchcopy.logs import stderr_format
+
+            if stderr_format() != "json":
+                raise  # typer shows it, with the usage line
+            message = getattr(exc, "format_message", exc.__str__)()
+            raise _fail(f"{ctx.command_path}: {message}", getattr(exc, "exit_code", 2)) from None
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _no_flag_values(self.get_params(ctx))
@@ -102,11 +116,22 @@ def _note_metrics_file(command: TyperCommand, args: list[str]) -> None:
     still records exit 2 there (see :func:`main`), not the previous run's figures."""
     if "--dry-run" in args or not any(p.name == "metrics_file" for p in command.params):
         return
+    if (path := _option_value(args, "--metrics-file")) is not None:
+        _unwritten_metrics["path"] = Path(path)
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    """The last value given to ``option`` in ``args`` (``--opt V`` or ``--opt=V``), read
+    before typer parses them."""
+    value = None
     for i, arg in enumerate(args):
-        if arg == "--metrics-file" and i + 1 < len(args):
-            _unwritten_metrics["path"] = Path(args[i + 1])
-        elif arg.startswith("--metrics-file="):
-            _unwritten_metrics["path"] = Path(arg.partition("=")[2])
+        if arg == "--":
+            break
+        if arg == option and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg.partition("=")[2]
+    return value
 
 
 def _refuse_repeats(command: TyperCommand, ctx: Any, args: list[str]) -> None:
@@ -713,10 +738,9 @@ def discover(
     if not quiet:
         regions = ", ".join(sorted({row["target_region"] for row in rows}))
         where = output or "stdout"
-        typer.echo(
-            f"batchcopy discover: {_plural(len(rows), 'job')} into {regions}, written to {where}",
-            err=True,
-        )
+        from batchcopy.logs import say
+
+        say(f"batchcopy discover: {_plural(len(rows), 'job')} into {regions}, written to {where}")
 
 
 @app.command()

@@ -34,6 +34,7 @@ __all__ = [
     "say",
     "setup_logging",
     "stderr_format",
+    "use_stderr_format",
 ]
 
 REDACTED = "[redacted]"
@@ -197,6 +198,13 @@ def stderr_format() -> str:
     return _stderr_format
 
 
+def use_stderr_format(fmt: str) -> None:
+    """Speak ``fmt`` ("text" or "json") on stderr from now on, before logging is set up:
+    errors in a command's options come before it."""
+    global _stderr_format
+    _stderr_format = "json" if fmt == "json" else "text"
+
+
 def say(
     message: str,
     *,
@@ -241,8 +249,7 @@ def setup_logging(
             file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600
         )
         stream = os.fdopen(fd, "a", encoding="utf-8")
-    global _stderr_format
-    _stderr_format = fmt
+    use_stderr_format(fmt)
     handler = make_handler(stream, fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]

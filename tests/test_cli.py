@@ -918,3 +918,37 @@ def test_a_copy_that_could_not_be_tagged_is_explained_and_retried(
     again = batchcopy("run", str(report / "retry.csv"), "--endpoint-url", live.url, *FAST)
     assert again.returncode == 0, again.stderr
     assert live.stats()["copies_accepted"] == {"eu-west-1/api-1-ireland": 1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--rate", "1", "--rate", "2"], "--rate given twice"),
+        (["--rate", "abc"], "--rate"),
+        (["--no-such-option"], "--no-such-option"),
+        (["--max-attempts", "0"], "--max-attempts"),
+    ],
+)
+def test_json_logs_keep_option_errors_json_too(tmp_path: Path, extra: list[str], says: str) -> None:
+    """With --log-format json, an option refused before the run starts is one JSON record
+    on stderr (not a plain line or a boxed usage message), exit 2."""
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    done = batchcopy("run", str(manifest), "--log-format", "json", *extra)
+    assert done.returncode == 2
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert len(records) == 1, done.stderr
+    assert records[0]["level"] == "error"
+    assert says in records[0]["message"]
+
+
+def test_discover_with_json_logs_says_what_it_wrote_as_json(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """discover's closing line is a JSON record when the logs are JSON Lines."""
+    done = batchcopy(
+        "discover", "--source-region", "us-east-1", "--target-region", "eu-west-1",
+        "--endpoint-url", live.url, "--log-format", "json", "-o", str(tmp_path / "found.csv"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert "written to" in records[-1]["message"]
