@@ -70,7 +70,10 @@ class RetryPolicy:
                 field="max_delay",
             )
         if not 0 < self.deadline < math.inf:
-            raise SettingsError(f"must be above 0 seconds, got {self.deadline}", field="deadline")
+            raise SettingsError(
+                f"must be a finite number of seconds above 0, got {self.deadline:g}",
+                field="deadline",
+            )
 
 
 class _backoff(wait_base):

@@ -51,7 +51,10 @@ class Settings:
         for name in ("rate", "max_rate", "wait_read_rate"):
             value = getattr(self, name)
             if not 0 < value < math.inf:
-                raise SettingsError(f"must be above 0 requests per second, got {value}", field=name)
+                raise SettingsError(
+                    f"must be a finite number above 0 (requests per second), got {value:g}",
+                    field=name,
+                )
         if self.max_rate < self.rate:
             # The cap is a promise: a start above it is refused, never quietly raised.
             raise SettingsError(f"{self.max_rate:g} is below rate {self.rate:g}", field="max_rate")
@@ -61,7 +64,9 @@ class Settings:
         for name in ("connect_timeout", "read_timeout", "wait_timeout"):
             value = getattr(self, name)
             if not 0 < value < math.inf:
-                raise SettingsError(f"must be above 0 seconds, got {value}", field=name)
+                raise SettingsError(
+                    f"must be a finite number of seconds above 0, got {value:g}", field=name
+                )
         if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
             raise SettingsError(
                 f"must start with http:// or https://, got {self.endpoint_url!r}",

@@ -8,8 +8,9 @@ or point it at Lightsail (credentials from your usual AWS profile or environment
 
     python examples/async_api.py --endpoint-url https://lightsail.eu-west-1.amazonaws.com
 
-It reads examples/manifest.csv, streams each result as it finishes, then copies again
-(every job is skipped now) and prints the totals. It writes no files unless asked: with
+It reads examples/manifest.csv, streams each result as it finishes, then copies again (no
+job is copied twice: each is skipped, or started while Lightsail is still copying it) and
+prints the totals. It writes no files unless asked: with
 --report-dir DIR, the second pass also writes its report (summary.json, results.jsonl,
 results.csv and the journal) into DIR, as `batchcopy run --report-dir DIR` does.
 """
@@ -68,4 +69,6 @@ if __name__ == "__main__":
         "--report-dir", type=Path, help="write the report here (a new folder); default: none"
     )
     args = parser.parse_args()
+    if args.report_dir is not None and args.report_dir.exists():
+        parser.error(f"--report-dir {args.report_dir} exists; give a new folder")
     raise SystemExit(asyncio.run(main(args.endpoint_url, args.report_dir)))

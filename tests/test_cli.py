@@ -589,17 +589,17 @@ def test_rate_above_max_rate_is_refused(live: EmulatorProcess, tmp_path: Path) -
     ("args", "said"),
     [
         (["run", "m.csv", "--max-attempts", "0"], "--max-attempts must be at least 1, got 0"),
-        (["run", "m.csv", "--job-timeout", "nan"], "--job-timeout must be above 0 seconds"),
-        (["run", "m.csv", "--wait-timeout", "0"], "--wait-timeout must be above 0 seconds"),
-        (["run", "m.csv", "--read-timeout", "-1"], "--read-timeout must be above 0 seconds"),
+        (["run", "m.csv", "--job-timeout", "nan"], "--job-timeout must be a finite number of seconds above 0"),
+        (["run", "m.csv", "--wait-timeout", "0"], "--wait-timeout must be a finite number of seconds above 0"),
+        (["run", "m.csv", "--read-timeout", "-1"], "--read-timeout must be a finite number of seconds above 0"),
         (["run", "m.csv", "--max-in-flight", "0"], "--max-in-flight must be at least 1"),
         (["run", "m.csv", "--burst", "0"], "--burst must be at least 1"),
-        (["run", "m.csv", "--rate", "inf"], "--rate must be above 0 requests per second"),
-        (["run", "m.csv", "--max-rate", "nan"], "--max-rate must be above 0 requests per second"),
+        (["run", "m.csv", "--rate", "inf"], "--rate must be a finite number above 0 (requests per second)"),
+        (["run", "m.csv", "--max-rate", "nan"], "--max-rate must be a finite number above 0 (requests per second)"),
         (["run", "m.csv", "--shutdown-grace", "-1"], "--shutdown-grace must be 0 seconds or more"),
         (["run", "m.csv", "--shutdown-grace", "nan"], "--shutdown-grace must be 0 seconds or"),
         (["plan", "m.csv", "--endpoint-url", "ftp://x"], "--endpoint-url must start with http"),
-        (["doctor", "--timeout", "0"], "--timeout must be above 0 seconds"),
+        (["doctor", "--timeout", "0"], "--timeout must be a finite number of seconds above 0"),
         (
             [
                 "discover",
@@ -610,7 +610,7 @@ def test_rate_above_max_rate_is_refused(live: EmulatorProcess, tmp_path: Path) -
                 "--read-timeout",
                 "inf",
             ],
-            "--read-timeout must be above 0 seconds",
+            "--read-timeout must be a finite number of seconds above 0",
         ),
     ],
 )
