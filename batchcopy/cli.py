@@ -613,10 +613,11 @@ def _print_plan(manifest: Manifest, made: Plan, *, as_json: bool) -> None:
         unknown = f" ({made.unknown_size} of unknown size)" if made.unknown_size else ""
         copies = _plural(sum(made.per_region.values()), "copy", "copies")
         problems = _plural(len(made.problems) + made.more_problems, "problem")
+        copying = f" ({made.copying} still being copied)" if made.copying else ""
         console.print(
             f"{copies}, {made.total_gb} GB{unknown}, about "
             f"${made.monthly_cost:.2f} a month more in snapshot storage; "
-            f"{made.skipped} already there; {problems}."
+            f"{made.skipped} already there{copying}; {problems}."
         )
         from batchcopy.logs import say
 

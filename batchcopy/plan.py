@@ -73,6 +73,7 @@ class Plan:
     gigabytes: Counter[str] = field(default_factory=Counter)  # per target region
     unknown_size: int = 0  # jobs whose source size could not be read (automatic ones)
     skipped: int = 0  # targets already there, copied from the same source
+    copying: int = 0  # of those, still being copied: a run reports them started, not skipped
     problems: list[PlanProblem] = field(default_factory=list)
     more_problems: int = 0
 
@@ -106,6 +107,7 @@ class Plan:
             "unknown_size": self.unknown_size,
             "monthly_cost_usd": self.monthly_cost,
             "skipped": self.skipped,
+            "copying": self.copying,
             "problems": [
                 {"line": p.line, "target": p.target, "code": p.code, "message": p.message}
                 for p in self.problems
@@ -177,6 +179,7 @@ class _Planner:
                 problem("TargetExists", f"{job.target} already exists (--on-exists fail)")
             else:
                 self.plan.skipped += 1
+                self.plan.copying += target.state not in ("available", "completed")
             return
         self.plan.per_region[job.target_region] += 1
         if source.size_in_gb is None:

@@ -247,11 +247,13 @@ async def test_a_copy_still_being_made_is_started_not_skipped_or_reconciled() ->
     job = manual("web-1-2026-11-20")
     async with running_emulator(emulator) as url:
         await copy_snapshots([job], settings_for(url))
+        plan = await make_plan([job], settings_for(url))
         rerun = await copy_snapshots([job], settings_for(url))
         waited = await copy_snapshots([job], settings_for(url, wait=True, wait_read_rate=100))
     result = only(rerun)
     assert (result.status, result.reconciled, result.attempts) == (Status.STARTED, False, 0)
     assert (rerun.summary.reconciled, rerun.exit_code) == (0, 0)
+    assert (plan.skipped, plan.copying, plan.ok) == (1, 1, True)  # plan tells it apart
     assert only(waited).status in (Status.SUCCEEDED, Status.SKIPPED)
     assert waited.summary.reconciled == 0
     assert copy_requests(emulator) == 1
