@@ -107,13 +107,13 @@ def mismatch(job: CopyJob, target: SnapshotInfo, source: Source | None) -> str:
     made = _made_from(target)
     if source is None:
         return f"{made}; the source no longer exists, so the copy cannot be verified"
-    if (target.kind, target.origin) != (source.kind, source.origin) or (
-        source.size_in_gb is not None and target.size_in_gb != source.size_in_gb
-    ):
-        return made
+    if (target.kind, target.origin) != (source.kind, source.origin):
+        return f"{made}, not from {source.kind} {source.origin}"
+    if source.size_in_gb is not None and target.size_in_gb != source.size_in_gb:
+        return f"{made}, {target.size_in_gb} GB where the source has {source.size_in_gb} GB"
     label = dict(target.tags).get(SOURCE_TAG)
-    if label is not None and label != source_label(job) and not _older_label(job, label):
-        return made
+    if label is not None and label != source_label(job):
+        return made if label else f"{made}; its {SOURCE_TAG} tag is empty"
     if not (target.created_at and source.created_at):
         return f"{made}; its age or its source's is unknown, so the copy cannot be verified"
     if target.created_at < source.created_at:
@@ -131,13 +131,6 @@ def _made_from(target: SnapshotInfo) -> str:
     if label:
         return f"it was copied from {label} ({origin})"
     return f"it was made from {origin}"
-
-
-def _older_label(job: CopyJob, label: str) -> bool:
-    """Whether ``label`` is the label of an automatic source as batchcopy 0.1 wrote it
-    (``region/resource``, no date): it names the resource, not which of its snapshots, so
-    only time can tell."""
-    return bool(job.source_resource_name) and label == f"{job.source_region}/{job.source_name}"
 
 
 def _when(epoch: float) -> str:

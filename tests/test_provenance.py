@@ -287,8 +287,9 @@ def target(**changes: Any) -> SnapshotInfo:
         ({"tags": ((SOURCE_TAG, "us-east-1/web-1-2026-11-19"),)}, SOURCE, "copied from"),
         ({"created_at": T0 - 60}, SOURCE, "before the source was taken"),
         ({"tags": (), "created_at": T0 - 60}, SOURCE, "before the source was taken"),
-        ({"origin": "web-2"}, SOURCE, "(instance web-2)"),
-        ({"tags": (), "size_in_gb": 160}, SOURCE, "made from instance web-1"),
+        ({"origin": "web-2"}, SOURCE, "(instance web-2), not from instance web-1"),
+        ({"tags": (), "size_in_gb": 160}, SOURCE, "160 GB where the source has 80 GB"),
+        ({"tags": ((SOURCE_TAG, ""),)}, SOURCE, "tag is empty"),
         ({"kind": "disk", "tags": ()}, SOURCE, "made from disk web-1"),
         ({}, None, "no longer exists"),
         ({"created_at": 0.0}, SOURCE, "cannot be verified"),
@@ -303,15 +304,14 @@ def test_only_a_proven_copy_has_no_mismatch(
     assert says in reason
 
 
-def test_an_automatic_label_without_a_date_is_judged_by_time() -> None:
-    """A label that names the resource but not the date (as 0.1 wrote it) proves nothing; the
-    copy's age decides."""
-    job = automatic("dr-auto", date="2026-11-20")
-    assert source_label(job) == "us-east-1/web-1@2026-11-20"
+def test_an_automatic_label_without_a_date_is_another_source() -> None:
+    """A label that names the resource but not which of its snapshots proves nothing: the
+    target is a conflict even when its age would fit (it may be a newer snapshot's copy)."""
+    job = automatic("dr-auto", date="2026-11-18")
+    assert source_label(job) == "us-east-1/web-1@2026-11-18"
     source = Source(kind="instance", origin="web-1", size_in_gb=None, created_at=T0)
-    legacy = ((SOURCE_TAG, "us-east-1/web-1"),)
-    assert mismatch(job, target(tags=legacy), source) == ""
-    assert "before" in mismatch(job, target(tags=legacy, created_at=T0 - 1), source)
+    undated = ((SOURCE_TAG, "us-east-1/web-1"),)
+    assert "copied from us-east-1/web-1 " in mismatch(job, target(tags=undated), source)
 
 
 async def test_a_copy_whose_source_is_gone_is_reported_unverifiable_and_left_alone() -> None:
