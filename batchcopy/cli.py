@@ -275,6 +275,9 @@ def _plural(count: int, word: str, plural: str = "") -> str:
 def _stdout_may_close(code: int) -> Iterator[None]:
     """Output to a reader that went away (``| head -1``) does not change the exit code:
     what was decided (and reported) stands, and stderr says the output was cut."""
+    if sys.stdout is None:  # started with stdout closed (>&-): nothing to say it to
+        yield
+        return
     try:
         yield
         sys.stdout.flush()
@@ -727,6 +730,8 @@ def discover(
     except KeyboardInterrupt:
         raise _fail("batchcopy discover: interrupted; no manifest was written", 130) from None
     if output is None:
+        if sys.stdout is None:
+            raise _fail("batchcopy discover: stdout is closed; give --output FILE", EXIT_USAGE)
         with _stdout_may_close(1):  # the manifest was cut short: not a usable result
             write_manifest(rows, sys.stdout, fmt)
     else:

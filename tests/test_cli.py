@@ -952,3 +952,26 @@ def test_discover_with_json_logs_says_what_it_wrote_as_json(
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert "written to" in records[-1]["message"]
+
+
+def test_a_run_with_stdout_closed_keeps_its_exit_code(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """Started with stdout closed (>&-), a run finishes with the exit code its summary.json
+    holds, and no traceback; discover, with nowhere to write, asks for --output (exit 2)."""
+    manifest = write(tmp_path / "m.csv", GOOD_ROWS[:2])
+    report = tmp_path / "r"
+    run = f"'{sys.executable}' -m batchcopy run '{manifest}' --endpoint-url {live.url}"
+    done = subprocess.run(
+        ["sh", "-c", f"{run} --report-dir '{report}' >&-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    assert done.returncode == json.loads((report / "summary.json").read_text())["exit_code"] == 0
+    found = subprocess.run(
+        ["sh", "-c", f"'{sys.executable}' -m batchcopy discover --source-region us-east-1 "
+         f"--target-region eu-west-1 --endpoint-url {live.url} >&-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert found.returncode == 2
+    assert "give --output" in found.stderr
