@@ -458,7 +458,7 @@ def run(
     one cancels at once. Either way the report and journal are written (exit 130 or 143)
     and --resume continues the run later."""
     from batchcopy.retry import RetryPolicy
-    from batchcopy.settings import OnExists, Settings
+    from batchcopy.settings import MIN_RATE, OnExists, Settings
 
     if metrics_file is not None and not dry_run:
         _unwritten_metrics["path"] = metrics_file
@@ -467,7 +467,7 @@ def run(
     if not 0 <= shutdown_grace < math.inf:
         message = f"batchcopy run: --shutdown-grace must be 0 seconds or more, got {shutdown_grace}"
         raise _fail(message, EXIT_USAGE)
-    if 0 < max_rate < rate < math.inf:  # values out of range are Settings' to refuse
+    if MIN_RATE <= max_rate < rate < math.inf:  # values out of range are Settings' to refuse
         source = ctx.get_parameter_source("rate")
         if source is not None and source.name != "DEFAULT":
             message = (

@@ -45,7 +45,15 @@ from batchcopy.jobs import (
 from batchcopy.journal import Journal, crash_point
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.memo import Memo
-from batchcopy.provenance import RUN_TAG, SOURCE_TAG, Source, conflict, pin, source_label
+from batchcopy.provenance import (
+    RUN_TAG,
+    SOURCE_TAG,
+    Source,
+    conflict,
+    is_reserved,
+    pin,
+    source_label,
+)
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import OnExists, Settings
 from batchcopy.streams import each, put
@@ -350,17 +358,23 @@ class Engine:
         earlier run made it; it keeps its run id, and tags it has already are not sent
         again. A failure is noted on the result; the copy stands."""
         job = result.job
-        tags = {SOURCE_TAG: label}
-        if self._settings.run_id and made_before is None:
-            tags[RUN_TAG] = self._settings.run_id
+        had = dict(made_before.tags) if made_before is not None else {}
+        tags: dict[str, str] = {}
         try:
             if self._settings.copy_tags and job.source_snapshot_name:
                 source = await self._guarded(
                     lambda: self._snapshot(job.source_region, job.source_snapshot_name or "")
                 )
-                tags = {**dict(source.tags if source else ()), **tags}
+                # A source that is itself a copy has provenance of its own: not this copy's.
+                tags.update(
+                    (k, v) for k, v in (source.tags if source else ()) if not is_reserved(k)
+                )
             tags.update(self._settings.tags)
-            if made_before is not None and tags.items() <= dict(made_before.tags).items():
+            # Provenance last, so nothing overwrites it; an earlier run's id stays.
+            tags[SOURCE_TAG] = label
+            if self._settings.run_id and RUN_TAG not in had:
+                tags[RUN_TAG] = self._settings.run_id
+            if made_before is not None and tags.items() <= had.items():
                 return result
 
             async def tag() -> None:

@@ -26,10 +26,25 @@ from dataclasses import dataclass
 
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 
-__all__ = ["RUN_TAG", "SOURCE_TAG", "Source", "conflict", "mismatch", "pin", "source_label"]
+__all__ = [
+    "RUN_TAG",
+    "SOURCE_TAG",
+    "Source",
+    "conflict",
+    "is_reserved",
+    "mismatch",
+    "pin",
+    "source_label",
+]
 
 SOURCE_TAG = "batchcopy:source"
 RUN_TAG = "batchcopy:run-id"
+_RESERVED_PREFIX = "batchcopy:"
+
+
+def is_reserved(key: str) -> bool:
+    """Whether a tag key is batchcopy's own (provenance): never the user's or a source's."""
+    return key.lower().startswith(_RESERVED_PREFIX)
 
 
 def pin(job: CopyJob, autos: AutoSnapshots | None) -> CopyJob:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import enum
 import math
+import urllib.parse
 from dataclasses import dataclass, field
 
 from batchcopy.errors import SettingsError
+from batchcopy.provenance import is_reserved
 from batchcopy.retry import RetryPolicy
 
-__all__ = ["OnExists", "Settings"]
+__all__ = ["MIN_RATE", "OnExists", "Settings"]
+
+# One request in 100 s: below it a run would wait past any --job-timeout for its first slot.
+MIN_RATE = 0.01
 
 
 class OnExists(enum.StrEnum):
@@ -46,13 +51,29 @@ class Settings:
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
+    @staticmethod
+    def _check_endpoint(url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            # An empty one too: it would silently mean Lightsail's own endpoint.
+            raise SettingsError(
+                f"must start with http:// or https://, got {url!r}", field="endpoint_url"
+            )
+        if "@" in urllib.parse.urlsplit(url).netloc:
+            # botocore refuses it on every request, and it would end up in logs.
+            raise SettingsError(
+                "must not hold a user name or password (user:password@); credentials come "
+                "from the AWS profile or environment",
+                field="endpoint_url",
+            )
+
     def __post_init__(self) -> None:
         # "not 0 < x < inf" also refuses NaN, which every comparison fails.
         for name in ("rate", "max_rate", "wait_read_rate"):
             value = getattr(self, name)
-            if not 0 < value < math.inf:
+            if not MIN_RATE <= value < math.inf:
                 raise SettingsError(
-                    f"must be a finite number above 0 (requests per second), got {value:g}",
+                    f"must be a finite number of at least {MIN_RATE:g} (requests per second), "
+                    f"got {value:g}",
                     field=name,
                 )
         if self.max_rate < self.rate:
@@ -67,10 +88,13 @@ class Settings:
                 raise SettingsError(
                     f"must be a finite number of seconds above 0, got {value:g}", field=name
                 )
-        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
-            raise SettingsError(
-                f"must start with http:// or https://, got {self.endpoint_url!r}",
-                field="endpoint_url",
-            )
+        if self.endpoint_url is not None:
+            self._check_endpoint(self.endpoint_url)
+        for key, _ in self.tags:
+            if is_reserved(key):
+                raise SettingsError(
+                    f"{key!r}: batchcopy: keys are batchcopy's provenance; choose another key",
+                    field="tag",
+                )
         if self.on_exists not in tuple(OnExists):
             raise SettingsError(f"must be skip or fail, got {self.on_exists!r}", field="on_exists")

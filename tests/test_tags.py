@@ -69,5 +69,36 @@ async def test_a_re_run_finishes_tagging_that_failed() -> None:
     assert first.results[0].tag_error
     (result,) = again.results
     assert (result.status, result.tag_error, again.exit_code) == (Status.SKIPPED, "", 0)
-    assert tags_of(emulator, "eu-west-1", "tag-later")["team"] == "ops"
+    tags = tags_of(emulator, "eu-west-1", "tag-later")
+    assert tags["team"] == "ops"
+    assert tags["batchcopy:source"] == "us-east-1/nyc-web-1-2026-11-20"
+    assert tags["batchcopy:run-id"]  # the run that finished tagging it, as none was there
     assert emulator.stats.copies_accepted == {"eu-west-1/tag-later": 1}
+
+
+async def test_a_copied_sources_own_provenance_never_becomes_the_copys() -> None:
+    """--copy-tags from a source that is itself a copy (tagged batchcopy:...) gives the new
+    copy its own provenance, not the source's."""
+    seed = demo_seed()
+    seed["regions"]["us-east-1"]["instanceSnapshots"].append(
+        {
+            "name": "was-a-copy",
+            "fromInstanceName": "nyc-web-1",
+            "sizeInGb": 40,
+            "createdAt": "2026-11-20T05:00:00Z",
+            "tags": [
+                {"key": "batchcopy:source", "value": "eu-west-1/elsewhere"},
+                {"key": "batchcopy:run-id", "value": "an-old-run"},
+                {"key": "app", "value": "web"},
+            ],
+        }
+    )
+    emulator = Emulator(seed=seed)
+    async with running_emulator(emulator) as url:
+        job = manual(1, "eu-west-1", "copy-of-copy", source="was-a-copy")
+        report = await copy_snapshots([job], settings_for(url, copy_tags=True))
+    assert report.exit_code == 0
+    tags = tags_of(emulator, "eu-west-1", "copy-of-copy")
+    assert tags["batchcopy:source"] == "us-east-1/was-a-copy"
+    assert tags["batchcopy:run-id"] != "an-old-run"
+    assert tags["app"] == "web"
