@@ -63,6 +63,7 @@ __all__ = ["Engine", "RegionCounters", "SnapshotAPI"]
 log = logging.getLogger(__name__)
 
 INTERRUPTED = LightsailError(INTERRUPTED_CODE, INTERRUPTED_MESSAGE)
+NOT_TAGGED = f"{INTERRUPTED_CODE}: the run stopped before the copy was tagged"
 
 T = TypeVar("T")
 
@@ -276,8 +277,9 @@ class Engine:
         result = dataclasses.replace(result, job=job)
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
-        # Known before tagging: a run cut short while tagging still reports the copy.
-        self.handed_on[job.target] = result
+        # Known before tagging: a run cut short while tagging still reports the copy, as
+        # not tagged yet, so that a resume tags it.
+        self.handed_on[job.target] = dataclasses.replace(result, tag_error=NOT_TAGGED)
         self.unsettled.discard(job.target)
         # Targets found already there are copies of the same source too: tagging them
         # finishes tagging that failed before (or that an interrupted run never did).
@@ -446,7 +448,12 @@ class Engine:
                 "the job again",
             )
         elif ours:
-            return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
+            # Ours: reconciled, unless the journal says its answer came (a run cut short
+            # while tagging or following it): then no answer was lost.
+            answered = self._journal is not None and job.target in self._journal.past.accepted
+            return self._result(
+                job, Status.STARTED, tries, started=started, reconciled=not answered
+            )
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(
                 "TargetExists",

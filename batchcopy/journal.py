@@ -33,12 +33,15 @@ import anyio
 import anyio.to_thread
 
 from batchcopy.errors import ReportDirError
-from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult
+from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
 
 __all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
 
 JOURNAL_NAME = "journal.jsonl"
 VERSION = 1
+# A run record is well under this; a journal no bigger, with no whole record, was cut
+# short before its first record was on disk.
+_HEADER_MAX = 4096
 
 
 def refuse_journal(directory: Path) -> None:
@@ -61,6 +64,9 @@ class _Past:
 
     finished: set[str] = field(default_factory=set)  # targets with an outcome
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
+    # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
+    # following it did not end): found again, they are not answers a crash lost.
+    accepted: set[str] = field(default_factory=set)
     torn: bool = False  # the last line was cut short by a crash
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
 
@@ -115,6 +121,12 @@ class Journal:
                 "at": round(time.time(), 3),
             }
         )
+        # On disk before anything is sent: a crash during the listings that come first
+        # leaves a journal that can be resumed, not an empty file that can be neither
+        # resumed nor replaced.
+        journal._handle.flush()
+        os.fsync(journal._handle.fileno())
+        journal._synced = journal._written
         return journal
 
     async def intent(self, job: CopyJob) -> None:
@@ -129,6 +141,12 @@ class Journal:
 
         Not-started, in-progress, interrupted and untagged jobs are not final: a resume must
         still run, follow, look up or tag them, so they are not recorded as finished."""
+        if result.status in (Status.STARTED, Status.IN_PROGRESS) and (
+            result.tag_error or not result.status.final
+        ):
+            # Accepted, but tagging or following it is left to do: a resume that finds the
+            # copy knows its answer came, so it is not counted as reconciled.
+            self._append({"type": "accepted", "target": result.job.target})
         if not result.status.final or result.error_code == INTERRUPTED_CODE or result.tag_error:
             return
         self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
@@ -238,6 +256,10 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:
 
 def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
     records, torn = _records(path)
+    if not records and path.stat().st_size <= _HEADER_MAX:
+        # Empty, or a torn first line: a crash before the run record reached the disk (as
+        # versions before 0.1 could leave); nothing was sent, so there is nothing to redo.
+        return _Past(torn=torn)
     if not records or records[0].get("type") != "run":
         raise ReportDirError(f"{path}: not a batchcopy journal")
     made_for = records[0].get("manifest_sha256")
@@ -253,6 +275,8 @@ def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
             past.intended.add(target)
         elif record.get("type") == "outcome":
             past.finished.add(target)
+        elif record.get("type") == "accepted":
+            past.accepted.add(target)
     past.intended -= past.finished
     return past
 

@@ -73,7 +73,14 @@ def test_uninterrupted_run_is_the_baseline(
 
 @pytest.mark.parametrize(
     "point",
-    ["before-intent:3", "after-intent:3", "after-response:3", "after-response:8", "report-write:1"],
+    [
+        "before-intent:1",  # during the listings, before anything was sent
+        "before-intent:3",
+        "after-intent:3",
+        "after-response:3",
+        "after-response:8",
+        "report-write:1",
+    ],
 )
 def test_kill_at_each_journal_boundary_then_resume(
     live: EmulatorProcess, manifest: Path, tmp_path: Path, point: str
@@ -303,3 +310,21 @@ def test_a_run_that_never_started_takes_back_every_folder_it_made(tmp_path: Path
     done = run_cli("run", str(manifest), "--endpoint-url", endpoint, "--report-dir", str(report))
     assert done.returncode == 253, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_an_empty_journal_left_by_a_crash_resumes_as_nothing_sent(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """A journal a crash left empty (or with a torn first line) is resumed as a run that
+    sent nothing, instead of refusing the folder for good."""
+    for content in (b"", b'{"type":"run","vers'):
+        live.control("POST", "reset")
+        report = tmp_path / f"r{len(content)}"
+        report.mkdir()
+        (report / "journal.jsonl").write_bytes(content)
+        resumed = run_cli(
+            "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+        )
+        assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
+        assert statuses(report) == UNINTERRUPTED
+        assert_copied_once(live)

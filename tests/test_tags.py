@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from batchcopy import Status, copy_snapshots
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from tests.helpers import manual, settings_for
@@ -102,3 +104,26 @@ async def test_a_copied_sources_own_provenance_never_becomes_the_copys() -> None
     assert tags["batchcopy:source"] == "us-east-1/was-a-copy"
     assert tags["batchcopy:run-id"] != "an-old-run"
     assert tags["app"] == "web"
+
+
+async def test_resuming_a_copy_that_was_not_tagged_is_not_a_lost_answer(tmp_path: Path) -> None:
+    """A run whose copy was accepted but could not be tagged, resumed: the copy is tagged,
+    not sent again, and not counted as reconciled after a lost answer (its answer came)."""
+    faults = {
+        "operation_seconds": 0,
+        "regions": {"eu-west-1": {"error_rate": 1, "actions": ["TagResource"]}},
+    }
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    job = manual(1, "eu-west-1", "tag-on-resume")
+    async with running_emulator(emulator) as url:
+        first = await copy_snapshots([job], settings_for(url), report_dir=tmp_path / "r")
+        emulator.configure(FaultConfig())
+        again = await copy_snapshots(
+            [job], settings_for(url), report_dir=tmp_path / "r", resume=True
+        )
+    assert first.results[0].tag_error
+    (result,) = again.results
+    assert (result.status, result.reconciled, result.tag_error) == (Status.STARTED, False, "")
+    assert again.summary.reconciled == 0
+    assert tags_of(emulator, "eu-west-1", "tag-on-resume")["batchcopy:source"]
+    assert emulator.stats.copies_accepted == {"eu-west-1/tag-on-resume": 1}
