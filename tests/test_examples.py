@@ -95,9 +95,13 @@ def _cron_line() -> str:
 
 def _unit(path: Path) -> dict[str, dict[str, list[str]]]:
     """A systemd unit file as section -> key -> values (a key may be given more than once)."""
+    return _unit_text(path.read_text())
+
+
+def _unit_text(text: str) -> dict[str, dict[str, list[str]]]:
     sections: dict[str, dict[str, list[str]]] = {}
     current: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1], {})
         elif line.strip() and not line.startswith(("#", ";")):
@@ -143,6 +147,55 @@ SCRIPTS: dict[str, Callable[[], str]] = {
     "kubernetes": _kubernetes_script,
 }
 
+SCHEDULED_FILES = {
+    "crontab": EXAMPLES / "crontab",
+    "systemd": SYSTEMD / "batchcopy.service",
+    "kubernetes": EXAMPLES / "kubernetes/cronjob.yaml",
+}
+# The one commented-out line that turns the nightly discover-and-copy into a run of one fixed
+# manifest (a migration): MANIFEST set in the scheduler's environment.
+_FIXED_MANIFEST_LINE = re.compile(
+    r"^(\s*)#\s?((?:MANIFEST=|Environment=MANIFEST=|- \{name: MANIFEST, ).*)$", re.M
+)
+
+
+def _with_fixed_manifest(scheduler: str) -> str:
+    """The scheduler's file with its one fixed-manifest line uncommented."""
+    text = SCHEDULED_FILES[scheduler].read_text()
+    assert len(_FIXED_MANIFEST_LINE.findall(text)) == 1, scheduler
+    return _FIXED_MANIFEST_LINE.sub(r"\1\2", text)
+
+
+def _cron_env(text: str) -> dict[str, str]:
+    """The crontab's VAR=value lines (cron takes the rest of the line as the value)."""
+    found = (re.match(r"(\w+)=(.*)", line) for line in text.splitlines())
+    return {m[1]: m[2].strip() for m in found if m}
+
+
+def _systemd_env(text: str) -> dict[str, str]:
+    values = _unit_text(text)["Service"].get("Environment", [])
+    return dict(v.split("=", 1) for value in values for v in shlex.split(value))
+
+
+def _kubernetes_env(text: str) -> dict[str, str]:
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob"]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+
+
+_ENV_OF: dict[str, Callable[[str], dict[str, str]]] = {
+    "crontab": _cron_env,
+    "systemd": _systemd_env,
+    "kubernetes": _kubernetes_env,
+}
+
+
+def _scheduled_env(scheduler: str, *, fixed: bool = False) -> dict[str, str]:
+    """The variables the scheduler gives the script, as shipped or with MANIFEST uncommented."""
+    text = _with_fixed_manifest(scheduler) if fixed else SCHEDULED_FILES[scheduler].read_text()
+    return _ENV_OF[scheduler](text)
+
 
 def _run_options() -> set[str]:
     """Every option `batchcopy run` accepts, as its parser knows them."""
@@ -150,19 +203,51 @@ def _run_options() -> set[str]:
     return {opt for param in run.params for opt in (*param.opts, *param.secondary_opts)}
 
 
+def _options_of(command: str) -> set[str]:
+    """Every option `batchcopy COMMAND` accepts, as its parser knows them."""
+    params = typer.main.get_command(app).commands[command].params
+    return {opt for param in params for opt in (*param.opts, *param.secondary_opts)}
+
+
+_OPTION = r"(?<![\w-])--?[a-z][a-z-]*"
+
+
 @pytest.mark.parametrize("scheduler", SCRIPTS)
 def test_scheduled_command_passes_only_options_run_has(scheduler: str) -> None:
     """The cron, systemd and Kubernetes commands call `batchcopy run` with real options only."""
     script = SCRIPTS[scheduler]()
     assert re.search(r"\bexec batchcopy run\b", script)
-    used = set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", script.partition("batchcopy run")[2]))
+    used = set(re.findall(_OPTION, script.partition("batchcopy run")[2]))
     used |= set(re.findall(r"set -- (--[a-z-]+)", script))
     assert {"--resume", "--report-dir"} <= used
     assert used <= _run_options()
 
 
+@pytest.mark.parametrize("scheduler", SCRIPTS)
+def test_scheduled_command_discovers_the_latest_automatic_snapshots(scheduler: str) -> None:
+    """The scheduled script calls `batchcopy discover --auto latest --no-manual --quiet`, one
+    --source-region per SOURCE_REGIONS word, into TARGET_REGION, with real options only."""
+    script = SCRIPTS[scheduler]()
+    (call,) = re.findall(r"batchcopy discover ([^\n|&;]*)", script)
+    used = set(re.findall(_OPTION, call))
+    used |= set(re.findall(r'for r in \$SOURCE_REGIONS; do set -- "\$@" (--[a-z-]+)', script))
+    assert used <= _options_of("discover")
+    assert {"--source-region", "--target-region", "--no-manual", "--quiet", "-o"} <= used
+    assert "--auto latest" in call
+    # Written under a temporary name and renamed once whole: no partial day manifest.
+    assert re.search(r'-o "\$m\.partial" && mv "\$m\.partial" "\$m"', script)
+    assert '--target-region "$TARGET_REGION"' in call
+    env = _scheduled_env(scheduler)
+    assert env["SOURCE_REGIONS"].split()
+    assert env["TARGET_REGION"]
+    assert "MANIFEST" not in env  # shipped as the nightly discover-and-copy
+
+
 async def test_scheduled_runs_start_the_days_folder_then_resume_it(tmp_path: Path) -> None:
-    """The first scheduled run of a day starts its report folder; later ones resume it."""
+    """With the fixed-manifest line uncommented (a migration), the first scheduled run of a
+    day runs MANIFEST into a new report folder, later ones resume it; nothing is discovered."""
+    for scheduler in SCRIPTS:
+        assert _scheduled_env(scheduler, fixed=True)["MANIFEST"] == "/etc/batchcopy/manifest.csv"
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "date").write_text("#!/bin/sh\necho 2026-11-21\n")  # a fixed day for every run
@@ -190,6 +275,141 @@ async def test_scheduled_runs_start_the_days_folder_then_resume_it(tmp_path: Pat
     assert [r["resume"] for r in runs] == [False, True, True]
     assert json.loads((day / "summary.json").read_text())["counts"]["started"] == 4
     assert sorted(emulator.stats.copies_accepted.values()) == [1, 1, 1, 1]
+    assert not list(day.glob("manifest.csv*"))
+
+
+DAY_1, DAY_2 = "2026-11-21", "2026-11-22"  # the demo's latest automatic snapshots: 2026-11-20
+
+
+def _fake_date(folder: Path, day: str) -> None:
+    """A `date` that prints ``day``, whatever it is asked: the scripts' UTC day."""
+    folder.mkdir(exist_ok=True)
+    (folder / "date").write_text(f"#!/bin/sh\necho {day}\n")
+    (folder / "date").chmod(0o755)
+
+
+def _nightly_env(tmp_path: Path, scheduler: str, url: str) -> dict[str, str]:
+    """The scheduler's own variables, with batchcopy from this environment, a fake `date`,
+    the reports under tmp_path and the emulator as Lightsail."""
+    scripts = Path(sys.executable).parent
+    assert (scripts / "batchcopy").exists(), "the package is installed in this environment"
+    path = [str(tmp_path / "bin"), str(scripts), os.environ.get("PATH", "")]
+    return {
+        **{k: v for k, v in os.environ.items() if k != "MANIFEST"},
+        **_scheduled_env(scheduler),
+        "PATH": os.pathsep.join(path),
+        "REPORTS": str(tmp_path / "reports"),
+        "AWS_ENDPOINT_URL_LIGHTSAIL": url,
+    }
+
+
+def _runs(day: Path) -> list[bool]:
+    records = map(json.loads, (day / "journal.jsonl").read_text().splitlines())
+    return [record["resume"] for record in records if record["type"] == "run"]
+
+
+@pytest.mark.parametrize("scheduler", SCRIPTS)
+async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_day(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """As shipped, the day's first run discovers the latest automatic snapshots into the day's
+    folder and copies them; a later start that day resumes with that manifest (a newer
+    snapshot is not picked up, nothing is sent twice); the next day copies the new snapshot
+    under a new dated name and skips the copies already made."""
+    emulator = build_emulator(demo=True)
+    reports = tmp_path / "reports"
+    script = SCRIPTS[scheduler]()
+    async with running_emulator(emulator) as url:
+        env = _nightly_env(tmp_path, scheduler, url)
+        regions = env["SOURCE_REGIONS"].split()
+        assert len(regions) >= 2  # one --source-region each
+        assert "us-east-1" in regions  # where the newer snapshot appears below
+        _fake_date(tmp_path / "bin", DAY_1)
+        first = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
+        assert first.returncode == 0, first.stderr.decode()
+        day_1 = reports / DAY_1
+        manifest = (day_1 / "manifest.csv").read_bytes()
+        copied = dict(emulator.stats.copies_accepted)
+        assert copied
+        assert all(f"-auto-2026-11-20-{env['TARGET_REGION']}" in target for target in copied)
+        assert {
+            row.source_region for row in batchcopy.load_manifest(day_1 / "manifest.csv").jobs()
+        } == set(regions)
+        # A newer automatic snapshot appears; the same day's second start must not see it.
+        emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"nyc-web-1": [DAY_1]}}}})
+        again = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
+        assert again.returncode == 0, again.stderr.decode()
+        assert (day_1 / "manifest.csv").read_bytes() == manifest
+        assert _runs(day_1) == [False, True]
+        assert emulator.stats.copies_accepted == copied
+        _fake_date(tmp_path / "bin", DAY_2)
+        next_day = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
+        assert next_day.returncode == 0, next_day.stderr.decode()
+    day_2 = reports / DAY_2
+    assert sorted(p.name for p in reports.iterdir()) == [DAY_1, DAY_2]
+    assert _runs(day_2) == [False]
+    new = {t for t in emulator.stats.copies_accepted if t not in copied}
+    assert new == {f"{env['TARGET_REGION']}/nyc-web-1-auto-{DAY_1}-{env['TARGET_REGION']}"}
+    assert set(emulator.stats.copies_accepted.values()) == {1}
+    counts = json.loads((day_2 / "summary.json").read_text())["counts"]
+    assert (counts["started"], counts["skipped"]) == (1, len(copied) - 1)
+    assert not list(reports.glob("*/manifest.csv.*"))
+
+
+@pytest.mark.parametrize("scheduler", SCRIPTS)
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"SOURCE_REGIONS": "ap-northeast-1"}, 2),  # nothing to copy there
+        ({"SOURCE_REGIONS": "us-east-9"}, 2),  # not a region
+        ({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, 253),
+    ],
+    ids=["nothing matched", "bad region", "no credentials"],
+)
+async def test_nightly_run_does_not_start_when_discover_fails(
+    scheduler: str, change: dict[str, str], code: int, tmp_path: Path
+) -> None:
+    """When discover fails the run does not start, the script exits with discover's code,
+    and no day manifest (whole or partial) is left, so the next start discovers afresh."""
+    emulator = build_emulator(demo=True)
+    async with running_emulator(emulator) as url:
+        env = {**_nightly_env(tmp_path, scheduler, url), **change}
+        env = {k: v for k, v in env.items() if v}
+        _fake_date(tmp_path / "bin", DAY_1)
+        done = await anyio.run_process(
+            ["/bin/sh", "-c", SCRIPTS[scheduler]()], env=env, check=False
+        )
+    assert done.returncode == code, done.stderr.decode()
+    # discover's own message; a run of the missing manifest would have named it.
+    assert done.stderr.strip()
+    assert "manifest.csv" not in done.stderr.decode()
+    day = tmp_path / "reports" / DAY_1
+    assert not day.exists() or not [p.name for p in day.iterdir()]
+    assert not emulator.stats.copies_accepted
+
+
+def test_crontab_line_says_exit_75_while_last_nights_run_holds_the_lock(tmp_path: Path) -> None:
+    """The crontab's whole line, run while the lock is held, starts nothing and prints the
+    line cron mails: exit code 75."""
+    import fcntl
+
+    lock = "/var/lib/batchcopy/nightly.lock"
+    command = _cron_line().split(maxsplit=5)[5].replace("\\%", "%")
+    assert lock in command
+    held = tmp_path / "nightly.lock"
+    env = {**os.environ, "REPORTS": str(tmp_path / "reports"), "PATH": "/usr/bin:/bin"}
+    with held.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        done = subprocess.run(
+            ["/bin/sh", "-c", command.replace(lock, str(held))],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
+        )
+    assert done.stdout.strip() == "batchcopy nightly run exited with code 75", done.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_crontab_line_is_nightly_and_locked() -> None:
@@ -253,13 +473,14 @@ def test_cronjob_runs_alone_non_root_with_reports_on_the_claim() -> None:
     assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {**_scheduled_env("kubernetes"), **_scheduled_env("kubernetes", fixed=True)}
 
     def volume_of(path: str) -> dict[str, Any]:
         (found,) = [v for mount, v in mounts.items() if Path(path).is_relative_to(mount)]
         return found
 
-    assert "configMap" in volume_of(env["MANIFEST"])
+    # The fixed manifest (a migration) comes from a ConfigMap the pod can start without.
+    assert volume_of(env["MANIFEST"])["configMap"]["optional"] is True
     claim = volume_of(env["REPORTS"])["persistentVolumeClaim"]["claimName"]
     assert claim == by_kind["PersistentVolumeClaim"]["metadata"]["name"]
 
@@ -383,7 +604,8 @@ def test_scheduled_examples_install_from_the_repository_and_say_so(path: Path) -
 
 def test_systemd_install_steps_work_on_a_fresh_host(tmp_path: Path) -> None:
     """The service's install steps, run under a scratch root with no /etc/batchcopy nor
-    /etc/systemd/system yet, put the manifest and both units where the units expect them."""
+    /etc/systemd/system yet, put both units, and the migration's manifest, where the units
+    expect them."""
     steps = _install_steps(SYSTEMD / "batchcopy.service")
     root = tmp_path / "root"
     work = tmp_path / "checkout"
@@ -400,7 +622,8 @@ def test_systemd_install_steps_work_on_a_fresh_host(tmp_path: Path) -> None:
         rooted = [f"{root}{w}" if w.startswith("/") else w for w in words]
         subprocess.run(rooted, cwd=work, check=True, capture_output=True, timeout=30)
     service = _unit(SYSTEMD / "batchcopy.service")["Service"]
-    env = dict(v.split("=", 1) for value in service["Environment"] for v in shlex.split(value))
+    # The manifest step is the migration's: where the commented-out MANIFEST points.
+    env = _scheduled_env("systemd", fixed=True)
     installed = root / env["MANIFEST"].lstrip("/")
     assert installed.read_text() == (work / "jobs.csv").read_text()
     for unit in ("batchcopy.service", "batchcopy.timer"):
