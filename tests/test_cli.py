@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,16 +282,17 @@ def test_missing_credentials_exit_253_in_one_line(tmp_path: Path, live: Emulator
     assert "Traceback" not in done.stderr
 
 
+def run_good_rows(live: EmulatorProcess, tmp_path: Path, *extra: str) -> Any:
+    """`batchcopy run` of GOOD_ROWS against the emulator, reporting into tmp_path / "r"."""
+    manifest = str(write(tmp_path / "m.csv", GOOD_ROWS))
+    return batchcopy(
+        "run", manifest, "--endpoint-url", live.url, "--report-dir", str(tmp_path / "r"), *extra
+    )
+
+
 def test_plain_progress_lines_when_not_a_terminal(live: EmulatorProcess, tmp_path: Path) -> None:
     """Without a terminal, progress is plain lines on stderr that read well in CI logs."""
-    done = batchcopy(
-        "run",
-        str(write(tmp_path / "m.csv", GOOD_ROWS)),
-        "--endpoint-url",
-        live.url,
-        "--report-dir",
-        str(tmp_path / "r"),
-    )
+    done = run_good_rows(live, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "batchcopy: 5 of 5 done, 5 sent, 5 accepted, 0 failed, 0 throttled" in done.stderr
 
@@ -298,17 +300,7 @@ def test_plain_progress_lines_when_not_a_terminal(live: EmulatorProcess, tmp_pat
 def test_json_logs_make_stderr_pure_json_lines(live: EmulatorProcess, tmp_path: Path) -> None:
     """With --log-format json, every stderr line of a run is a JSON record: log records,
     status lines (with done, total, sent, accepted, throttled as fields) and errors."""
-    done = batchcopy(
-        "run",
-        str(write(tmp_path / "m.csv", GOOD_ROWS)),
-        "--endpoint-url",
-        live.url,
-        "--report-dir",
-        str(tmp_path / "r"),
-        "-v",
-        "--log-format",
-        "json",
-    )
+    done = run_good_rows(live, tmp_path, "-v", "--log-format", "json")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert {r["logger"] for r in records} == {"batchcopy", "batchcopy.progress"}

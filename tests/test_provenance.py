@@ -95,6 +95,16 @@ def only(report: Report) -> Any:
     return result
 
 
+def assert_conflict(report: Report, says: str, plan: Plan | None = None) -> None:
+    """The one job failed TargetExists saying ``says``, exit 1; the plan (if any) agrees."""
+    result = only(report)
+    assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
+    assert says in result.error_message
+    assert report.exit_code == 1
+    if plan is not None:
+        assert [p.code for p in plan.problems] == ["TargetExists"]
+
+
 async def test_a_copy_of_an_older_snapshot_is_a_conflict_not_a_skip() -> None:
     """Yesterday's copy under the name asked for today's snapshot fails TargetExists, naming
     what it was copied from; nothing is sent, exit 1, and plan says the same."""
@@ -107,12 +117,8 @@ async def test_a_copy_of_an_older_snapshot_is_a_conflict_not_a_skip() -> None:
         ("2026-11-20T12:00:00", manual("web-1-2026-11-20")),
     )
     assert only(first).status is Status.STARTED
-    result = only(second)
-    assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
-    assert "copied from us-east-1/web-1-2026-11-19" in result.error_message
-    assert second.exit_code == 1
+    assert_conflict(second, "copied from us-east-1/web-1-2026-11-19", plan)
     assert emulator.stats.copies_accepted == {"eu-west-1/dr-web": 1}
-    assert [p.code for p in plan.problems] == ["TargetExists"]
     assert plan.skipped == 0
 
 
@@ -183,10 +189,8 @@ async def test_a_latest_copy_is_stale_once_a_newer_automatic_snapshot_exists() -
         next_day = await copy_snapshots([automatic("dr-latest")], settings)
         plan = await make_plan([automatic("dr-latest")], settings)
     assert only(same_day).status is Status.SKIPPED
+    assert_conflict(next_day, "copied from us-east-1/web-1@2026-11-19", plan)
     result = only(next_day)
-    assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
-    assert "copied from us-east-1/web-1@2026-11-19" in result.error_message
-    assert [p.code for p in plan.problems] == ["TargetExists"]
     # The label names the date copied, not "latest": tomorrow's latest is another source.
     assert emulator.sim.regions["eu-west-1"].snapshots["dr-latest"].tags[SOURCE_TAG] == (
         "us-east-1/web-1@2026-11-19"
@@ -219,10 +223,7 @@ async def test_a_latest_copy_made_while_tonights_snapshot_was_in_progress_is_sta
         again = await copy_snapshots([automatic("dr-latest")], settings)
         plan = await make_plan([automatic("dr-latest")], settings)
     assert only(first).status is Status.STARTED
-    result = only(again)
-    assert (result.status, result.error_code) == (Status.FAILED, "TargetExists")
-    assert "copied from us-east-1/web-1@2026-11-19" in result.error_message
-    assert [p.code for p in plan.problems] == ["TargetExists"]
+    assert_conflict(again, "copied from us-east-1/web-1@2026-11-19", plan)
 
 
 async def test_every_copy_carries_its_source_label() -> None:
