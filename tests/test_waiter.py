@@ -147,9 +147,9 @@ async def test_reads_that_hang_do_not_outlast_the_wait_timeout() -> None:
     faults = {"hang_rate": 1, "hang_seconds": 30, "actions": ["GetInstanceSnapshot"]}
     jobs = [manual(i, "eu-west-1", f"stuck-{i}") for i in range(3)]
     emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
-    settings = settings_for(url="", **WAIT, wait_timeout=1.0, read_timeout=0.3)
     async with running_emulator(emulator) as url:
-        report = await copy_snapshots(jobs, dataclasses.replace(settings, endpoint_url=url))
+        settings = settings_for(url, **WAIT, wait_timeout=1.0, read_timeout=0.3)
+        report = await copy_snapshots(jobs, settings)
     assert [r.status for r in report.results] == [Status.IN_PROGRESS] * 3
     # Not a speed check: the retry policy alone (50 tries of 0.3 s per read) would keep the
     # run going for 15 s and more; the run must end near the 1 s it was told to wait.
