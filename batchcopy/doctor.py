@@ -31,7 +31,13 @@ from batchcopy.errors import (
     TransientError,
 )
 from batchcopy.facts import lightsail_regions
-from batchcopy.lightsail import PROBE_ACTION, LightsailClients, caller_identity, sts_endpoint
+from batchcopy.lightsail import (
+    MALFORMED_ANSWER,
+    PROBE_ACTION,
+    LightsailClients,
+    caller_identity,
+    sts_endpoint,
+)
 from batchcopy.logs import redact
 from batchcopy.report import check_report_dir
 from batchcopy.settings import Settings
@@ -193,6 +199,10 @@ async def _region(api: LightsailClients, region: str, seconds: float, pause: flo
         )
         return Check(name=name, ok=True, detail=detail)
     except TransientError as exc:
+        if exc.code == MALFORMED_ANSWER:
+            detail = f"{endpoint} answered {PROBE_ACTION}, but not as Lightsail does"
+            fix = "check --endpoint-url / AWS_ENDPOINT_URL_LIGHTSAIL: is it Lightsail, or a proxy?"
+            return Check(name=name, ok=False, detail=detail, fix=fix)
         if not exc.ambiguous:
             detail = f"cannot connect to {endpoint} ({exc.code})"
             return Check(name=name, ok=False, detail=detail, fix=NETWORK_FIX)

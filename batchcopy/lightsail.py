@@ -127,6 +127,13 @@ def translate_error(exc: Exception) -> Exception:
     return exc
 
 
+MALFORMED_ANSWER = "MalformedAnswer"
+# What botocore's parsers raise on an answer that is not the operation's at all (an HTML
+# page where XML or JSON was due): a malformed answer, not a bug of ours.
+_PARSER_CHOKED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+# Calls that change something: a malformed answer leaves their outcome unknown.
+_WRITES = frozenset({"copy_snapshot", "tag_resource"})
+
 _KINDS = (
     ("instance", "get_instance_snapshot", "instanceSnapshotName", "instanceSnapshot"),
     ("disk", "get_disk_snapshot", "diskSnapshotName", "diskSnapshot"),
@@ -194,6 +201,9 @@ class LightsailClients:
         endpoint = str(client.meta.endpoint_url)
         try:
             response: dict[str, Any] = await getattr(client, method)(**params)
+        except _PARSER_CHOKED as exc:
+            self._answered.add(endpoint)
+            raise _malformed(method, "answer", ambiguous=method in _WRITES) from exc
         except Exception as exc:
             if isinstance(exc, boto.ClientError):
                 self._answered.add(endpoint)
@@ -207,8 +217,13 @@ class LightsailClients:
     async def copy_snapshot(self, job: CopyJob) -> str:
         """Send one CopySnapshot (to the target region); return the operation id."""
         response = await self._call(job.target_region, "copy_snapshot", **job.copy_request())
-        operations = response.get("operations") or [{}]
-        return str(operations[0].get("id", ""))
+        operations = _field(response, "operations", list, "CopySnapshot", ambiguous=True)
+        first = operations[0] if operations else None
+        if not isinstance(first, dict) or not isinstance(first.get("id"), str) or not first["id"]:
+            # Not the answer of an accepted copy, nor a refusal: it may or may not have been
+            # made. The target is looked up before anything else is decided.
+            raise _malformed("CopySnapshot", "operations[0].id", ambiguous=True)
+        return str(first["id"])
 
     async def endpoint(self, region: str) -> str:
         """The URL calls to ``region`` go to, as botocore resolved it."""
@@ -218,12 +233,14 @@ class LightsailClients:
     async def probe(self, region: str) -> None:
         """One cheap read in ``region``, the first page of :data:`PROBE_ACTION`: the
         endpoint answers and the identity may list snapshots, as a run does."""
-        await self._call(region, "get_instance_snapshots")
+        await self._page(region, "get_instance_snapshots", "instanceSnapshots", None)
 
     async def get_operation(self, region: str, operation_id: str) -> dict[str, str]:
         """An operation's status, errorCode and errorDetails (empty strings when absent)."""
         response = await self._call(region, "get_operation", operationId=operation_id)
-        operation = response.get("operation", {})
+        operation = _field(response, "operation", dict, "GetOperation")
+        if not isinstance(operation.get("status"), str):
+            raise _malformed("GetOperation", "operation.status")
         return {k: str(operation.get(k) or "") for k in ("status", "errorCode", "errorDetails")}
 
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None:
@@ -235,22 +252,15 @@ class LightsailClients:
                 if exc.code == "NotFoundException":
                     continue
                 raise
-            return _snapshot_info(region, kind, response[key])
+            return _snapshot_info(region, kind, _field(response, key, dict, method))
         return None
 
     async def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]:
         """Every manual snapshot in ``region``, page by page; ``guard`` wraps each page call
         (the caller's retry policy), so a throttled page is retried, not the whole listing."""
         for kind, method, key in _LISTINGS:
-            token: str | None = None
-            while True:
-                params = {"pageToken": token} if token else {}
-                response = await guard(functools.partial(self._call, region, method, **params))
-                for item in response.get(key, []):
-                    yield _snapshot_info(region, kind, item)
-                token = response.get("nextPageToken")
-                if not token:
-                    break
+            async for item in self._items(region, method, key, guard):
+                yield _snapshot_info(region, kind, item)
 
     async def list_snapshot_items(
         self, region: str, guard: Guard, kinds: tuple[str, ...] = ("instance", "disk")
@@ -283,11 +293,13 @@ class LightsailClients:
             if exc.code == "NotFoundException":
                 return None
             raise
-        autos = response.get("autoSnapshots", [])
+        autos = _field(response, "autoSnapshots", list, "GetAutoSnapshots")
+        if not all(isinstance(a, dict) and isinstance(a.get("date"), str) for a in autos):
+            raise _malformed("GetAutoSnapshots", "autoSnapshots[].date")
         return AutoSnapshots(
             kind="disk" if response.get("resourceType") == "Disk" else "instance",
-            statuses={str(a.get("date", "")): str(a.get("status", "")) for a in autos},
-            created={str(a.get("date", "")): _epoch(a.get("createdAt")) for a in autos},
+            statuses={a["date"]: str(a.get("status", "")) for a in autos},
+            created={a["date"]: _epoch(a.get("createdAt"), "GetAutoSnapshots") for a in autos},
         )
 
     async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None:
@@ -300,14 +312,30 @@ class LightsailClients:
     ) -> AsyncIterator[dict[str, Any]]:
         """The items of a paginated ``Get*s`` listing; one guarded call per page."""
         token: str | None = None
+        seen: set[str] = set()
         while True:
-            params = {"pageToken": token} if token else {}
-            response = await guard(functools.partial(self._call, region, method, **params))
-            for item in response.get(key, []):
+            items, token = await guard(functools.partial(self._page, region, method, key, token))
+            for item in items:
                 yield item
-            token = response.get("nextPageToken")
             if not token:
                 return
+            if token in seen:  # a service that hands the same page out again: never ends
+                raise _malformed(method, "nextPageToken (one already given)")
+            seen.add(token)
+
+    async def _page(
+        self, region: str, method: str, key: str, token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a listing: its items and the next page's token, as promised. A page
+        that is not a listing (HTML, an empty body, another shape) is never "no items"."""
+        response = await self._call(region, method, **({"pageToken": token} if token else {}))
+        items = _field(response, key, list, method)
+        if not all(isinstance(item, dict) for item in items):
+            raise _malformed(method, f"{key}[]")
+        following = response.get("nextPageToken")
+        if following is not None and not isinstance(following, str):
+            raise _malformed(method, "nextPageToken")
+        return items, following or None
 
     @staticmethod
     def _tag_dict(item: dict[str, Any]) -> dict[str, str]:
@@ -339,12 +367,18 @@ async def caller_identity(settings: Settings) -> dict[str, str]:
         # STS answers in every region; a run never needs a default one, so none is required.
         kwargs["region_name"] = session.get_config_variable("region") or "us-east-1"
         async with session.create_client("sts", **kwargs) as sts:
-            response = await sts.get_caller_identity()
+            try:
+                response = await sts.get_caller_identity()
+            except _PARSER_CHOKED as exc:
+                raise _malformed("GetCallerIdentity", "answer") from exc
     except ValueError as exc:  # botocore's word for a malformed endpoint or region
         raise SettingsError(f"cannot make an STS client: {exc}") from None
     except Exception as exc:
         raise translate_error(exc) from exc
-    return {"account": str(response.get("Account", "")), "arn": str(response.get("Arn", ""))}
+    account, arn = response.get("Account"), response.get("Arn")
+    if not (isinstance(account, str) and account and isinstance(arn, str)):
+        raise _malformed("GetCallerIdentity", "Account")
+    return {"account": account, "arn": arn}
 
 
 def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str | None:
@@ -369,23 +403,57 @@ def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str |
 
 
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:
+    action = f"Get{kind.title()}Snapshot(s)"
+    name, tags = item.get("name"), item.get("tags") or []
+    if not isinstance(name, str) or not name:
+        raise _malformed(action, "name")
+    if not isinstance(tags, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
+    ):
+        raise _malformed(action, f"{name}: tags[].key")
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
     if kind == "disk" and not origin:
         origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
+    size = item.get("sizeInGb") or 0
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise _malformed(action, f"{name}: sizeInGb")
     return SnapshotInfo(
         region=region,
-        name=item["name"],
+        name=name,
         kind=kind,
-        state=item.get("state", ""),
-        origin=origin or "",
-        created_at=_epoch(item.get("createdAt")),
-        size_in_gb=int(item.get("sizeInGb") or 0),
-        tags=tuple((str(t["key"]), str(t.get("value") or "")) for t in item.get("tags", [])),
+        state=str(item.get("state") or ""),
+        origin=str(origin or ""),
+        created_at=_epoch(item.get("createdAt"), action),
+        size_in_gb=size,
+        tags=tuple((t["key"], str(t.get("value") or "")) for t in tags),
     )
 
 
-def _epoch(value: Any) -> float:
+def _field(response: dict[str, Any], key: str, kind: type, action: str, **how: bool) -> Any:
+    """``response[key]`` if it is a ``kind``; else the answer is not what ``action``
+    promises: :func:`_malformed`."""
+    value = response.get(key)
+    if not isinstance(value, kind):
+        raise _malformed(action, key, **how)
+    return value
+
+
+def _malformed(action: str, what: str, *, ambiguous: bool = False) -> TransientError:
+    """An answer without what the operation promises (an HTML page, an empty body, another
+    shape): never taken for a result. Retried like a fault; ``ambiguous`` for a write, whose
+    outcome it leaves unknown."""
+    return TransientError(
+        MALFORMED_ANSWER,
+        f"{action} answered without a valid {what}; is --endpoint-url Lightsail's?",
+        ambiguous=ambiguous,
+    )
+
+
+def _epoch(value: Any, action: str) -> float:
     """botocore parses timestamps into datetimes; 0 when absent."""
     if value is None:
         return 0.0
-    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+    try:
+        return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise _malformed(action, "createdAt") from None

@@ -1,0 +1,83 @@
+"""Answers that are not what an operation promises (HTML, empty, {}, broken JSON) are never
+taken for results: a copy is looked up, a listing is never "no snapshots"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchcopy import RetryPolicy, Status, copy_snapshots
+from batchcopy.doctor import run_checks
+from batchcopy.emulator import Emulator, demo_seed, running_emulator
+from batchcopy.plan import make_plan
+from tests.helpers import manual, settings_for
+from tests.malicious import Answers, malicious_server
+
+BODIES = {
+    "html": "<html><body>Service Unavailable</body></html>",
+    "empty": "",
+    "empty object": "{}",
+    "broken json": "{not json",
+}
+FEW_TRIES = RetryPolicy(base_delay=0.001, max_delay=0.01, deadline=30, max_attempts=3)
+
+
+@pytest.mark.parametrize("body", list(BODIES))
+async def test_a_copy_answered_with_garbage_is_looked_up_and_found(body: str) -> None:
+    """The copy was made but its answer is garbage: the target is looked up and found, so
+    the job is started (reconciled), and nothing is copied twice."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"CopySnapshot"}, body=BODIES[body], commit=True)
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        report = await copy_snapshots([manual(1, "eu-west-1", "garbled")], settings_for(bad))
+    (result,) = report.results
+    assert (result.status, result.reconciled) == (Status.STARTED, True)
+    assert emulator.stats.copies_accepted == {"eu-west-1/garbled": 1}
+
+
+@pytest.mark.parametrize("body", list(BODIES))
+async def test_a_copy_never_made_is_not_started_whatever_the_answer(body: str) -> None:
+    """Garbage instead of an answer and no copy behind it: the job fails (exit 1), never
+    started with exit 0, and a copy is never made twice."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"CopySnapshot"}, body=BODIES[body])
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        report = await copy_snapshots(
+            [manual(1, "eu-west-1", "never")], settings_for(bad, retry=FEW_TRIES)
+        )
+    (result,) = report.results
+    assert result.status is Status.FAILED
+    assert report.exit_code == 1
+    assert answers.served["CopySnapshot"] == FEW_TRIES.max_attempts
+    assert emulator.stats.copies_accepted == {}
+
+
+@pytest.mark.parametrize("body", ["html", "empty object"])
+async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str) -> None:
+    """A region whose listing is garbage fails its jobs without sending a copy (a garbage
+    listing read as "nothing there" would skip the checks for targets that exist)."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"GetInstanceSnapshots"}, body=BODIES[body])
+    jobs = [manual(1, "eu-west-1", "nyc-web-1-dr"), manual(2, "eu-west-1", "fresh")]
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        report = await copy_snapshots(jobs, settings_for(bad, retry=FEW_TRIES))
+    assert {r.status for r in report.results} == {Status.FAILED}
+    assert {r.error_code for r in report.results} == {"MalformedAnswer"}
+    assert emulator.stats.copies_accepted == {}
+
+
+async def test_plan_and_doctor_say_a_garbage_answer_is_a_problem(tmp_path: Path) -> None:
+    """plan lists a garbage look-up as a problem (no KeyError); doctor fails the region
+    and the credentials check instead of saying OK."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"GetInstanceSnapshot", "GetInstanceSnapshots", "GetCallerIdentity"})
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        settings = settings_for(bad, retry=FEW_TRIES)
+        plan = await make_plan([manual(2, "eu-west-1", "planned")], settings)
+        checks = await run_checks(settings, regions=["eu-west-1"], report_dir=tmp_path)
+    assert [p.code for p in plan.problems] == ["RegionUnavailable"]
+    assert "MalformedAnswer" in plan.problems[0].message
+    failed = {c.name: c for c in checks if not c.ok}
+    assert set(failed) == {"credentials", "lightsail eu-west-1"}, [str(c) for c in checks]
+    assert "not as Lightsail does" in failed["lightsail eu-west-1"].detail
