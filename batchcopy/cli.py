@@ -954,7 +954,7 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
             copies = _plural(summary.tag_failures, "copy", "copies")
             console.print(
                 f"{copies} could not be tagged (tag_error in the results; the copies stand): "
-                "running retry.csv, or the manifest again, tags them.",
+                f"run again with --resume {summary.report_dir} to tag them.",
                 highlight=False,
             )
 

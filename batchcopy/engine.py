@@ -295,6 +295,10 @@ class Engine:
         Lightsail answers the job as it stands."""
         if not job.use_latest:
             return job
+        if self._journal is not None and (sent := self._journal.past.dates.get(job.target)):
+            # An interrupted run sent it for this date: whatever is latest now, its copy,
+            # if it was made, is of that one.
+            return dataclasses.replace(job, restore_date=sent, use_latest=False)
         autos = await self._autos(job.source_region, job.source_resource_name or "")
         return pin(job, autos)
 
@@ -438,7 +442,7 @@ class Engine:
     ) -> JobResult:
         """What an existing target means for ``job`` (see the module docstring)."""
         error = None
-        code, message = conflict(job, target, source)
+        code, message = conflict(job, target, source, ours=ours)
         if code:
             error = LightsailError(code, message)
         elif target.state == "error":

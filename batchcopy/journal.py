@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from batchcopy.errors import ReportDirError
+from batchcopy.facts import is_valid_date
 from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
 
 __all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
@@ -67,6 +68,7 @@ class _Past:
     # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
     # following it did not end): found again, they are not answers a crash lost.
     accepted: set[str] = field(default_factory=set)
+    dates: dict[str, str] = field(default_factory=dict)  # automatic snapshot dates sent
     torn: bool = False  # the last line was cut short by a crash
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
 
@@ -132,7 +134,11 @@ class Journal:
     async def intent(self, job: CopyJob) -> None:
         """Record that ``job`` is about to be sent; returns once that is on disk."""
         crash_point("before-intent")
-        self._append({"type": "intent", "target": job.target, "line": job.line})
+        record: dict[str, Any] = {"type": "intent", "target": job.target, "line": job.line}
+        if job.restore_date:
+            # The date a use_latest job was pinned to: a resume copies and labels the same.
+            record["date"] = job.restore_date
+        self._append(record)
         await self._sync()
         crash_point("after-intent")
 
@@ -273,11 +279,14 @@ def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
         target = str(record.get("target", ""))
         if record.get("type") == "intent":
             past.intended.add(target)
+            if isinstance(date := record.get("date"), str) and is_valid_date(date):
+                past.dates[target] = date
         elif record.get("type") == "outcome":
             past.finished.add(target)
         elif record.get("type") == "accepted":
             past.accepted.add(target)
     past.intended -= past.finished
+    past.dates = {t: d for t, d in past.dates.items() if t in past.intended}
     return past
 
 

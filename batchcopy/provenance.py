@@ -98,7 +98,9 @@ class Source:
         )
 
 
-def conflict(job: CopyJob, target: SnapshotInfo, source: Source | None) -> tuple[str, str]:
+def conflict(
+    job: CopyJob, target: SnapshotInfo, source: Source | None, *, ours: bool = False
+) -> tuple[str, str]:
     """The error code and message for a ``target`` that is not provably a copy of ``job``'s
     source snapshot (see :func:`mismatch`); ("", "") when it is one."""
     label = source_label(job)
@@ -107,7 +109,7 @@ def conflict(job: CopyJob, target: SnapshotInfo, source: Source | None) -> tuple
             f"{job.target} exists ({_made_from(target)}), but its source {label} no longer "
             "exists, so batchcopy cannot verify it is this job's copy; it is left as it is"
         )
-    if reason := mismatch(job, target, source):
+    if reason := mismatch(job, target, source, ours=ours):
         return "TargetExists", (
             f"{job.target} already exists and is not provably a copy of {label}: {reason}; "
             "choose another target name for this job"
@@ -115,10 +117,14 @@ def conflict(job: CopyJob, target: SnapshotInfo, source: Source | None) -> tuple
     return "", ""
 
 
-def mismatch(job: CopyJob, target: SnapshotInfo, source: Source | None) -> str:
+def mismatch(
+    job: CopyJob, target: SnapshotInfo, source: Source | None, *, ours: bool = False
+) -> str:
     """Why ``target`` is not provably a copy of ``job``'s source snapshot; "" when it is.
 
-    ``source`` is None when the source no longer exists: then nothing can be proven."""
+    ``source`` is None when the source no longer exists: then nothing can be proven.
+    ``ours``: this job's own request (this run's, or an interrupted one's in the journal)
+    may have made it, asking for exactly this source; then time alone may say so."""
     made = _made_from(target)
     if source is None:
         return f"{made}; the source no longer exists, so the copy cannot be verified"
@@ -129,6 +135,13 @@ def mismatch(job: CopyJob, target: SnapshotInfo, source: Source | None) -> str:
     label = dict(target.tags).get(SOURCE_TAG)
     if label is not None and label != source_label(job):
         return made if label else f"{made}; its {SOURCE_TAG} tag is empty"
+    if label is None and job.source_resource_name and not ours:
+        # Tonight's automatic snapshot is taken hours before it can be copied: a copy made
+        # meanwhile (of last night's) is newer than it. Only a label tells the date.
+        return (
+            f"{made} without a {SOURCE_TAG} label, and of automatic snapshots only that "
+            "label tells which date a copy was made from"
+        )
     if not (target.created_at and source.created_at):
         return f"{made}; its age or its source's is unknown, so the copy cannot be verified"
     if target.created_at < source.created_at:

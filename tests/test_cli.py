@@ -901,8 +901,8 @@ def test_a_lost_stderr_does_not_stop_the_copies(
 def test_a_copy_that_could_not_be_tagged_is_explained_and_retried(
     live: EmulatorProcess, tmp_path: Path
 ) -> None:
-    """A tagging failure: the end of the run says why it exits 1 though every copy started,
-    retry.csv lists the job, and running retry.csv tags it without copying again."""
+    """A tagging failure: the end of the run says why it exits 1 though every copy started
+    and how to finish (retry.csv lists the job too); resuming tags it, copying nothing."""
     live.control(
         "POST",
         "config",
@@ -916,9 +916,10 @@ def test_a_copy_that_could_not_be_tagged_is_explained_and_retried(
     )  # fmt: skip
     assert first.returncode == 1, first.stderr
     assert "1 copy could not be tagged" in first.stdout
+    assert f"--resume {report}" in first.stdout
     assert [r["target_snapshot_name"] for r in read_csv(report / "retry.csv")] == ["api-1-ireland"]
     live.control("POST", "config", {"operation_seconds": 0})
-    again = batchcopy("run", str(report / "retry.csv"), "--endpoint-url", live.url, *FAST)
+    again = batchcopy("run", str(manifest), "--endpoint-url", live.url, "--resume", str(report))
     assert again.returncode == 0, again.stderr
     assert live.stats()["copies_accepted"] == {"eu-west-1/api-1-ireland": 1}
 

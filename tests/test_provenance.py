@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from batchcopy import CopyJob, Report, Status, copy_snapshots
+from batchcopy import CopyJob, Report, RetryPolicy, Status, copy_snapshots
 from batchcopy.emulator import Emulator, FaultConfig, running_emulator
 from batchcopy.jobs import SnapshotInfo
 from batchcopy.plan import Plan, make_plan
@@ -332,3 +332,35 @@ async def test_a_copy_whose_source_is_gone_is_reported_unverifiable_and_left_alo
     assert "left as it is" in result.error_message
     assert "choose another" not in result.error_message
     assert "dr-web" in emulator.sim.regions["eu-west-1"].snapshots
+
+
+async def test_an_untagged_automatic_copy_is_never_taken_on_its_age() -> None:
+    """A target without a label, made after tonight's automatic snapshot was taken but
+    while it was not yet restorable (so a copy of last night's): neither tonight's job nor
+    a dated one takes it on its age; only a label tells the date."""
+    seed: dict[str, Any] = {
+        "regions": {
+            "us-east-1": {
+                "instances": [{"name": "web-1", "sizeInGb": 80}],
+                "autoSnapshots": {
+                    "web-1": ["2026-11-19", {"date": "2026-11-20", "status": "InProgress"}]
+                },
+            }
+        }
+    }
+    wall = Wall("2026-11-20T12:00:00")
+    emulator = Emulator(seed=seed, clock=wall)
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, retry=RetryPolicy(max_attempts=1))
+        emulator.configure(FaultConfig.from_json({"actions": ["TagResource"], "error_rate": 1}))
+        first = await copy_snapshots([automatic("dr-latest")], settings)  # tagging fails
+        emulator.configure(FaultConfig())
+        done = {"date": "2026-11-20", "status": "Success"}
+        emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": [done]}}}})
+        wall.set("2026-11-20T13:00:00")
+        latest = await copy_snapshots([automatic("dr-latest")], settings)
+        dated = await copy_snapshots([automatic("dr-latest", date="2026-11-20")], settings)
+    assert only(first).tag_error
+    assert_conflict(latest, "without a batchcopy:source label")
+    assert_conflict(dated, "without a batchcopy:source label")
+    assert SOURCE_TAG not in emulator.sim.regions["eu-west-1"].snapshots["dr-latest"].tags

@@ -328,3 +328,30 @@ def test_an_empty_journal_left_by_a_crash_resumes_as_nothing_sent(
         assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
         assert statuses(report) == UNINTERRUPTED
         assert_copied_once(live)
+
+
+def test_a_resumed_latest_copy_keeps_the_date_it_was_sent_for(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """kill -9 right after a use_latest copy was accepted; tonight's automatic snapshot
+    becomes restorable before the resume: the resume recognises the copy as the one sent
+    (last night's date, from the journal) and labels it so, never with tonight's date."""
+    autos = {"web-9": ["2026-11-28", {"date": "2026-11-29", "status": "InProgress"}]}
+    live.control("POST", "seed", {"regions": {"us-east-1": {"autoSnapshots": autos}}})
+    manifest = write_manifest(tmp_path / "m.csv", ["us-east-1,eu-west-1,,web-9,,true,web-9-latest"])
+    report = tmp_path / "r"
+    common = ["run", str(manifest), "--endpoint-url", live.url, *FAST]
+    crashed = run_cli(
+        *common, "--report-dir", str(report), env={"BATCHCOPY_TEST_CRASH_AT": "after-response:1"}
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    done = {"date": "2026-11-29", "status": "Success"}
+    live.control("POST", "seed", {"regions": {"us-east-1": {"autoSnapshots": {"web-9": [done]}}}})
+    resumed = run_cli(*common, "--resume", str(report))
+    assert resumed.returncode == 0, resumed.stderr
+    (row,) = read_csv(report / "results.csv")
+    assert (row["target_snapshot_name"], row["status"]) == ("web-9-latest", "started")
+    planned = run_cli("plan", str(manifest), "--endpoint-url", live.url)
+    assert planned.returncode == 1  # tonight's latest is another source: a conflict
+    assert "copied from us-east-1/web-9@2026-11-28" in planned.stderr
+    assert live.stats()["copies_accepted"] == {"eu-west-1/web-9-latest": 1}
