@@ -41,7 +41,7 @@ from batchcopy.errors import (
     unwrap,
 )
 from batchcopy.jobs import CopyJob, JobResult, Status
-from batchcopy.journal import JOURNAL_NAME, Journal
+from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
@@ -361,7 +361,7 @@ def _unmake(
     if journal is not None:
         names = [f"{name}.partial" for name in ("results.jsonl", "results.csv", "retry.csv")]
         if not resume:
-            names.append(JOURNAL_NAME)
+            names += [JOURNAL_NAME, LOCK_NAME]
         for name in names:
             (directory / name).unlink(missing_ok=True)
     if made is not None:

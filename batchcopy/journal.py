@@ -21,6 +21,7 @@ Records::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -39,6 +40,7 @@ from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
 __all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
 
 JOURNAL_NAME = "journal.jsonl"
+LOCK_NAME = ".batchcopy.lock"  # held by the run writing the folder; names its pid
 VERSION = 1
 # A run record is well under this; a journal no bigger, with no whole record, was cut
 # short before its first record was on disk.
@@ -76,10 +78,11 @@ class _Past:
 class Journal:
     """An open journal. Use :meth:`open`; then ``await intent(job)`` before each copy."""
 
-    def __init__(self, path: Path, handle: IO[str], past: _Past) -> None:
+    def __init__(self, path: Path, handle: IO[str], past: _Past, lock: IO[str]) -> None:
         self.path = path
         self.past = past
         self._handle = handle
+        self._lock = lock
         self._written = 0  # records written
         self._synced = 0  # records known to be on disk
         self._syncing: anyio.Event | None = None
@@ -101,17 +104,21 @@ class Journal:
         """
         path = directory / JOURNAL_NAME
         past = _Past()
-        if resume:
-            if not path.exists():
-                raise ReportDirError(f"{directory}: no {JOURNAL_NAME} to resume from")
-            past = _read(path, manifest_sha256, force=force)
-        else:
+        if resume and not path.exists():
+            raise ReportDirError(f"{directory}: no {JOURNAL_NAME} to resume from")
+        if not resume:
             refuse_journal(directory)
-        if resume:
-            _mend_tail(path)  # or the next record would be glued onto the last line
-        handle = _open_append(path)
+        lock = _lock(directory)
+        try:
+            if resume:
+                past = _read(path, manifest_sha256, force=force)
+                _mend_tail(path)  # or the next record would be glued onto the last line
+            handle = _open_append(path)
+        except BaseException:
+            lock.close()
+            raise
         past.run_id = past.run_id or run_id
-        journal = cls(path, handle, past)
+        journal = cls(path, handle, past, lock)
         journal._append(
             {
                 "type": "run",
@@ -163,6 +170,7 @@ class Journal:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()
+        self._lock.close()  # the folder is free for the next run
 
     def earlier_results(self) -> dict[str, JobResult]:
         """The outcomes earlier runs recorded for the jobs this run did not redo, by target.
@@ -197,6 +205,31 @@ class Journal:
             finally:
                 self._syncing = None
                 done.set()
+
+
+def _lock(directory: Path) -> IO[str]:
+    """Hold the report folder for this run (released when the process ends, however it
+    ends): two runs writing one folder would mix their journals and reports."""
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise ReportDirError(f"{path}: cannot open the folder's lock ({exc.strerror})") from None
+    handle = os.fdopen(fd, "r+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ReportDirError(
+            f"{directory} is in use by another batchcopy run (pid {holder}); wait for it to "
+            "end, or choose another --report-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _open_append(path: Path) -> IO[str]:

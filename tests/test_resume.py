@@ -355,3 +355,28 @@ def test_a_resumed_latest_copy_keeps_the_date_it_was_sent_for(
     assert planned.returncode == 1  # tonight's latest is another source: a conflict
     assert "copied from us-east-1/web-9@2026-11-28" in planned.stderr
     assert live.stats()["copies_accepted"] == {"eu-west-1/web-9-latest": 1}
+
+
+def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """--resume of a folder a run is still writing exits 2 naming that run's pid, and
+    touches nothing; once the run has ended, the resume goes through."""
+    report = tmp_path / "r"
+    first = start_run(live, manifest, report)
+    try:
+        wait_for_journal(report, 2)
+        second = run_cli(
+            "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+        )
+        assert second.returncode == 2, second.stderr
+        assert f"in use by another batchcopy run (pid {first.pid})" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
