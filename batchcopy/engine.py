@@ -127,7 +127,8 @@ class RegionCounters:
 class _Tries:
     attempts: int = 0
     throttles: int = 0
-    ambiguous: bool = False
+    ambiguous: bool = False  # some request may have landed: look the target up first
+    unresolved: bool = False  # ... and no look-up since has found it absent
 
 
 class Engine:
@@ -229,9 +230,12 @@ class Engine:
                 async for info in self._api.list_snapshots(region, self._guarded):
                     lane.existing[info.name] = info
             except LightsailError as exc:
-                # Without the listing nothing in this region can be run safely.
+                # Without the listing nothing in this region can be run safely. A job an
+                # interrupted run may have sent stays to be looked up: not final.
                 async for job in each(jobs):
-                    await put(results, self._result(job, Status.FAILED, _Tries(), error=exc))
+                    failed = self._result(job, Status.FAILED, _Tries(), error=exc)
+                    unknown = job.target in self._intended
+                    await put(results, dataclasses.replace(failed, outcome_unknown=unknown))
                 return
             async for job in each(jobs):
                 slot = object()  # borrowed here, given back by the job's own task
@@ -304,11 +308,17 @@ class Engine:
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
-        tries = _Tries(ambiguous=job.target in self._intended)
+        sent_before = job.target in self._intended
+        tries = _Tries(ambiguous=sent_before, unresolved=sent_before)
         try:
             return await self._guarded(lambda: self._attempt(lane, job, tries, started))
         except LightsailError as exc:
-            return self._result(job, Status.FAILED, tries, started=started, error=exc)
+            result = self._result(job, Status.FAILED, tries, started=started, error=exc)
+            if not tries.unresolved:
+                return result
+            # The last request may have made the copy: not final; a resume looks it up.
+            message = f"{result.error_message} (the copy may have been made; --resume looks)"
+            return dataclasses.replace(result, outcome_unknown=True, error_message=message)
 
     async def _attempt(self, lane: _Lane, job: CopyJob, tries: _Tries, started: float) -> JobResult:
         """One try at a job: look the target up first if an earlier try may have made it,
@@ -318,6 +328,7 @@ class Engine:
             found = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
             if found is not None:
                 return await self._existing(job, found, tries, started, ours=True)
+            tries.unresolved = False  # absent now: no earlier request made it
         await lane.limiter.acquire()
         if self._stop.is_set():
             return self._stopped(job, tries, started)
@@ -343,6 +354,7 @@ class Engine:
         except TransientError as exc:
             log.debug("%s: %s (attempt %d)", job.target, exc, tries.attempts)
             tries.ambiguous |= exc.ambiguous
+            tries.unresolved |= exc.ambiguous
             raise
         except PermanentError as exc:
             if "already in use" not in exc.message:

@@ -205,6 +205,9 @@ class JobResult:
     started_at: float = 0.0  # epoch seconds; 0 when never started
     finished_at: float = 0.0
     tag_error: str = ""  # the copy stands, but tagging it failed
+    # Failed with its last request's outcome unknown (the copy may have been made): not
+    # final, so a resume looks the target up. Known in the run only, not a report column.
+    outcome_unknown: bool = False
 
     @property
     def duration(self) -> float:

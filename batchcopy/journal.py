@@ -160,7 +160,12 @@ class Journal:
             # Accepted, but tagging or following it is left to do: a resume that finds the
             # copy knows its answer came, so it is not counted as reconciled.
             self._append({"type": "accepted", "target": result.job.target})
-        if not result.status.final or result.error_code == INTERRUPTED_CODE or result.tag_error:
+        if (
+            not result.status.final
+            or result.error_code == INTERRUPTED_CODE
+            or result.tag_error
+            or result.outcome_unknown
+        ):
             return
         self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
 

@@ -7,6 +7,8 @@ accepted twice (the emulator's ``copies_accepted``), plus what that trouble shou
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 
 from batchcopy import RetryPolicy, Status, copy_snapshots
@@ -139,3 +141,27 @@ async def test_adaptive_rate_finds_a_limit_it_was_not_told() -> None:
     assert all(r.status is Status.STARTED for r in report.results)
     assert all(5 < rate < 20 for rate in report.summary.rates.values()), report.summary.rates
     assert_each_target_copied_once(report, emulator)
+
+
+async def test_a_lost_last_answer_is_not_final_and_a_resume_finds_the_copy(
+    tmp_path: Path,
+) -> None:
+    """The copy is made but the connection drops on the last attempt: the job fails with
+    its outcome unknown (not final in the journal), and --resume finds the copy: started,
+    reconciled, copied once."""
+    emulator = Emulator(seed=demo_seed())
+    drop = {"drop_after_rate": 1, "actions": ["CopySnapshot"]}
+    emulator.configure(FaultConfig.from_json(drop))
+    job = manual(1, "eu-west-1", "lost-answer")
+    once = RetryPolicy(base_delay=0.001, max_delay=0.01, deadline=30, max_attempts=1)
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, retry=once)
+        first = await copy_snapshots([job], settings, report_dir=tmp_path / "r")
+        emulator.configure(FaultConfig())
+        again = await copy_snapshots([job], settings, report_dir=tmp_path / "r", resume=True)
+    (failed,) = first.results
+    assert failed.status is Status.FAILED
+    assert "may have been made" in failed.error_message
+    (found,) = again.results
+    assert (found.status, found.reconciled, again.exit_code) == (Status.STARTED, True, 0)
+    assert emulator.stats.copies_accepted == {"eu-west-1/lost-answer": 1}
