@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -185,8 +186,8 @@ class Journal:
         if not self.past.finished:
             return {}
         found: dict[str, JobResult] = {}
-        for record in _records(self.path)[0]:
-            if record.get("type") == "outcome" and record.get("target") in self.past.finished:
+        for _, record in _records(self.path):
+            if record["type"] == "outcome" and record["target"] in self.past.finished:
                 found[record["target"]] = JobResult.from_row(record["row"])
         return found
 
@@ -272,56 +273,93 @@ def _parses(line: bytes) -> bool:
     return True
 
 
-def _records(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Every whole record, and whether the last line was torn (a crash mid-write)."""
+_TYPES = frozenset({"run", "intent", "outcome", "accepted"})
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every whole record with its line number, read a line at a time (a journal of a
+    million jobs is not held in memory). A last line a crash cut short is passed over; any
+    other line that is not a record of batchcopy's is damage (ReportDirError)."""
     try:
-        raw = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise ReportDirError(f"{path}: cannot read the journal ({exc.strerror})") from None
-    lines = raw.split(b"\n")
-    torn = False
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if number == len(lines):  # only the last, unterminated line may be cut short
-                torn = True
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
                 continue
-            raise ReportDirError(
-                f"{path}:{number}: the journal is damaged; it cannot be resumed safely"
-            ) from None
-        if isinstance(record, dict):
-            records.append(record)
-    return records, torn
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                if not line.endswith(b"\n"):  # only the last, unterminated line may be torn
+                    continue
+                raise _damaged(path, number, "not a JSON record") from None
+            yield number, _checked(path, number, record)
+
+
+def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
+    """``record`` if it has the shape its type promises; else the journal is damaged."""
+    if not isinstance(record, dict) or record.get("type") not in _TYPES:
+        raise _damaged(path, number, "not a batchcopy record")
+    if record["type"] == "run":
+        return record
+    target = record.get("target")
+    if not isinstance(target, str) or target.count("/") != 1:
+        raise _damaged(path, number, "no target region/name")
+    if record["type"] == "outcome":
+        row = record.get("row")
+        try:
+            result = JobResult.from_row(row) if isinstance(row, dict) else None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise _damaged(path, number, f"its result does not read ({exc})") from None
+        if result is None or result.job.target != target:
+            raise _damaged(path, number, "its result is not its target's")
+    return record
+
+
+def _damaged(path: Path, number: int, what: str) -> ReportDirError:
+    return ReportDirError(
+        f"{path}:{number}: journal damaged: {what}; it cannot be resumed safely (nothing was "
+        "sent). Start a new --report-dir, or repair or remove that line"
+    )
+
+
+def _torn(path: Path) -> bool:
+    """Whether the journal's last line was cut short by a crash."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
-    records, torn = _records(path)
-    if not records and path.stat().st_size <= _HEADER_MAX:
+    records = _records(path)
+    first = next(records, None)
+    if first is None and path.stat().st_size <= _HEADER_MAX:
         # Empty, or a torn first line: a crash before the run record reached the disk (as
         # versions before 0.1 could leave); nothing was sent, so there is nothing to redo.
-        return _Past(torn=torn)
-    if not records or records[0].get("type") != "run":
+        return _Past(torn=_torn(path))
+    if first is None or first[1].get("type") != "run":
         raise ReportDirError(f"{path}: not a batchcopy journal")
-    made_for = records[0].get("manifest_sha256")
+    header = first[1]
+    made_for = header.get("manifest_sha256")
     if made_for != manifest_sha256 and not force:
         raise JournalMismatch(
             f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
             f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
         )
-    past = _Past(torn=torn, run_id=str(records[0].get("run_id") or ""))
-    for record in records:
-        target = str(record.get("target", ""))
-        if record.get("type") == "intent":
+    past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
+    for _, record in records:  # every line is checked before anything is sent
+        target = record.get("target", "")
+        if record["type"] == "intent":
             past.intended.add(target)
             if isinstance(date := record.get("date"), str) and is_valid_date(date):
                 past.dates[target] = date
-        elif record.get("type") == "outcome":
+        elif record["type"] == "outcome":
             past.finished.add(target)
-        elif record.get("type") == "accepted":
+        elif record["type"] == "accepted":
             past.accepted.add(target)
     past.intended -= past.finished
     past.dates = {t: d for t, d in past.dates.items() if t in past.intended}

@@ -100,7 +100,7 @@ def test_damage_before_the_end_refuses_resume(tmp_path: Path) -> None:
     open_journal(tmp_path).close()
     with (tmp_path / JOURNAL_NAME).open("a") as handle:
         handle.write("not json\n{}\n")
-    with pytest.raises(ReportDirError, match=r"journal.jsonl:2: the journal is damaged"):
+    with pytest.raises(ReportDirError, match=r"journal.jsonl:2: journal damaged"):
         open_journal(tmp_path, resume=True)
 
 
@@ -175,3 +175,41 @@ def test_resume_keeps_the_first_runs_id(tmp_path: Path) -> None:
     )
     assert again.past.run_id == "first"
     again.close()
+
+
+ROW = {
+    "line": 2,
+    "source_region": "us-east-1",
+    "target_region": "eu-west-1",
+    "source_snapshot_name": "web-1-nightly",
+    "target_snapshot_name": "web-1-dr",
+    "status": "started",
+    "attempts": 1,
+}
+T = "eu-west-1/web-1-dr"
+NO_STATUS = {k: v for k, v in ROW.items() if k != "status"}
+DAMAGE = {
+    "unknown status": {"type": "outcome", "target": T, "row": ROW | {"status": "maybe"}},
+    "missing status": {"type": "outcome", "target": T, "row": NO_STATUS},
+    "null row": {"type": "outcome", "target": T, "row": None},
+    "bad region": {"type": "outcome", "target": T, "row": ROW | {"source_region": "mars-1"}},
+    "non-integer count": {"type": "outcome", "target": T, "row": ROW | {"attempts": "many"}},
+    "another target's row": {"type": "outcome", "target": "eu-west-1/other", "row": ROW},
+    "unknown type": {"type": "guess", "target": T},
+    "no target": {"type": "intent", "line": 2},
+    "not an object": [1, 2, 3],
+}
+
+
+@pytest.mark.parametrize("damage", [*DAMAGE, "deep nesting"])
+def test_a_damaged_journal_is_refused_whole_before_anything_runs(
+    tmp_path: Path, damage: str
+) -> None:
+    """A hand-edited or damaged line anywhere before the end is refused at open with its
+    line number (exit 2 in the CLI, before any request), never a traceback mid-run."""
+    open_journal(tmp_path).close()
+    line = "[" * 100_000 + "]" * 100_000 if damage == "deep nesting" else json.dumps(DAMAGE[damage])
+    with (tmp_path / JOURNAL_NAME).open("a") as handle:
+        handle.write(line + "\n" + json.dumps({"type": "intent", "target": "eu-west-1/x"}) + "\n")
+    with pytest.raises(ReportDirError, match=r"journal.jsonl:2: journal damaged"):
+        open_journal(tmp_path, resume=True)
