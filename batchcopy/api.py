@@ -37,6 +37,7 @@ from batchcopy.errors import (
     BatchcopyError,
     CredentialsError,
     ManifestError,
+    Problem,
     ReportDirError,
     unwrap,
 )
@@ -238,6 +239,7 @@ async def copy_snapshots(
         name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
     else:
         listed = list(jobs)
+        _refuse_shared_targets(listed)
         name, total, stream = "<api>", len(listed), lambda: iter(listed)
         rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
@@ -334,6 +336,22 @@ def _exit_code(ended_by: BaseException | None, control: RunControl) -> int | Non
     if isinstance(ended_by, BatchcopyError):
         return 1
     return control.exit_code
+
+
+def _refuse_shared_targets(jobs: list[CopyJob]) -> None:
+    """Jobs given in code obey the manifest's rule: each target once (two jobs sharing one
+    would race for it, and the report keys results by target)."""
+    first: dict[str, int] = {}
+    problems = []
+    for job in jobs:
+        if job.target in first:
+            line = first[job.target]
+            message = f"{job.target} is already the target of line {line}; targets must be unique"
+            problems.append(Problem(file="<api>", line=job.line, field="target", message=message))
+        else:
+            first[job.target] = job.line
+    if problems:
+        raise ManifestError(problems)
 
 
 def _folder_to_make(directory: Path, *, resume: bool) -> Path | None:

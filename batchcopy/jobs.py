@@ -98,6 +98,8 @@ class CopyJob:
             raise ValueError(
                 f"{self.target}: give exactly one of source_snapshot_name or source_resource_name"
             )
+        if manual == self.target_snapshot_name and self.source_region == self.target_region:
+            raise ValueError(f"{self.target}: the target is the source itself; name the copy")
         if manual and (self.restore_date or self.use_latest):
             raise ValueError(
                 f"{self.target}: restore_date and use_latest apply only to "

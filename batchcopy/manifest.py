@@ -333,6 +333,12 @@ def _conflicts(text: dict[str, str], latest: bool, broken: set[str]) -> Iterator
                 yield field, "only for automatic snapshots (source_resource_name); remove it"
     elif not (resource or {"source_snapshot_name", "source_resource_name"} & broken):
         yield "source_snapshot_name", f"missing: give {_SOURCES}"
+    target, source_region = text.get("target_snapshot_name"), text.get("source_region")
+    regions = text.get("target_region", "").split(_SEPARATOR)
+    if snapshot and target == snapshot and source_region in regions:
+        yield "target_snapshot_name", (
+            f"the source itself in {source_region}: a copy needs a name of its own there"
+        )
 
 
 def _value(field: str, raw: object) -> str | bool | None:

@@ -10,7 +10,12 @@ import pytest
 
 from batchcopy import RegionCounters, RunControl, Status, copy_snapshots, stream_copies
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
-from batchcopy.errors import CredentialsError, EndpointUnreachableError, TransientError
+from batchcopy.errors import (
+    CredentialsError,
+    EndpointUnreachableError,
+    ManifestError,
+    TransientError,
+)
 from batchcopy.lightsail import LightsailClients
 from batchcopy.settings import OnExists
 from tests.helpers import (
@@ -262,3 +267,14 @@ async def test_refusal_after_an_answer_is_a_passing_fault() -> None:
                 await fresh.probe("eu-west-1")
     finally:
         await api.__aexit__(None, None, None)
+
+
+async def test_jobs_given_in_code_with_one_target_twice_are_refused() -> None:
+    """copy_snapshots refuses two jobs for one target as a manifest would: ManifestError
+    naming the line, before any request."""
+    emulator = Emulator(seed=demo_seed())
+    jobs = [manual(2, "eu-west-1", "twice"), manual(3, "eu-west-1", "twice")]
+    async with running_emulator(emulator) as url:
+        with pytest.raises(ManifestError, match="already the target of line 2"):
+            await copy_snapshots(jobs, settings_for(url))
+    assert sum(emulator.stats.requests.values()) == 0

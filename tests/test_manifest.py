@@ -1011,3 +1011,21 @@ def test_valid_jobs_round_trip_through_csv_and_json_lines(
         dataclasses.replace(job, line=job.line + 1) for job in expected
     ]
     assert list(load_manifest(folder / "m.jsonl").jobs()) == expected
+
+
+def test_a_target_that_is_its_own_source_is_refused(tmp_path: Path) -> None:
+    """A manual snapshot "copied" onto itself (same region, same name) is refused with its
+    line and field, for a manifest and for a job built in code."""
+    path = tmp_path / "self.csv"
+    path.write_text(HEADER + "\nus-east-1,us-east-1,snap-a,,,,snap-a\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert "self.csv:2: target_snapshot_name: the source itself in us-east-1" in str(info.value)
+    with pytest.raises(ValueError, match="the target is the source itself"):
+        CopyJob(
+            line=2,
+            source_region="us-east-1",
+            target_region="us-east-1",
+            source_snapshot_name="snap-a",
+            target_snapshot_name="snap-a",
+        )
