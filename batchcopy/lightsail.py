@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as boto
@@ -163,6 +164,7 @@ class LightsailClients:
         )
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[str, Any] = {}
+        self._call_deadline = settings.connect_timeout + 2 * settings.read_timeout
         # Endpoints that have answered a call (an error answer counts): a refused connection
         # to one of them is a passing fault, to any other a wrong address.
         self._answered: set[str] = set()
@@ -200,7 +202,10 @@ class LightsailClients:
         client = await self._client(region)
         endpoint = str(client.meta.endpoint_url)
         try:
-            response: dict[str, Any] = await getattr(client, method)(**params)
+            # botocore's read timeout is per read: an answer trickling a byte at a time
+            # never trips it. A call as a whole gets connect + two reads' time.
+            with anyio.fail_after(self._call_deadline):
+                response: dict[str, Any] = await getattr(client, method)(**params)
         except _PARSER_CHOKED as exc:
             self._answered.add(endpoint)
             raise _malformed(method, "answer", ambiguous=method in _WRITES) from exc

@@ -8,6 +8,7 @@ garbage); otherwise the request never reaches it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import urllib.parse
@@ -27,6 +28,7 @@ class Answers:
     bad: set[str] = field(default_factory=set)  # action names, e.g. "CopySnapshot"
     body: str = "<html><body>Service Unavailable</body></html>"
     commit: bool = False
+    trickle: float = 0.0  # seconds between the bytes of a bad answer (0: all at once)
     served: dict[str, int] = field(default_factory=dict)  # bad answers given, per action
 
 
@@ -40,7 +42,7 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
         if not action:  # STS speaks the query protocol: the action is in the form
             action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [""])[0]
         if action in answers.bad and not answers.commit:
-            return _bad(answers, action)
+            return await _bad(request, answers, action)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         async with (
             aiohttp.ClientSession() as session,
@@ -48,7 +50,7 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
         ):
             body = await upstream.read()
             if action in answers.bad:
-                return _bad(answers, action)
+                return await _bad(request, answers, action)
             return web.Response(
                 body=body, status=upstream.status, content_type=upstream.content_type
             )
@@ -68,6 +70,15 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
         await runner.cleanup()
 
 
-def _bad(answers: Answers, action: str) -> web.Response:
+async def _bad(request: web.Request, answers: Answers, action: str) -> web.StreamResponse:
     answers.served[action] = answers.served.get(action, 0) + 1
-    return web.Response(body=answers.body.encode(), status=200, content_type="text/html")
+    body = answers.body.encode()
+    if not answers.trickle:
+        return web.Response(body=body, status=200, content_type="text/html")
+    response = web.StreamResponse(status=200, headers={"Content-Length": str(len(body))})
+    await response.prepare(request)
+    for i in range(len(body)):  # bounded: the body's length, then the answer is whole
+        await response.write(body[i : i + 1])
+        await asyncio.sleep(answers.trickle)
+    await response.write_eof()
+    return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 from batchcopy import RetryPolicy, Status, copy_snapshots
@@ -81,3 +82,19 @@ async def test_plan_and_doctor_say_a_garbage_answer_is_a_problem(tmp_path: Path)
     failed = {c.name: c for c in checks if not c.ok}
     assert set(failed) == {"credentials", "lightsail eu-west-1"}, [str(c) for c in checks]
     assert "not as Lightsail does" in failed["lightsail eu-west-1"].detail
+
+
+async def test_an_answer_trickling_a_byte_at_a_time_does_not_outlast_its_deadline() -> None:
+    """A server that answers a byte every 0.2 s never trips a 0.5 s read timeout; each call
+    still ends after connect + two reads' time, so the job fails in seconds, not minutes
+    (the 2 KB answer would take 7 minutes), and no copy is made twice."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"CopySnapshot"}, body="{" + " " * 2048 + "}", trickle=0.2)
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        settings = settings_for(bad, retry=FEW_TRIES, read_timeout=0.5, connect_timeout=0.5)
+        with anyio.fail_after(60):  # a hang guard, not a timing: the answer alone takes 7 min
+            report = await copy_snapshots([manual(1, "eu-west-1", "trickled")], settings)
+    (result,) = report.results
+    assert result.status is Status.FAILED
+    assert answers.served["CopySnapshot"] == FEW_TRIES.max_attempts
+    assert emulator.stats.copies_accepted == {}
