@@ -108,8 +108,8 @@ def translate_error(exc: Exception) -> Exception:
     """The batchcopy error for a botocore one; other exceptions come back unchanged."""
     if isinstance(exc, boto.ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code") or "Unknown")
-        message = str(error.get("Message") or "")
+        code = printable(str(error.get("Code") or "Unknown"))
+        message = printable(str(error.get("Message") or ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in THROTTLE_CODES or status == 429:
             return ThrottledError(code, message, status=status)
@@ -419,6 +419,7 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
     if kind == "disk" and not origin:
         origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
+    # Text from the service reaches messages, logs and terminals: no escapes in it.
     size = item.get("sizeInGb") or 0
     if not isinstance(size, int) or isinstance(size, bool):
         raise _malformed(action, f"{name}: sizeInGb")
@@ -426,12 +427,21 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
         region=region,
         name=name,
         kind=kind,
-        state=str(item.get("state") or ""),
-        origin=str(origin or ""),
+        state=printable(str(item.get("state") or "")),
+        origin=printable(str(origin or "")),
         created_at=_epoch(item.get("createdAt"), action),
         size_in_gb=size,
-        tags=tuple((t["key"], str(t.get("value") or "")) for t in tags),
+        tags=tuple((printable(t["key"]), printable(str(t.get("value") or ""))) for t in tags),
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` from the service with control characters (ANSI escapes' ESC included) made
+    spaces: it may reach a terminal or a log line."""
+    return _CONTROL.sub(" ", text)
 
 
 def _field(response: dict[str, Any], key: str, kind: type, action: str, **how: bool) -> Any:
