@@ -336,8 +336,9 @@ def _conflicts(text: dict[str, str], latest: bool, broken: set[str]) -> Iterator
     target, source_region = text.get("target_snapshot_name"), text.get("source_region")
     regions = text.get("target_region", "").split(_SEPARATOR)
     if snapshot and target == snapshot and source_region in regions:
-        yield "target_snapshot_name", (
-            f"the source itself in {source_region}: a copy needs a name of its own there"
+        yield (
+            "target_snapshot_name",
+            (f"the source itself in {source_region}: a copy needs a name of its own there"),
         )
 
 
