@@ -764,6 +764,15 @@ def _unknown_columns(
     )
 
 
+def _number(digits: str) -> int | float:
+    # No field is a number, so a huge one is simply wrong; Python refuses to make ints of
+    # over 4,300 digits (a ValueError out of the parser), and a float says "inf" instead.
+    return int(digits) if len(digits) <= 100 else float(digits)
+
+
+_DECODER = json.JSONDecoder(parse_int=_number)
+
+
 def _jsonl_items(lines: _Lines) -> Iterator[_Row | _Issue]:
     for text in lines:
         if lines.fault:
@@ -771,7 +780,7 @@ def _jsonl_items(lines: _Lines) -> Iterator[_Row | _Issue]:
             lines.fault = None
         elif text.strip():
             try:
-                yield from _json_job(lines.count, json.loads(text.rstrip()), {})
+                yield from _json_job(lines.count, _DECODER.decode(text.rstrip()), {})
             except json.JSONDecodeError as exc:
                 where = f"{exc.msg} at column {exc.colno}"
                 yield _Issue(lines.count, "", f"not valid JSON ({where}): one object per line")
@@ -840,7 +849,7 @@ class _JsonWalk:
         self.line = 1
         self.end = 0  # just after the last array or object walked
         self._at = 0
-        self._decode = json.JSONDecoder().raw_decode
+        self._decode = _DECODER.raw_decode
 
     def document(self) -> Iterator[_Row | _Issue]:
         pos = self._skip(0)

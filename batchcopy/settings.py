@@ -58,7 +58,16 @@ class Settings:
             raise SettingsError(
                 f"must start with http:// or https://, got {url!r}", field="endpoint_url"
             )
-        if "@" in urllib.parse.urlsplit(url).netloc:
+        parts = urllib.parse.urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - urllib checks the port only when asked for it
+        except ValueError:
+            raise SettingsError(
+                f"has a port out of range 1-65535: {url!r}", field="endpoint_url"
+            ) from None
+        if not parts.hostname:
+            raise SettingsError(f"names no host: {url!r}", field="endpoint_url")
+        if "@" in parts.netloc:
             # botocore refuses it on every request, and it would end up in logs.
             raise SettingsError(
                 "must not hold a user name or password (user:password@); credentials come "

@@ -592,6 +592,8 @@ def test_rate_above_max_rate_is_refused(live: EmulatorProcess, tmp_path: Path) -
         (["run", "m.csv", "--shutdown-grace", "nan"], "--shutdown-grace must be 0 seconds or"),
         (["plan", "m.csv", "--endpoint-url", "ftp://x"], "--endpoint-url must start with http"),
         (["plan", "m.csv", "--endpoint-url", ""], "--endpoint-url must start with http"),
+        (["plan", "m.csv", "--endpoint-url", "http://127.0.0.1:99999"], "--endpoint-url has a"),
+        (["plan", "m.csv", "--endpoint-url", "http://"], "--endpoint-url names no host"),
         (
             ["run", "m.csv", "--endpoint-url", "http://ops:hunter2@127.0.0.1:9"],
             "--endpoint-url must not hold a user name or password",

@@ -1029,3 +1029,21 @@ def test_a_target_that_is_its_own_source_is_refused(tmp_path: Path) -> None:
             source_snapshot_name="snap-a",
             target_snapshot_name="snap-a",
         )
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_number_too_long_for_python_is_a_problem_not_a_crash(tmp_path: Path, fmt: str) -> None:
+    """A field holding a number of 5,000 digits (Python refuses to read such ints) is
+    reported at its line and field like any number where text is due."""
+    job = {
+        "source_region": "us-east-1",
+        "target_region": "eu-west-1",
+        "source_snapshot_name": "snap-a",
+        "target_snapshot_name": "__BIG__",
+    }
+    text = json.dumps(job if fmt == "jsonl" else [job]).replace('"__BIG__"', "1" * 5000)
+    path = tmp_path / f"big.{fmt}"
+    path.write_text(text + "\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert "target_snapshot_name: must be a string, not a number" in str(info.value)
