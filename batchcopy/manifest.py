@@ -117,6 +117,8 @@ class Manifest:
     per_region: Mapping[str, int]  # jobs per target region, sorted by region
     source_region: str | None = None  # the defaults given to load_manifest
     target_region: str | None = None
+    # The file as checked (inode, size, modification time): read again only while it is so.
+    stamp: tuple[int, int, int] = (0, 0, 0)
 
     def jobs(self) -> Iterator[CopyJob]:
         """Read the file again and yield its jobs in file order.
@@ -130,6 +132,10 @@ class Manifest:
         try:
             with self.path.open("rb") as file:
                 for item in _items(file, self.format, hashlib.sha256(), frozenset(defaults)):
+                    if self.stamp != (0, 0, 0) and _stamp(file) != self.stamp:
+                        # Rewritten, or rows added, since it was checked: what is read now is
+                        # not what was checked, so nothing more of it is run.
+                        raise ManifestError([changed])
                     checked = [item] if isinstance(item, _Issue) else _check(item, defaults)
                     for job in checked:  # all jobs or all issues, never both
                         if not isinstance(job, CopyJob):
@@ -172,6 +178,7 @@ def load_manifest(
         if not tally.problems:
             path, spooled = _readable_twice(source, stdin, from_stdin)
             with path.open("rb") as file:
+                stamp = _stamp(file)
                 fmt = _format_of("" if from_stdin else Path(name).suffix, file)
                 size = os.fstat(file.fileno()).st_size
                 limit = MAX_JSON_BYTES if fmt == "json" else MAX_FILE_BYTES
@@ -180,6 +187,10 @@ def load_manifest(
                 else:
                     for item in _items(file, fmt, digest, frozenset(defaults)):
                         tally.add(item if isinstance(item, _Issue) else _check(item, defaults))
+                if _stamp(file) != stamp:
+                    tally.problems.append(
+                        Problem(file=name, line=0, field="", message=_CHANGED_WHILE_CHECKED)
+                    )
     except OSError as exc:
         tally.problems.append(_unreadable(name, exc))
     if tally.total == 0 and not tally.problems:
@@ -198,7 +209,17 @@ def load_manifest(
         per_region=MappingProxyType(dict(sorted(tally.per_region.items()))),
         source_region=source_region or None,
         target_region=target_region or None,
+        stamp=stamp,
     )
+
+
+_CHANGED_WHILE_CHECKED = "changed while it was being checked; run again once it is written"
+
+
+def _stamp(file: BinaryIO) -> tuple[int, int, int]:
+    """What tells one state of an open file from another: inode, size, modification time."""
+    info = os.fstat(file.fileno())
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 class _Tally:

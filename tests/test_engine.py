@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from batchcopy import RegionCounters, RunControl, Status, copy_snapshots, stream_copies
+from batchcopy import (
+    RegionCounters,
+    RunControl,
+    Status,
+    copy_snapshots,
+    load_manifest,
+    stream_copies,
+)
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from batchcopy.errors import (
     CredentialsError,
@@ -278,3 +285,21 @@ async def test_jobs_given_in_code_with_one_target_twice_are_refused() -> None:
         with pytest.raises(ManifestError, match="already the target of line 2"):
             await copy_snapshots(jobs, settings_for(url))
     assert sum(emulator.stats.requests.values()) == 0
+
+
+async def test_rows_added_to_a_checked_manifest_are_never_copied(tmp_path: Path) -> None:
+    """Rows appended to the manifest after it was checked (as a run starts reading it) are
+    not copied unchecked: the run stops with ManifestError, having copied none of them."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "source_region,target_region,source_snapshot_name,target_snapshot_name\n"
+        "us-east-1,eu-west-1,nyc-web-1-2026-11-20,checked-1\n"
+    )
+    manifest = load_manifest(path)
+    with path.open("a") as handle:
+        handle.writelines(f"us-east-1,eu-west-1,nyc-web-1-2026-11-20,added-{i}\n" for i in range(5))
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        with pytest.raises(ManifestError, match="changed since it was checked"):
+            await copy_snapshots(manifest, settings_for(url))
+    assert not [t for t in emulator.stats.copies_accepted if "added-" in t]

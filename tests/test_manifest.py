@@ -1047,3 +1047,18 @@ def test_a_number_too_long_for_python_is_a_problem_not_a_crash(tmp_path: Path, f
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert "target_snapshot_name: must be a string, not a number" in str(info.value)
+
+
+def test_a_manifest_changed_after_its_check_is_not_read_on(tmp_path: Path) -> None:
+    """Rows appended (or the file rewritten) after the manifest was checked: reading its
+    jobs again stops with ManifestError before any unchecked row is yielded."""
+    path = tmp_path / "m.csv"
+    path.write_text(HEADER + "\nus-east-1,eu-west-1,snap-a,,,,copy-a\n")
+    manifest = load_manifest(path)
+    with path.open("a") as handle:
+        handle.write("us-east-1,eu-west-1,snap-b,,,,copy-b\n")
+    with pytest.raises(ManifestError, match="changed since it was checked"):
+        list(manifest.jobs())
+    path.write_text(HEADER + "\nus-east-1,eu-west-1,snap-c,,,,copy-c\n")  # same size or not
+    with pytest.raises(ManifestError, match="changed since it was checked"):
+        list(manifest.jobs())
