@@ -260,6 +260,7 @@ async def copy_snapshots(
                 resume=resume,
                 force=force,
                 run_id=run_id,
+                defaults=_defaults_of(jobs),
             )
             run_id = journal.past.run_id  # a resume keeps the first run's id
         writer = ReportWriter(
@@ -336,6 +337,15 @@ def _exit_code(ended_by: BaseException | None, control: RunControl) -> int | Non
     if isinstance(ended_by, BatchcopyError):
         return 1
     return control.exit_code
+
+
+def _defaults_of(jobs: object) -> dict[str, str]:
+    """The regions a manifest was given for rows that leave them out: part of what its
+    jobs are, so a resume must give the same."""
+    if not isinstance(jobs, Manifest):
+        return {}
+    given = {"source_region": jobs.source_region, "target_region": jobs.target_region}
+    return {field: value for field, value in given.items() if value}
 
 
 def _refuse_shared_targets(jobs: list[CopyJob]) -> None:

@@ -98,11 +98,15 @@ class Journal:
         resume: bool,
         force: bool = False,
         run_id: str = "",
+        defaults: dict[str, str] | None = None,
     ) -> Journal:
         """Open the journal in ``directory``: a new one, or (``resume``) the one there.
 
-        A journal made for a different manifest is refused unless ``force``.
+        A journal made for a different manifest, or for the same one with other
+        ``defaults`` (the source and target regions given for rows that leave them out: they
+        change the jobs), is refused unless ``force``.
         """
+        defaults = defaults or {}
         path = directory / JOURNAL_NAME
         past = _Past()
         if resume and not path.exists():
@@ -112,7 +116,7 @@ class Journal:
         lock = _lock(directory)
         try:
             if resume:
-                past = _read(path, manifest_sha256, force=force)
+                past = _read(path, manifest_sha256, force=force, defaults=defaults)
                 _mend_tail(path)  # or the next record would be glued onto the last line
             handle = _open_append(path)
         except BaseException:
@@ -126,6 +130,7 @@ class Journal:
                 "version": VERSION,
                 "manifest": manifest,
                 "manifest_sha256": manifest_sha256,
+                "defaults": defaults,
                 "resume": resume,
                 "run_id": past.run_id,
                 "at": round(time.time(), 3),
@@ -334,7 +339,7 @@ def _torn(path: Path) -> bool:
         return handle.read(1) != b"\n"
 
 
-def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
+def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, str]) -> _Past:
     records = _records(path)
     first = next(records, None)
     if first is None and path.stat().st_size <= _HEADER_MAX:
@@ -349,6 +354,14 @@ def _read(path: Path, manifest_sha256: str, *, force: bool) -> _Past:
         raise JournalMismatch(
             f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
             f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
+        )
+    made_with = header.get("defaults") or {}
+    if made_with != defaults and not force:
+        said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in made_with.items()) or "none"
+        now = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items()) or "none"
+        raise JournalMismatch(
+            f"{path} was written with the defaults {said}, this run gives {now}: they change "
+            "the jobs; give the same, or --force"
         )
     past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
     for _, record in records:  # every line is checked before anything is sent

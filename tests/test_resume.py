@@ -380,3 +380,24 @@ def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
     assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
     assert statuses(report) == UNINTERRUPTED
     assert_copied_once(live)
+
+
+def test_a_resume_with_other_default_regions_is_refused(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A resume is bound to the defaults that make the jobs: another --target-region (for
+    rows that leave it out) exits 2 before any request, unless --force."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "source_region,source_snapshot_name,target_snapshot_name\n"
+        "us-east-1,nyc-web-1-2026-11-20,defaulted-1\n"
+    )
+    report = tmp_path / "r"
+    common = ["run", str(manifest), "--endpoint-url", live.url, *FAST]
+    first = run_cli(*common, "--target-region", "eu-west-1", "--report-dir", str(report))
+    assert first.returncode == 0, first.stderr
+    before = live.stats()["requests_total"]
+    other = run_cli(*common, "--target-region", "ap-south-1", "--resume", str(report))
+    assert other.returncode == 2, other.stderr
+    assert "--target-region eu-west-1, this run gives --target-region ap-south-1" in other.stderr
+    assert live.stats()["requests_total"] == before
