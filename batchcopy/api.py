@@ -42,7 +42,7 @@ from batchcopy.errors import (
     unwrap,
 )
 from batchcopy.jobs import CopyJob, JobResult, Status
-from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal
+from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
@@ -277,12 +277,12 @@ async def copy_snapshots(
         _unmake(directory, made=made, journal=journal, resume=resume)
         raise
     settings = dataclasses.replace(settings, run_id=run_id)
-    finished = journal.past.finished if journal else set()
+    finished = journal.past.finished if journal else {}
     intended = journal.past.intended if journal else set()
     live: _Live | None = None
     ended_by: BaseException | None = None
     try:
-        pending = (job for job in stream() if job.target not in finished)
+        pending = (job for job in stream() if finished.get(job.target) != job_digest(job))
         running = _running(pending, settings, control, api, journal=journal, intended=intended)
         async with running as live:
             async for result in each(live.results):

@@ -22,6 +22,7 @@ Records::
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -66,7 +67,9 @@ class JournalMismatch(ReportDirError):
 class _Past:
     """What an earlier run of this journal got done."""
 
-    finished: set[str] = field(default_factory=set)  # targets with an outcome
+    # Targets with an outcome, and a digest of the job it was for: a job the manifest now
+    # words differently (a resume --force of an edited manifest) is not done.
+    finished: dict[str, bytes] = field(default_factory=dict)
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
     # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
     # following it did not end): found again, they are not answers a crash lost.
@@ -281,6 +284,12 @@ def _parses(line: bytes) -> bool:
 _TYPES = frozenset({"run", "intent", "outcome", "accepted"})
 
 
+def job_digest(job: CopyJob) -> bytes:
+    """8 bytes that tell one job's fields (not its line) from another's."""
+    text = json.dumps(job.to_row(), sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Every whole record with its line number, read a line at a time (a journal of a
     million jobs is not held in memory). A last line a crash cut short is passed over; any
@@ -371,10 +380,10 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             if isinstance(date := record.get("date"), str) and is_valid_date(date):
                 past.dates[target] = date
         elif record["type"] == "outcome":
-            past.finished.add(target)
+            past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
         elif record["type"] == "accepted":
             past.accepted.add(target)
-    past.intended -= past.finished
+    past.intended -= past.finished.keys()
     past.dates = {t: d for t, d in past.dates.items() if t in past.intended}
     return past
 

@@ -10,6 +10,7 @@ exactly one row: jobs that never produced a result (the run was stopped) are add
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import tempfile
@@ -287,8 +288,10 @@ class ReportWriter:
             for job in jobs:
                 if hash(job.target) in self._done:
                     continue
-                if job.target in earlier:
-                    self.add(earlier[job.target])
+                known = earlier.get(job.target)
+                if known is not None and known.job.to_row() == job.to_row():
+                    # The manifest's job as it is now (its line may have moved).
+                    self.add(dataclasses.replace(known, job=job))
                 elif job.target in interrupted:
                     self.add(
                         JobResult(

@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EmulatorProcess, closed_port, read_csv, run_cli, write_manifest
+from batchcopy import CopyJob, Status, copy_snapshots
+from batchcopy.emulator import Emulator, demo_seed, running_emulator
+from tests.helpers import (
+    EmulatorProcess,
+    closed_port,
+    manual,
+    read_csv,
+    run_cli,
+    settings_for,
+    write_manifest,
+)
 
 ROWS = [
     *(f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,resume-{i}" for i in range(6)),
@@ -401,3 +411,24 @@ def test_a_resume_with_other_default_regions_is_refused(
     assert other.returncode == 2, other.stderr
     assert "--target-region eu-west-1, this run gives --target-region ap-south-1" in other.stderr
     assert live.stats()["requests_total"] == before
+
+
+async def test_a_forced_resume_of_an_edited_manifest_reports_its_rows(tmp_path: Path) -> None:
+    """--resume --force with a manifest edited since: a job it words differently is run
+    again (here: its target holds the old source's copy, a conflict), and unchanged jobs
+    keep their results under their new lines; no row of the old manifest is reported."""
+    emulator = Emulator(seed=demo_seed())
+    before = [manual(2, "eu-west-1", "kept"), manual(3, "eu-west-1", "edited")]
+    edited: CopyJob = manual(2, "eu-west-1", "edited", source="nyc-api-1-2026-11-20")
+    after = [edited, manual(3, "eu-west-1", "kept")]
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url)
+        await copy_snapshots(before, settings, report_dir=tmp_path / "r")
+        report = await copy_snapshots(
+            after, settings, report_dir=tmp_path / "r", resume=True, force=True
+        )
+    rows = {r["target_snapshot_name"]: r for r in read_csv(tmp_path / "r" / "results.csv")}
+    assert (rows["kept"]["line"], rows["kept"]["status"]) == ("3", "started")
+    assert rows["edited"]["source_snapshot_name"] == "nyc-api-1-2026-11-20"
+    assert (rows["edited"]["status"], rows["edited"]["error_code"]) == ("failed", "TargetExists")
+    assert report.summary.counts[Status.FAILED] == 1
