@@ -312,17 +312,20 @@ async def copy_snapshots(
                 writer.close()
                 _unmake(directory, made=made, journal=journal, resume=resume)
             else:
-                if journal is not None:
-                    known |= journal.earlier_results()
-                report = control.report = writer.finish(
-                    _readable(stream()),
-                    earlier=known,
-                    interrupted=unsettled,
-                    exit_code=_exit_code(ended_by, control),
-                    rates=live.engine.rates if live else None,
-                    start_rate=settings.rate,
-                    max_rate=settings.max_rate,
-                )
+                earlier = journal.earlier_results(known) if journal is not None else None
+                try:
+                    report = control.report = writer.finish(
+                        _readable(stream()),
+                        earlier=earlier if earlier is not None else known,
+                        interrupted=unsettled,
+                        exit_code=_exit_code(ended_by, control),
+                        rates=live.engine.rates if live else None,
+                        start_rate=settings.rate,
+                        max_rate=settings.max_rate,
+                    )
+                finally:
+                    if earlier is not None:
+                        earlier.close()
         finally:
             writer.close()  # only does something if finishing failed
     return report

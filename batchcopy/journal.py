@@ -27,7 +27,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -70,6 +70,7 @@ class _Past:
     # Targets with an outcome, and a digest of the job it was for: a job the manifest now
     # words differently (a resume --force of an edited manifest) is not done.
     finished: dict[str, bytes] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)  # where each target's outcome is
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
     # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
     # following it did not end): found again, they are not answers a crash lost.
@@ -186,18 +187,12 @@ class Journal:
             self._handle.close()
         self._lock.close()  # the folder is free for the next run
 
-    def earlier_results(self) -> dict[str, JobResult]:
-        """The outcomes earlier runs recorded for the jobs this run did not redo, by target.
-
-        Only a resume has any; a fresh run reads nothing, so its memory does not grow with
-        the journal (reading every outcome back once cost ~3.6 KB a job)."""
-        if not self.past.finished:
-            return {}
-        found: dict[str, JobResult] = {}
-        for _, record in _records(self.path):
-            if record["type"] == "outcome" and record["target"] in self.past.finished:
-                found[record["target"]] = JobResult.from_row(record["row"])
-        return found
+    def earlier_results(self, first: Mapping[str, JobResult] | None = None) -> EarlierResults:
+        """The outcomes earlier runs recorded, by target, read from the journal when asked
+        for (each was checked when the journal was opened): a resume of a million jobs holds
+        where each outcome is, not the outcomes (reading them all back cost ~3.6 KB a job).
+        ``first`` answers before the journal (this run's own results). Close it when done."""
+        return EarlierResults(self.path, self.past.outcomes, first or {})
 
     def _append(self, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -284,22 +279,63 @@ def _parses(line: bytes) -> bool:
 _TYPES = frozenset({"run", "intent", "outcome", "accepted"})
 
 
+class EarlierResults(Mapping[str, JobResult]):
+    """Earlier runs' results by target, each read from its journal line when looked up."""
+
+    def __init__(self, path: Path, offsets: dict[str, int], first: Mapping[str, JobResult]) -> None:
+        self._path = path
+        self._offsets = offsets
+        self._first = first
+        self._handle: IO[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"<EarlierResults {len(self._offsets)} in {self._path}>"
+
+    def __getitem__(self, target: str) -> JobResult:
+        if target in self._first:
+            return self._first[target]
+        offset = self._offsets[target]
+        if self._handle is None:
+            self._handle = self._path.open("rb")
+        self._handle.seek(offset)
+        return JobResult.from_row(json.loads(self._handle.readline())["row"])
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._first
+        yield from (t for t in self._offsets if t not in self._first)
+
+    def __len__(self) -> int:
+        return len(self._first) + sum(t not in self._first for t in self._offsets)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+    def __enter__(self) -> EarlierResults:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def job_digest(job: CopyJob) -> bytes:
     """8 bytes that tell one job's fields (not its line) from another's."""
     text = json.dumps(job.to_row(), sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Every whole record with its line number, read a line at a time (a journal of a
-    million jobs is not held in memory). A last line a crash cut short is passed over; any
-    other line that is not a record of batchcopy's is damage (ReportDirError)."""
+def _records(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """Every whole record with its line number and byte offset, read a line at a time (a
+    journal of a million jobs is not held in memory). A last line a crash cut short is
+    passed over; any other line that is not a record of batchcopy's is damage."""
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise ReportDirError(f"{path}: cannot read the journal ({exc.strerror})") from None
+    offset = 0
     with handle:
         for number, line in enumerate(handle, start=1):
+            at, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             try:
@@ -308,7 +344,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not line.endswith(b"\n"):  # only the last, unterminated line may be torn
                     continue
                 raise _damaged(path, number, "not a JSON record") from None
-            yield number, _checked(path, number, record)
+            yield number, at, _checked(path, number, record)
 
 
 def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
@@ -355,9 +391,9 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
         # Empty, or a torn first line: a crash before the run record reached the disk (as
         # versions before 0.1 could leave); nothing was sent, so there is nothing to redo.
         return _Past(torn=_torn(path))
-    if first is None or first[1].get("type") != "run":
+    if first is None or first[2].get("type") != "run":
         raise ReportDirError(f"{path}: not a batchcopy journal")
-    header = first[1]
+    header = first[2]
     made_for = header.get("manifest_sha256")
     if made_for != manifest_sha256 and not force:
         raise JournalMismatch(
@@ -373,7 +409,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             "the jobs; give the same, or --force"
         )
     past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
-    for _, record in records:  # every line is checked before anything is sent
+    for _, offset, record in records:  # every line is checked before anything is sent
         target = record.get("target", "")
         if record["type"] == "intent":
             past.intended.add(target)
@@ -381,6 +417,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
                 past.dates[target] = date
         elif record["type"] == "outcome":
             past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
+            past.outcomes[target] = offset
         elif record["type"] == "accepted":
             past.accepted.add(target)
     past.intended -= past.finished.keys()

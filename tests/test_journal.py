@@ -77,7 +77,8 @@ async def test_resume_knows_what_finished_and_what_was_only_sent(tmp_path: Path)
     again = open_journal(tmp_path, resume=True)
     assert set(again.past.finished) == {"eu-west-1/t-1"}
     assert again.past.intended == {"eu-west-1/t-2", "eu-west-1/t-3"}
-    (earlier,) = again.earlier_results().values()
+    with again.earlier_results() as results:
+        (earlier,) = results.values()
     assert (earlier.job, earlier.status, earlier.attempts) == (job(1), Status.STARTED, 1)
     again.close()
 
@@ -158,7 +159,8 @@ async def test_whole_last_record_without_newline_is_kept(tmp_path: Path) -> None
     path.write_bytes(path.read_bytes().rstrip(b"\n"))
     again = open_journal(tmp_path, resume=True)
     assert set(again.past.finished) == {"eu-west-1/t-1"}
-    assert [r.job for r in again.earlier_results().values()] == [job(1)]
+    with again.earlier_results() as results:
+        assert [r.job for r in results.values()] == [job(1)]
     again.close()
     third = open_journal(tmp_path, resume=True)
     assert set(third.past.finished) == {"eu-west-1/t-1"}

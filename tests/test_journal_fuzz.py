@@ -97,7 +97,8 @@ def test_a_damaged_journal_is_read_or_refused_never_misread(
             )
         except ReportDirError:
             return
-        earlier = journal.earlier_results()  # what the report will say of them
+        with journal.earlier_results() as results:
+            earlier = dict(results)  # what the report will say of them
         journal.close()
     assert set(earlier) == set(journal.past.finished)
     assert set(journal.past.finished) <= done_for_real
