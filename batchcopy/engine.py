@@ -87,7 +87,8 @@ class SnapshotAPI(Protocol):
 _READY = frozenset({"available", "completed"})
 
 # A copy found after an ambiguous attempt is ours only if it is not older than the attempt,
-# allowing this much difference between our clock and the service's.
+# allowing this much difference between our clock and the service's (NTP keeps clocks far
+# closer; five minutes covers a machine that lost its time sync for a while).
 CLOCK_SKEW = 300.0
 
 
@@ -437,10 +438,27 @@ class Engine:
             source = await self._guarded(lambda: self._source(job))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
-        if ours and tries.attempts and target.created_at:
-            # Made before our first request: it was there already, whoever made it.
-            ours = target.created_at >= started - CLOCK_SKEW
+        if ours and tries.attempts and target.created_at < started - CLOCK_SKEW:
+            # Not there when the region was listed, found after our request, yet made well
+            # before it: the clocks differ by more than CLOCK_SKEW, or another run made it
+            # meanwhile. Which, only a person can tell: not skipped, not a conflict, not final.
+            if target.created_at and not conflict(job, target, source, ours=True)[0]:
+                return self._skewed(job, target, tries, started)
+            ours = False
         return self._judge(job, target, source, ours=ours, tries=tries, started=started)
+
+    def _skewed(
+        self, job: CopyJob, target: SnapshotInfo, tries: _Tries, started: float
+    ) -> JobResult:
+        ahead = round(started - target.created_at)
+        error = LightsailError(
+            "ClockSkew",
+            f"{job.target} appeared after our request, yet Lightsail dates it {ahead} s before "
+            f"it (more than the {CLOCK_SKEW:g} s allowed): this machine's clock is off, or "
+            "another run made it meanwhile; check the clock (NTP), then --resume looks again",
+        )
+        result = self._result(job, Status.FAILED, tries, started=started, error=error)
+        return dataclasses.replace(result, outcome_unknown=True)
 
     def _judge(
         self,

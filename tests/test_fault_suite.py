@@ -7,6 +7,7 @@ accepted twice (the emulator's ``copies_accepted``), plus what that trouble shou
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -165,3 +166,18 @@ async def test_a_lost_last_answer_is_not_final_and_a_resume_finds_the_copy(
     (found,) = again.results
     assert (found.status, found.reconciled, again.exit_code) == (Status.STARTED, True, 0)
     assert emulator.stats.copies_accepted == {"eu-west-1/lost-answer": 1}
+
+
+async def test_a_lost_answers_copy_dated_before_the_request_is_reported_as_clock_skew() -> None:
+    """Lightsail's clock an hour behind ours: the copy found after a lost answer is dated
+    before our request. It is reported as a clock skew (not skipped, not TargetExists) and
+    left open for a resume, and it is never copied twice."""
+    emulator = Emulator(seed=demo_seed(), clock=lambda: time.time() - 3600)
+    emulator.configure(FaultConfig.from_json({"drop_after_rate": 1, "actions": ["CopySnapshot"]}))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots([manual(1, "eu-west-1", "skewed")], settings_for(url))
+    (result,) = report.results
+    assert (result.status, result.error_code) == (Status.FAILED, "ClockSkew")
+    assert "check the clock" in result.error_message
+    assert result.outcome_unknown
+    assert emulator.stats.copies_accepted == {"eu-west-1/skewed": 1}
