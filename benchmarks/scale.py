@@ -63,6 +63,7 @@ RESULT = "RESULT "  # the prefix of the child's one line of results on stdout
 
 DEFAULT_SIZES = "10000,100000,1000000"
 DEFAULT_RUN_SIZES = "10000,100000"
+DEFAULT_RESUME_SIZES = "200000"
 HARD_TIMEOUT = 20 * 60.0
 RUN_BUDGET = 300.0  # a run predicted to take longer is shrunk to fit FALLBACK_BUDGET
 FALLBACK_BUDGET = 180.0
@@ -76,7 +77,12 @@ DISTINCT_SOURCES = 50  # the plan caches each source's look-up: keep them few
 AUTO_SOURCES = 10  # of those, instances copied from automatic snapshots; the rest manual
 AUTO_DATES = ("2026-11-18", "2026-11-19", "2026-11-20")
 CREDENTIALS = ("bench", "bench")
-RUN_SETTINGS: dict[str, Any] = {"rate": 100_000, "burst": 1000, "max_in_flight": 256}
+RUN_SETTINGS: dict[str, Any] = {
+    "rate": 100_000,
+    "max_rate": 100_000,  # the cap is a promise: a start above it is refused
+    "burst": 1000,
+    "max_in_flight": 256,
+}
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -110,7 +116,8 @@ def _child(kind: str, args: dict[str, Any]) -> None:
     """Measure one thing in this fresh process and print one RESULT line of JSON."""
     import asyncio
 
-    result = asyncio.run(_child_plan(args) if kind == "plan" else _child_run(args))
+    children = {"plan": _child_plan, "run": _child_run, "resume": _child_resume}
+    result = asyncio.run(children[kind](args))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # Resetting VmHWM resets the kernel's ru_maxrss as well: the peak is the largest phase's.
     phases = (result["base_mb"], result["load_mb"], result["phase_mb"])
@@ -192,6 +199,50 @@ async def _child_run(args: dict[str, Any]) -> dict[str, Any]:
         "phase_mb": _status_mb("VmHWM"),
         "counts": {k: v for k, v in report.summary.counts.items() if v},
         "exit_code": report.exit_code,
+    }
+
+
+async def _child_resume(args: dict[str, Any]) -> dict[str, Any]:
+    """A journal of ``jobs`` finished jobs is written, then opened as a resume opens it and
+    every earlier result read back once, as the report of a resume does."""
+    from batchcopy.jobs import CopyJob, JobResult, Status
+    from batchcopy.journal import Journal
+
+    folder = Path(args["folder"])
+    journal = Journal.open(folder, manifest="m.csv", manifest_sha256="a" * 64, resume=False)
+    for i in range(args["jobs"]):
+        job = CopyJob(
+            line=i + 2,
+            source_region="us-east-1",
+            target_region="eu-west-1",
+            source_snapshot_name="src-1",
+            target_snapshot_name=f"t-{i}",
+        )
+        if i % 1000 == 0:
+            await journal.intent(job)  # synced, as a run does before each copy
+        else:
+            # The same record unsynced: a fsync each would time the disk, not the resume.
+            journal._append({"type": "intent", "target": job.target, "line": job.line})
+        journal.outcome(JobResult(job=job, status=Status.STARTED, attempts=1))
+    journal.close()
+    base_mb = _status_mb("VmHWM")
+    _reset_peak()
+    started = time.perf_counter()
+    again = Journal.open(folder, manifest="m.csv", manifest_sha256="a" * 64, resume=True)
+    load_seconds = time.perf_counter() - started
+    load_mb = _status_mb("VmHWM")
+    _reset_peak()
+    started = time.perf_counter()
+    with again.earlier_results() as earlier:
+        read = sum(1 for target in earlier if earlier[target].status is Status.STARTED)
+    again.close()
+    return {
+        "rows": read,
+        "load_seconds": load_seconds,
+        "seconds": time.perf_counter() - started,
+        "base_mb": base_mb,
+        "load_mb": load_mb,
+        "phase_mb": _status_mb("VmHWM"),
     }
 
 
@@ -594,6 +645,34 @@ def runs(sizes: Sequence[int], folder: Path, deadline: Deadline) -> list[str]:
     return notes
 
 
+def resumes(sizes: Sequence[int], folder: Path, deadline: Deadline) -> list[str]:
+    """Section 2b: a resume's memory is bounded like a run's; returns notes."""
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    try:
+        for size in sizes:
+            note(f"resume, {size:,} finished jobs")
+            where = folder / f"resume-{size}"
+            where.mkdir()
+            got = measure("resume", {"folder": str(where), "jobs": size}, deadline)
+            rows.append(
+                [
+                    f"{size:,}",
+                    f"{got['load_seconds']:.1f}",
+                    f"{got['seconds']:.1f}",
+                    mb(got["peak_mb"]),
+                    mb(got["load_mb"]),
+                    mb(got["phase_mb"]),
+                ]
+            )
+    except OutOfTime as exc:
+        notes.append(f"stopped early: {exc}")
+    print("Resumes (a journal of finished jobs opened as --resume does, every result read back)")
+    if rows:
+        table(("jobs", "open s", "read s", "peak MB", "open MB", "read MB"), rows)
+    return notes
+
+
 def startup(deadline: Deadline) -> list[str]:
     """Section 3; returns the notes to print after the table."""
     script = Path(sys.executable).parent / "batchcopy"
@@ -734,6 +813,12 @@ def main() -> None:
         help=f"jobs to run ({DEFAULT_RUN_SIZES})",
     )
     parser.add_argument("--skip-run", action="store_true", help="no runs (section 2)")
+    parser.add_argument(
+        "--resume-sizes",
+        type=sizes_option,
+        default=DEFAULT_RESUME_SIZES,
+        help=f"finished jobs in the resumed journal ({DEFAULT_RESUME_SIZES})",
+    )
     parser.add_argument("--skip-plan", action="store_true", help="validate only in section 1")
     parser.add_argument(
         "--profile",
@@ -749,6 +834,8 @@ def main() -> None:
         args.sizes = sizes_option(args.sizes)
     if isinstance(args.run_sizes, str):
         args.run_sizes = sizes_option(args.run_sizes)
+    if isinstance(args.resume_sizes, str):
+        args.resume_sizes = sizes_option(args.resume_sizes)
     if unknown := set(args.profile) - {"validate", "plan", "run"}:
         parser.error(f"--profile takes validate, plan and run, not {', '.join(sorted(unknown))}")
 
@@ -767,6 +854,8 @@ def main() -> None:
         print(flush=True)
         if not args.skip_run:
             notes += runs(args.run_sizes, folder, deadline)
+            print(flush=True)
+            notes += resumes(args.resume_sizes, folder, deadline)
             print(flush=True)
         notes += startup(deadline)
         try:
