@@ -35,6 +35,7 @@ from batchcopy.errors import (
     EndpointUnreachableError,
     ManifestError,
     SettingsError,
+    StorageError,
     unwrap,
 )
 
@@ -860,6 +861,8 @@ def _run_with_progress(
             "The report holds what was done; fix the manifest and run again with --resume."
         )
         raise failed(message, 1) from None
+    except StorageError as exc:  # a full disk mid-run: what was sent is in the journal
+        raise failed(f"batchcopy: {exc}", 1) from None
     except BatchcopyError as exc:
         raise failed(f"batchcopy: {exc}", EXIT_USAGE) from None
 

@@ -4,6 +4,8 @@ BatchcopyError
 ├── ManifestError          the manifest breaks a rule; carries every problem found
 ├── SettingsError          an option or setting is out of range
 ├── ReportDirError         the report folder cannot be used
+├── StorageError           writing the journal or report failed mid-run (a full disk):
+│                          the run stops sending; the journal holds what was done
 ├── CredentialsError       no usable AWS credentials or configuration; ends the run
 │   └── EndpointUnreachableError  the endpoint refused the connection before it ever
 │                          answered (a wrong --endpoint-url); ends the run
@@ -31,6 +33,7 @@ __all__ = [
     "Problem",
     "ReportDirError",
     "SettingsError",
+    "StorageError",
     "ThrottledError",
     "TransientError",
     "unwrap",
@@ -67,6 +70,17 @@ class ManifestError(BatchcopyError):
         if more:
             lines.append(f"... and {more} more problem{'s' if more > 1 else ''}")
         super().__init__("\n".join(lines))
+
+
+class StorageError(BatchcopyError):
+    """The journal or the report could not be written during a run (a full disk, a quota,
+    a failing device): nothing more is sent, since no intent could be recorded first."""
+
+    def __init__(self, path: object, exc: OSError) -> None:
+        super().__init__(
+            f"cannot write {path} ({exc.strerror or exc}); nothing more was sent. Free "
+            "space, then --resume the report folder: its journal holds what was done"
+        )
 
 
 class SettingsError(BatchcopyError):

@@ -21,9 +21,11 @@ Records::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import signal
 import time
@@ -35,9 +37,11 @@ from typing import IO, Any
 import anyio
 import anyio.to_thread
 
-from batchcopy.errors import ReportDirError
+from batchcopy.errors import ReportDirError, StorageError
 from batchcopy.facts import is_valid_date
 from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
+
+log = logging.getLogger(__name__)
 
 __all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
 
@@ -180,11 +184,20 @@ class Journal:
         self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
 
     def close(self) -> None:
-        """Flush and sync everything; the journal stays on disk for a later resume."""
+        """Flush and sync everything; the journal stays on disk for a later resume. A write
+        that fails now (a full disk) loses only records not yet synced, which a resume
+        treats as never written (a torn last line is dropped)."""
         if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+            try:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError:
+                log.info("%s: the last records could not be written", self.path)
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            if not self._handle.closed:  # its buffer would not flush: drop it with the fd
+                with contextlib.suppress(OSError):
+                    os.close(self._handle.fileno())
         self._lock.close()  # the folder is free for the next run
 
     def earlier_results(self, first: Mapping[str, JobResult] | None = None) -> EarlierResults:
@@ -195,7 +208,10 @@ class Journal:
         return EarlierResults(self.path, self.past.outcomes, first or {})
 
     def _append(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        try:
+            self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
         self._written += 1
 
     async def _sync(self) -> None:
@@ -211,6 +227,8 @@ class Journal:
                 self._handle.flush()
                 await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
                 self._synced = batch
+            except OSError as exc:
+                raise StorageError(self.path, exc) from exc
             finally:
                 self._syncing = None
                 done.set()

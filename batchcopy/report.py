@@ -9,6 +9,7 @@ exactly one row: jobs that never produced a result (the run was stopped) are add
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from batchcopy.errors import ReportDirError
+from batchcopy.errors import ReportDirError, StorageError
 from batchcopy.jobs import (
     INTERRUPTED_CODE,
     INTERRUPTED_MESSAGE,
@@ -258,11 +259,14 @@ class ReportWriter:
             self._kept.append(result)
         if self._jsonl is not None:
             row = result.to_row()
-            self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
-            if result.status in RETRY_STATUSES or result.tag_error:
-                self._retry_writer.writerow(result.job.to_row())
-                self.retry_rows += 1
+            try:
+                self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
+                if result.status in RETRY_STATUSES or result.tag_error:
+                    self._retry_writer.writerow(result.job.to_row())
+                    self.retry_rows += 1
+            except OSError as exc:
+                raise StorageError(self._directory, exc) from exc
 
     def finish(
         self,
@@ -329,11 +333,15 @@ class ReportWriter:
             finished=finished,
         )
         if self._directory is not None:
-            self._close_rows()
-            crash_point("report-write")
-            _write_atomically(
-                self._directory / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n"
-            )
+            try:
+                self._close_rows()
+                crash_point("report-write")
+                _write_atomically(
+                    self._directory / "summary.json",
+                    json.dumps(summary.to_json(), indent=2) + "\n",
+                )
+            except OSError as exc:
+                raise StorageError(self._directory, exc) from exc
         return Report(summary=summary, results=tuple(self._kept or ()))
 
     def _close_rows(self) -> None:
@@ -360,7 +368,11 @@ class ReportWriter:
         """Release the files without finishing (used when a run dies of a bug)."""
         for handle in (self._jsonl, self._csv, self._retry):
             if handle is not None and not handle.closed:
-                handle.close()
+                with contextlib.suppress(OSError):  # a full disk: its buffer is lost
+                    handle.close()
+                if not handle.closed:
+                    with contextlib.suppress(OSError):
+                        os.close(handle.fileno())
 
 
 def _inert(value: object) -> object:

@@ -8,6 +8,8 @@ emulator's ``copies_accepted`` count is 1 for every target).
 from __future__ import annotations
 
 import json
+import os
+import resource
 import signal
 import subprocess
 import sys
@@ -432,3 +434,34 @@ async def test_a_forced_resume_of_an_edited_manifest_reports_its_rows(tmp_path: 
     assert rows["edited"]["source_snapshot_name"] == "nyc-api-1-2026-11-20"
     assert (rows["edited"]["status"], rows["edited"]["error_code"]) == ("failed", "TargetExists")
     assert report.summary.counts[Status.FAILED] == 1
+
+
+def _small_disk() -> None:
+    """In the child: files may grow to 2,000 bytes, as on a disk that is full."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_a_resume_finishes(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """The journal or report cannot be written mid-run (a full disk): one line, exit 1, no
+    traceback, nothing more sent; once there is room, --resume finishes with the statuses
+    of an uninterrupted run and no copy made twice."""
+    report = tmp_path / "r"
+    full = subprocess.run(
+        [sys.executable, "-m", "batchcopy", "run", str(manifest), "--endpoint-url", live.url,
+         "--report-dir", str(report), *FAST],
+        capture_output=True, text=True, timeout=120, check=False, preexec_fn=_small_disk,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert full.returncode == 1, full.stderr
+    assert "Traceback" not in full.stderr
+    assert "cannot write" in full.stderr
+    assert "--resume" in full.stderr
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
