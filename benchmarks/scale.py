@@ -203,28 +203,12 @@ async def _child_run(args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _child_resume(args: dict[str, Any]) -> dict[str, Any]:
-    """A journal of ``jobs`` finished jobs is written, then opened as a resume opens it and
-    every earlier result read back once, as the report of a resume does."""
-    from batchcopy.jobs import CopyJob, JobResult, Status
+    """The journal ``write_journal`` made, opened as a resume opens it, then every earlier
+    result read back once, as the report of a resume does."""
+    from batchcopy.jobs import Status
     from batchcopy.journal import Journal
 
     folder = Path(args["folder"])
-    journal = Journal.open(folder, manifest="m.csv", manifest_sha256="a" * 64, resume=False)
-    for i in range(args["jobs"]):
-        job = CopyJob(
-            line=i + 2,
-            source_region="us-east-1",
-            target_region="eu-west-1",
-            source_snapshot_name="src-1",
-            target_snapshot_name=f"t-{i}",
-        )
-        if i % 1000 == 0:
-            await journal.intent(job)  # synced, as a run does before each copy
-        else:
-            # The same record unsynced: a fsync each would time the disk, not the resume.
-            journal._append({"type": "intent", "target": job.target, "line": job.line})
-        journal.outcome(JobResult(job=job, status=Status.STARTED, attempts=1))
-    journal.close()
     base_mb = _status_mb("VmHWM")
     _reset_peak()
     started = time.perf_counter()
@@ -244,6 +228,35 @@ async def _child_resume(args: dict[str, Any]) -> dict[str, Any]:
         "load_mb": load_mb,
         "phase_mb": _status_mb("VmHWM"),
     }
+
+
+def write_journal(folder: Path, jobs: int) -> None:
+    """A journal of ``jobs`` finished jobs, written here, so the measured child holds none of
+    the memory writing it took."""
+    import asyncio
+
+    from batchcopy.jobs import CopyJob, JobResult, Status
+    from batchcopy.journal import Journal
+
+    async def write() -> None:
+        journal = Journal.open(folder, manifest="m.csv", manifest_sha256="a" * 64, resume=False)
+        for i in range(jobs):
+            job = CopyJob(
+                line=i + 2,
+                source_region="us-east-1",
+                target_region="eu-west-1",
+                source_snapshot_name="src-1",
+                target_snapshot_name=f"t-{i}",
+            )
+            if i % 1000 == 0:
+                await journal.intent(job)  # synced, as a run does before each copy
+            else:
+                # The same record unsynced: a fsync each would time the disk, not the resume.
+                journal._append({"type": "intent", "target": job.target, "line": job.line})
+            journal.outcome(JobResult(job=job, status=Status.STARTED, attempts=1))
+        journal.close()
+
+    asyncio.run(write())
 
 
 def _profiler(args: dict[str, Any]) -> Any:
@@ -654,7 +667,8 @@ def resumes(sizes: Sequence[int], folder: Path, deadline: Deadline) -> list[str]
             note(f"resume, {size:,} finished jobs")
             where = folder / f"resume-{size}"
             where.mkdir()
-            got = measure("resume", {"folder": str(where), "jobs": size}, deadline)
+            write_journal(where, size)
+            got = measure("resume", {"folder": str(where)}, deadline)
             rows.append(
                 [
                     f"{size:,}",
