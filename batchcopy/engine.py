@@ -282,16 +282,16 @@ class Engine:
         result = dataclasses.replace(result, job=job)
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
+        if result.status not in (Status.STARTED, Status.SKIPPED):
+            return result
         # Known before tagging: a run cut short while tagging still reports the copy, as
         # not tagged yet, so that a resume tags it.
         self.handed_on[job.target] = dataclasses.replace(result, tag_error=NOT_TAGGED)
         self.unsettled.discard(job.target)
         # Targets found already there are copies of the same source too: tagging them
         # finishes tagging that failed before (or that an interrupted run never did).
-        if result.status in (Status.STARTED, Status.SKIPPED):
-            made_before = existing if existing is not None and not result.reconciled else None
-            result = await self._tag(lane, result, made_before, source_label(pinned))
-        return result
+        made_before = existing if existing is not None and not result.reconciled else None
+        return await self._tag(lane, result, made_before, source_label(pinned))
 
     async def _pinned(self, job: CopyJob) -> CopyJob:
         """``job`` with its source pinned: for use_latest, the latest restorable automatic

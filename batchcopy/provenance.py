@@ -84,11 +84,10 @@ class Source:
 
     @classmethod
     def automatic(cls, job: CopyJob, autos: AutoSnapshots | None) -> Source | None:
-        """The automatic snapshot ``job`` copies (its date, or the latest restorable one
-        now); None when there is no such snapshot."""
-        dates = autos.restorable() if autos else []
-        date = job.restore_date or (dates[-1] if dates else "")
-        if autos is None or date not in dates:
+        """The automatic snapshot ``job`` copies by its date (a use_latest job is
+        :func:`pin`-ned first); None when there is no such restorable snapshot."""
+        date = job.restore_date
+        if autos is None or date is None or date not in autos.restorable():
             return None
         return cls(
             kind=autos.kind,
