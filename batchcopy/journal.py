@@ -51,6 +51,7 @@ VERSION = 1
 # A run record is well under this; a journal no bigger, with no whole record, was cut
 # short before its first record was on disk.
 _HEADER_MAX = 4096
+_BLOCK = 65536  # bytes read at a time from a journal's end
 
 
 def refuse_journal(directory: Path) -> None:
@@ -272,18 +273,32 @@ def _open_append(path: Path) -> IO[str]:
 def _mend_tail(path: Path) -> None:
     """Make the journal end on a line boundary before appending: a last record that is whole
     but lacks its newline gets one; a fragment a crash left is dropped."""
-    raw = path.read_bytes()
-    if not raw or raw.endswith(b"\n"):
-        return
-    start = raw.rfind(b"\n") + 1
     with path.open("r+b") as handle:
-        if _parses(raw[start:]):
-            handle.seek(0, os.SEEK_END)
+        end = handle.seek(0, os.SEEK_END)
+        start = _last_line_start(handle, end)
+        if start == end:
+            return
+        handle.seek(start)
+        if _parses(handle.read()):
             handle.write(b"\n")
         else:
             handle.truncate(start)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _last_line_start(handle: IO[bytes], end: int) -> int:
+    """Where the last line of a file ``end`` bytes long begins (``end`` if it ends with a
+    newline), read back from the end a block at a time: a long journal stays on disk."""
+    at = end
+    while at > 0:
+        size = min(_BLOCK, at)
+        handle.seek(at - size)
+        newline = handle.read(size).rfind(b"\n")
+        if newline >= 0:
+            return at - size + newline + 1
+        at -= size
+    return 0
 
 
 def _parses(line: bytes) -> bool:
@@ -434,6 +449,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             if isinstance(date := record.get("date"), str) and is_valid_date(date):
                 past.dates[target] = date
         elif record["type"] == "outcome":
+            past.intended.discard(target)  # the set stays as small as what is unfinished
             past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
             past.outcomes[target] = offset
         elif record["type"] == "accepted":

@@ -96,6 +96,34 @@ async def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-record", "torn-fragment"])
+async def test_a_last_line_longer_than_a_block_is_mended(tmp_path: Path, whole: bool) -> None:
+    """The journal's end is mended reading back from the end: a last line of 200 KB (a
+    result with a long error message) keeps its record, or is dropped if it is a fragment,
+    and what the resume appends after it reads back."""
+    journal = open_journal(tmp_path)
+    await journal.intent(job(1))
+    await journal.intent(job(2))
+    journal.close()
+    long = JobResult(job=job(1), status=Status.FAILED, error_code="X", error_message="m" * 200_000)
+    record = json.dumps({"type": "outcome", "target": "eu-west-1/t-1", "row": long.to_row()})
+    with (tmp_path / JOURNAL_NAME).open("a") as handle:
+        handle.write(record if whole else record[:-5])  # no newline: the crash came first
+    again = open_journal(tmp_path, resume=True)
+    outcome = JobResult(job=job(2), status=Status.STARTED, attempts=1)
+    again.outcome(outcome)
+    again.close()
+    third = open_journal(tmp_path, resume=True)
+    done = {"eu-west-1/t-1", "eu-west-1/t-2"} if whole else {"eu-west-1/t-2"}
+    assert set(third.past.finished) == done
+    assert third.past.intended == {"eu-west-1/t-1", "eu-west-1/t-2"} - done
+    with third.earlier_results() as results:
+        assert results["eu-west-1/t-2"] == outcome
+        if whole:
+            assert results["eu-west-1/t-1"].error_message == "m" * 200_000
+    third.close()
+
+
 def test_damage_before_the_end_refuses_resume(tmp_path: Path) -> None:
     """Garbage in the middle of the journal is not guessed around: resume is refused."""
     open_journal(tmp_path).close()
