@@ -1,8 +1,12 @@
-"""A local Lightsail that any real client can drive, with fault injection.
+"""A local AWS that any real client can drive: Lightsail in one or many accounts, the STS
+and Organizations around them, and fault injection.
 
-Three layers: :mod:`.sim` (state and semantics, no I/O, injected clock), :mod:`.faults`
-(seeded per-region throttling, latency, errors, drops and hangs) and :mod:`.server` (the
-aiohttp app speaking Lightsail's JSON 1.1 protocol, plus the control API).
+Layers: :mod:`.sim` (one account's Lightsail state and semantics, no I/O, injected clock),
+:mod:`.accounts` (the accounts of a seed and their organization), :mod:`.faults` (seeded
+per-account, per-region throttling, latency, errors, drops and hangs), :mod:`.sts` and
+:mod:`.organizations` (those services' answers), :mod:`.wire` (Lightsail's JSON 1.1
+format) and :mod:`.server` (the aiohttp app serving all three at one URL, plus the control
+API).
 """
 
 from batchcopy.emulator.faults import FaultConfig, FaultSettings

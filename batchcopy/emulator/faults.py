@@ -87,6 +87,7 @@ class FaultConfig:
     default: FaultSettings = FaultSettings()
     regions: Mapping[str, FaultSettings] = dataclasses.field(default_factory=dict)
     page_size: int = 100  # items per page of Get*s listings
+    empty_pages: bool = False  # Organizations listings answer an empty page (with a token) first
 
     @classmethod
     def from_json(cls, data: Any) -> FaultConfig:
@@ -96,11 +97,14 @@ class FaultConfig:
         data = dict(data)
         seed = data.pop("seed", 0)
         page_size = data.pop("page_size", 100)
+        empty_pages = data.pop("empty_pages", False)
         overrides = data.pop("regions", {}) or {}
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed: expected an integer, got {seed!r}")
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
             raise ValueError(f"page_size: expected a positive integer, got {page_size!r}")
+        if not isinstance(empty_pages, bool):
+            raise ValueError(f"empty_pages: expected true or false, got {empty_pages!r}")
         if not isinstance(overrides, dict):
             raise ValueError("regions: expected an object of region name to settings")
         default = _settings(data, FaultSettings(), "")
@@ -112,7 +116,13 @@ class FaultConfig:
             if not isinstance(values, dict):
                 raise ValueError(f"regions.{region}: expected an object of settings")
             regions[region] = _settings(values, default, f"regions.{region}.")
-        return cls(seed=seed, default=default, regions=regions, page_size=page_size)
+        return cls(
+            seed=seed,
+            default=default,
+            regions=regions,
+            page_size=page_size,
+            empty_pages=empty_pages,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form, as ``GET /_emulator/config`` shows it."""
@@ -120,6 +130,7 @@ class FaultConfig:
         return {
             "seed": self.seed,
             "page_size": self.page_size,
+            "empty_pages": self.empty_pages,
             **default,
             "regions": {
                 region: {k: v for k, v in dataclasses.asdict(s).items() if v != default[k]}
@@ -170,9 +181,19 @@ class TokenBucket:
 class RegionFaults:
     """The live fault state of one region: its settings, random generator and buckets."""
 
-    def __init__(self, region: str, config: FaultConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        region: str,
+        config: FaultConfig,
+        clock: Callable[[], float],
+        *,
+        stream: str | None = None,
+    ) -> None:
+        """``stream`` names the random sequence (the region's name by default; one per
+        account and region where there are several accounts)."""
         self.settings = s = config.for_region(region)
-        self.rng = random.Random(config.seed * 1_000_003 + zlib.crc32(region.encode()))
+        name = stream or region
+        self.rng = random.Random(config.seed * 1_000_003 + zlib.crc32(name.encode()))
         self.copy_bucket = self.read_bucket = None
         if s.copy_rate is not None:
             self.copy_bucket = TokenBucket(

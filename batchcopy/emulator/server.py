@@ -1,14 +1,15 @@
 """The emulator's HTTP face: Lightsail's JSON 1.1 wire protocol and the control API.
 
 ``POST /`` with ``X-Amz-Target: Lightsail_20161128.<Operation>`` runs an operation in the
-region named by the SigV4 credential scope of the ``Authorization`` header (the signature
-itself is not checked, and never logged). STS's GetCallerIdentity (query protocol, signed
-for ``sts``) is answered too, at the same URL, where ``batchcopy doctor --endpoint-url``
-asks it. Requests pass the region's faults in this order:
+region named by the SigV4 credential scope of the ``Authorization`` header, in the account
+its access key belongs to (the signature itself is not checked, and never logged). One URL
+serves three services: STS (query protocol, signed for ``sts``: AssumeRole and
+GetCallerIdentity) and Organizations (``AWSOrganizationsV20161128.*``) answer there too.
+Lightsail requests pass their account's and region's faults in this order:
 latency, throttle, 500 error, drop before, the operation itself, drop after, hang.
 
 The control API lives under ``/_emulator/``: ``POST reset``, ``GET``/``POST config``,
-``GET stats`` and ``POST seed``.
+``GET stats``, ``POST seed`` and ``POST expire-credentials``.
 """
 
 from __future__ import annotations
@@ -19,48 +20,40 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-import aiohttp.http_exceptions
 from aiohttp import web
 
+from batchcopy.emulator import organizations, sts, wire
+from batchcopy.emulator.accounts import Account, Organization, accounts_from_seed, add_to_accounts
 from batchcopy.emulator.faults import FaultConfig, RegionFaults
 from batchcopy.emulator.seed import load_seed
-from batchcopy.emulator.sim import ACCOUNT_ID, ApiError, Lightsail
+from batchcopy.emulator.sim import ApiError, Lightsail
 
 __all__ = ["Emulator", "Stats", "create_app", "host_port", "running_emulator"]
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "Lightsail_20161128."
-CONTENT_TYPE = "application/x-amz-json-1.1"
-_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
-_CALLER_IDENTITY = f"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::{ACCOUNT_ID}:user/emulator</Arn>
-    <UserId>AIDAEMULATOREXAMPLE</UserId>
-    <Account>{ACCOUNT_ID}</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>{{request_id}}</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>
-"""
+# Access key id, region and service of the SigV4 credential scope.
+_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(slots=True)
 class Stats:
-    """What the server saw: requests by region, action and outcome; copies per target."""
+    """What the server saw: requests by region, action and outcome; copies per target;
+    AssumeRole calls per account."""
 
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     copies_accepted: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
+    assume_role: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         requests: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -71,15 +64,20 @@ class Stats:
             "requests_total": sum(self.requests.values()),
             "copies_accepted": dict(sorted(self.copies_accepted.items())),
             "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
+            "assume_role": dict(sorted(self.assume_role.items())),
         }
 
 
 class Emulator:
-    """One emulated Lightsail account: simulation state, faults and counters.
+    """Emulated AWS accounts: their Lightsail state, faults and counters, and the STS and
+    Organizations around them.
 
-    ``seed`` is seed data (see :mod:`batchcopy.emulator.seed`) and ``faults`` the fault
+    ``seed`` is seed data (see :mod:`batchcopy.emulator.seed`, and
+    :mod:`batchcopy.emulator.accounts` for several accounts) and ``faults`` the fault
     settings; both are what :meth:`reset` returns to. ``clock`` (epoch seconds) drives the
-    simulation and ``monotonic`` the throttling buckets.
+    simulation and session expiry, ``monotonic`` the throttling buckets. ``sim`` is the
+    caller's account's Lightsail. Every account has its own buckets, faults and state; with
+    several accounts, counters keyed by region are keyed ``"<account>/<region>"``.
     """
 
     def __init__(
@@ -94,77 +92,155 @@ class Emulator:
         self._initial_faults = faults or FaultConfig()
         self._clock = clock
         self._monotonic = monotonic
-        self._input_shapes = _input_shapes()
+        self._input_shapes = wire.input_shapes(_OPERATIONS)
         self.reset()
 
     def __repr__(self) -> str:
-        return f"<Emulator {self.sim!r} requests={sum(self.stats.requests.values())}>"
+        return (
+            f"<Emulator accounts={len(self.accounts)} {self.sim!r} "
+            f"requests={sum(self.stats.requests.values())}>"
+        )
 
     def reset(self) -> None:
-        """Back to the seed data and the starting fault settings, with counters at zero."""
-        self.sim = Lightsail(clock=self._clock)
-        if self._seed is not None:
-            load_seed(self.sim, self._seed)
+        """Back to the seed data and the starting fault settings, with counters at zero and
+        no session keys."""
+        self.faults = self._initial_faults
+        self.accounts, self.caller = accounts_from_seed(self._seed, self._new_sim)
+        self.multi_account = isinstance(self._seed, dict) and "accounts" in self._seed
+        self.sim = self.accounts[self.caller].sim
+        self.keys = sts.Keys(self._clock)
         self.stats = Stats()
         self.configure(self._initial_faults)
 
     def configure(self, faults: FaultConfig) -> None:
         """Apply new fault settings: buckets refill and random draws start over."""
         self.faults = faults
-        self.sim.page_size = faults.page_size
-        self._region_faults = {
-            r: RegionFaults(r, faults, self._monotonic) for r in self.sim.regions
-        }
+        for account in self.accounts.values():
+            account.sim.page_size = faults.page_size
+        self._lane_faults: dict[str, RegionFaults] = {}
 
     def add_seed(self, data: Any) -> None:
-        """Add more seed data to the current state."""
-        load_seed(self.sim, data)
+        """Add more seed data to the current state (a seed with accounts adds accounts)."""
+        if isinstance(data, dict) and "accounts" in data:
+            add_to_accounts(self.accounts, data, self._new_sim)
+            self.multi_account = True
+        else:
+            load_seed(self.sim, data)
+
+    def expire_credentials(self) -> int:
+        """Make every session key issued so far answer ExpiredTokenException."""
+        return self.keys.expire_all()
+
+    def _new_sim(self, account_id: str) -> Lightsail:
+        return Lightsail(clock=self._clock, page_size=self.faults.page_size, account_id=account_id)
+
+    def _lane(self, account: str, region: str) -> str:
+        """How counters name a region of an account."""
+        return f"{account}/{region}" if self.multi_account else region
+
+    def _faults(self, account: str, region: str) -> RegionFaults:
+        lane = self._lane(account, region)
+        faults = self._lane_faults.get(lane)
+        if faults is None:
+            faults = RegionFaults(region, self.faults, self._monotonic, stream=lane)
+            self._lane_faults[lane] = faults
+        return faults
+
+    def _account(self, key: str) -> Account:
+        """The account credentials with access key id ``key`` belong to; ApiError for
+        session keys that expired or are unknown."""
+        session = self.keys.session(key)
+        return self.accounts[session.account if session else self.caller]
+
+    def _caller_arn(self, key: str) -> str:
+        session = self.keys.session(key)
+        return sts.session_arn(session) if session else f"arn:aws:iam::{self.caller}:user/emulator"
 
     # -- one request --------------------------------------------------------------------------
 
-    async def _sts(self, request: web.Request, region: str) -> web.Response:
-        """STS GetCallerIdentity, the one STS call batchcopy makes (``doctor``)."""
-        form = await request.post()
-        if form.get("Action") != "GetCallerIdentity":
-            self.stats.requests[region, "sts", "client_error"] += 1
-            error = (
-                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"
-                "<Message>The emulator answers only GetCallerIdentity of STS.</Message>"
-                "</Error></ErrorResponse>"
-            )
-            return web.Response(status=400, text=error, content_type="text/xml")
-        self.stats.requests[region, "GetCallerIdentity", "ok"] += 1
-        body = _CALLER_IDENTITY.format(request_id=uuid.uuid4())
+    async def _sts(self, request: web.Request, key: str, region: str) -> web.Response:
+        """STS: AssumeRole, and GetCallerIdentity (which ``batchcopy doctor`` asks)."""
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        action = form.get("Action", "")
+        try:
+            caller = self._account(key).id
+            if action == "GetCallerIdentity":
+                body = sts.caller_identity(caller, self._caller_arn(key))
+            elif action == "AssumeRole":
+                if role := _ROLE_ACCOUNT.search(form.get("RoleArn", "")):
+                    self.stats.assume_role[role.group(1)] += 1
+                body = sts.assume_role(
+                    form,
+                    accounts=self.accounts,
+                    caller_arn=self._caller_arn(key),
+                    keys=self.keys,
+                    now=self._clock(),
+                )
+            else:
+                raise ApiError(
+                    "InvalidAction", "The emulator answers AssumeRole and GetCallerIdentity."
+                )
+        except ApiError as exc:
+            self.stats.requests[region, action or "sts", "client_error"] += 1
+            return web.Response(status=exc.status, text=sts.xml_error(exc), content_type="text/xml")
+        self.stats.requests[region, action, "ok"] += 1
         return web.Response(text=body, content_type="text/xml")
+
+    async def _organizations(
+        self, request: web.Request, key: str, region: str, action: str
+    ) -> web.Response:
+        try:
+            if action not in organizations.OPERATIONS:
+                raise ApiError("UnknownOperationException", f"Operation {action} is not supported.")
+            caller = self._account(key).id
+            params = wire.json_object(await wire.body(request))
+            org = Organization(self.caller, self.accounts) if self.multi_account else None
+            body = organizations.answer(
+                org,
+                action,
+                params,
+                caller=caller,
+                page_size=self.faults.page_size,
+                empty_pages=self.faults.empty_pages,
+            )
+        except ApiError as exc:
+            self.stats.requests[region, action or "organizations", "client_error"] += 1
+            return wire.error(exc.status, exc.code, exc.message)
+        self.stats.requests[region, action, "ok"] += 1
+        return wire.respond(200, body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         target = request.headers.get("X-Amz-Target", "")
-        action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         match = _SCOPE.search(request.headers.get("Authorization", ""))
-        region = match.group(1) if match else "unknown"
-        if match and match.group(2) == "sts" and not target:
-            return await self._sts(request, region)
+        key, region, service = match.groups() if match else ("", "unknown", "")
+        if service == "sts" and not target:
+            return await self._sts(request, key, region)
+        if target.startswith(organizations.TARGET_PREFIX):
+            action = target[len(organizations.TARGET_PREFIX) :]
+            return await self._organizations(request, key, region, action)
+        action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         if action not in _OPERATIONS:
             self.stats.requests[region, action or "unknown", "client_error"] += 1
             shown = action or target or "(no X-Amz-Target)"
-            return _error(400, "UnknownOperationException", f"Operation {shown} is not supported.")
+            return wire.error(
+                400, "UnknownOperationException", f"Operation {shown} is not supported."
+            )
         try:
-            params = self._parse(region, action, await _body(request))
+            params = self._parse(region, action, await wire.body(request))
+            account = self._account(key)
         except ApiError as exc:
             self.stats.requests[region, action, "client_error"] += 1
-            return _error(exc.status, exc.code, exc.message)
+            return wire.error(exc.status, exc.code, exc.message)
 
-        faults = self._region_faults[region]
-        mutating = _OPERATIONS[action][1]
+        faults = self._faults(account.id, region)
+        lane = self._lane(account.id, region)
         in_flight = self.stats.in_flight
-        in_flight[region] += 1
-        self.stats.peak_in_flight[region] = max(
-            self.stats.peak_in_flight[region], in_flight[region]
-        )
+        in_flight[lane] += 1
+        self.stats.peak_in_flight[lane] = max(self.stats.peak_in_flight[lane], in_flight[lane])
         try:
-            outcome, response = await self._run(request, faults, region, action, params, mutating)
+            outcome, response = await self._run(request, faults, account, region, action, params)
         finally:
-            in_flight[region] -= 1
+            in_flight[lane] -= 1
         self.stats.requests[region, action, outcome] += 1
         return response
 
@@ -175,52 +251,50 @@ class Emulator:
             )
         if region not in self.sim.regions:
             raise ApiError("InvalidInputException", f"{region!r} is not a Lightsail region.")
-        try:
-            params = json.loads(raw) if raw.strip() else {}
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            raise ApiError(
-                "SerializationException", "The request body is not valid JSON."
-            ) from None
-        if not isinstance(params, dict):
-            raise ApiError("SerializationException", "The request body must be a JSON object.")
-        _check(params, self._input_shapes[action], "")
+        params = wire.json_object(raw)
+        wire.check(params, self._input_shapes[action], "")
         return params
 
     async def _run(
         self,
         request: web.Request,
         faults: RegionFaults,
+        account: Account,
         region: str,
         action: str,
         params: dict[str, Any],
-        mutating: bool,
     ) -> tuple[str, web.StreamResponse]:
         settings = faults.settings
         if delay := faults.latency():
             await asyncio.sleep(delay)
-        if not faults.admit(mutating=mutating):
+        if not faults.admit(mutating=_OPERATIONS[action][1]):
             if settings.throttle_status == 429:
-                return "throttled", _error(429, "TooManyRequestsException", "Too Many Requests")
-            return "throttled", _error(400, "ThrottlingException", "Rate exceeded")
+                return "throttled", wire.error(429, "TooManyRequestsException", "Too Many Requests")
+            return "throttled", wire.error(400, "ThrottlingException", "Rate exceeded")
         faulty = faults.applies_to(action)
         if faulty and faults.roll(settings.error_rate):
-            return "error", _error(500, "ServiceException", "Internal error. Try again.")
+            return "error", wire.error(500, "ServiceException", "Internal error. Try again.")
         if faulty and faults.roll(settings.drop_before_rate):
-            return "dropped", _drop(request)
+            return "dropped", wire.drop(request)
         try:
-            body = self._call(faults, region, action, params)
+            body = self._call(faults, account, region, action, params)
         except ApiError as exc:
-            return "client_error", _error(exc.status, exc.code, exc.message)
+            return "client_error", wire.error(exc.status, exc.code, exc.message)
         if faulty and faults.roll(settings.drop_after_rate):
-            return "dropped", _drop(request)
+            return "dropped", wire.drop(request)
         if faulty and faults.roll(settings.hang_rate):
             await asyncio.sleep(settings.hang_seconds)
-        return "ok", _json(200, body)
+        return "ok", wire.respond(200, body)
 
     def _call(
-        self, faults: RegionFaults, region: str, action: str, params: dict[str, Any]
+        self,
+        faults: RegionFaults,
+        account: Account,
+        region: str,
+        action: str,
+        params: dict[str, Any],
     ) -> dict[str, Any]:
-        sim, settings = self.sim, faults.settings
+        sim, settings = account.sim, faults.settings
         # A zero duration would make the copy finish before its own response is written.
         seconds = max(settings.operation_seconds, 1e-3)
         if action == "CopySnapshot":
@@ -228,7 +302,8 @@ class Emulator:
             body = sim.op_copy_snapshot(
                 region, params, seconds=seconds, error_code="SnapshotCopyFailed" if failed else ""
             )
-            self.stats.copies_accepted[f"{region}/{params['targetSnapshotName']}"] += 1
+            lane = self._lane(account.id, region)
+            self.stats.copies_accepted[f"{lane}/{params['targetSnapshotName']}"] += 1
             return body
         if action == "CreateInstanceSnapshot":
             return sim.op_create_instance_snapshot(region, params, seconds=seconds)
@@ -236,6 +311,9 @@ class Emulator:
             return sim.op_create_disk_snapshot(region, params, seconds=seconds)
         method: Handler = getattr(sim, _OPERATIONS[action][0])
         return method(region, params)
+
+
+_ROLE_ACCOUNT = re.compile(r":iam::(\d{12}):role/")
 
 
 # Operation name -> (simulation method, whether it mutates and so uses the copy bucket).
@@ -259,84 +337,6 @@ _OPERATIONS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _input_shapes() -> dict[str, Any]:
-    """botocore's input shapes of the supported operations, to check requests against."""
-    from botocore.loaders import create_loader
-    from botocore.model import ServiceModel
-
-    model = ServiceModel(create_loader().load_service_model("lightsail", "service-2"), "lightsail")
-    return {name: model.operation_model(name).input_shape for name in _OPERATIONS}
-
-
-_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str,
-    "boolean": bool,
-    "integer": int,
-    "long": int,
-    "list": list,
-    "structure": dict,
-    "map": dict,
-    "double": (int, float),
-    "float": (int, float),
-    "timestamp": (int, float, str),
-}
-
-
-def _has_type(value: Any, type_name: str) -> bool:
-    if type_name in ("integer", "long") and isinstance(value, bool):
-        return False
-    return isinstance(value, _JSON_TYPES.get(type_name, object))
-
-
-def _check(value: Any, shape: Any, path: str) -> None:
-    """Required members and JSON types, as the service's request validation does."""
-    if not _has_type(value, shape.type_name):
-        raise ApiError(
-            "SerializationException",
-            f"{path or 'request'}: expected a {shape.type_name}, got {type(value).__name__}.",
-        )
-    if shape.type_name == "structure":
-        for name in shape.required_members:
-            if value.get(name) is None:
-                raise ApiError("InvalidInputException", f"{path}{name} is required.")
-        for name, member in shape.members.items():
-            if value.get(name) is not None:
-                _check(value[name], member, f"{path}{name}.")
-    elif shape.type_name == "list":
-        for i, item in enumerate(value):
-            _check(item, shape.member, f"{path.rstrip('.')}[{i}].")
-
-
-async def _body(request: web.Request) -> bytes:
-    """The request body; one that cannot be read (bad encoding, cut short) is the client's
-    fault: a 400, never a retryable 500."""
-    try:
-        return await request.read()
-    except (aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as exc:
-        raise ApiError(
-            "SerializationException", f"The request body cannot be read: {exc}"
-        ) from None
-
-
-def _json(status: int, body: Any) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        headers={"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": str(uuid.uuid4())},
-    )
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return _json(status, {"__type": code, "message": message})
-
-
-def _drop(request: web.Request) -> web.StreamResponse:
-    """Close the connection without an answer, as a lost response looks to the client."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=500)  # never reaches the client: the transport is closed
-
-
 # -- the aiohttp application ---------------------------------------------------------------
 
 
@@ -351,10 +351,10 @@ async def _json_errors(
         code = "UnknownOperationException" if exc.status == 404 else "InvalidInputException"
         if exc.status >= 500:
             code = "ServiceException"
-        return _error(exc.status, code, exc.reason)
+        return wire.error(exc.status, code, exc.reason)
     except Exception:
         log.exception("emulator bug while handling %s", request.headers.get("X-Amz-Target"))
-        return _error(500, "ServiceException", "The emulator failed; see its log.")
+        return wire.error(500, "ServiceException", "The emulator failed; see its log.")
 
 
 def create_app(emulator: Emulator) -> web.Application:
@@ -363,27 +363,30 @@ def create_app(emulator: Emulator) -> web.Application:
 
     async def reset(request: web.Request) -> web.Response:
         emulator.reset()
-        return _json(200, {"ok": True})
+        return wire.respond(200, {"ok": True})
+
+    async def expire_credentials(request: web.Request) -> web.Response:
+        return wire.respond(200, {"expired": emulator.expire_credentials()})
 
     async def get_config(request: web.Request) -> web.Response:
-        return _json(200, emulator.faults.to_json())
+        return wire.respond(200, emulator.faults.to_json())
 
     async def post_config(request: web.Request) -> web.Response:
         try:
             emulator.configure(FaultConfig.from_json(await _read_json(request)))
         except ValueError as exc:
-            return _json(400, {"message": f"fault settings: {exc}"})
-        return _json(200, emulator.faults.to_json())
+            return wire.respond(400, {"message": f"fault settings: {exc}"})
+        return wire.respond(200, emulator.faults.to_json())
 
     async def get_stats(request: web.Request) -> web.Response:
-        return _json(200, emulator.stats.to_json())
+        return wire.respond(200, emulator.stats.to_json())
 
     async def post_seed(request: web.Request) -> web.Response:
         try:
             emulator.add_seed(await _read_json(request))
         except (ValueError, ApiError) as exc:
-            return _json(400, {"message": f"seed: {exc}"})
-        return _json(200, {"ok": True})
+            return wire.respond(400, {"message": f"seed: {exc}"})
+        return wire.respond(200, {"ok": True})
 
     app.router.add_post("/", emulator.handle)
     app.router.add_post("/_emulator/reset", reset)
@@ -391,6 +394,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_post("/_emulator/config", post_config)
     app.router.add_get("/_emulator/stats", get_stats)
     app.router.add_post("/_emulator/seed", post_seed)
+    app.router.add_post("/_emulator/expire-credentials", expire_credentials)
     return app
 
 

@@ -102,7 +102,7 @@ class Resource:
         wire: JSON = {
             "name": self.name,
             "arn": self.arn,
-            "supportCode": f"{ACCOUNT_ID}/{self.arn.rsplit('/', 1)[-1]}",
+            "supportCode": _support_code(self.arn),
             "createdAt": self.created_at,
             "location": {"availabilityZone": f"{self.region}a", "regionName": self.region},
             "resourceType": self.kind,
@@ -151,7 +151,7 @@ class Snapshot:
         return {
             "name": self.name,
             "arn": self.arn,
-            "supportCode": f"{ACCOUNT_ID}/{self.arn.rsplit('/', 1)[-1]}",
+            "supportCode": _support_code(self.arn),
             "createdAt": self.created_at,
             "location": {"availabilityZone": "all", "regionName": self.region},
             "resourceType": self.kind,
@@ -240,8 +240,15 @@ _READY_STATE = {"InstanceSnapshot": "available", "DiskSnapshot": "completed"}
 _SNAPSHOT_OF = {"Instance": "InstanceSnapshot", "Disk": "DiskSnapshot"}
 
 
-def new_arn(region: str, kind: str) -> str:
-    return f"arn:aws:lightsail:{region}:{ACCOUNT_ID}:{kind}/{uuid.uuid4()}"
+def new_arn(region: str, kind: str, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:lightsail:{region}:{account}:{kind}/{uuid.uuid4()}"
+
+
+def _support_code(arn: str) -> str:
+    """What Lightsail shows support staff: the account and the resource's id, from its ARN."""
+    parts = arn.split(":")
+    account = parts[4] if len(parts) > 5 and parts[4] else ACCOUNT_ID
+    return f"{account}/{arn.rsplit('/', 1)[-1]}"
 
 
 def _tags_to_wire(tags: Mapping[str, str]) -> list[JSON]:
@@ -272,17 +279,21 @@ class Lightsail:
 
     ``clock`` returns wall-clock seconds since the epoch (it stamps ``createdAt`` and decides
     when copies finish). ``page_size`` is how many items a ``Get*s`` call returns at most.
+    ``account_id`` appears in the ARNs of what the account makes.
     """
 
-    def __init__(self, *, clock: Clock, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+    def __init__(
+        self, *, clock: Clock, page_size: int = DEFAULT_PAGE_SIZE, account_id: str = ACCOUNT_ID
+    ) -> None:
         self.clock = clock
         self.page_size = page_size
+        self.account_id = account_id
         self.regions = {name: _Region(name) for name in lightsail_regions()}
         self._seq = itertools.count(1)
 
     def __repr__(self) -> str:
         snapshots = sum(len(r.snapshots) for r in self.regions.values())
-        return f"<Lightsail regions={len(self.regions)} snapshots={snapshots}>"
+        return f"<Lightsail {self.account_id} regions={len(self.regions)} snapshots={snapshots}>"
 
     # -- building state (seeding) -----------------------------------------------------------
 
@@ -505,7 +516,7 @@ class Lightsail:
                 name=target,
                 kind=kind,
                 region=region,
-                arn=new_arn(region, kind),
+                arn=new_arn(region, kind, self.account_id),
                 created_at=operation.created_at,
                 size_in_gb=size,
                 ready_at=operation.ends_at,
@@ -562,7 +573,7 @@ class Lightsail:
                 name=name,
                 kind=kind,
                 region=region,
-                arn=new_arn(region, kind),
+                arn=new_arn(region, kind, self.account_id),
                 created_at=snapshot_op.created_at,
                 size_in_gb=resource.size_in_gb,
                 ready_at=snapshot_op.ends_at,
