@@ -182,9 +182,11 @@ def test_pending_snapshot_cannot_be_copied(sim: Lightsail, clock: FakeClock) -> 
     )
 
 
-def test_listings_paginate_without_gaps_or_repeats(sim: Lightsail) -> None:
-    """Get*Snapshots and GetOperations page with pageToken and together list everything once."""
+def test_listings_paginate_without_gaps_or_repeats(sim: Lightsail, clock: FakeClock) -> None:
+    """Get*Snapshots and GetOperations page with pageToken and together list everything once,
+    snapshots newest first as Lightsail lists them (a tie in time by name, descending)."""
     for i in range(8):
+        clock.now += 0 if i in (3, 4) else 1  # copy-3 and copy-4 made in the same second
         copy(sim, f"copy-{i}", sourceSnapshotName="web-1-snap")
 
     def drain(method, key: str) -> list[str]:
@@ -197,9 +199,9 @@ def test_listings_paginate_without_gaps_or_repeats(sim: Lightsail) -> None:
             if not token:
                 return seen
 
-    assert drain(sim.op_get_instance_snapshots, "instanceSnapshots") == sorted(
-        f"copy-{i}" for i in range(8)
-    )
+    assert drain(sim.op_get_instance_snapshots, "instanceSnapshots") == [
+        f"copy-{i}" for i in range(7, -1, -1)
+    ]
     operations = drain(sim.op_get_operations, "operations")
     assert len(operations) == len(set(operations)) == 8
     with pytest.raises(ApiError, match="pageToken"):

@@ -95,6 +95,7 @@ def _load_region(
                     blueprint_id=str(item.get("blueprintId", "ubuntu_22_04")),
                     bundle_id=str(item.get("bundleId", "small_3_0")),
                     tags=_tags(item.get("tags", []), at),
+                    support_code=_text(item, "supportCode", at),
                 )
             )
 
@@ -117,6 +118,7 @@ def _load_region(
                     tags=_tags(item.get("tags", []), at),
                     origin={k: item[k] for k in origin_keys if k in item},
                     is_from_auto_snapshot=bool(item.get("isFromAutoSnapshot", False)),
+                    support_code=_text(item, "supportCode", at),
                 )
             )
 
@@ -146,6 +148,13 @@ def _name(item: dict[str, Any], at: str) -> str:
     if not isinstance(name, str) or not name:
         raise SeedError(f"{at}.name: required, a non-empty string")
     return name
+
+
+def _text(item: dict[str, Any], key: str, at: str) -> str:
+    value = item.get(key, "")
+    if not isinstance(value, str):
+        raise SeedError(f"{at}.{key}: expected a string, got {value!r}")
+    return value
 
 
 def _int(item: dict[str, Any], key: str, default: int, at: str) -> int:

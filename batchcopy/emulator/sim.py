@@ -89,6 +89,7 @@ class Resource:
     bundle_id: str = "small_3_0"
     tags: dict[str, str] = field(default_factory=dict)
     auto_snapshots: dict[str, AutoSnapshot] = field(default_factory=dict)
+    support_code: str = ""  # as pasted from a real answer; made up from the ARN otherwise
 
     def add_auto_snapshot(self, auto: AutoSnapshot) -> None:
         """Record an automatic snapshot; Lightsail keeps only the newest seven."""
@@ -102,7 +103,7 @@ class Resource:
         wire: JSON = {
             "name": self.name,
             "arn": self.arn,
-            "supportCode": _support_code(self.arn),
+            "supportCode": self.support_code or _support_code(self.arn),
             "createdAt": self.created_at,
             "location": {"availabilityZone": f"{self.region}a", "regionName": self.region},
             "resourceType": self.kind,
@@ -142,26 +143,31 @@ class Snapshot:
     # fromInstanceName, fromDiskName, fromBlueprintId, ... exactly as the wire shows them.
     origin: dict[str, Any] = field(default_factory=dict)
     is_from_auto_snapshot: bool = False
+    support_code: str = ""  # as pasted from a real answer; made up from the ARN otherwise
 
     def state(self, now: float) -> str:
         return self.final_state if now >= self.ready_at else "pending"
 
     def to_wire(self, now: float) -> JSON:
         state = self.state(now)
-        return {
+        wire: JSON = {
             "name": self.name,
             "arn": self.arn,
-            "supportCode": _support_code(self.arn),
+            "supportCode": self.support_code or _support_code(self.arn),
             "createdAt": self.created_at,
             "location": {"availabilityZone": "all", "regionName": self.region},
             "resourceType": self.kind,
             "tags": _tags_to_wire(self.tags),
             "state": state,
-            "progress": "0%" if state == "pending" else "100%",
             "sizeInGb": self.size_in_gb,
             "isFromAutoSnapshot": self.is_from_auto_snapshot,
             **self.origin,
         }
+        # Real answers show a disk snapshot's progress always, an instance snapshot's only
+        # while it is being made.
+        if self.kind == "DiskSnapshot" or state == "pending":
+            wire["progress"] = "0%" if state == "pending" else "100%"
+        return wire
 
 
 @dataclass(slots=True, kw_only=True)
@@ -212,28 +218,30 @@ class _Region:
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
     operation_log: list[Operation] = field(default_factory=list)
-    _sorted: dict[str, list[str]] = field(default_factory=dict)
+    _sorted: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
 
     def name_in_use(self, name: str) -> bool:
         return name in self.snapshots or name in self.resources
 
-    def sorted_names(self, kind: str) -> list[str]:
-        """Snapshot names of one kind in order, kept sorted as snapshots come and go."""
-        names = self._sorted.get(kind)
-        if names is None:
-            names = sorted(n for n, s in self.snapshots.items() if s.kind == kind)
-            self._sorted[kind] = names
-        return names
+    def oldest_first(self, kind: str) -> list[tuple[float, str]]:
+        """(createdAt, name) of the snapshots of one kind, oldest first, kept in order as
+        snapshots come and go (Lightsail lists them newest first: read it from the end)."""
+        keys = self._sorted.get(kind)
+        if keys is None:
+            keys = sorted((s.created_at, n) for n, s in self.snapshots.items() if s.kind == kind)
+            self._sorted[kind] = keys
+        return keys
 
     def put_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshots[snapshot.name] = snapshot
-        if (names := self._sorted.get(snapshot.kind)) is not None:
-            bisect.insort(names, snapshot.name)  # keeps listings cheap while copies arrive
+        if (keys := self._sorted.get(snapshot.kind)) is not None:
+            # A new copy is the newest: it goes at the end, so listings stay cheap.
+            bisect.insort(keys, (snapshot.created_at, snapshot.name))
 
     def drop_snapshot(self, snapshot: Snapshot) -> None:
         del self.snapshots[snapshot.name]
-        if (names := self._sorted.get(snapshot.kind)) is not None:
-            names.remove(snapshot.name)
+        if (keys := self._sorted.get(snapshot.kind)) is not None:
+            keys.remove((snapshot.created_at, snapshot.name))
 
 
 _READY_STATE = {"InstanceSnapshot": "available", "DiskSnapshot": "completed"}
@@ -325,16 +333,22 @@ class Lightsail:
         return snapshot
 
     def _list_snapshots(self, region: str, kind: str, params: JSON, key: str) -> JSON:
+        """Newest first, as Lightsail lists snapshots; a token names the last one given."""
         state = self.region(region)
-        names = state.sorted_names(kind)
-        start = 0
+        keys = state.oldest_first(kind)
+        end = len(keys)
         if token := params.get("pageToken"):
-            start = bisect.bisect_right(names, _read_page_token(kind, token))
-        page = names[start : start + self.page_size]
+            created, _, name = _read_page_token(kind, token).partition("|")
+            try:
+                end = bisect.bisect_left(keys, (float(created), name))
+            except ValueError:
+                raise _invalid("The pageToken is not valid.") from None
+        start = max(0, end - self.page_size)
         now = self.clock()
-        body: JSON = {key: [state.snapshots[n].to_wire(now) for n in page]}
-        if start + self.page_size < len(names):
-            body["nextPageToken"] = _page_token(kind, page[-1])
+        body: JSON = {key: [state.snapshots[n].to_wire(now) for _, n in reversed(keys[start:end])]}
+        if start > 0:
+            created_at, name = keys[start]
+            body["nextPageToken"] = _page_token(kind, f"{created_at!r}|{name}")
         return body
 
     def op_get_instance_snapshot(self, region: str, params: JSON) -> JSON:
