@@ -12,35 +12,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import re
-import socket
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as boto
 
-from batchcopy.errors import (
-    CredentialsError,
-    EndpointUnreachableError,
-    PermanentError,
-    SettingsError,
-    ThrottledError,
-    TransientError,
-)
+from batchcopy.errors import EndpointUnreachableError, PermanentError, SettingsError
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
+from batchcopy.sessions import caller_identity, sts_endpoint
 from batchcopy.settings import Settings
+from batchcopy.translate import (
+    MALFORMED_ANSWER,
+    PARSER_CHOKED,
+    malformed,
+    printable,
+    refused,
+    translate_error,
+)
 
 __all__ = [
+    "MALFORMED_ANSWER",
     "PROBE_ACTION",
     "LightsailClients",
     "caller_identity",
+    "printable",
     "sts_endpoint",
     "translate_error",
 ]
@@ -49,89 +49,6 @@ Response = dict[str, Any]
 # The read LightsailClients.probe makes; its permission is the one a doctor check proves.
 PROBE_ACTION = "GetInstanceSnapshots"
 
-# botocore's own list of throttling codes (the standard retry mode uses it), plus a fallback
-# in case a botocore release moves it.
-THROTTLE_CODES: frozenset[str] = frozenset(
-    getattr(
-        __import__("botocore.retries.standard", fromlist=["x"]).ThrottledRetryableChecker,
-        "_THROTTLED_ERROR_CODES",
-        ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"),
-    )
-)
-# Codes that mean "try again later" though they come with a 4xx status.
-TRANSIENT_CODES = frozenset(
-    {
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "IDPCommunicationError",
-    }
-)
-_LIGHTSAIL_ENDPOINT = "AWS_ENDPOINT_URL_LIGHTSAIL"
-_IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
-# An endpoint of AWS itself serves Lightsail alone; STS has endpoints of its own there.
-_AWS_HOST = re.compile(r"https?://([^/:@]+\.)?amazonaws\.com(\.cn)?([:/]|$)", re.IGNORECASE)
-CREDENTIAL_ERRORS = (
-    boto.NoCredentialsError,
-    boto.PartialCredentialsError,
-    boto.ProfileNotFound,
-    boto.CredentialRetrievalError,
-    boto.TokenRetrievalError,
-    boto.SSOError,
-    boto.NoRegionError,
-)
-
-
-def _never_sent(exc: Exception) -> bool:
-    """Whether the request certainly never reached the service: the connection itself
-    failed. aiobotocore reports a connection reset mid-request as an endpoint error too,
-    so only a failure to connect (or resolve the name) counts."""
-    if isinstance(exc, boto.ConnectTimeoutError):
-        return True
-    if isinstance(exc, boto.EndpointConnectionError):
-        cause = exc.kwargs.get("error")
-        return isinstance(cause, aiohttp.ClientConnectorError | socket.gaierror)
-    return False
-
-
-def _refused(exc: Exception) -> bool:
-    """Whether the connection was refused: nothing listens at the endpoint's address."""
-    if not isinstance(exc, boto.EndpointConnectionError):
-        return False
-    cause = exc.kwargs.get("error")
-    return isinstance(cause, aiohttp.ClientConnectorError) and isinstance(
-        cause.os_error, ConnectionRefusedError
-    )
-
-
-def translate_error(exc: Exception) -> Exception:
-    """The batchcopy error for a botocore one; other exceptions come back unchanged."""
-    if isinstance(exc, boto.ClientError):
-        error = exc.response.get("Error", {})
-        code = printable(str(error.get("Code") or "Unknown"))
-        message = printable(str(error.get("Message") or ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in THROTTLE_CODES or status == 429:
-            return ThrottledError(code, message, status=status)
-        if (status or 0) >= 500 or code in TRANSIENT_CODES:
-            return TransientError(code, message, status=status, ambiguous=True)
-        return PermanentError(code, message, status=status)
-    if isinstance(exc, CREDENTIAL_ERRORS):
-        return CredentialsError(str(exc))
-    if isinstance(exc, boto.ParamValidationError):
-        return PermanentError("ParamValidationError", str(exc))
-    if _never_sent(exc):
-        return TransientError(type(exc).__name__, str(exc), ambiguous=False)
-    if isinstance(exc, boto.BotoCoreError | OSError | TimeoutError):
-        # Read timeouts and connections closed mid-request: the request may have landed.
-        return TransientError(type(exc).__name__, str(exc), ambiguous=True)
-    return exc
-
-
-MALFORMED_ANSWER = "MalformedAnswer"
-# What botocore's parsers raise on an answer that is not the operation's at all (an HTML
-# page where XML or JSON was due): a malformed answer, not a bug of ours.
-_PARSER_CHOKED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 # Calls that change something: a malformed answer leaves their outcome unknown.
 _WRITES = frozenset({"copy_snapshot", "tag_resource"})
 
@@ -206,13 +123,13 @@ class LightsailClients:
             # never trips it. A call as a whole gets connect + two reads' time.
             with anyio.fail_after(self._call_deadline):
                 response: dict[str, Any] = await getattr(client, method)(**params)
-        except _PARSER_CHOKED as exc:
+        except PARSER_CHOKED as exc:
             self._answered.add(endpoint)
-            raise _malformed(method, "answer", ambiguous=method in _WRITES) from exc
+            raise malformed(method, "answer", ambiguous=method in _WRITES) from exc
         except Exception as exc:
             if isinstance(exc, boto.ClientError):
                 self._answered.add(endpoint)
-            elif endpoint not in self._answered and _refused(exc):
+            elif endpoint not in self._answered and refused(exc):
                 # Retrying a wrong address would only delay saying so by the whole deadline.
                 raise EndpointUnreachableError(endpoint) from exc
             raise translate_error(exc) from exc
@@ -227,7 +144,7 @@ class LightsailClients:
         if not isinstance(first, dict) or not isinstance(first.get("id"), str) or not first["id"]:
             # Not the answer of an accepted copy, nor a refusal: it may or may not have been
             # made. The target is looked up before anything else is decided.
-            raise _malformed("CopySnapshot", "operations[0].id", ambiguous=True)
+            raise malformed("CopySnapshot", "operations[0].id", ambiguous=True)
         return str(first["id"])
 
     async def endpoint(self, region: str) -> str:
@@ -245,7 +162,7 @@ class LightsailClients:
         response = await self._call(region, "get_operation", operationId=operation_id)
         operation = _field(response, "operation", dict, "GetOperation")
         if not isinstance(operation.get("status"), str):
-            raise _malformed("GetOperation", "operation.status")
+            raise malformed("GetOperation", "operation.status")
         return {k: str(operation.get(k) or "") for k in ("status", "errorCode", "errorDetails")}
 
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None:
@@ -300,7 +217,7 @@ class LightsailClients:
             raise
         autos = _field(response, "autoSnapshots", list, "GetAutoSnapshots")
         if not all(isinstance(a, dict) and isinstance(a.get("date"), str) for a in autos):
-            raise _malformed("GetAutoSnapshots", "autoSnapshots[].date")
+            raise malformed("GetAutoSnapshots", "autoSnapshots[].date")
         return AutoSnapshots(
             kind="disk" if response.get("resourceType") == "Disk" else "instance",
             statuses={a["date"]: str(a.get("status", "")) for a in autos},
@@ -325,7 +242,7 @@ class LightsailClients:
             if not token:
                 return
             if token in seen:  # a service that hands the same page out again: never ends
-                raise _malformed(method, "nextPageToken (one already given)")
+                raise malformed(method, "nextPageToken (one already given)")
             seen.add(token)
 
     async def _page(
@@ -336,10 +253,10 @@ class LightsailClients:
         response = await self._call(region, method, **({"pageToken": token} if token else {}))
         items = _field(response, key, list, method)
         if not all(isinstance(item, dict) for item in items):
-            raise _malformed(method, f"{key}[]")
+            raise malformed(method, f"{key}[]")
         following = response.get("nextPageToken")
         if following is not None and not isinstance(following, str):
-            raise _malformed(method, "nextPageToken")
+            raise malformed(method, "nextPageToken")
         return items, following or None
 
     @staticmethod
@@ -348,81 +265,22 @@ class LightsailClients:
         return {str(t["key"]): str(t.get("value") or "") for t in item.get("tags", [])}
 
 
-async def caller_identity(settings: Settings) -> dict[str, str]:
-    """The ``account`` and ``arn`` the credentials belong to (STS GetCallerIdentity, which
-    needs no permission), found as :class:`LightsailClients` finds them: the profile, the
-    usual chain, or the settings' static credentials.
-
-    STS goes where :func:`sts_endpoint` says: ``AWS_ENDPOINT_URL_STS`` when set, else
-    Lightsail's own endpoint when one is given, else botocore's choice."""
-    session = AioSession(profile=settings.profile)
-    kwargs: dict[str, Any] = {
-        "config": AioConfig(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-        )
-    }
-    if settings.credentials:
-        key, secret = settings.credentials
-        kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
-    try:
-        if endpoint := sts_endpoint(settings, session):
-            kwargs["endpoint_url"] = endpoint
-        # STS answers in every region; a run never needs a default one, so none is required.
-        kwargs["region_name"] = session.get_config_variable("region") or "us-east-1"
-        async with session.create_client("sts", **kwargs) as sts:
-            try:
-                response = await sts.get_caller_identity()
-            except _PARSER_CHOKED as exc:
-                raise _malformed("GetCallerIdentity", "answer") from exc
-    except ValueError as exc:  # botocore's word for a malformed endpoint or region
-        raise SettingsError(f"cannot make an STS client: {exc}") from None
-    except Exception as exc:
-        raise translate_error(exc) from exc
-    account, arn = response.get("Account"), response.get("Arn")
-    if not (isinstance(account, str) and account and isinstance(arn, str)):
-        raise _malformed("GetCallerIdentity", "Account")
-    return {"account": account, "arn": arn}
-
-
-def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str | None:
-    """Where STS is called when it is not botocore's own choice: at Lightsail's endpoint
-    (``endpoint_url``, or ``AWS_ENDPOINT_URL_LIGHTSAIL``) unless ``AWS_ENDPOINT_URL_STS``
-    is set or that endpoint is AWS's own.
-
-    An endpoint of one's own is a stand-in (the emulator) that answers STS at the same URL;
-    sending STS to AWS instead would check credentials the stand-in never sees, or fail
-    offline. ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` makes both variables count for
-    nothing, as in botocore (read from ``session``'s configuration when one is given)."""
-    if session is not None:
-        ignored = bool(session.get_config_variable("ignore_configured_endpoint_urls"))
-    else:
-        ignored = os.environ.get(_IGNORE_ENDPOINTS, "").lower() == "true"
-    if os.environ.get("AWS_ENDPOINT_URL_STS") and not ignored:
-        return None  # botocore reads it itself
-    url = settings.endpoint_url or (None if ignored else os.environ.get(_LIGHTSAIL_ENDPOINT))
-    if not url or _AWS_HOST.match(url):
-        return None
-    return url
-
-
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:
     action = f"Get{kind.title()}Snapshot(s)"
     name, tags = item.get("name"), item.get("tags") or []
     if not isinstance(name, str) or not name:
-        raise _malformed(action, "name")
+        raise malformed(action, "name")
     if not isinstance(tags, list) or not all(
         isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
     ):
-        raise _malformed(action, f"{name}: tags[].key")
+        raise malformed(action, f"{name}: tags[].key")
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
     if kind == "disk" and not origin:
         origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
     # Text from the service reaches messages, logs and terminals: no escapes in it.
     size = item.get("sizeInGb") or 0
     if not isinstance(size, int) or isinstance(size, bool):
-        raise _malformed(action, f"{name}: sizeInGb")
+        raise malformed(action, f"{name}: sizeInGb")
     return SnapshotInfo(
         region=region,
         name=name,
@@ -435,33 +293,13 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
     )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` from the service with control characters (ANSI escapes' ESC included) made
-    spaces: it may reach a terminal or a log line."""
-    return _CONTROL.sub(" ", text)
-
-
 def _field(response: dict[str, Any], key: str, kind: type, action: str, **how: bool) -> Any:
     """``response[key]`` if it is a ``kind``; else the answer is not what ``action``
     promises: :func:`_malformed`."""
     value = response.get(key)
     if not isinstance(value, kind):
-        raise _malformed(action, key, **how)
+        raise malformed(action, key, **how)
     return value
-
-
-def _malformed(action: str, what: str, *, ambiguous: bool = False) -> TransientError:
-    """An answer without what the operation promises (an HTML page, an empty body, another
-    shape): never taken for a result. Retried like a fault; ``ambiguous`` for a write, whose
-    outcome it leaves unknown."""
-    return TransientError(
-        MALFORMED_ANSWER,
-        f"{action} answered without a valid {what}; is --endpoint-url Lightsail's?",
-        ambiguous=ambiguous,
-    )
 
 
 def _epoch(value: Any, action: str) -> float:
@@ -471,4 +309,4 @@ def _epoch(value: Any, action: str) -> float:
     try:
         return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise _malformed(action, "createdAt") from None
+        raise malformed(action, "createdAt") from None
