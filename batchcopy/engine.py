@@ -1,12 +1,15 @@
-"""The engine: jobs in, one lane per target region, results out.
+"""The engine: jobs in, one lane per account and target region, results out.
 
 One anyio task group. The dispatcher reads jobs (a stream: the manifest is never held in
-memory) and hands each to its target region's lane through a bounded memory stream, so a
-slow region holds the reader back instead of piling jobs up. A lane first lists the
-snapshots that already exist in its region (one paginated listing, not one call per job),
-then runs its jobs under the region's rate limit and an in-flight cap that follows the rate
-(the limiter's :meth:`~batchcopy.limits.RateLimiter.in_flight`, never above
-``max_in_flight``).
+memory) and hands each to its lane (:attr:`CopyJob.lane`: the target region, in the job's
+account, since Lightsail's limits belong to the account that calls) through a bounded
+memory stream, so a slow lane holds the reader back instead of piling jobs up. A lane
+first reaches its account (an assumed role, once per account; an account that cannot be
+reached fails its jobs, the others go on) and lists the snapshots that already exist in its
+region (one paginated listing, not one call per job), then runs its jobs under the lane's
+rate limit and an in-flight cap that follows the rate (the limiter's
+:meth:`~batchcopy.limits.RateLimiter.in_flight`, never above ``max_in_flight``). A lane
+that is done lets its client go, so a run over hundreds of accounts stays small.
 
 Lightsail's CopySnapshot has no idempotency token, so the target name is the key: after an
 ambiguous failure (5xx, timeout, dropped connection) the next step is to look the target
@@ -69,7 +72,14 @@ T = TypeVar("T")
 
 
 class SnapshotAPI(Protocol):
-    """What the engine needs of Lightsail; :class:`batchcopy.lightsail.LightsailClients` is one."""
+    """What the engine needs of Lightsail in one account; :class:`batchcopy.lightsail.
+    LightsailClients` is one. :meth:`account` gives another account's (raising a
+    :class:`LightsailError` when it cannot be reached), :meth:`release` closes a region's
+    client once its lane is done."""
+
+    async def account(self, account: str) -> SnapshotAPI: ...
+
+    async def release(self, region: str) -> None: ...
 
     async def copy_snapshot(self, job: CopyJob) -> str: ...
 
@@ -95,6 +105,7 @@ CLOCK_SKEW = 300.0
 @dataclass(slots=True)
 class _Lane:
     region: str
+    api: SnapshotAPI  # the lane's account's
     limiter: RateLimiter
     slots: anyio.CapacityLimiter  # borrowed on behalf of each job, so it can be resized
     ceiling: int  # max_in_flight
@@ -111,7 +122,8 @@ class _Lane:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegionCounters:
-    """What a target region's copies have come to so far, counted as it happens.
+    """What a lane's copies (a target region's, in an account) have come to so far, counted
+    as it happens.
 
     ``sent``: CopySnapshot requests sent (retries included); ``accepted``: copies Lightsail
     accepted (or that were found made after a lost answer); ``throttled``: requests turned
@@ -172,15 +184,16 @@ class Engine:
 
     @property
     def rates(self) -> dict[str, float]:
-        """The current CopySnapshot rate of each target region, requests/s."""
-        return {region: lane.limiter.rate for region, lane in sorted(self._lanes.items())}
+        """The CopySnapshot rate of each lane (``region``, or ``account/region``) now, or
+        when it ended, requests/s."""
+        return {key: lane.limiter.rate for key, lane in sorted(self._lanes.items())}
 
     @property
     def counters(self) -> dict[str, RegionCounters]:
-        """Each target region's requests sent, copies accepted and throttles, so far."""
+        """Each lane's requests sent, copies accepted and throttles, so far."""
         return {
-            region: RegionCounters(sent=lane.sent, accepted=lane.accepted, throttled=lane.throttled)
-            for region, lane in sorted(self._lanes.items())
+            key: RegionCounters(sent=lane.sent, accepted=lane.accepted, throttled=lane.throttled)
+            for key, lane in sorted(self._lanes.items())
         }
 
     async def run(
@@ -194,11 +207,11 @@ class Engine:
                 for job in jobs:
                     if self._stop.is_set():
                         break  # the rest become not_started in the report
-                    send = senders.get(job.target_region)
+                    send = senders.get(job.lane)
                     if send is None:
                         send, receive = anyio.create_memory_object_stream[CopyJob](buffer)
-                        senders[job.target_region] = send
-                        tg.start_soon(self._lane, job.target_region, receive, results.clone())
+                        senders[job.lane] = send
+                        tg.start_soon(self._lane, job, receive, results.clone())
                     await put(send, job)
             finally:
                 for send in senders.values():
@@ -206,7 +219,41 @@ class Engine:
 
     async def _lane(
         self,
+        first: CopyJob,
+        jobs: MemoryObjectReceiveStream[CopyJob],
+        results: MemoryObjectSendStream[JobResult],
+    ) -> None:
+        """Run the jobs of ``first``'s lane; all come through ``jobs``."""
+        region = first.target_region
+        async with jobs, results:
+            try:
+                api = await self._api.account(first.account)
+            except LightsailError as exc:
+                await self._fail_all(jobs, results, exc)
+                return
+            await self._run_lane(first.lane, region, api, jobs, results)
+            self._lanes[first.lane].existing.clear()  # a run of many lanes keeps few
+            if not self._settings.wait:  # else the waiter lets it go once it is done
+                await api.release(region)
+
+    async def _fail_all(
+        self,
+        jobs: MemoryObjectReceiveStream[CopyJob],
+        results: MemoryObjectSendStream[JobResult],
+        exc: LightsailError,
+    ) -> None:
+        """Fail every job of a lane that cannot run. A job an interrupted run may have sent
+        stays to be looked up: not final."""
+        async for job in each(jobs):
+            failed = self._result(job, Status.FAILED, _Tries(), error=exc)
+            unknown = job.target in self._intended
+            await put(results, dataclasses.replace(failed, outcome_unknown=unknown))
+
+    async def _run_lane(
+        self,
+        key: str,
         region: str,
+        api: SnapshotAPI,
         jobs: MemoryObjectReceiveStream[CopyJob],
         results: MemoryObjectSendStream[JobResult],
     ) -> None:
@@ -221,22 +268,19 @@ class Engine:
         )
         lane = _Lane(
             region=region,
+            api=api,
             limiter=limiter,
             slots=anyio.CapacityLimiter(limiter.in_flight(settings.max_in_flight)),
             ceiling=settings.max_in_flight,
         )
-        self._lanes[region] = lane
-        async with jobs, results, anyio.create_task_group() as tg:
+        self._lanes[key] = lane
+        async with anyio.create_task_group() as tg:
             try:
-                async for info in self._api.list_snapshots(region, self._guarded):
+                async for info in api.list_snapshots(region, self._guarded):
                     lane.existing[info.name] = info
             except LightsailError as exc:
-                # Without the listing nothing in this region can be run safely. A job an
-                # interrupted run may have sent stays to be looked up: not final.
-                async for job in each(jobs):
-                    failed = self._result(job, Status.FAILED, _Tries(), error=exc)
-                    unknown = job.target in self._intended
-                    await put(results, dataclasses.replace(failed, outcome_unknown=unknown))
+                # Without the listing nothing in this region can be run safely.
+                await self._fail_all(jobs, results, exc)
                 return
             async for job in each(jobs):
                 slot = object()  # borrowed here, given back by the job's own task
@@ -269,7 +313,7 @@ class Engine:
         """Copy ``job``, or judge its target if it exists, then tag what stands. Its result
         names ``job`` as the manifest has it (use_latest), whatever date was copied."""
         try:
-            pinned = await self._guarded(lambda: self._pinned(job))
+            pinned = await self._guarded(lambda: self._pinned(lane, job))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, _Tries(), started=self._wall(), error=exc)
         existing = lane.existing.get(job.target_snapshot_name)
@@ -278,7 +322,7 @@ class Engine:
         else:
             # A target listed before we sent anything is ours only if an interrupted run
             # sent it.
-            result = await self._existing(pinned, existing, ours=job.target in self._intended)
+            result = await self._existing(lane, pinned, existing, ours=job.target in self._intended)
         result = dataclasses.replace(result, job=job)
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
@@ -293,7 +337,7 @@ class Engine:
         made_before = existing if existing is not None and not result.reconciled else None
         return await self._tag(lane, result, made_before, source_label(pinned))
 
-    async def _pinned(self, job: CopyJob) -> CopyJob:
+    async def _pinned(self, lane: _Lane, job: CopyJob) -> CopyJob:
         """``job`` with its source pinned: for use_latest, the latest restorable automatic
         snapshot's date now, so the copy is of a known date and its label says which (a
         label "latest" would fit every night's copy). Unchanged if there is none: then
@@ -304,8 +348,7 @@ class Engine:
             # An interrupted run sent it for this date: whatever is latest now, its copy,
             # if it was made, is of that one.
             return dataclasses.replace(job, restore_date=sent, use_latest=False)
-        autos = await self._autos(job.source_region, job.source_resource_name or "")
-        return pin(job, autos)
+        return pin(job, await self._autos(lane, job))
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
@@ -326,9 +369,9 @@ class Engine:
         then one CopySnapshot under the region's rate. Throttles and faults are raised for
         the retry policy."""
         if tries.ambiguous:
-            found = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
+            found = await lane.api.find_snapshot(job.target_region, job.target_snapshot_name)
             if found is not None:
-                return await self._existing(job, found, tries, started, ours=True)
+                return await self._existing(lane, job, found, tries, started, ours=True)
             tries.unresolved = False  # absent now: no earlier request made it
         await lane.limiter.acquire()
         if self._stop.is_set():
@@ -342,7 +385,7 @@ class Engine:
         sent = self._clock()
         try:
             try:
-                operation_id = await self._api.copy_snapshot(job)
+                operation_id = await lane.api.copy_snapshot(job)
             finally:
                 lane.limiter.timed(self._clock() - sent)
             crash_point("after-response")
@@ -360,12 +403,12 @@ class Engine:
         except PermanentError as exc:
             if "already in use" not in exc.message:
                 raise
-            found = await self._api.find_snapshot(job.target_region, job.target_snapshot_name)
+            found = await lane.api.find_snapshot(job.target_region, job.target_snapshot_name)
             if found is None:
                 raise  # the name belongs to an instance or disk
             # Ours if an earlier attempt of ours, whose answer was lost, made it; otherwise
             # made since the listing (by an overlapping run, say).
-            return await self._existing(job, found, tries, started, ours=tries.ambiguous)
+            return await self._existing(lane, job, found, tries, started, ours=tries.ambiguous)
         lane.limiter.succeeded()
         return self._result(job, Status.STARTED, tries, started=started, operation_id=operation_id)
 
@@ -381,9 +424,7 @@ class Engine:
         tags: dict[str, str] = {}
         try:
             if self._settings.copy_tags and job.source_snapshot_name:
-                source = await self._guarded(
-                    lambda: self._snapshot(job.source_region, job.source_snapshot_name or "")
-                )
+                source = await self._guarded(lambda: self._source_snapshot(lane, job))
                 # A source that is itself a copy has provenance of its own: not this copy's.
                 tags.update(
                     (k, v) for k, v in (source.tags if source else ()) if not is_reserved(k)
@@ -402,7 +443,7 @@ class Engine:
                 await lane.limiter.acquire()
                 sent = self._clock()
                 try:
-                    await self._api.tag_resource(job.target_region, job.target_snapshot_name, tags)
+                    await lane.api.tag_resource(job.target_region, job.target_snapshot_name, tags)
                 except ThrottledError:
                     lane.limiter.throttled()
                     raise
@@ -424,6 +465,7 @@ class Engine:
 
     async def _existing(
         self,
+        lane: _Lane,
         job: CopyJob,
         target: SnapshotInfo,
         tries: _Tries | None = None,
@@ -435,7 +477,7 @@ class Engine:
         tries = tries or _Tries()
         started = self._wall() if started is None else started
         try:
-            source = await self._guarded(lambda: self._source(job))
+            source = await self._guarded(lambda: self._source(lane, job))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
         if ours and tries.attempts and target.created_at < started - CLOCK_SKEW:
@@ -503,26 +545,29 @@ class Engine:
             return self._result(job, Status.SKIPPED, tries, started=started)
         return self._result(job, Status.FAILED, tries, started=started, error=error)
 
-    async def _source(self, job: CopyJob) -> Source | None:
+    async def _source(self, lane: _Lane, job: CopyJob) -> Source | None:
         """What is known of ``job``'s source snapshot; None when it does not exist."""
         if job.source_snapshot_name:
-            found = await self._snapshot(job.source_region, job.source_snapshot_name)
+            found = await self._source_snapshot(lane, job)
             return Source.of(found) if found else None
-        autos = await self._autos(job.source_region, job.source_resource_name or "")
-        return Source.automatic(job, autos)
+        return Source.automatic(job, await self._autos(lane, job))
 
-    async def _autos(self, region: str, resource: str) -> AutoSnapshots | None:
-        """A resource's automatic snapshots, looked up once however many jobs copy them."""
+    async def _autos(self, lane: _Lane, job: CopyJob) -> AutoSnapshots | None:
+        """The automatic snapshots of ``job``'s source resource, looked up once however many
+        jobs copy them."""
+        region, resource = job.source_region, job.source_resource_name or ""
         autos = await self._lookups.get(
-            ("auto", region, resource), lambda: self._api.auto_snapshots(region, resource)
+            ("auto", job.account, region, resource),
+            lambda: lane.api.auto_snapshots(region, resource),
         )
         assert autos is None or isinstance(autos, AutoSnapshots)
         return autos
 
-    async def _snapshot(self, region: str, name: str) -> SnapshotInfo | None:
-        """A source snapshot, looked up once however many jobs copy it."""
+    async def _source_snapshot(self, lane: _Lane, job: CopyJob) -> SnapshotInfo | None:
+        """``job``'s source snapshot, looked up once however many jobs copy it."""
+        region, name = job.source_region, job.source_snapshot_name or ""
         found = await self._lookups.get(
-            ("snapshot", region, name), lambda: self._api.find_snapshot(region, name)
+            ("snapshot", job.account, region, name), lambda: lane.api.find_snapshot(region, name)
         )
         assert found is None or isinstance(found, SnapshotInfo)
         return found

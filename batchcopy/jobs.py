@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from batchcopy.accounts import ACCOUNT_RULE, is_account_id
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 
 __all__ = [
@@ -65,7 +66,9 @@ class CopyJob:
     regions makes one job per region; all carry the row's line).
 
     The source is either a manual snapshot (``source_snapshot_name``) or an automatic one
-    (``source_resource_name`` with ``restore_date`` or ``use_latest``).
+    (``source_resource_name`` with ``restore_date`` or ``use_latest``). ``account`` is the
+    AWS account both are in ("": the base credentials'); Lightsail cannot copy across
+    accounts.
     """
 
     line: int
@@ -76,8 +79,11 @@ class CopyJob:
     source_resource_name: str | None = None
     restore_date: str | None = None
     use_latest: bool = False
+    account: str = ""
 
     def __post_init__(self) -> None:
+        if self.account and not is_account_id(self.account):
+            raise ValueError(f"{self.target}: account {self.account!r}: use {ACCOUNT_RULE}")
         # The manifest reader reports these per line; this guards jobs built in code, so a
         # bad one fails here, before any request.
         regions = lightsail_regions()
@@ -118,8 +124,15 @@ class CopyJob:
 
     @property
     def target(self) -> str:
-        """``region/name`` of the target: unique within a manifest."""
-        return f"{self.target_region}/{self.target_snapshot_name}"
+        """``region/name`` of the target (``account/region/name`` in another account than
+        the base credentials'): unique within a manifest."""
+        return f"{self.lane}/{self.target_snapshot_name}"
+
+    @property
+    def lane(self) -> str:
+        """``region`` (``account/region``): where the copy is made, and whose limits it
+        spends, since Lightsail's limits belong to the calling account."""
+        return f"{self.account}/{self.target_region}" if self.account else self.target_region
 
     def copy_request(self) -> dict[str, Any]:
         """The CopySnapshot parameters (sent to a client in ``target_region``)."""
@@ -150,11 +163,15 @@ class CopyJob:
             source_resource_name=row.get("source_resource_name") or None,
             restore_date=row.get("restore_date") or None,
             use_latest=latest,
+            account=str(row.get("account") or ""),
         )
 
     def to_row(self) -> dict[str, str]:
-        """The job in manifest form (snake_case columns), for reports and retry files."""
+        """The job in manifest form (snake_case columns), for reports and retry files; the
+        account only when there is one, so a job of the base credentials reads as ever."""
+        account = {"account": self.account} if self.account else {}
         return {
+            **account,
             "source_region": self.source_region,
             "target_region": self.target_region,
             "source_snapshot_name": self.source_snapshot_name or "",

@@ -387,8 +387,8 @@ def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
     if record["type"] == "run":
         return record
     target = record.get("target")
-    if not isinstance(target, str) or target.count("/") != 1:
-        raise _damaged(path, number, "no target region/name")
+    if not isinstance(target, str) or target.count("/") not in (1, 2):
+        raise _damaged(path, number, "no target [account/]region/name")
     if record["type"] == "outcome":
         row = record.get("row")
         try:

@@ -10,9 +10,10 @@ for :func:`caller_identity`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +25,13 @@ from botocore import exceptions as boto
 from batchcopy.errors import EndpointUnreachableError, PermanentError, SettingsError
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
-from batchcopy.sessions import caller_identity, sts_endpoint
+from batchcopy.sessions import (
+    ASSUME_ROLE_FAILED,
+    RoleCredentials,
+    Sessions,
+    caller_identity,
+    sts_endpoint,
+)
 from batchcopy.settings import Settings
 from batchcopy.translate import (
     MALFORMED_ANSWER,
@@ -45,6 +52,8 @@ __all__ = [
     "translate_error",
 ]
 
+log = logging.getLogger(__name__)
+
 Response = dict[str, Any]
 # The read LightsailClients.probe makes; its permission is the one a doctor check proves.
 PROBE_ACTION = "GetInstanceSnapshots"
@@ -62,78 +71,158 @@ _LISTINGS = (
 )
 
 
-class LightsailClients:
-    """Lightsail clients per region, opened on first use and closed together.
+# The service refused the keys as expired (or no longer valid) before doing anything: an
+# assumed role's keys are renewed and the call sent once more.
+_EXPIRED = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException"})
 
-    ``async with LightsailClients(settings) as api:`` then call its methods; every error is
-    a batchcopy error. Credentials and endpoint come from aiobotocore's normal chain
-    (profile, environment, shared config, SSO) unless the settings give them.
+
+@dataclass(slots=True)
+class _Shared:
+    """What the clients of every account of a run share."""
+
+    sessions: Sessions
+    config: AioConfig
+    deadline: float  # seconds a call may take as a whole
+    # Endpoints that have answered a call (an error answer counts): a refused connection
+    # to one of them is a passing fault, to any other a wrong address.
+    answered: set[str] = field(default_factory=set)
+    accounts: dict[str, LightsailClients] = field(default_factory=dict)
+
+
+class LightsailClients:
+    """One account's Lightsail clients, per region, opened on first use.
+
+    ``async with LightsailClients(settings) as api:`` gives the base credentials' clients
+    (aiobotocore's normal chain: profile, environment, shared config, SSO, unless the
+    settings give keys); ``await api.account(id)`` another account's, its role assumed once
+    (:class:`batchcopy.sessions.Sessions`). Every error is a batchcopy error. All clients
+    close when the ``async with`` block ends, or a region's earlier with :meth:`release`.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        account: str = "",
+        shared: _Shared | None = None,
+        session: AioSession | None = None,
+        credentials: RoleCredentials | None = None,
+    ) -> None:
         self._settings = settings
-        self._session = AioSession(profile=settings.profile)
-        self._config = AioConfig(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            max_pool_connections=max(10, settings.max_in_flight * 2),
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
+        self.account_id = account
+        self._shared = shared or _Shared(
+            sessions=Sessions(settings),
+            config=AioConfig(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                max_pool_connections=max(10, settings.max_in_flight * 2),
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            ),
+            deadline=settings.connect_timeout + 2 * settings.read_timeout,
         )
-        self._stack = contextlib.AsyncExitStack()
+        self._session = session or self._shared.sessions.base
+        self._credentials = credentials
         self._clients: dict[str, Any] = {}
-        self._call_deadline = settings.connect_timeout + 2 * settings.read_timeout
-        # Endpoints that have answered a call (an error answer counts): a refused connection
-        # to one of them is a passing fault, to any other a wrong address.
-        self._answered: set[str] = set()
+
+    def __repr__(self) -> str:
+        account = self.account_id or "base"
+        return f"<LightsailClients account={account} regions={sorted(self._clients)}>"
 
     async def __aenter__(self) -> LightsailClients:
-        await self._stack.__aenter__()
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._stack.__aexit__(kind, exc, tb)
+        with anyio.CancelScope(shield=True):
+            for clients in (self, *self._shared.accounts.values()):
+                for region in list(clients._clients):
+                    await clients.release(region)
+
+    async def account(self, account: str) -> LightsailClients:
+        """The clients of ``account`` ("" for the base credentials). ``PermanentError``
+        with code ``AssumeRoleFailed`` when its role cannot be assumed."""
+        if account == self.account_id:
+            return self
+        shared = self._shared
+        clients = shared.accounts.get(account)
+        if clients is None:
+            session, credentials = await shared.sessions.reach(account)
+            clients = shared.accounts.get(account)  # another lane may have got there first
+            if clients is None:
+                clients = LightsailClients(
+                    self._settings,
+                    account=account,
+                    shared=shared,
+                    session=session,
+                    credentials=credentials,
+                )
+                shared.accounts[account] = clients
+        return clients
+
+    async def release(self, region: str) -> None:
+        """Close ``region``'s client (a lane that is done); it opens again if used again."""
+        client = self._clients.pop(region, None)
+        if client is not None:
+            await client.close()
 
     async def _client(self, region: str) -> Any:
         client = self._clients.get(region)
         if client is None:
-            kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
+            kwargs: dict[str, Any] = {"region_name": region, "config": self._shared.config}
             if self._settings.endpoint_url:
                 kwargs["endpoint_url"] = self._settings.endpoint_url
-            if self._settings.credentials:
-                key, secret = self._settings.credentials
-                kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
             try:
-                client = await self._stack.enter_async_context(
-                    self._session.create_client("lightsail", **kwargs)
-                )
+                client = await self._session.create_client("lightsail", **kwargs).__aenter__()
             except ValueError as exc:  # botocore's word for a malformed endpoint or region
                 raise SettingsError(f"cannot make a Lightsail client for {region}: {exc}") from None
             except Exception as exc:
                 raise translate_error(exc) from exc
+            if region in self._clients:  # made meanwhile by another task: keep one
+                await client.close()
+                return self._clients[region]
             self._clients[region] = client
         return client
 
     async def _call(self, region: str, method: str, **params: Any) -> dict[str, Any]:
+        credentials = self._credentials
+        refused_key = credentials.key_in_use if credentials is not None else None
+        try:
+            return await self._send(region, method, params)
+        except PermanentError as exc:
+            if credentials is None or exc.code not in _EXPIRED:
+                raise
+            log.info("%s: keys refused (%s); assuming the role again", self.account_id, exc.code)
+        # The keys were refused before anything was done: sending again cannot duplicate.
+        try:
+            await credentials.renew(refused_key)
+        except Exception as exc:
+            raise PermanentError(
+                ASSUME_ROLE_FAILED,
+                f"cannot assume the role in {self.account_id} again: {translate_error(exc)}",
+            ) from exc
+        return await self._send(region, method, params)
+
+    async def _send(self, region: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
         client = await self._client(region)
         endpoint = str(client.meta.endpoint_url)
+        answered = self._shared.answered
         try:
             # botocore's read timeout is per read: an answer trickling a byte at a time
             # never trips it. A call as a whole gets connect + two reads' time.
-            with anyio.fail_after(self._call_deadline):
+            with anyio.fail_after(self._shared.deadline):
                 response: dict[str, Any] = await getattr(client, method)(**params)
         except PARSER_CHOKED as exc:
-            self._answered.add(endpoint)
+            answered.add(endpoint)
             raise malformed(method, "answer", ambiguous=method in _WRITES) from exc
         except Exception as exc:
             if isinstance(exc, boto.ClientError):
-                self._answered.add(endpoint)
-            elif endpoint not in self._answered and refused(exc):
+                answered.add(endpoint)
+            elif endpoint not in answered and refused(exc):
                 # Retrying a wrong address would only delay saying so by the whole deadline.
                 raise EndpointUnreachableError(endpoint) from exc
             raise translate_error(exc) from exc
-        self._answered.add(endpoint)
+        answered.add(endpoint)
         return response
 
     async def copy_snapshot(self, job: CopyJob) -> str:

@@ -1,6 +1,13 @@
-"""aiobotocore sessions and STS: the base credentials, and where STS is called.
+"""aiobotocore sessions and STS: the base credentials, an assumed role's per account, and
+where STS is called.
 
-Only this module and :mod:`batchcopy.lightsail` import aiobotocore.
+Rows of other accounts than the base credentials' own run with a role assumed in their
+account (:class:`batchcopy.accounts.Access` says which): one AssumeRole per account, shared
+by all its regions, through aiobotocore's own machinery (``AioAssumeRoleCredentialFetcher``
+feeding deferred refreshable credentials), so a run of many hours gets fresh keys before
+the old ones expire. Keys the service calls expired anyway (revoked, or a clock off) are
+renewed at once, by one caller for all. Only this module and :mod:`batchcopy.lightsail`
+import aiobotocore.
 """
 
 from __future__ import annotations
@@ -10,13 +17,25 @@ import re
 from typing import Any
 
 from aiobotocore.config import AioConfig
+from aiobotocore.credentials import (
+    AioAssumeRoleCredentialFetcher,
+    AioCredentialResolver,
+    AnyioDeferredRefreshableCredentials,
+)
 from aiobotocore.session import AioSession
+from botocore.credentials import CredentialProvider
 
-from batchcopy.errors import SettingsError
+from batchcopy.errors import CredentialsError, LightsailError, PermanentError, SettingsError
+from batchcopy.memo import Memo
 from batchcopy.settings import Settings
 from batchcopy.translate import PARSER_CHOKED, malformed, translate_error
 
-__all__ = ["caller_identity", "sts_endpoint"]
+__all__ = ["ASSUME_ROLE_FAILED", "RoleCredentials", "Sessions", "caller_identity", "sts_endpoint"]
+
+ASSUME_ROLE_FAILED = "AssumeRoleFailed"
+# AssumeRole is called by botocore's credential machinery, outside batchcopy's retry layer:
+# a few tries of its own ride out a throttle of STS when hundreds of accounts start at once.
+_STS_ATTEMPTS = 5
 
 _LIGHTSAIL_ENDPOINT = "AWS_ENDPOINT_URL_LIGHTSAIL"
 _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
@@ -81,3 +100,143 @@ def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str |
     if not url or _AWS_HOST.match(url):
         return None
     return url
+
+
+class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc]  # untyped
+    """An assumed role's keys: fetched on first use, refreshed ahead of expiry (a quarter
+    of their lifetime ahead, at most botocore's 15 minutes), renewed on demand."""
+
+    def __init__(self, fetcher: AioAssumeRoleCredentialFetcher, cache: dict[str, Any], ahead: int):
+        super().__init__(refresh_using=fetcher.fetch_credentials, method="assume-role")
+        self._cache = cache
+        self._advisory_refresh_timeout = ahead
+        self._mandatory_refresh_timeout = ahead // 2
+
+    @property
+    def key_in_use(self) -> str | None:
+        """The access key id calls are signed with now (None before the first fetch)."""
+        key: str | None = self._access_key
+        return key
+
+    async def renew(self, refused: str | None) -> None:
+        """Assume the role again, because the service refused ``refused`` as expired; once,
+        however many calls saw it: if the key has changed since, nothing is done."""
+        async with self._refresh_lock:
+            if self._access_key != refused:
+                return
+            self._cache.clear()  # or the fetcher would hand back the refused keys
+            await self._protected_refresh(is_mandatory=True)
+
+
+class _Given(CredentialProvider):  # type: ignore[misc]  # botocore is untyped
+    """A credential chain of one link: the account's assumed-role credentials."""
+
+    METHOD = CANONICAL_NAME = "assume-role"
+
+    def __init__(self, credentials: RoleCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    async def load(self) -> RoleCredentials:
+        return self._credentials
+
+
+Reached = tuple[AioSession, RoleCredentials | None]
+
+
+class Sessions:
+    """The aiobotocore session of each account a run reaches: the base one for rows without
+    an account and for the base credentials' own account, an assumed role's for any other.
+
+    An account whose role cannot be assumed is a :class:`PermanentError` with code
+    :data:`ASSUME_ROLE_FAILED` naming the role and the reason, raised for every lane of that
+    account from the one failed attempt.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.base = AioSession(profile=settings.profile)
+        if settings.credentials:
+            self.base.set_credentials(*settings.credentials)
+        self._reached = Memo()  # account -> Reached, or the LightsailError it came to
+        self._identity = Memo()
+
+    def __repr__(self) -> str:
+        return f"<Sessions {self._reached!r}>"
+
+    async def reach(self, account: str) -> Reached:
+        """The session of ``account`` ("": the base credentials'), and the renewable
+        credentials when a role was assumed."""
+        if not account:
+            return self.base, None
+        reached = await self._reached.get(account, lambda: self._assume(account))
+        if isinstance(reached, LightsailError):
+            raise reached
+        assert isinstance(reached, tuple)
+        return reached
+
+    async def base_account(self) -> str:
+        """The base credentials' account (GetCallerIdentity, once)."""
+        identity = await self._identity.get("base", lambda: caller_identity(self._settings))
+        assert isinstance(identity, dict)
+        return str(identity["account"])
+
+    async def _assume(self, account: str) -> Reached | LightsailError:
+        if account == await self.base_account():
+            return self.base, None
+        access = self._settings.access
+        arn = access.role_arn(account)
+        if arn is None:
+            return PermanentError(
+                ASSUME_ROLE_FAILED,
+                f"no role to assume in account {account}: give --role-name, or a role for it "
+                "in the --accounts file",
+            )
+        source = await self.base.get_credentials()
+        if source is None:
+            raise CredentialsError("no AWS credentials to assume roles with")
+        extra: dict[str, Any] = {
+            "RoleSessionName": access.session_for(self._settings.run_id),
+            "DurationSeconds": access.duration,
+        }
+        if external := access.external_id_for(account):
+            extra["ExternalId"] = external
+        ahead = min(15 * 60, access.duration // 4)
+        cache: dict[str, Any] = {}
+        fetcher = AioAssumeRoleCredentialFetcher(
+            client_creator=self._sts_client,
+            source_credentials=source,
+            role_arn=arn,
+            extra_args=extra,
+            cache=cache,
+            expiry_window_seconds=ahead,
+        )
+        credentials = RoleCredentials(fetcher, cache, ahead)
+        try:
+            await credentials.get_frozen_credentials()
+        except Exception as exc:
+            reason = translate_error(exc)
+            return PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {reason}")
+        session = AioSession(profile=self._settings.profile)
+        # The models are read once, by the base session, not once per account.
+        session.register_component("data_loader", self.base.get_component("data_loader"))
+        session.register_component(
+            "credential_provider", AioCredentialResolver([_Given(credentials)])
+        )
+        return session, credentials
+
+    def _sts_client(self, service: str, **credentials: Any) -> Any:
+        """An STS client for the credential fetcher, at the endpoint STS is called at."""
+        settings = self._settings
+        config = AioConfig(
+            retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+        kwargs: dict[str, Any] = {
+            "config": config,
+            "region_name": self.base.get_config_variable("region") or "us-east-1",
+        }
+        if endpoint := sts_endpoint(settings, self.base):
+            kwargs["endpoint_url"] = endpoint
+        return self.base.create_client(service, **kwargs, **credentials)

@@ -7,6 +7,7 @@ import math
 import urllib.parse
 from dataclasses import dataclass, field
 
+from batchcopy.accounts import Access
 from batchcopy.errors import SettingsError
 from batchcopy.provenance import is_reserved
 from batchcopy.retry import RetryPolicy
@@ -48,6 +49,7 @@ class Settings:
     tags: tuple[tuple[str, str], ...] = ()  # put on every copy (TagResource)
     copy_tags: bool = False  # also put the source snapshot's tags on its copy
     run_id: str = ""  # the batchcopy:run-id tag; copy_snapshots sets one
+    access: Access = field(default_factory=Access)  # roles that reach other accounts
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 

@@ -49,7 +49,12 @@ _DONE = {"available", "completed"}
 
 
 class WaitAPI(Protocol):
-    """What the waiter needs of Lightsail; :class:`batchcopy.lightsail.LightsailClients` is one."""
+    """What the waiter needs of Lightsail in one account, and the way to another account's;
+    :class:`batchcopy.lightsail.LightsailClients` is one."""
+
+    async def account(self, account: str) -> WaitAPI: ...
+
+    async def release(self, region: str) -> None: ...
 
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
 
@@ -61,6 +66,7 @@ class WaitAPI(Protocol):
 @dataclass(slots=True)
 class _Lane:
     region: str
+    api: WaitAPI  # the lane's account's
     budget: RateLimiter
     pending: dict[str, tuple[JobResult, float]] = field(
         default_factory=dict
@@ -93,8 +99,9 @@ class Waiter:
 
     @property
     def pending(self) -> dict[str, int]:
-        """How many accepted copies each target region is following right now."""
-        return {region: len(lane.pending) for region, lane in sorted(self._lanes.items())}
+        """How many accepted copies each lane (``region``, ``account/region``) is following
+        right now."""
+        return {key: len(lane.pending) for key, lane in sorted(self._lanes.items())}
 
     async def run(
         self, incoming: MemoryObjectReceiveStream[JobResult], out: MemoryObjectSendStream[JobResult]
@@ -105,13 +112,16 @@ class Waiter:
                 if result.status is not Status.STARTED:
                     await put(out, result)
                     continue
-                region = result.job.target_region
-                lane = self._lanes.get(region)
+                job = result.job
+                lane = self._lanes.get(job.lane)
                 if lane is None:
                     budget = RateLimiter(
                         self._settings.wait_read_rate, 2, clock=self._clock, sleep=self._sleep
                     )
-                    lane = self._lanes[region] = _Lane(region=region, budget=budget)
+                    # The engine reached the account before it could start this copy.
+                    api = await self._api.account(job.account)
+                    lane = _Lane(region=job.target_region, api=api, budget=budget)
+                    self._lanes[job.lane] = lane
                     tg.start_soon(self._poll, lane, out.clone())
                 give_up_at = self._clock() + self._settings.wait_timeout
                 lane.pending[result.job.target_snapshot_name] = (result, give_up_at)
@@ -126,6 +136,7 @@ class Waiter:
             while True:
                 if not lane.pending:
                     if lane.closed:
+                        await lane.api.release(lane.region)
                         return
                     await lane.wake.wait()
                     lane.wake = anyio.Event()
@@ -164,7 +175,11 @@ class Waiter:
                     gone = name in states and states[name] is None
                     lane.misses[name] = lane.misses.get(name, 0) + 1 if gone else 0
                     final = await self._settle(
-                        result, lane.misses[name] >= MISSES, states.get(name), now >= give_up_at
+                        lane,
+                        result,
+                        gone=lane.misses[name] >= MISSES,
+                        target=states.get(name),
+                        timed_out=now >= give_up_at,
                     )
                     if final is not None:
                         await out.send(final)
@@ -179,11 +194,11 @@ class Waiter:
             if len(lane.pending) <= FEW:
                 states: dict[str, SnapshotInfo | None] = {}
                 for name in list(lane.pending):
-                    look = functools.partial(self._api.find_snapshot, lane.region, name)
+                    look = functools.partial(lane.api.find_snapshot, lane.region, name)
                     states[name] = await self._read(lane, look)
                 return states
             found: dict[str, SnapshotInfo | None] = dict.fromkeys(lane.pending)
-            async for info in self._api.list_snapshots(
+            async for info in lane.api.list_snapshots(
                 lane.region, lambda call: self._read(lane, call)
             ):
                 if info.name in found:
@@ -193,7 +208,13 @@ class Waiter:
             return {}  # could not look this time; the next check tries again
 
     async def _settle(
-        self, result: JobResult, gone: bool, target: SnapshotInfo | None, timed_out: bool
+        self,
+        lane: _Lane,
+        result: JobResult,
+        *,
+        gone: bool,
+        target: SnapshotInfo | None,
+        timed_out: bool,
     ) -> JobResult | None:
         """The final result, or None to keep waiting. ``gone``: look-ups found no snapshot
         ``MISSES`` times in a row."""
@@ -209,7 +230,7 @@ class Waiter:
         if target is not None and target.state in _DONE:
             return dataclasses.replace(result, status=Status.SUCCEEDED, finished_at=wall)
         if target is not None and target.state == "error":
-            code, details = await self._failure(result)
+            code, details = await self._failure(lane, result)
             return dataclasses.replace(
                 result,
                 status=Status.FAILED,
@@ -221,13 +242,11 @@ class Waiter:
             return dataclasses.replace(result, status=Status.IN_PROGRESS, finished_at=wall)
         return None
 
-    async def _failure(self, result: JobResult) -> tuple[str, str]:
+    async def _failure(self, lane: _Lane, result: JobResult) -> tuple[str, str]:
         """The failed operation's errorCode and errorDetails, when it can be read."""
         if result.operation_id:
             try:
-                operation = await self._api.get_operation(
-                    result.job.target_region, result.operation_id
-                )
+                operation = await lane.api.get_operation(lane.region, result.operation_id)
             except LightsailError:
                 pass
             else:

@@ -210,6 +210,9 @@ class _ExpiringCredentials:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)
 
+    async def account(self, account: str) -> Any:
+        return self  # one account: this wrapper's
+
     async def copy_snapshot(self, job: Any) -> str:
         if self.copies:
             raise CredentialsError("the session token has expired")

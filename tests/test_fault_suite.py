@@ -57,7 +57,7 @@ async def test_throttling_past_the_deadline_fails_only_those_jobs() -> None:
             {"regions": {"eu-west-1": {"copy_rate": 0.001, "copy_burst": 1}}}
         ),
     )
-    emulator._region_faults["eu-west-1"].admit(mutating=True)  # spend the one token
+    emulator._faults(emulator.caller, "eu-west-1").admit(mutating=True)  # spend the one token
     retry = RetryPolicy(base_delay=0.01, max_delay=0.02, deadline=0.3)
     async with running_emulator(emulator) as url:
         report = await copy_snapshots(jobs, settings_for(url, retry=retry))
