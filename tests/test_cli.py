@@ -211,6 +211,36 @@ def test_validate_prints_jobs_per_region(tmp_path: Path) -> None:
     }
 
 
+# What only a run needs: loading any of these for --help or validate slows every start.
+RUN_ONLY = (
+    "aiobotocore",
+    "aiohttp",
+    "anyio",
+    "prometheus_client",
+    "rich.live",
+    "rich.progress",
+    "tenacity",
+)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "m.csv"]])
+def test_help_and_validate_start_without_the_run_machinery(tmp_path: Path, args: list[str]) -> None:
+    """--help and validate start quickly: they load neither the AWS client, the event loop,
+    the retry library, the live display nor the batchcopy engine."""
+    write(tmp_path / "m.csv", GOOD_ROWS)
+    done = batchcopy(*args, env={"PYTHONPROFILEIMPORTTIME": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "batchcopy.cli" in loaded  # the listing is what it seems
+    slow = {name for name in loaded if name.startswith(RUN_ONLY)}
+    slow |= loaded & {"batchcopy.api", "batchcopy.engine", "batchcopy.lightsail"}
+    assert not slow, sorted(slow)
+
+
 def test_region_options_fill_empty_cells(live: EmulatorProcess, tmp_path: Path) -> None:
     """--source-region and --target-region fill cells the manifest leaves empty."""
     manifest = tmp_path / "m.csv"

@@ -19,7 +19,7 @@ from batchcopy import manifest
 from batchcopy.errors import ManifestError
 from batchcopy.facts import NAME_RULE, lightsail_regions
 from batchcopy.jobs import CopyJob
-from batchcopy.manifest import Manifest, load_manifest
+from batchcopy.manifest import Manifest, files, load_manifest
 
 HEADER = (
     "source_region,target_region,source_snapshot_name,source_resource_name,restore_date,"
@@ -682,7 +682,7 @@ def test_a_file_over_the_size_limit_is_one_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, limit: str, advice: str
 ) -> None:
     """A manifest over its format's size limit says its size, the limit and what to do."""
-    monkeypatch.setattr(manifest, limit, 100)
+    monkeypatch.setattr(files, limit, 100)
     content = CSV_TEXT * 5 if name.endswith(".csv") else json.dumps([as_json(MANUAL)] * 5)
     found = problems_of(write(tmp_path, name, content))
     assert len(found) == 1
@@ -694,8 +694,8 @@ def test_stdin_over_the_size_limit_is_refused_without_reading_it_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Stdin is spooled only up to the limit, then refused."""
-    monkeypatch.setattr(manifest, "MAX_FILE_BYTES", 100)
-    monkeypatch.setattr(manifest, "MAX_JSON_BYTES", 50)
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 50)
     stream = io.BytesIO(CSV_TEXT.encode() * 100)
     assert problems_of("-", stdin=stream) == [
         "<stdin>: too large (over 100 bytes; the limit for CSV is 100 bytes): split it up"

@@ -1,0 +1,115 @@
+"""What commands print: the plan and the run's summary, as tables or JSON, and the consoles
+they are printed with (never wrapped when not a terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from batchcopy.manifest import Manifest
+    from batchcopy.plan import Plan
+    from batchcopy.report import Summary
+
+
+def _plural(count: int, word: str, plural: str = "") -> str:
+    """``1 job``, ``2 jobs``; ``plural`` for words that take more than an s."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _print_plan(manifest: Manifest, made: Plan, *, as_json: bool) -> None:
+    from batchcopy.plan import GB_MONTH_USD
+
+    if as_json:
+        typer.echo(json.dumps({"manifest": manifest.name, **made.to_json()}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table()
+        for column in ("target region", "copies", "GB", "$ / month"):
+            table.add_column(column, justify="left" if column == "target region" else "right")
+        for region, count in sorted(made.per_region.items()):
+            gb = made.gigabytes[region]
+            table.add_row(region, str(count), str(gb), f"{gb * GB_MONTH_USD:.2f}")
+        console = _console()
+        console.print(f"Plan for {manifest.name}: nothing was copied.")
+        console.print(table)
+        unknown = f" ({made.unknown_size} of unknown size)" if made.unknown_size else ""
+        copies = _plural(sum(made.per_region.values()), "copy", "copies")
+        problems = _plural(len(made.problems) + made.more_problems, "problem")
+        copying = f" ({made.copying} still being copied)" if made.copying else ""
+        console.print(
+            f"{copies}, {made.total_gb} GB{unknown}, about "
+            f"${made.monthly_cost:.2f} a month more in snapshot storage; "
+            f"{made.skipped} already there{copying}; {problems}."
+        )
+        from batchcopy.logs import say
+
+        for problem in made.problems:
+            say(f"{manifest.name}:{problem}", level="warning")
+        if made.more_problems:
+            say(f"... and {_plural(made.more_problems, 'more problem')}", level="warning")
+
+
+def _print_summary(summary: Summary, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table()
+        statuses = [s for s, n in summary.counts.items() if n]
+        table.add_column("target region")
+        for status in statuses:
+            table.add_column(status, justify="right")
+        for region, counts in summary.by_region.items():
+            table.add_row(region, *(str(counts.get(s, 0)) for s in statuses))
+        table.add_row("all", *(str(summary.counts[s]) for s in statuses), style="bold")
+        console = _console()
+        jobs = _plural(summary.total, "job")
+        console.print(f"{summary.manifest}: {jobs} in {summary.duration:.1f} s")
+        console.print(table)
+        if summary.rates:
+            rates = ", ".join(f"{r} {v:g}/s" for r, v in summary.rates.items())
+            console.print(f"Rates at the end: {rates}", highlight=False)
+        # A run that finished nothing (stopped at once) has no rate to speak of.
+        speed = f"; {summary.jobs_per_second:.1f} jobs/s" if summary.finished else ""
+        console.print(
+            f"{_plural(summary.attempts, 'copy request')}, {summary.throttles} throttled, "
+            f"{summary.reconciled} reconciled after lost answers{speed}. "
+            f"Run {summary.run_id}, report: {summary.report_dir}",
+            highlight=False,
+        )
+        if summary.tag_failures:
+            # The table shows these as started or skipped: say why the run exits 1.
+            copies = _plural(summary.tag_failures, "copy", "copies")
+            console.print(
+                f"{copies} could not be tagged (tag_error in the results; the copies stand): "
+                f"run again with --resume {summary.report_dir} to tag them.",
+                highlight=False,
+            )
+
+
+# Wide enough that no line a run prints is wrapped when it goes to a log or cron mail.
+UNWRAPPED_WIDTH = 10_000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    console = Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:
+        console.width = UNWRAPPED_WIDTH
+    if not stderr:
+        # rich exits 1 by itself when stdout's reader goes away; _stdout_may_close decides.
+        console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
