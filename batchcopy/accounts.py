@@ -37,7 +37,7 @@ __all__ = [
     "load_accounts_file",
 ]
 
-ACCOUNT_RULE = "12 digits, as AWS writes an account id (in quotes in YAML)"
+ACCOUNT_RULE = "12 digits, as AWS writes an account id"
 _ACCOUNT = re.compile(r"\d{12}")
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")

@@ -411,7 +411,9 @@ def write_manifest(rows: Iterable[Mapping[str, str]], out: TextIO, fmt: str = "c
         writer.writerows(rows)
     elif fmt == "json":
         objects = [
-            json.dumps({k: (True if k == _LATEST else row[k]) for k in MANIFEST_FIELDS if row[k]})
+            json.dumps(
+                {k: (True if k == _LATEST else row[k]) for k in MANIFEST_FIELDS if row.get(k)}
+            )
             for row in rows
         ]
         out.write("[\n" + ",\n".join(f"  {o}" for o in objects) + "\n]\n" if objects else "[]\n")

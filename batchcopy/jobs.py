@@ -29,6 +29,7 @@ MANIFEST_FIELDS = (
     "restore_date",
     "use_latest_restorable_auto_snapshot",
     "target_snapshot_name",
+    "account",  # last: most manifests have none
 )
 
 # The error of a job that was sent but whose outcome a stopped run never learned.
@@ -171,7 +172,6 @@ class CopyJob:
         account only when there is one, so a job of the base credentials reads as ever."""
         account = {"account": self.account} if self.account else {}
         return {
-            **account,
             "source_region": self.source_region,
             "target_region": self.target_region,
             "source_snapshot_name": self.source_snapshot_name or "",
@@ -179,6 +179,7 @@ class CopyJob:
             "restore_date": self.restore_date or "",
             "use_latest_restorable_auto_snapshot": "true" if self.use_latest else "",
             "target_snapshot_name": self.target_snapshot_name,
+            **account,
         }
 
 

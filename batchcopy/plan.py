@@ -40,7 +40,10 @@ T = TypeVar("T")
 
 
 class PlanAPI(Protocol):
-    """The reads a plan needs; :class:`batchcopy.lightsail.LightsailClients` has them."""
+    """The reads a plan needs, in one account, and the way to another account's;
+    :class:`batchcopy.lightsail.LightsailClients` has them."""
+
+    async def account(self, account: str) -> PlanAPI: ...
 
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
 
@@ -126,11 +129,13 @@ class _Planner:
         self._lookups = Memo()  # listings and sources, read once however many jobs ask
         self.plan = Plan()
 
-    async def _read(self, region: str, call: Callable[[], Awaitable[T]]) -> T:
-        budget = self._budgets.get(region)
+    async def _read(self, where: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One read on the budget of ``where`` (a region, or account/region: limits are
+        the account's), under the retry policy."""
+        budget = self._budgets.get(where)
         if budget is None:
             rate = max(self._settings.rate, 5.0)
-            budget = self._budgets[region] = RateLimiter(
+            budget = self._budgets[where] = RateLimiter(
                 rate, max(1, int(rate)), clock=self._clock, sleep=self._sleep
             )
 
@@ -140,22 +145,30 @@ class _Planner:
 
         return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)
 
-    async def targets(self, region: str) -> dict[str, SnapshotInfo] | LightsailError:
+    async def targets(self, api: PlanAPI, job: CopyJob) -> dict[str, SnapshotInfo] | LightsailError:
+        """The snapshots in ``job``'s lane (its target region, in its account), listed once."""
+        region = job.target_region
+
         async def listing() -> object:
             found: dict[str, SnapshotInfo] = {}
             try:
-                guard: Guard = lambda call: self._read(region, call)  # noqa: E731
-                async for info in self._api.list_snapshots(region, guard):
+                guard: Guard = lambda call: self._read(job.lane, call)  # noqa: E731
+                async for info in api.list_snapshots(region, guard):
                     found[info.name] = info
             except LightsailError as exc:
                 return exc
             return found
 
-        return await self._lookups.get(("targets", region), listing)  # type: ignore[return-value]
+        return await self._lookups.get(("targets", job.lane), listing)  # type: ignore[return-value]
 
     async def check(self, job: CopyJob) -> None:
         problem = self._problem_for(job)
-        existing = await self.targets(job.target_region)
+        try:
+            api = await self._api.account(job.account)
+        except LightsailError as exc:
+            problem(exc.code, exc.message)
+            return
+        existing = await self.targets(api, job)
         if isinstance(existing, LightsailError):
             problem(
                 "RegionUnavailable",
@@ -163,7 +176,7 @@ class _Planner:
             )
             return
         try:
-            pinned, source = await self._source(job)
+            pinned, source = await self._source(api, job)
         except LightsailError as exc:
             problem(exc.code, exc.message)
             return
@@ -187,21 +200,22 @@ class _Planner:
         else:
             self.plan.gigabytes[job.target_region] += source.size_in_gb
 
-    async def _source(self, job: CopyJob) -> tuple[CopyJob, Source]:
+    async def _source(self, api: PlanAPI, job: CopyJob) -> tuple[CopyJob, Source]:
         """The job as a run would send it (use_latest pinned to a date) and its source
         snapshot; raises LightsailError with a problem's code and message when it will not
         do."""
         region = job.source_region
+        where = f"{job.account}/{region}" if job.account else region
         if job.source_snapshot_name:
             name = job.source_snapshot_name
 
             async def find() -> object:
                 try:
-                    return await self._read(region, lambda: self._api.find_snapshot(region, name))
+                    return await self._read(where, lambda: api.find_snapshot(region, name))
                 except LightsailError as exc:
                     return exc
 
-            found = await self._lookups.get(("snapshot", region, name), find)
+            found = await self._lookups.get(("snapshot", job.account, region, name), find)
             if isinstance(found, LightsailError):
                 raise found
             if not isinstance(found, SnapshotInfo):
@@ -216,11 +230,11 @@ class _Planner:
 
         async def autos() -> object:
             try:
-                return await self._read(region, lambda: self._api.auto_snapshots(region, resource))
+                return await self._read(where, lambda: api.auto_snapshots(region, resource))
             except LightsailError as exc:
                 return exc
 
-        found_autos = await self._lookups.get(("auto", region, resource), autos)
+        found_autos = await self._lookups.get(("auto", job.account, region, resource), autos)
         if isinstance(found_autos, LightsailError):
             raise found_autos
         if found_autos is None:

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+BASE_ACCOUNT = "base"  # how counts by account name rows without one (the base credentials')
 REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "journal.jsonl")
 # Jobs worth running again: retry.csv lists them in manifest form.
 RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})
@@ -90,6 +91,8 @@ class Summary:
     # Jobs this run brought to an outcome: not those it never sent, cut off in flight, or
     # took from an earlier run's journal. jobs_per_second counts these.
     finished: int = 0
+    # Account -> status -> count, when rows name accounts ("base": rows that do not).
+    by_account: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -109,6 +112,7 @@ class Summary:
             "total": self.total,
             "counts": self.counts,
             "by_region": self.by_region,
+            "by_account": self.by_account,
             "attempts": self.attempts,
             "throttles": self.throttles,
             "reconciled": self.reconciled,
@@ -226,6 +230,7 @@ class ReportWriter:
         self.started_at = wall()
         self.counts: Counter[str] = Counter()
         self.by_region: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.by_account: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.attempts = self.throttles = self.reconciled = self.tag_failures = 0
         self.interrupted = 0  # failed as Interrupted: sent, outcome cut off
         self._done: set[int] = set()  # hashes of finished targets, to find the unfinished
@@ -250,6 +255,7 @@ class ReportWriter:
         self._done.add(hash(result.job.target))
         self.counts[result.status] += 1
         self.by_region[result.job.target_region][result.status] += 1
+        self.by_account[result.job.account or BASE_ACCOUNT][result.status] += 1
         self.attempts += result.attempts
         self.throttles += result.throttles
         self.reconciled += result.reconciled
@@ -317,6 +323,12 @@ class ReportWriter:
             by_region={
                 region: {s.value: c.get(s, 0) for s in Status if c.get(s, 0)}
                 for region, c in sorted(self.by_region.items())
+            },
+            by_account={}
+            if set(self.by_account) <= {BASE_ACCOUNT}
+            else {
+                account: {s.value: c.get(s, 0) for s in Status if c.get(s, 0)}
+                for account, c in sorted(self.by_account.items())
             },
             attempts=self.attempts,
             throttles=self.throttles,

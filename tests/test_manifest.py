@@ -284,8 +284,8 @@ def test_two_spellings_of_one_column_are_refused(tmp_path: Path) -> None:
 
 _FIELDS_HINT = (
     "source_region, target_region, source_snapshot_name, source_resource_name, restore_date, "
-    "use_latest_restorable_auto_snapshot, target_snapshot_name (case, spaces, hyphens and "
-    "camelCase do not matter)"
+    "use_latest_restorable_auto_snapshot, target_snapshot_name, account (case, spaces, hyphens "
+    "and camelCase do not matter)"
 )
 
 
@@ -1063,3 +1063,81 @@ def test_a_manifest_changed_after_its_check_is_not_read_on(tmp_path: Path) -> No
     path.write_text(HEADER + "\nus-east-1,eu-west-1,snap-c,,,,copy-c\n")  # same size or not
     with pytest.raises(ManifestError, match="changed since it was checked"):
         list(manifest.jobs())
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+WEB, SHOP = "222222222222", "333333333333"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "m.csv",
+            f"{HEADER},account\n"
+            f"us-east-1,eu-west-1,web-1-snap,,,,web-1-copy,{WEB}\n"
+            f"us-east-1,eu-west-1,web-1-snap,,,,web-1-copy,{SHOP}\n"
+            "us-east-1,eu-west-1,web-1-snap,,,,web-1-copy,\n",
+        ),
+        (
+            "m.json",
+            json.dumps(
+                [
+                    {**as_json(MANUAL), "account": WEB},
+                    {**as_json(MANUAL), "account": int(SHOP)},  # a number that kept its digits
+                    as_json(MANUAL),
+                ]
+            ),
+        ),
+        (
+            "m.jsonl",
+            "\n".join(
+                json.dumps(row)
+                for row in (
+                    {**as_json(MANUAL), "account": WEB},
+                    {**as_json(MANUAL), "account": SHOP},
+                    as_json(MANUAL),
+                )
+            ),
+        ),
+    ],
+)
+def test_rows_may_name_their_account(tmp_path: Path, name: str, content: str) -> None:
+    """An account column or key puts the row's copy in that account; the same target name
+    in another account (or the base credentials', with no account) is no duplicate."""
+    jobs = list(load_manifest(write(tmp_path, name, content)).jobs())
+    assert [job.account for job in jobs] == [WEB, SHOP, ""]
+    assert [job.target for job in jobs] == [
+        f"{WEB}/eu-west-1/web-1-copy",
+        f"{SHOP}/eu-west-1/web-1-copy",
+        "eu-west-1/web-1-copy",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("22222222222", "is not an account id: 12 digits, as AWS writes an account id (a "
+         "spreadsheet may have dropped leading zeros: format the column as text)"),
+        ("2222-2222-2222", "is not an account id: 12 digits, as AWS writes an account id"),
+        ("client-a", "is not an account id: 12 digits, as AWS writes an account id"),
+    ],
+)  # fmt: skip
+def test_a_malformed_account_is_reported_at_its_line(
+    tmp_path: Path, cell: str, message: str
+) -> None:
+    """A malformed account id is FILE:LINE: account: ..., with the other rows' problems."""
+    text = f"{HEADER},account\nus-east-1,eu-west-1,web-1-snap,,,,web-1-copy,{cell}\n"
+    path = write(tmp_path, "m.csv", text)
+    assert problems_of(path) == [f"{path}:2: account: {json.dumps(cell)} {message}"]
+
+
+def test_a_duplicate_within_one_account_is_still_a_duplicate(tmp_path: Path) -> None:
+    """The same target name twice in one account and region is refused, naming both lines."""
+    row = f"us-east-1,eu-west-1,web-1-snap,,,,web-1-copy,{WEB}"
+    path = write(tmp_path, "m.csv", f"{HEADER},account\n{row}\n{row}\n")
+    assert problems_of(path) == [
+        f"{path}:3: target_snapshot_name: {WEB}/eu-west-1/web-1-copy is already the target "
+        "of line 2; targets must be unique"
+    ]

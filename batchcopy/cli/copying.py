@@ -25,19 +25,25 @@ from batchcopy.cli.exits import (
     _write_metrics,
 )
 from batchcopy.cli.options import (
+    AccountsFile,
     AsJson,
     ConnectTimeout,
     Debug,
     EndpointUrl,
+    ExternalId,
     LogFile,
     LogFormat,
     ManifestArg,
     Profile,
     Quiet,
     ReadTimeout,
+    RoleDuration,
+    RoleName,
+    RoleSessionName,
     SourceRegion,
     TargetRegion,
     Verbose,
+    _access,
     _load,
     _logging,
     _parse_tags,
@@ -104,6 +110,11 @@ def run(
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
     connect_timeout: ConnectTimeout = 10.0,
+    accounts: AccountsFile = None,
+    role_name: RoleName = None,
+    external_id: ExternalId = None,
+    role_session_name: RoleSessionName = None,
+    role_duration: RoleDuration = 3600,
     tag: Annotated[
         list[str] | None,
         typer.Option(help="KEY=VALUE tag for every copy (repeatable); adds provenance tags."),
@@ -192,6 +203,7 @@ def run(
             wait_timeout=wait_timeout,
             tags=_parse_tags(tag or []),
             copy_tags=copy_tags,
+            access=_access(accounts, role_name, external_id, role_session_name, role_duration),
         )
     except ValueError:
         raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None

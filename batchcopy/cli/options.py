@@ -13,6 +13,7 @@ from batchcopy.cli.render import _plural
 from batchcopy.errors import ManifestError
 
 if TYPE_CHECKING:
+    from batchcopy.accounts import Access
     from batchcopy.manifest import Manifest
 
 ManifestArg = Annotated[
@@ -42,6 +43,29 @@ Verbose = Annotated[
 ]
 Debug = Annotated[
     bool, typer.Option("--debug", help="Also log botocore's requests (credentials redacted).")
+]
+AccountsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--accounts",
+        help="YAML or JSON list of accounts: account_id, and optionally role (a name or an "
+        "ARN), external_id, name; overrides --role-name and --external-id per account.",
+    ),
+]
+RoleName = Annotated[
+    str | None,
+    typer.Option(
+        help="Role assumed in each account a row names (arn:aws:iam::ACCOUNT:role/NAME), "
+        "e.g. OrganizationAccountAccessRole."
+    ),
+]
+ExternalId = Annotated[str | None, typer.Option(help="External id the roles ask for.")]
+RoleSessionName = Annotated[
+    str | None, typer.Option(help="Session name of assumed roles (default: batchcopy-RUNID).")
+]
+RoleDuration = Annotated[
+    int,
+    typer.Option(help="Seconds assumed-role keys last (900-43200); renewed before they end."),
 ]
 LogFormat = Annotated[str, typer.Option(help="Log lines as text or json (JSON Lines).")]
 LogFile = Annotated[Path | None, typer.Option(help="Write logs to this file instead of stderr.")]
@@ -84,3 +108,22 @@ def _parse_tags(values: list[str]) -> tuple[tuple[str, str], ...]:
             raise _fail(f"batchcopy run: --tag {value!r}: write it as KEY=VALUE", EXIT_USAGE)
         tags.append((key, val))
     return tuple(tags)
+
+
+def _access(
+    accounts: Path | None,
+    role_name: str | None,
+    external_id: str | None,
+    role_session_name: str | None,
+    role_duration: int,
+) -> Access:
+    """How the run reaches other accounts; SettingsError naming the option if not."""
+    from batchcopy.accounts import Access, load_accounts_file
+
+    return Access(
+        role_name=role_name,
+        external_id=external_id,
+        session_name=role_session_name,
+        duration=role_duration,
+        accounts=load_accounts_file(accounts) if accounts is not None else {},
+    )

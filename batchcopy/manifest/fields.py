@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
+from batchcopy.accounts import ACCOUNT_RULE, is_account_id
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import CopyJob
 
@@ -78,6 +79,7 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> list[CopyJob] | list[_Issu
             source_resource_name=text.get("source_resource_name"),
             restore_date=text.get("restore_date"),
             use_latest=latest,
+            account=text.get("account", ""),
         )
         for region in text["target_region"].split(_SEPARATOR)
     ]
@@ -123,6 +125,8 @@ def _value(field: str, raw: object) -> str | bool | None:
         return raw
     if isinstance(raw, list) and field == "target_region":
         return _regions(raw, written=None)
+    if isinstance(raw, int) and not isinstance(raw, bool) and field == "account":
+        raw = str(raw)  # a JSON number: fine if it kept its 12 digits
     if not isinstance(raw, str):
         wanted = {_LATEST: "true or false", "target_region": "a string or a list of strings"}
         raise _Invalid(f"must be {wanted.get(field, 'a string')}, not {_kind(raw)}")
@@ -195,6 +199,15 @@ def _regions(parts: Sequence[object], *, written: str | None) -> str:
     return _SEPARATOR.join(regions)
 
 
+def _account(value: str) -> str:
+    if is_account_id(value):
+        return value
+    hint = ""
+    if value.isdigit() and len(value) < 12:
+        hint = " (a spreadsheet may have dropped leading zeros: format the column as text)"
+    raise _Invalid(f"{_quote(value)} is not an account id: {ACCOUNT_RULE}{hint}")
+
+
 def _name(value: str) -> str:
     if is_valid_name(value):
         return value
@@ -222,6 +235,7 @@ _RULES: dict[str, Callable[[str], str | bool]] = {
     "restore_date": _date,
     _LATEST: _boolean,
     "target_snapshot_name": _name,
+    "account": _account,
 }
 _FIELDS = tuple(_RULES)  # in the order reports and CopyJob.to_row use
 
