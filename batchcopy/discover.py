@@ -51,6 +51,7 @@ they are, after the retry policy of the settings gave up. asyncio is the backend
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -63,11 +64,13 @@ from typing import TextIO
 
 import anyio
 
-from batchcopy.errors import BatchcopyError, unwrap
+from batchcopy.accounts import ACCOUNT_RULE, is_account_id
+from batchcopy.errors import BatchcopyError, LightsailError, unwrap
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import MANIFEST_FIELDS
 from batchcopy.lightsail import LightsailClients
 from batchcopy.retry import Guard, guarded
+from batchcopy.sessions import organization_accounts
 from batchcopy.settings import Settings
 
 __all__ = [
@@ -79,6 +82,7 @@ __all__ = [
     "PLACEHOLDERS",
     "DiscoverError",
     "DiscoverOptions",
+    "accounts_to_list",
     "discover",
     "write_manifest",
 ]
@@ -119,9 +123,11 @@ class DiscoverOptions:
     auto: str = "none"  # none | latest | all | YYYY-MM-DD
     manual: bool = True  # list manual snapshots
     name_template: str | None = None  # None: MANUAL_TEMPLATE / AUTO_TEMPLATE
+    # Accounts to list in, each reached as a run reaches it; none: the base credentials'.
+    accounts: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        for name in ("source_regions", "target_regions", "include", "exclude", "tags"):
+        for name in ("source_regions", "target_regions", "include", "exclude", "tags", "accounts"):
             value = getattr(self, name)
             # A lone string is one item, not a sequence of characters.
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
@@ -140,6 +146,9 @@ class DiscoverOptions:
             raise DiscoverError(
                 "nothing to list: without manual snapshots, give --auto latest, all or a date"
             )
+        for account in self.accounts:
+            if not is_account_id(account):
+                raise DiscoverError(f"account {account!r} is not {ACCOUNT_RULE}")
         self.tag_filter  # noqa: B018 - parses every --tag, raising on a bad one
         if self.name_template is not None:
             _check_template(self.name_template)
@@ -208,14 +217,16 @@ class _Source:
 
     region: str
     name: str  # the manual snapshot, or the instance or disk of an automatic one
+    account: str = ""  # "": the base credentials'
     kind: str  # instance | disk
     manual: bool
     date: str  # what {date} stands for
 
     def __str__(self) -> str:
+        where = f"{self.account}/{self.region}" if self.account else self.region
         if self.manual:
-            return f"{self.kind} snapshot {self.region}/{self.name}"
-        return f"the automatic snapshot {self.date} of {self.kind} {self.region}/{self.name}"
+            return f"{self.kind} snapshot {where}/{self.name}"
+        return f"the automatic snapshot {self.date} of {self.kind} {where}/{self.name}"
 
     def row(self, target_region: str, target_name: str) -> dict[str, str]:
         automatic = not self.manual
@@ -227,14 +238,22 @@ class _Source:
             "restore_date": self.date if automatic else "",
             _LATEST: "",
             "target_snapshot_name": target_name,
+            **({"account": self.account} if self.account else {}),
         }
 
 
 async def discover(
-    options: DiscoverOptions, settings: Settings | None = None
+    options: DiscoverOptions,
+    settings: Settings | None = None,
+    *,
+    unreached: dict[str, LightsailError] | None = None,
 ) -> list[dict[str, str]]:
     """The manifest rows (keys: :data:`batchcopy.jobs.MANIFEST_FIELDS`) that copy what
     ``options`` select, sorted.
+
+    With ``options.accounts``, each account is listed as a run reaches it (its role
+    assumed). An account that cannot be reached raises its error, or, when ``unreached`` is
+    given, is left out and put there, and the others are listed.
 
     Listing pages and automatic-snapshot lookups run under the settings' retry policy;
     lookups run up to ``settings.max_in_flight`` at once. Raises DiscoverError for names a
@@ -243,16 +262,43 @@ async def discover(
     settings = settings or Settings()
     guard = _guard(settings)
     sources: list[_Source] = []
-    async with LightsailClients(settings) as api:
-        for region in options.source_regions:
-            if options.manual:
-                sources += await _manual(api, guard, region, options)
-            if options.auto != "none":
-                sources += await _automatic(api, guard, region, options, settings.max_in_flight)
+    async with LightsailClients(settings) as base:
+        for account in options.accounts or ("",):
+            try:
+                api = await base.account(account)
+            except LightsailError as exc:
+                if unreached is None:
+                    raise
+                unreached[account] = exc
+                log.warning("account %s left out: %s", account, exc)
+                continue
+            found: list[_Source] = []
+            for region in options.source_regions:
+                if options.manual:
+                    found += await _manual(api, guard, region, options)
+                if options.auto != "none":
+                    found += await _automatic(api, guard, region, options, settings.max_in_flight)
+            sources += (dataclasses.replace(source, account=account) for source in found)
     rows = _rows(sources, options)
     if not rows:
         raise DiscoverError(f"nothing to copy: found no {_selection(options)}")
     return rows
+
+
+async def accounts_to_list(
+    settings: Settings,
+    *,
+    organization: bool = False,
+    units: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """The accounts a discover lists: those of the accounts file (``settings.access``),
+    and with ``organization`` (or ``units``, organizational unit ids) the organization's
+    ACTIVE ones, less ``exclude``; none: the base credentials' own."""
+    listed = list(settings.access.accounts)
+    if organization or units:
+        listed += await organization_accounts(settings, units=units)
+    return [account for account in dict.fromkeys(listed) if account not in exclude]
 
 
 def _guard(settings: Settings) -> Guard:
@@ -339,20 +385,22 @@ def _rows(sources: list[_Source], options: DiscoverOptions) -> list[dict[str, st
             date=source.date,
         )
 
-    targets = {(t, name(s, t)) for s in sources for t in options.target_regions}
+    targets = {(s.account, t, name(s, t)) for s in sources for t in options.target_regions}
     invalid: list[str] = []
     clashes: list[str] = []
     rows: list[dict[str, str]] = []
-    first: dict[tuple[str, str], _Source] = {}
+    first: dict[tuple[str, str, str], _Source] = {}
     for source in sources:
-        if source.manual and (source.region, source.name) in targets:
+        if source.manual and (source.account, source.region, source.name) in targets:
             log.info("%s is the target of another row (an earlier copy): left out", source)
             continue
         for target_region in options.target_regions:
             target = name(source, target_region)
             if not is_valid_name(target):
                 invalid.append(f"{source} -> {target_region}: {target!r} is not a valid name")
-            elif (other := first.setdefault((target_region, target), source)) is not source:
+            elif (
+                other := first.setdefault((source.account, target_region, target), source)
+            ) is not source:
                 clashes.append(f"{source} and {other} -> {target_region}/{target}")
             else:
                 rows.append(source.row(target_region, target))
@@ -380,7 +428,14 @@ def _rows(sources: list[_Source], options: DiscoverOptions) -> list[dict[str, st
 
 def _order(row: Mapping[str, str]) -> tuple[str, ...]:
     source = row["source_snapshot_name"] or row["source_resource_name"]
-    return (row["source_region"], source, row["restore_date"], row[_LATEST], row["target_region"])
+    return (
+        row.get("account", ""),
+        row["source_region"],
+        source,
+        row["restore_date"],
+        row[_LATEST],
+        row["target_region"],
+    )
 
 
 def _selection(options: DiscoverOptions) -> str:

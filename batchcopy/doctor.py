@@ -9,6 +9,7 @@ needs it).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import os
@@ -119,26 +120,89 @@ async def run_checks(
     """
     identity: dict[str, Check] = {}
     lanes: dict[str, Check] = {}
-    loaded: tuple[Check | None, set[str]] = (None, set())
+    reached: dict[str, list[Check]] = {}  # per account: its role, then its regions
+    loaded: tuple[Check | None, dict[str, set[str]]] = (None, {})
     async with LightsailClients(settings) as api, anyio.create_task_group() as tg:
         tg.start_soon(_into, identity, "", functools.partial(_credentials, settings, per_check))
         if manifest is not None:
             loaded = await anyio.to_thread.run_sync(
                 _manifest, manifest, source_region, target_region
             )
-        for region in sorted(set(regions) | loaded[1]) or [DEFAULT_REGION]:
+        by_account = loaded[1]
+        base = sorted(set(regions) | by_account.pop("", set()))
+        for region in base or ([] if by_account else [DEFAULT_REGION]):
             check = functools.partial(_region, api, region, per_check, retry_pause)
             tg.start_soon(_into, lanes, region, check)
+        for account in sorted(set(by_account) | set(settings.access.accounts)):
+            where = by_account.get(account) or set(regions) or {DEFAULT_REGION}
+            tg.start_soon(
+                _into_all,
+                reached,
+                account,
+                functools.partial(
+                    _account,
+                    api,
+                    settings.access.role_arn(account),
+                    account,
+                    sorted(where),
+                    per_check,
+                    retry_pause,
+                ),
+            )
     checks = [identity[""]]
     if loaded[0] is not None:
         checks.append(loaded[0])
     checks += [lanes[region] for region in sorted(lanes)]
+    checks += [check for account in sorted(reached) for check in reached[account]]
     checks.append(_report_dir(report_dir))
     return checks
 
 
 async def _into(slot: dict[str, Check], key: str, check: Callable[[], Awaitable[Check]]) -> None:
     slot[key] = await check()
+
+
+async def _into_all(
+    slot: dict[str, list[Check]], key: str, checks: Callable[[], Awaitable[list[Check]]]
+) -> None:
+    slot[key] = await checks()
+
+
+async def _account(
+    api: LightsailClients,
+    role: str | None,
+    account: str,
+    regions: Sequence[str],
+    seconds: float,
+    pause: float,
+) -> list[Check]:
+    """An account a manifest names: its role can be assumed, the keys are that account's,
+    and Lightsail answers in each of its regions."""
+    name = f"account {account}"
+    try:
+        with anyio.fail_after(seconds):
+            clients = await api.account(account)
+            identity = await clients.identity()
+    except TimeoutError:
+        detail = f"no answer from STS within {seconds:g} s"
+        return [Check(name=name, ok=False, detail=detail, fix=STS_NETWORK_FIX)]
+    except (LightsailError, CredentialsError, SettingsError) as exc:
+        fix = (
+            "let the base credentials assume the role: the role's trust policy and the "
+            "caller's sts:AssumeRole permission (examples/iam/), and check --role-name, "
+            "--external-id and the --accounts file"
+        )
+        return [Check(name=name, ok=False, detail=_clean(str(exc)), fix=fix)]
+    if identity["account"] != account:
+        detail = f"the keys for it are account {identity['account']}'s ({identity['arn']})"
+        fix = f"name a role in account {account} (--role-name, or its entry in --accounts)"
+        return [Check(name=name, ok=False, detail=detail, fix=fix)]
+    how = f"assumed {role}" if clients is not api else "the base credentials' own"
+    checks = [Check(name=name, ok=True, detail=f"{how}: {identity['arn']}")]
+    for region in regions:
+        check = await _region(clients, region, seconds, pause)
+        checks.append(dataclasses.replace(check, name=f"lightsail {account}/{region}"))
+    return checks
 
 
 async def _credentials(settings: Settings, seconds: float) -> Check:
@@ -232,23 +296,28 @@ async def _region(api: LightsailClients, region: str, seconds: float, pause: flo
 
 def _manifest(
     source: str | Path, source_region: str | None, target_region: str | None
-) -> tuple[Check, set[str]]:
-    """The manifest check and the regions the manifest names (none if it is invalid).
+) -> tuple[Check, dict[str, set[str]]]:
+    """The manifest check and the regions the manifest names, by account ("": rows without
+    one; nothing if it is invalid).
     Blocking: reads the whole file, twice (once to check it, once for the source regions)."""
     from batchcopy.manifest import load_manifest
 
     name = "manifest"
+    regions: dict[str, set[str]] = {}
     try:
         loaded = load_manifest(source, source_region=source_region, target_region=target_region)
-        regions = set(loaded.per_region)
-        regions.update(job.source_region for job in loaded.jobs())
+        for job in loaded.jobs():
+            regions.setdefault(job.account, set()).update((job.source_region, job.target_region))
     except ManifestError as exc:
         count = len(exc.problems) + exc.more
         shown = "; ".join(str(p) for p in exc.problems[:SHOWN_PROBLEMS])
         more = f" (and {count - SHOWN_PROBLEMS} more)" if count > SHOWN_PROBLEMS else ""
         fix = f"correct the rows named; `batchcopy validate {source}` lists every problem"
-        return Check(name=name, ok=False, detail=f"{shown}{more}", fix=fix), set()
-    detail = f"{loaded.name}: {loaded.total} jobs, valid, in {len(regions)} regions"
+        return Check(name=name, ok=False, detail=f"{shown}{more}", fix=fix), {}
+    count = len(set().union(*regions.values())) if regions else 0
+    detail = f"{loaded.name}: {loaded.total} jobs, valid, in {count} regions"
+    if accounts := len(set(regions) - {""}):
+        detail += f", {accounts} account{'s' if accounts > 1 else ''}"
     return Check(name=name, ok=True, detail=detail), regions
 
 

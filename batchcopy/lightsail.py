@@ -160,6 +160,10 @@ class LightsailClients:
                 shared.accounts[account] = clients
         return clients
 
+    async def identity(self) -> dict[str, str]:
+        """The ``account`` and ``arn`` this account's calls are made as (GetCallerIdentity)."""
+        return await caller_identity(self._settings, self._session)
+
     async def release(self, region: str) -> None:
         """Close ``region``'s client (a lane that is done); it opens again if used again."""
         client = self._clients.pop(region, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Container, Sequence
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -30,7 +31,15 @@ from batchcopy.memo import Memo
 from batchcopy.settings import Settings
 from batchcopy.translate import PARSER_CHOKED, malformed, translate_error
 
-__all__ = ["ASSUME_ROLE_FAILED", "RoleCredentials", "Sessions", "caller_identity", "sts_endpoint"]
+__all__ = [
+    "ASSUME_ROLE_FAILED",
+    "RoleCredentials",
+    "Sessions",
+    "caller_identity",
+    "organization_accounts",
+    "service_endpoint",
+    "sts_endpoint",
+]
 
 ASSUME_ROLE_FAILED = "AssumeRoleFailed"
 # AssumeRole is called by botocore's credential machinery, outside batchcopy's retry layer:
@@ -43,14 +52,15 @@ _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 _AWS_HOST = re.compile(r"https?://([^/:@]+\.)?amazonaws\.com(\.cn)?([:/]|$)", re.IGNORECASE)
 
 
-async def caller_identity(settings: Settings) -> dict[str, str]:
+async def caller_identity(settings: Settings, session: AioSession | None = None) -> dict[str, str]:
     """The ``account`` and ``arn`` the credentials belong to (STS GetCallerIdentity, which
     needs no permission), found as :class:`LightsailClients` finds them: the profile, the
-    usual chain, or the settings' static credentials.
+    usual chain, or the settings' static credentials; or ``session``'s (an assumed role's).
 
     STS goes where :func:`sts_endpoint` says: ``AWS_ENDPOINT_URL_STS`` when set, else
     Lightsail's own endpoint when one is given, else botocore's choice."""
-    session = AioSession(profile=settings.profile)
+    given = session is not None
+    session = session or AioSession(profile=settings.profile)
     kwargs: dict[str, Any] = {
         "config": AioConfig(
             retries={"mode": "standard", "total_max_attempts": 1},
@@ -58,7 +68,7 @@ async def caller_identity(settings: Settings) -> dict[str, str]:
             read_timeout=settings.read_timeout,
         )
     }
-    if settings.credentials:
+    if settings.credentials and not given:
         key, secret = settings.credentials
         kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
     try:
@@ -82,19 +92,27 @@ async def caller_identity(settings: Settings) -> dict[str, str]:
 
 
 def sts_endpoint(settings: Settings, session: AioSession | None = None) -> str | None:
-    """Where STS is called when it is not botocore's own choice: at Lightsail's endpoint
-    (``endpoint_url``, or ``AWS_ENDPOINT_URL_LIGHTSAIL``) unless ``AWS_ENDPOINT_URL_STS``
-    is set or that endpoint is AWS's own.
+    """Where STS is called: see :func:`service_endpoint`."""
+    return service_endpoint(settings, "sts", session)
 
-    An endpoint of one's own is a stand-in (the emulator) that answers STS at the same URL;
-    sending STS to AWS instead would check credentials the stand-in never sees, or fail
-    offline. ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` makes both variables count for
-    nothing, as in botocore (read from ``session``'s configuration when one is given)."""
+
+def service_endpoint(
+    settings: Settings, service: str, session: AioSession | None = None
+) -> str | None:
+    """Where ``service`` (STS, Organizations) is called when it is not botocore's own
+    choice: at Lightsail's endpoint (``endpoint_url``, or ``AWS_ENDPOINT_URL_LIGHTSAIL``)
+    unless ``AWS_ENDPOINT_URL_<SERVICE>`` is set or that endpoint is AWS's own.
+
+    An endpoint of one's own is a stand-in (the emulator) that answers STS and
+    Organizations at the same URL; sending them to AWS instead would check credentials the
+    stand-in never sees, or fail offline. ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` makes the
+    variables count for nothing, as in botocore (read from ``session``'s configuration when
+    one is given)."""
     if session is not None:
         ignored = bool(session.get_config_variable("ignore_configured_endpoint_urls"))
     else:
         ignored = os.environ.get(_IGNORE_ENDPOINTS, "").lower() == "true"
-    if os.environ.get("AWS_ENDPOINT_URL_STS") and not ignored:
+    if os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") and not ignored:
         return None  # botocore reads it itself
     url = settings.endpoint_url or (None if ignored else os.environ.get(_LIGHTSAIL_ENDPOINT))
     if not url or _AWS_HOST.match(url):
@@ -240,3 +258,61 @@ class Sessions:
         if endpoint := sts_endpoint(settings, self.base):
             kwargs["endpoint_url"] = endpoint
         return self.base.create_client(service, **kwargs, **credentials)
+
+
+async def organization_accounts(
+    settings: Settings, *, units: Sequence[str] = (), exclude: Container[str] = ()
+) -> list[str]:
+    """The ACTIVE accounts of the organization the base credentials manage, sorted: every
+    one, or those under ``units`` (organizational unit or root ids, their sub-units
+    included), less ``exclude``. Organizations is called where :func:`service_endpoint`
+    says; its pages (empty ones with a token too) are followed by botocore's paginators."""
+    session = AioSession(profile=settings.profile)
+    if settings.credentials:
+        session.set_credentials(*settings.credentials)
+    kwargs: dict[str, Any] = {
+        "region_name": "us-east-1",  # Organizations' one region
+        "config": AioConfig(
+            retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        ),
+    }
+    found: dict[str, str] = {}
+    try:
+        if endpoint := service_endpoint(settings, "organizations", session):
+            kwargs["endpoint_url"] = endpoint
+        async with session.create_client("organizations", **kwargs) as org:
+
+            async def pages(operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+                items: list[dict[str, Any]] = []
+                try:
+                    async for page in org.get_paginator(operation).paginate(**params):
+                        items += [i for i in page.get(key) or () if isinstance(i, dict)]
+                except PARSER_CHOKED as exc:
+                    raise malformed(operation, "answer") from exc
+                return items
+
+            if not units:
+                accounts = await pages("list_accounts", "Accounts")
+            else:
+                accounts, queue = [], list(units)
+                while queue:  # each unit, then its sub-units
+                    parent = queue.pop()
+                    accounts += await pages("list_accounts_for_parent", "Accounts", ParentId=parent)
+                    children = await pages(
+                        "list_organizational_units_for_parent",
+                        "OrganizationalUnits",
+                        ParentId=parent,
+                    )
+                    queue += [str(c["Id"]) for c in children if c.get("Id")]
+            for account in accounts:
+                state = account.get("State") or account.get("Status")
+                account_id = account.get("Id")
+                if isinstance(account_id, str) and state == "ACTIVE":
+                    found[account_id] = state
+    except ValueError as exc:  # botocore's word for a malformed endpoint or region
+        raise SettingsError(f"cannot make an Organizations client: {exc}") from None
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    return sorted(a for a in found if a not in exclude)

@@ -38,9 +38,10 @@ GOOD_ROWS = [
 class EmulatorProcess:
     """An emulator subprocess and its control API."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        """Serve the demo data, or what ``args`` (the emulator's options) say."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batchcopy.emulator", "--demo"],
+            [sys.executable, "-m", "batchcopy.emulator", *(args or ("--demo",))],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -3,8 +3,12 @@ a lane per account and region, an account that cannot be reached failing only it
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from batchcopy.errors import SettingsError
 from batchcopy.jobs import CopyJob, Status
 from batchcopy.plan import make_plan
 from tests.conftest import control
-from tests.helpers import settings_for
+from tests.helpers import HEADER, EmulatorProcess, read_csv, run_cli, settings_for
 
 MANAGEMENT = "111111111111"
 ROLE = "OrganizationAccountAccessRole"
@@ -248,3 +252,167 @@ async def test_stats_control_api_counts_assumed_roles() -> None:
     assert status == 200
     assert stats["assume_role"] == dict.fromkeys(CLIENTS[:2], 1)
     assert json.dumps(stats)  # plain JSON
+
+
+# -- the CLI over many accounts -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """An emulator process with the management account and five clients, the last one
+    denying the role; client 2 sits in /Prod/Web, client 3 in /Prod, the rest at the root."""
+    seed = fleet_seed(CLIENTS)
+    seed["accounts"][CLIENTS[0]]["ou"] = "/Prod/Web"
+    seed["accounts"][CLIENTS[1]]["ou"] = "/Prod"
+    path = tmp_path_factory.mktemp("fleet") / "seed.json"
+    path.write_text(json.dumps(seed))
+    process = EmulatorProcess("--seed", str(path))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def reset_fleet(fleet: EmulatorProcess) -> EmulatorProcess:
+    fleet.control("POST", "reset")
+    return fleet
+
+
+def fleet_manifest(path: Path, accounts: list[str], snapshots: int = 4) -> Path:
+    rows = [
+        f"us-east-1,eu-west-1,web-{i},,,,web-{i}-dr,{account}"
+        for account in accounts
+        for i in range(snapshots)
+    ]
+    path.write_text(f"{HEADER.strip()},account\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_kill_9_then_resume_across_accounts(reset_fleet: EmulatorProcess, tmp_path: Path) -> None:
+    """kill -9 after some intents, then --resume: every row of every account once, each
+    target copied at most once, the denied account's rows failed AssumeRoleFailed."""
+    manifest = fleet_manifest(tmp_path / "jobs.csv", CLIENTS)
+    report = tmp_path / "r"
+    common = ["--endpoint-url", reset_fleet.url, "--role-name", ROLE, "--quiet"]
+    crashed = run_cli(
+        "run", str(manifest), "--report-dir", str(report), "--max-in-flight", "2", *common,
+        env={"BATCHCOPY_TEST_CRASH_AT": "after-intent:5"},
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = run_cli("run", str(manifest), "--resume", str(report), *common)
+    assert resumed.returncode == 1, resumed.stderr
+    rows = read_csv(report / "results.csv")
+    assert len(rows) == 20
+    assert sorted(int(r["line"]) for r in rows) == list(range(2, 22))
+    for row in rows:
+        expected = "failed" if row["account"] == DENIED else "started"
+        assert row["status"] == expected, row
+    accepted = reset_fleet.stats()["copies_accepted"]
+    assert len(accepted) == 16
+    assert set(accepted.values()) == {1}
+
+
+def test_doctor_checks_each_account(reset_fleet: EmulatorProcess, tmp_path: Path) -> None:
+    """doctor assumes each account's role and asks Lightsail in its regions: the good
+    account passes, the denied one fails with the fix, exit 1."""
+    manifest = fleet_manifest(tmp_path / "jobs.csv", [CLIENTS[0], DENIED], snapshots=1)
+    done = run_cli(
+        "doctor", str(manifest), "--endpoint-url", reset_fleet.url, "--role-name", ROLE,
+        "--report-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(f"OK    account {CLIENTS[0]}: assumed") for line in lines)
+    assert any(line.startswith(f"OK    lightsail {CLIENTS[0]}/eu-west-1") for line in lines)
+    denied = next(line for line in lines if f"account {DENIED}" in line)
+    assert denied.startswith("FAIL")
+    assert "AccessDenied" in denied
+    assert "fix:" in denied
+
+
+def test_discover_lists_the_organizations_accounts(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """discover --org lists every ACTIVE account of the organization (the unreachable one
+    left out, said on stderr, exit 1); --ou limits it to a unit and its sub-units; the rows
+    name their accounts and run as they are."""
+    common = [
+        "--source-region", "us-east-1", "--target-region", "eu-west-1",
+        "--endpoint-url", reset_fleet.url, "--role-name", ROLE,
+    ]  # fmt: skip
+    everyone = run_cli("discover", "--org", *common, "-o", str(tmp_path / "all.csv"))
+    assert everyone.returncode == 1
+    assert f"account {DENIED} left out" in everyone.stderr
+    rows = read_csv(tmp_path / "all.csv")
+    assert {r["account"] for r in rows} == set(CLIENTS[:-1])  # the management one has none
+    assert len(rows) == 4 * 4
+
+    excluded = run_cli(
+        "discover", "--org", *common, "--exclude-account", DENIED,
+        "-o", str(tmp_path / "reachable.csv"),
+    )  # fmt: skip
+    assert excluded.returncode == 0, excluded.stderr
+    assert {r["account"] for r in read_csv(tmp_path / "reachable.csv")} == set(CLIENTS[:-1])
+    ou_id = _unit_id(reset_fleet.url, "Prod")
+    under = run_cli("discover", "--ou", ou_id, *common, "-o", str(tmp_path / "prod.csv"))
+    assert under.returncode == 0, under.stderr
+    assert {r["account"] for r in read_csv(tmp_path / "prod.csv")} == set(CLIENTS[:2])
+    ran = run_cli(
+        "run", str(tmp_path / "prod.csv"), "--endpoint-url", reset_fleet.url,
+        "--role-name", ROLE, "--report-dir", str(tmp_path / "r"), "--quiet",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_discover_lists_the_accounts_files_accounts(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """discover --accounts FILE lists exactly the accounts the file names."""
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps([{"account_id": CLIENTS[2], "role": ROLE}]))
+    done = run_cli(
+        "discover", "--accounts", str(path), "--source-region", "us-east-1",
+        "--target-region", "eu-west-1", "--endpoint-url", reset_fleet.url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert {r["account"] for r in rows} == {CLIENTS[2]}
+
+
+def test_bad_accounts_input_is_exit_2_with_no_request(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A bad accounts file, or a bad account cell, is exit 2 naming the place; nothing is
+    sent."""
+    manifest = fleet_manifest(tmp_path / "jobs.csv", CLIENTS[:1], snapshots=1)
+    bad_file = tmp_path / "accounts.yaml"
+    bad_file.write_text("- account_id: 12\n")
+    done = run_cli(
+        "run", str(manifest), "--accounts", str(bad_file), "--endpoint-url", reset_fleet.url,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"--accounts {bad_file}: accounts[0].account_id" in done.stderr
+    bad_cell = tmp_path / "bad.csv"
+    bad_cell.write_text(f"{HEADER.strip()},account\nus-east-1,eu-west-1,web-0,,,,x,12345\n")
+    done = run_cli("run", str(bad_cell), "--endpoint-url", reset_fleet.url)
+    assert done.returncode == 2
+    assert f"{bad_cell}:2: account:" in done.stderr
+    assert reset_fleet.stats()["requests_total"] == 0
+
+
+def _unit_id(url: str, name: str) -> str:
+    """The id of the organizational unit ``name`` under the root, asked of the emulator."""
+    import asyncio
+
+    from aiobotocore.session import get_session
+
+    async def ask() -> str:
+        async with get_session().create_client(
+            "organizations", region_name="us-east-1", endpoint_url=url
+        ) as org:
+            (root,) = (await org.list_roots())["Roots"]
+            units = await org.list_organizational_units_for_parent(ParentId=root["Id"])
+        return next(u["Id"] for u in units["OrganizationalUnits"] if u["Name"] == name)
+
+    return asyncio.run(ask())

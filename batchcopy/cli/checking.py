@@ -166,13 +166,20 @@ def doctor(
     ] = None,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
+    accounts: AccountsFile = None,
+    role_name: RoleName = None,
+    external_id: ExternalId = None,
+    role_session_name: RoleSessionName = None,
+    role_duration: RoleDuration = 3600,
     timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 15.0,
     as_json: AsJson = False,
 ) -> None:
     """Check that a run can work from here: credentials, Lightsail in each region, the report
     folder.
 
-    One line per check, OK or FAIL with the fix; only reads are made. STS is asked at
+    One line per check, OK or FAIL with the fix; only reads are made. Each account a row
+    (or --accounts) names: its role is assumed, its keys are that account's, Lightsail
+    answers in its regions. STS is asked at
     --endpoint-url too (the emulator answers it) unless AWS_ENDPOINT_URL_STS is set. Exit 0
     when every check is OK, 1 otherwise."""
     import anyio
@@ -181,7 +188,12 @@ def doctor(
     from batchcopy.settings import Settings
 
     try:
-        settings = Settings(profile=profile, endpoint_url=endpoint_url, read_timeout=timeout)
+        settings = Settings(
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout=timeout,
+            access=_access(accounts, role_name, external_id, role_session_name, role_duration),
+        )
     except BatchcopyError as exc:
         raise _settings_error("doctor", exc, read_timeout="--timeout") from None
 

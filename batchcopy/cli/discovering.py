@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,19 +18,25 @@ from batchcopy.cli.exits import (
     _unusable,
 )
 from batchcopy.cli.options import (
+    AccountsFile,
     ConnectTimeout,
     Debug,
     EndpointUrl,
+    ExternalId,
     LogFile,
     LogFormat,
     Profile,
     Quiet,
     ReadTimeout,
+    RoleDuration,
+    RoleName,
+    RoleSessionName,
     Verbose,
+    _access,
     _logging,
 )
 from batchcopy.cli.render import _plural
-from batchcopy.errors import BatchcopyError, CredentialsError
+from batchcopy.errors import BatchcopyError, CredentialsError, LightsailError, SettingsError
 
 
 def discover(
@@ -75,6 +82,24 @@ def discover(
         typer.Option("--output", "-o", help="Write the manifest to this file, not stdout."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Manifest format: csv or json.")] = "csv",
+    accounts: AccountsFile = None,
+    org: Annotated[
+        bool,
+        typer.Option(
+            "--org", help="List in every ACTIVE account of the organization (Organizations)."
+        ),
+    ] = False,
+    ou: Annotated[
+        list[str] | None,
+        typer.Option(help="Only accounts under this organizational unit id (repeatable)."),
+    ] = None,
+    exclude_account: Annotated[
+        list[str] | None, typer.Option(help="Leave this account out (repeatable).")
+    ] = None,
+    role_name: RoleName = None,
+    external_id: ExternalId = None,
+    role_session_name: RoleSessionName = None,
+    role_duration: RoleDuration = 3600,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
@@ -87,10 +112,19 @@ def discover(
 ) -> None:
     """List the snapshots in the source regions and write a manifest that copies them.
 
-    Only read calls are made; run the manifest with `batchcopy run`."""
+    Only read calls are made; run the manifest with `batchcopy run`. With --accounts, --org
+    or --ou, each account is listed with its role assumed and its rows name it; an account
+    that cannot be reached is left out, said on stderr, and the exit code is 1."""
     import anyio
 
-    from batchcopy.discover import FORMATS, DiscoverError, DiscoverOptions, write_manifest
+    from batchcopy.accounts import ACCOUNT_RULE, is_account_id
+    from batchcopy.discover import (
+        FORMATS,
+        DiscoverError,
+        DiscoverOptions,
+        accounts_to_list,
+        write_manifest,
+    )
     from batchcopy.discover import discover as discover_rows
     from batchcopy.settings import Settings
 
@@ -114,11 +148,26 @@ def discover(
             endpoint_url=endpoint_url,
             read_timeout=read_timeout,
             connect_timeout=connect_timeout,
+            access=_access(accounts, role_name, external_id, role_session_name, role_duration),
         )
+        for account in exclude_account or ():
+            if not is_account_id(account):
+                raise SettingsError(f"{account!r} is not {ACCOUNT_RULE}", field="exclude_account")
     except BatchcopyError as exc:
         raise _settings_error("discover", exc) from None
+    unreached: dict[str, LightsailError] = {}
+
+    async def go() -> list[dict[str, str]]:
+        listed = await accounts_to_list(
+            settings, organization=org, units=ou or (), exclude=exclude_account or ()
+        )
+        if (org or ou or accounts) and not listed:
+            raise DiscoverError("no account to list: the organization or file names none left")
+        chosen = dataclasses.replace(options, accounts=listed)
+        return await discover_rows(chosen, settings, unreached=unreached)
+
     try:
-        rows = anyio.run(discover_rows, options, settings, backend="asyncio")
+        rows = anyio.run(go, backend="asyncio")
     except DiscoverError as exc:
         raise _fail(f"batchcopy discover: {exc}\nNo manifest was written.", EXIT_USAGE) from None
     except CredentialsError as exc:
@@ -139,9 +188,13 @@ def discover(
         except OSError as exc:
             message = f"batchcopy discover: --output {output}: {exc.strerror or exc}"
             raise _fail(message, EXIT_USAGE) from None
+    from batchcopy.logs import say
+
     if not quiet:
         regions = ", ".join(sorted({row["target_region"] for row in rows}))
         where = output or "stdout"
-        from batchcopy.logs import say
-
         say(f"batchcopy discover: {_plural(len(rows), 'job')} into {regions}, written to {where}")
+    if unreached:
+        for account, error in sorted(unreached.items()):
+            say(f"batchcopy discover: account {account} left out: {error}")
+        raise typer.Exit(1)
