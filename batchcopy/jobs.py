@@ -10,6 +10,7 @@ from batchcopy.accounts import ACCOUNT_RULE, is_account_id
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 
 __all__ = [
+    "BASE_ACCOUNT",
     "INTERRUPTED_CODE",
     "INTERRUPTED_MESSAGE",
     "MANIFEST_FIELDS",
@@ -18,6 +19,7 @@ __all__ = [
     "JobResult",
     "SnapshotInfo",
     "Status",
+    "lane_parts",
 ]
 
 # A job's fields in manifest form (snake_case), in the order reports and retry.csv use.
@@ -38,6 +40,16 @@ INTERRUPTED_MESSAGE = (
     "the run stopped before this copy's outcome was known; resume the run (--resume) "
     "to look the target up"
 )
+
+
+BASE_ACCOUNT = "base"  # how counts by account name rows without one (the base credentials')
+
+
+def lane_parts(lane: str) -> tuple[str, str]:
+    """``(account, region)`` of a lane key (:attr:`CopyJob.lane`); account "" for the base
+    credentials'."""
+    account, _, region = lane.rpartition("/")
+    return account, region
 
 
 class Status(enum.StrEnum):

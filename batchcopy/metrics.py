@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from batchcopy.errors import SettingsError
-from batchcopy.jobs import Status
+from batchcopy.jobs import Status, lane_parts
 
 if TYPE_CHECKING:
     from batchcopy.report import Summary
@@ -81,20 +81,24 @@ def last_success(path: Path) -> float | None:
     return None
 
 
-def write_metrics(summary: Summary, path: Path) -> None:
-    """Write the run's metrics to ``path`` atomically; raises OSError if that fails."""
+def write_metrics(summary: Summary, path: Path, *, by_account: bool = False) -> None:
+    """Write the run's metrics to ``path`` atomically; raises OSError if that fails.
+
+    Jobs and rates are by target region, summed over accounts; ``by_account`` adds jobs by
+    account too (a label per account: asked for, not given, to keep series few)."""
     success = summary.finished_at if summary.exit_code == 0 else last_success(path)
     registry = CollectorRegistry()  # never the global one: it holds only this run
-    registry.register(_RunMetrics(summary, success or 0.0))
+    registry.register(_RunMetrics(summary, success or 0.0, by_account=by_account))
     write_to_textfile(str(path), registry)
 
 
 class _RunMetrics(Collector):
     """The gauges of one finished run."""
 
-    def __init__(self, summary: Summary, success: float) -> None:
+    def __init__(self, summary: Summary, success: float, *, by_account: bool) -> None:
         self._summary = summary
         self._success = success
+        self._by_account = by_account
 
     def collect(self) -> Iterator[Metric]:
         s = self._summary
@@ -113,13 +117,27 @@ class _RunMetrics(Collector):
             for status in Status:
                 by_region.add_metric([region, status.value], counts.get(status.value, 0))
         yield by_region
+        if self._by_account and s.by_account:
+            accounts = GaugeMetricFamily(
+                "batchcopy_account_jobs",
+                "Jobs of the last run by account and final status.",
+                labels=["account", "status"],
+            )
+            for account, counts in s.by_account.items():
+                for status in Status:
+                    accounts.add_metric([account, status.value], counts.get(status.value, 0))
+            yield accounts
         rates = GaugeMetricFamily(
             "batchcopy_region_copy_rate",
             "CopySnapshot requests per second each target region was allowed at the end of "
-            "the last run.",
+            "the last run (summed over accounts).",
             labels=["target_region"],
         )
-        for region, rate in s.rates.items():
+        per_region: dict[str, float] = {}
+        for lane, rate in s.rates.items():
+            region = lane_parts(lane)[1]
+            per_region[region] = per_region.get(region, 0.0) + rate
+        for region, rate in sorted(per_region.items()):
             rates.add_metric([region], rate)
         yield rates
         single = (

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from batchcopy.errors import ReportDirError, StorageError
 from batchcopy.jobs import (
+    BASE_ACCOUNT,
     INTERRUPTED_CODE,
     INTERRUPTED_MESSAGE,
     MANIFEST_FIELDS,
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-BASE_ACCOUNT = "base"  # how counts by account name rows without one (the base credentials')
 REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "journal.jsonl")
 # Jobs worth running again: retry.csv lists them in manifest form.
 RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})

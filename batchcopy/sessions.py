@@ -12,6 +12,7 @@ import aiobotocore.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Container, Sequence
@@ -162,6 +163,15 @@ class _Given(CredentialProvider):  # type: ignore[misc]  # botocore is untyped
 Reached = tuple[AioSession, RoleCredentials | None]
 
 
+def _refresh_said_once(record: logging.LogRecord) -> bool:
+    """aiobotocore logs a failed AssumeRole as a warning with its traceback; batchcopy says
+    it once, as the account's AssumeRoleFailed, so here it is only a debug record."""
+    if record.levelno == logging.WARNING and "temporary credentials failed" in record.getMessage():
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
 class Sessions:
     """The aiobotocore session of each account a run reaches: the base one for rows without
     an account and for the base credentials' own account, an assumed role's for any other.
@@ -177,6 +187,7 @@ class Sessions:
         if settings.credentials:
             self.base.set_credentials(*settings.credentials)
         self._reached = Memo()  # account -> Reached, or the LightsailError it came to
+        logging.getLogger("aiobotocore.credentials").addFilter(_refresh_said_once)
         self._identity = Memo()
 
     def __repr__(self) -> str:

@@ -302,6 +302,7 @@ def test_kill_9_then_resume_across_accounts(reset_fleet: EmulatorProcess, tmp_pa
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     resumed = run_cli("run", str(manifest), "--resume", str(report), *common)
     assert resumed.returncode == 1, resumed.stderr
+    assert "Traceback" not in resumed.stderr  # the denied role is one line per row
     rows = read_csv(report / "results.csv")
     assert len(rows) == 20
     assert sorted(int(r["line"]) for r in rows) == list(range(2, 22))
@@ -416,3 +417,36 @@ def _unit_id(url: str, name: str) -> str:
         return next(u["Id"] for u in units["OrganizationalUnits"] if u["Name"] == name)
 
     return asyncio.run(ask())
+
+
+async def test_the_end_of_run_table_reads_with_many_accounts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With more accounts than fit, the accounts with failures come first and the rest are
+    summed in one row; rates are per region, summed over accounts; metrics stay per region
+    unless jobs by account are asked for."""
+    from batchcopy.cli.render import ACCOUNTS_SHOWN, _print_summary
+    from batchcopy.metrics import write_metrics
+
+    many = [f"{n:012d}" for n in range(200_000_000_001, 200_000_000_001 + ACCOUNTS_SHOWN + 4)]
+    seed = fleet_seed([*many, DENIED], snapshots=1)
+    emulator = Emulator(seed=seed)
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(fleet_jobs([*many, DENIED], snapshots=1), with_role(url))
+    _print_summary(report.summary, as_json=False)
+    out = capsys.readouterr().out
+    account_rows = [line for line in out.splitlines() if line.startswith("│ ") and "│" in line[2:]]
+    first_account = next(line for line in account_rows if line.split("│")[1].strip().isdigit())
+    assert DENIED in first_account
+    assert f"{len(many) + 1 - ACCOUNTS_SHOWN} other accounts" in out
+    assert "Rates at the end: eu-west-1 " in out
+    assert "/eu-west-1" not in out
+
+    plain, detailed = tmp_path / "plain.prom", tmp_path / "detailed.prom"
+    write_metrics(report.summary, plain)
+    write_metrics(report.summary, detailed, by_account=True)
+    assert "batchcopy_account_jobs" not in plain.read_text()
+    assert f'batchcopy_account_jobs{{account="{DENIED}",status="failed"}} 1.0' in (
+        detailed.read_text()
+    )
+    assert 'batchcopy_region_copy_rate{target_region="eu-west-1"}' in plain.read_text()

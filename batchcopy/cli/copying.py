@@ -19,6 +19,7 @@ from batchcopy.cli.exits import (
     EXIT_USAGE,
     _check_metrics_file,
     _fail,
+    _metrics_by_account,
     _settings_error,
     _stdout_may_close,
     _unwritten_metrics,
@@ -106,6 +107,13 @@ def run(
             "node_exporter's textfile collector (name it *.prom); the folder must exist."
         ),
     ] = None,
+    metrics_by_account: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-by-account",
+            help="Also put jobs by account in --metrics-file (a series per account).",
+        ),
+    ] = False,
     profile: Profile = None,
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
@@ -164,6 +172,7 @@ def run(
 
     if metrics_file is not None and not dry_run:
         _unwritten_metrics["path"] = metrics_file
+    _metrics_by_account["on"] = metrics_by_account
     _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
     if not 0 <= shutdown_grace < math.inf:

@@ -42,6 +42,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 # (usage, manifest, credentials) still records its exit code there, and the file never
 # shows the previous run's figures as this one's. Taken out once the metrics are written.
 _unwritten_metrics: dict[str, Path] = {}
+# run's --metrics-by-account, for the metrics written when the run ends, however it ends.
+_metrics_by_account: dict[str, bool] = {"on": False}
 
 
 def _metrics_not_run(path: Path, code: int) -> None:
@@ -69,7 +71,7 @@ def _write_metrics(report: Report, metrics_file: Path) -> None:
 
     # The copies are done and reported: a metrics file that fails now is said, not fatal.
     try:
-        write_metrics(report.summary, metrics_file)
+        write_metrics(report.summary, metrics_file, by_account=_metrics_by_account["on"])
     except OSError as exc:
         reason = exc.strerror or exc
         message = f"batchcopy: --metrics-file {metrics_file}: not written ({reason})"

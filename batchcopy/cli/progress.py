@@ -26,19 +26,22 @@ from batchcopy.errors import (
     StorageError,
     unwrap,
 )
+from batchcopy.jobs import BASE_ACCOUNT, lane_parts
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
     from rich.progress import Progress, TaskID
 
     from batchcopy.api import RunControl
+    from batchcopy.engine import RegionCounters
     from batchcopy.jobs import JobResult
     from batchcopy.manifest import Manifest
     from batchcopy.report import Report
 
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
+SLOWEST_SHOWN = 5  # accounts with the most jobs left, in a status line of a run over accounts
 
 
 def _run_with_progress(
@@ -142,6 +145,8 @@ class _Progress:
         self._live = not quiet and not self._json and self._console.is_terminal
         self._counts: Counter[str] = Counter()
         self._done: Counter[str] = Counter()  # by target region
+        self._per_account = dict(manifest.per_account)
+        self._done_by_account: Counter[str] = Counter()
         self._started = time.monotonic()
         self._last_line = self._started
         self._bars: Progress | None = None
@@ -192,6 +197,7 @@ class _Progress:
         region = result.job.target_region
         self._counts[result.status] += 1
         self._done[region] += 1
+        self._done_by_account[result.job.account] += 1
         if self._bars is not None:
             self._bars.advance(self._tasks[region])
             self._bars.advance(self._tasks[""])
@@ -208,8 +214,7 @@ class _Progress:
     def _notes(self) -> None:
         assert self._bars is not None
         elapsed = max(1e-9, time.monotonic() - self._started)
-        rates = self._control.rates
-        counters = self._control.counters
+        rates, counters = _by_region(self._control.rates, self._control.counters)
         for region, task in self._tasks.items():
             if not region:
                 continue
@@ -240,7 +245,7 @@ class _Progress:
 
         self._last_line = now = time.monotonic()
         elapsed = max(1e-9, now - self._started)
-        counters = self._control.counters
+        counters = _by_region({}, self._control.counters)[1]
         done = self._done.total()
         sent = sum(c.sent for c in counters.values())
         accepted = sum(c.accepted for c in counters.values())
@@ -269,8 +274,18 @@ class _Progress:
                     region: {"done": self._done[region], **dataclasses.asdict(counts)}
                     for region, counts in counters.items()
                 },
+                **({"accounts_behind": self._behind()} if self._per_account else {}),
             },
         )
+
+    def _behind(self) -> dict[str, int]:
+        """The accounts with the most jobs left (at most SLOWEST_SHOWN), jobs left each."""
+        left = {
+            account or BASE_ACCOUNT: total - self._done_by_account[account]
+            for account, total in self._per_account.items()
+            if total > self._done_by_account[account]
+        }
+        return dict(sorted(left.items(), key=lambda item: -item[1])[:SLOWEST_SHOWN])
 
     def _eta(self, done: int, total: int, copying: int, elapsed: float) -> float | None:
         """None once the run is stopping: what is left will not be done at any pace."""
@@ -278,6 +293,30 @@ class _Progress:
 
     def _eta_text(self, eta: float | None) -> str:
         return "stopping" if self._control.stopping.is_set() else _eta_text(eta)
+
+
+def _by_region(
+    rates: Mapping[str, float], counters: Mapping[str, RegionCounters]
+) -> tuple[dict[str, float], dict[str, RegionCounters]]:
+    """Lanes' rates and counters summed per target region: a run over many accounts shows
+    a line per region, not one per account and region."""
+    from batchcopy.engine import RegionCounters  # the engine loads only when a run does
+
+    summed_rates: dict[str, float] = {}
+    for lane, rate in rates.items():
+        region = lane_parts(lane)[1]
+        summed_rates[region] = summed_rates.get(region, 0.0) + rate
+    summed: dict[str, RegionCounters] = {}
+    for lane, counts in counters.items():
+        region = lane_parts(lane)[1]
+        was = summed.get(region, RegionCounters())
+        summed[region] = RegionCounters(
+            sent=was.sent + counts.sent,
+            accepted=was.accepted + counts.accepted,
+            throttled=was.throttled + counts.throttled,
+            copying=was.copying + counts.copying,
+        )
+    return summed_rates, summed
 
 
 def _activity(sent: int, accepted: int, copying: int, throttled: int) -> str:

@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from batchcopy.jobs import Status, lane_parts
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
+    from rich.table import Table
 
     from batchcopy.manifest import Manifest
     from batchcopy.plan import Plan
@@ -74,8 +79,14 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
         jobs = _plural(summary.total, "job")
         console.print(f"{summary.manifest}: {jobs} in {summary.duration:.1f} s")
         console.print(table)
+        if summary.by_account:
+            console.print(_accounts_table(summary.by_account, statuses))
         if summary.rates:
-            rates = ", ".join(f"{r} {v:g}/s" for r, v in summary.rates.items())
+            per_region: dict[str, float] = {}
+            for lane, rate in summary.rates.items():
+                region = lane_parts(lane)[1]
+                per_region[region] = per_region.get(region, 0.0) + rate
+            rates = ", ".join(f"{r} {v:g}/s" for r, v in sorted(per_region.items()))
             console.print(f"Rates at the end: {rates}", highlight=False)
         # A run that finished nothing (stopped at once) has no rate to speak of.
         speed = f"; {summary.jobs_per_second:.1f} jobs/s" if summary.finished else ""
@@ -93,6 +104,31 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
                 f"run again with --resume {summary.report_dir} to tag them.",
                 highlight=False,
             )
+
+
+ACCOUNTS_SHOWN = 10  # accounts listed one by one at the end of a run; the rest are summed
+
+
+def _accounts_table(by_account: Mapping[str, Mapping[str, int]], statuses: list[str]) -> Table:
+    """Results by account, the ones with the most jobs not done well first; past
+    ACCOUNTS_SHOWN the rest in one row, so 500 accounts still read at a glance."""
+    from rich.table import Table
+
+    def trouble(counts: Mapping[str, int]) -> int:
+        return sum(n for status, n in counts.items() if not Status(status).ok)
+
+    ranked = sorted(by_account.items(), key=lambda item: (-trouble(item[1]), item[0]))
+    table = Table()
+    table.add_column("account")
+    for status in statuses:
+        table.add_column(status, justify="right")
+    for account, counts in ranked[:ACCOUNTS_SHOWN]:
+        table.add_row(account, *(str(counts.get(s, 0)) for s in statuses))
+    if rest := ranked[ACCOUNTS_SHOWN:]:
+        summed = {s: sum(c.get(s, 0) for _, c in rest) for s in statuses}
+        label = f"{len(rest)} other accounts"
+        table.add_row(label, *(str(summed[s]) for s in statuses), style="dim")
+    return table
 
 
 # Wide enough that no line a run prints is wrapped when it goes to a log or cron mail.

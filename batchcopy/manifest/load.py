@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class Manifest:
     sha256: str
     total: int  # jobs, so a row fanning out to three regions counts three
     per_region: Mapping[str, int]  # jobs per target region, sorted by region
+    # Jobs per account ("": rows without one), sorted; empty when no row names an account.
+    per_account: Mapping[str, int] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     source_region: str | None = None  # the defaults given to load_manifest
     target_region: str | None = None
     # The file as checked (inode, size, modification time): read again only while it is so.
@@ -126,6 +129,9 @@ def load_manifest(
         sha256=digest.hexdigest(),
         total=tally.total,
         per_region=MappingProxyType(dict(sorted(tally.per_region.items()))),
+        per_account=MappingProxyType(
+            dict(sorted(tally.per_account.items())) if set(tally.per_account) - {""} else {}
+        ),
         source_region=source_region or None,
         target_region=target_region or None,
         stamp=stamp,

@@ -23,6 +23,7 @@ class _Tally:
         self.more = 0
         self.total = 0
         self.per_region: Counter[str] = Counter()
+        self.per_account: Counter[str] = Counter()
         self._first_lines = _FirstLines()
 
     def add(self, checked: _Issue | Sequence[CopyJob | _Issue]) -> None:
@@ -43,6 +44,7 @@ class _Tally:
             return
         self.total += 1
         self.per_region[job.target_region] += 1
+        self.per_account[job.account] += 1
 
 
 class _FirstLines:
