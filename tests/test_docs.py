@@ -57,10 +57,36 @@ def test_readme_names_every_command() -> None:
 def test_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
     """The README's rehearsal commands all exit 0 against the emulator they start, with no
     AWS_ENDPOINT_URL_STS set (doctor asks the emulator's STS), and nothing is copied twice."""
+    outputs, stats = _rehearse("## Rehearse without an AWS account", 0, "8099", tmp_path)
+    doctor = next(out for command, out in outputs if " doctor " in command)
+    assert "arn:aws:iam::123456789012:user/emulator" in doctor
+    assert sorted(stats["copies_accepted"].values()) == [1, 1, 1, 1]
+
+
+def test_readme_multi_account_rehearsal_runs_as_written(tmp_path: Path) -> None:
+    """The README's multi-account rehearsal exits 0: doctor assumes each account's role,
+    and the run copies each job once, in its own account, one AssumeRole per account."""
+    outputs, stats = _rehearse("### Many accounts in one run", 1, "8098", tmp_path)
+    doctor = next(out for command, out in outputs if " doctor " in command)
+    assert "OK    account 222222222222: assumed" in doctor
+    assert "OK    account 333333333333: assumed" in doctor
+    assert sorted(stats["copies_accepted"].values()) == [1, 1, 1]
+    assert {key.split("/")[0] for key in stats["copies_accepted"]} == {
+        "222222222222",
+        "333333333333",
+    }
+    assert stats["assume_role"] == {"222222222222": 2, "333333333333": 2}  # doctor, then run
+
+
+def _rehearse(
+    heading: str, block: int, port_literal: str, tmp_path: Path
+) -> tuple[list[tuple[str, str]], dict]:
+    """Run the ``block``-th code block under ``heading`` as written (its emulator on a free
+    port), each command's (command, stdout); then the emulator's stats."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Rehearse without an AWS account", 1)[1]
-    block = section.split("```\n", 2)[1]
-    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    section = readme.split(heading, 1)[1]
+    text = section.split("```\n")[2 * block + 1]
+    lines = [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
     bin_dir = Path(sys.executable).parent
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -70,15 +96,18 @@ def test_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
     start, *commands, stop = lines
     assert start.endswith(" &")
     assert stop == "kill %1"
+
+    def local(command: str) -> str:
+        return command.replace(".venv/bin/", f"{bin_dir}/").replace(port_literal, port)
+
     emulator = subprocess.Popen(
-        shlex.split(
-            start.removesuffix("&").replace(".venv/bin/", f"{bin_dir}/").replace("8099", port)
-        ),
+        shlex.split(local(start.removesuffix("&"))),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    outputs: list[tuple[str, str]] = []
     try:
         assert emulator.stdout is not None
         url = emulator.stdout.readline().strip()
@@ -87,9 +116,8 @@ def test_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
             if command.startswith("export "):
                 env.update(word.split("=", 1) for word in shlex.split(command)[1:])
                 continue
-            words = shlex.split(command.replace(".venv/bin/", f"{bin_dir}/").replace("8099", port))
             done = subprocess.run(
-                words,
+                shlex.split(local(command)),
                 cwd=tmp_path,
                 env=env,
                 capture_output=True,
@@ -98,11 +126,10 @@ def test_readme_rehearsal_runs_as_written(tmp_path: Path) -> None:
                 check=False,
             )
             assert done.returncode == 0, (command, done.stdout, done.stderr)
-            if " doctor " in command:
-                assert "arn:aws:iam::123456789012:user/emulator" in done.stdout
+            outputs.append((command, done.stdout))
         with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=10) as response:
             stats = json.loads(response.read())
-        assert sorted(stats["copies_accepted"].values()) == [1, 1, 1, 1]
     finally:
         emulator.terminate()
         emulator.communicate(timeout=10)
+    return outputs, stats

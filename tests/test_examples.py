@@ -79,6 +79,57 @@ async def test_example_manifest_runs_against_the_example_seed(name: str, tmp_pat
     assert sorted(emulator.stats.copies_accepted.values()) == [1] * manifest.total
 
 
+async def test_multi_account_example_runs_against_its_seed(tmp_path: Path) -> None:
+    """manifest-accounts.csv copies every job once, each in its own account, from an
+    emulator started with seed-accounts.json, reaching the accounts as accounts.yaml says
+    (one role by name, one by ARN with its external id)."""
+    from batchcopy.accounts import Access, load_accounts_file
+
+    emulator = build_emulator(seed=EXAMPLES / "seed-accounts.json")
+    manifest = batchcopy.load_manifest(EXAMPLES / "manifest-accounts.csv")
+    access = Access(accounts=load_accounts_file(EXAMPLES / "accounts.yaml"))
+    async with running_emulator(emulator) as url:
+        report = await batchcopy.copy_snapshots(
+            manifest, settings_for(url, access=access), report_dir=tmp_path / "report"
+        )
+    assert report.exit_code == 0
+    assert report.summary.counts["started"] == manifest.total == 3
+    accepted = emulator.stats.copies_accepted
+    assert sorted(accepted.values()) == [1] * 3
+    assert {key.split("/")[0] for key in accepted} == {"222222222222", "333333333333"}
+    assert emulator.stats.assume_role == {"222222222222": 1, "333333333333": 1}
+
+
+def test_iam_examples_for_accounts_are_documents_iam_accepts() -> None:
+    """IAM accepts the member role's trust policy (with the external id accounts.yaml
+    gives) and the caller's policy, which allows AssumeRole of the roles the examples name
+    and the Organizations reads discover --org makes."""
+    trust = (EXAMPLES / "iam" / "member-trust-policy.json").read_text()
+    caller = (EXAMPLES / "iam" / "caller-policy.json").read_text()
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        role = iam.create_role(RoleName="BatchcopyCopier", AssumeRolePolicyDocument=trust)
+        policy = iam.create_policy(PolicyName="batchcopy-caller", PolicyDocument=caller)
+    assert role["Role"]["RoleName"] == "BatchcopyCopier"
+    assert policy["Policy"]["PolicyName"] == "batchcopy-caller"
+    accounts = yaml.safe_load((EXAMPLES / "accounts.yaml").read_text())["accounts"]
+    external = {a["external_id"] for a in accounts if "external_id" in a}
+    assert json.loads(trust)["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] in (
+        external
+    )
+    allowed = {a for s in json.loads(caller)["Statement"] for a in _as_list(s["Action"])}
+    assert {
+        "sts:AssumeRole",
+        "organizations:ListAccounts",
+        "organizations:ListAccountsForParent",
+        "organizations:ListOrganizationalUnitsForParent",
+    } == allowed
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
 # -- scheduled runs: crontab, systemd, Kubernetes ---------------------------------------------
 
 
