@@ -9,7 +9,7 @@ reached fails its jobs, the others go on) and lists the snapshots that already e
 region (one paginated listing, not one call per job), then runs its jobs under the lane's
 rate limit and an in-flight cap that follows the rate (the limiter's
 :meth:`~batchcopy.limits.RateLimiter.in_flight`, never above ``max_in_flight``). A lane
-that is done lets its client go, so a run over hundreds of accounts stays small.
+that is done lets its listing go, so a run over hundreds of accounts stays small.
 
 Lightsail's CopySnapshot has no idempotency token, so the target name is the key: after an
 ambiguous failure (5xx, timeout, dropped connection) the next step is to look the target
@@ -74,12 +74,9 @@ T = TypeVar("T")
 class SnapshotAPI(Protocol):
     """What the engine needs of Lightsail in one account; :class:`batchcopy.lightsail.
     LightsailClients` is one. :meth:`account` gives another account's (raising a
-    :class:`LightsailError` when it cannot be reached), :meth:`release` closes a region's
-    client once its lane is done."""
+    :class:`LightsailError` when it cannot be reached)."""
 
     async def account(self, account: str) -> SnapshotAPI: ...
-
-    async def release(self, region: str) -> None: ...
 
     async def copy_snapshot(self, job: CopyJob) -> str: ...
 
@@ -233,8 +230,6 @@ class Engine:
                 return
             await self._run_lane(first.lane, region, api, jobs, results)
             self._lanes[first.lane].existing.clear()  # a run of many lanes keeps few
-            if not self._settings.wait:  # else the waiter lets it go once it is done
-                await api.release(region)
 
     async def _fail_all(
         self,

@@ -19,7 +19,6 @@ from typing import Any
 
 import anyio
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore import exceptions as boto
 
 from batchcopy.errors import EndpointUnreachableError, PermanentError, SettingsError
@@ -30,6 +29,9 @@ from batchcopy.sessions import (
     RoleCredentials,
     Sessions,
     caller_identity,
+    sign_as_account,
+    signing_as,
+    stop_signing_as,
     sts_endpoint,
 )
 from batchcopy.settings import Settings
@@ -78,11 +80,13 @@ _EXPIRED = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClie
 
 @dataclass(slots=True)
 class _Shared:
-    """What the clients of every account of a run share."""
+    """What the clients of every account of a run share: the sessions, and one client per
+    region (a call is signed as its account's: see :func:`batchcopy.sessions.signing_as`)."""
 
     sessions: Sessions
     config: AioConfig
     deadline: float  # seconds a call may take as a whole
+    clients: dict[str, Any] = field(default_factory=dict)  # region -> client
     # Endpoints that have answered a call (an error answer counts): a refused connection
     # to one of them is a passing fault, to any other a wrong address.
     answered: set[str] = field(default_factory=set)
@@ -90,13 +94,15 @@ class _Shared:
 
 
 class LightsailClients:
-    """One account's Lightsail clients, per region, opened on first use.
+    """Lightsail in one account, a client per region opened on first use.
 
-    ``async with LightsailClients(settings) as api:`` gives the base credentials' clients
-    (aiobotocore's normal chain: profile, environment, shared config, SSO, unless the
-    settings give keys); ``await api.account(id)`` another account's, its role assumed once
-    (:class:`batchcopy.sessions.Sessions`). Every error is a batchcopy error. All clients
-    close when the ``async with`` block ends, or a region's earlier with :meth:`release`.
+    ``async with LightsailClients(settings) as api:`` gives the base credentials' (aiobotocore's
+    normal chain: profile, environment, shared config, SSO, unless the settings give keys);
+    ``await api.account(id)`` another account's, its role assumed once
+    (:class:`batchcopy.sessions.Sessions`). Accounts share the clients: a region's one client
+    signs each call with the keys of the account it is made for, so a run over hundreds of
+    accounts holds a client per region, not per account and region. Every error is a
+    batchcopy error. The clients close when the ``async with`` block ends.
     """
 
     def __init__(
@@ -105,7 +111,6 @@ class LightsailClients:
         *,
         account: str = "",
         shared: _Shared | None = None,
-        session: AioSession | None = None,
         credentials: RoleCredentials | None = None,
     ) -> None:
         self._settings = settings
@@ -120,13 +125,11 @@ class LightsailClients:
             ),
             deadline=settings.connect_timeout + 2 * settings.read_timeout,
         )
-        self._session = session or self._shared.sessions.base
         self._credentials = credentials
-        self._clients: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         account = self.account_id or "base"
-        return f"<LightsailClients account={account} regions={sorted(self._clients)}>"
+        return f"<LightsailClients account={account} regions={sorted(self._shared.clients)}>"
 
     async def __aenter__(self) -> LightsailClients:
         return self
@@ -134,58 +137,53 @@ class LightsailClients:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        shared = self._shared
         with anyio.CancelScope(shield=True):
-            for clients in (self, *self._shared.accounts.values()):
-                for region in list(clients._clients):
-                    await clients.release(region)
+            while shared.clients:
+                await shared.clients.popitem()[1].close()
+            await shared.sessions.close()
 
     async def account(self, account: str) -> LightsailClients:
-        """The clients of ``account`` ("" for the base credentials). ``PermanentError``
-        with code ``AssumeRoleFailed`` when its role cannot be assumed."""
+        """Lightsail in ``account`` ("" for the base credentials). ``PermanentError`` with
+        code ``AssumeRoleFailed`` when its role cannot be assumed."""
         if account == self.account_id:
             return self
         shared = self._shared
         clients = shared.accounts.get(account)
         if clients is None:
-            session, credentials = await shared.sessions.reach(account)
-            clients = shared.accounts.get(account)  # another lane may have got there first
-            if clients is None:
-                clients = LightsailClients(
-                    self._settings,
-                    account=account,
-                    shared=shared,
-                    session=session,
-                    credentials=credentials,
-                )
-                shared.accounts[account] = clients
+            credentials = await shared.sessions.reach(account)
+            clients = shared.accounts.setdefault(
+                account,
+                LightsailClients(
+                    self._settings, account=account, shared=shared, credentials=credentials
+                ),
+            )
         return clients
 
     async def identity(self) -> dict[str, str]:
         """The ``account`` and ``arn`` this account's calls are made as (GetCallerIdentity)."""
-        return await caller_identity(self._settings, self._session)
-
-    async def release(self, region: str) -> None:
-        """Close ``region``'s client (a lane that is done); it opens again if used again."""
-        client = self._clients.pop(region, None)
-        if client is not None:
-            await client.close()
+        base = self._shared.sessions.base
+        return await caller_identity(self._settings, base, credentials=self._credentials)
 
     async def _client(self, region: str) -> Any:
-        client = self._clients.get(region)
+        clients = self._shared.clients
+        client = clients.get(region)
         if client is None:
             kwargs: dict[str, Any] = {"region_name": region, "config": self._shared.config}
             if self._settings.endpoint_url:
                 kwargs["endpoint_url"] = self._settings.endpoint_url
+            session = self._shared.sessions.base
             try:
-                client = await self._session.create_client("lightsail", **kwargs).__aenter__()
+                client = await session.create_client("lightsail", **kwargs).__aenter__()
             except ValueError as exc:  # botocore's word for a malformed endpoint or region
                 raise SettingsError(f"cannot make a Lightsail client for {region}: {exc}") from None
             except Exception as exc:
                 raise translate_error(exc) from exc
-            if region in self._clients:  # made meanwhile by another task: keep one
+            if region in clients:  # made meanwhile by another task: keep one
                 await client.close()
-                return self._clients[region]
-            self._clients[region] = client
+                return clients[region]
+            client.meta.events.register("before-sign.lightsail", sign_as_account)
+            clients[region] = client
         return client
 
     async def _call(self, region: str, method: str, **params: Any) -> dict[str, Any]:
@@ -211,6 +209,7 @@ class LightsailClients:
         client = await self._client(region)
         endpoint = str(client.meta.endpoint_url)
         answered = self._shared.answered
+        signing = signing_as(self._credentials)
         try:
             # botocore's read timeout is per read: an answer trickling a byte at a time
             # never trips it. A call as a whole gets connect + two reads' time.
@@ -226,6 +225,8 @@ class LightsailClients:
                 # Retrying a wrong address would only delay saying so by the whole deadline.
                 raise EndpointUnreachableError(endpoint) from exc
             raise translate_error(exc) from exc
+        finally:
+            stop_signing_as(signing)
         answered.add(endpoint)
         return response
 

@@ -15,17 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
+from contextvars import ContextVar, Token
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
-    AioCredentialResolver,
     AnyioDeferredRefreshableCredentials,
 )
 from aiobotocore.session import AioSession
-from botocore.credentials import CredentialProvider
 
 from batchcopy.errors import CredentialsError, LightsailError, PermanentError, SettingsError
 from batchcopy.memo import Memo
@@ -39,6 +38,9 @@ __all__ = [
     "caller_identity",
     "organization_accounts",
     "service_endpoint",
+    "sign_as_account",
+    "signing_as",
+    "stop_signing_as",
     "sts_endpoint",
 ]
 
@@ -53,10 +55,16 @@ _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 _AWS_HOST = re.compile(r"https?://([^/:@]+\.)?amazonaws\.com(\.cn)?([:/]|$)", re.IGNORECASE)
 
 
-async def caller_identity(settings: Settings, session: AioSession | None = None) -> dict[str, str]:
+async def caller_identity(
+    settings: Settings,
+    session: AioSession | None = None,
+    *,
+    credentials: RoleCredentials | None = None,
+) -> dict[str, str]:
     """The ``account`` and ``arn`` the credentials belong to (STS GetCallerIdentity, which
     needs no permission), found as :class:`LightsailClients` finds them: the profile, the
-    usual chain, or the settings' static credentials; or ``session``'s (an assumed role's).
+    usual chain, or the settings' static credentials; or ``session``'s, or an assumed role's
+    ``credentials``.
 
     STS goes where :func:`sts_endpoint` says: ``AWS_ENDPOINT_URL_STS`` when set, else
     Lightsail's own endpoint when one is given, else botocore's choice."""
@@ -69,7 +77,14 @@ async def caller_identity(settings: Settings, session: AioSession | None = None)
             read_timeout=settings.read_timeout,
         )
     }
-    if settings.credentials and not given:
+    if credentials is not None:
+        keys = await credentials.get_frozen_credentials()
+        kwargs.update(
+            aws_access_key_id=keys.access_key,
+            aws_secret_access_key=keys.secret_key,
+            aws_session_token=keys.token,
+        )
+    elif settings.credentials and not given:
         key, secret = settings.credentials
         kwargs.update(aws_access_key_id=key, aws_secret_access_key=secret)
     try:
@@ -147,20 +162,27 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
             await self._protected_refresh(is_mandatory=True)
 
 
-class _Given(CredentialProvider):  # type: ignore[misc]  # botocore is untyped
-    """A credential chain of one link: the account's assumed-role credentials."""
-
-    METHOD = CANONICAL_NAME = "assume-role"
-
-    def __init__(self, credentials: RoleCredentials) -> None:
-        super().__init__()
-        self._credentials = credentials
-
-    async def load(self) -> RoleCredentials:
-        return self._credentials
+# The assumed role whose keys sign the calls made in this task (None: the client's own, the
+# base credentials'). Clients are per region and shared by every account: a call is signed
+# as its account by botocore's request_credentials, set from here just before signing.
+_SIGNING_AS: ContextVar[RoleCredentials | None] = ContextVar("batchcopy_signing_as", default=None)
 
 
-Reached = tuple[AioSession, RoleCredentials | None]
+def signing_as(credentials: RoleCredentials | None) -> Token[RoleCredentials | None]:
+    """Sign the calls this task makes from now on with ``credentials``; returns the token
+    that :func:`stop_signing_as` takes back."""
+    return _SIGNING_AS.set(credentials)
+
+
+def stop_signing_as(token: Token[RoleCredentials | None]) -> None:
+    _SIGNING_AS.reset(token)
+
+
+def sign_as_account(request: Any, **_: Any) -> None:
+    """A ``before-sign`` handler: give the request the keys of the account it is made for."""
+    credentials = _SIGNING_AS.get()
+    if credentials is not None:
+        request.context.setdefault("signing", {})["request_credentials"] = credentials
 
 
 def _refresh_said_once(record: logging.LogRecord) -> bool:
@@ -172,9 +194,23 @@ def _refresh_said_once(record: logging.LogRecord) -> bool:
     return True
 
 
+class _Borrowed:
+    """A shared client lent as ``async with``: leaving the block does not close it."""
+
+    def __init__(self, client: Callable[[], Awaitable[Any]]) -> None:
+        self._client = client
+
+    async def __aenter__(self) -> Any:
+        return await self._client()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class Sessions:
-    """The aiobotocore session of each account a run reaches: the base one for rows without
-    an account and for the base credentials' own account, an assumed role's for any other.
+    """The credentials of each account a run reaches: the base ones for rows without an
+    account and for the base credentials' own account, an assumed role's for any other.
+    One aiobotocore session (the base one) and one STS client serve them all.
 
     An account whose role cannot be assumed is a :class:`PermanentError` with code
     :data:`ASSUME_ROLE_FAILED` naming the role and the reason, raised for every lane of that
@@ -186,33 +222,41 @@ class Sessions:
         self.base = AioSession(profile=settings.profile)
         if settings.credentials:
             self.base.set_credentials(*settings.credentials)
-        self._reached = Memo()  # account -> Reached, or the LightsailError it came to
-        logging.getLogger("aiobotocore.credentials").addFilter(_refresh_said_once)
+        self._reached = Memo()  # account -> RoleCredentials | None, or its LightsailError
         self._identity = Memo()
+        self._sts: Any = None  # the shared STS client, once made
+        logging.getLogger("aiobotocore.credentials").addFilter(_refresh_said_once)
 
     def __repr__(self) -> str:
         return f"<Sessions {self._reached!r}>"
 
-    async def reach(self, account: str) -> Reached:
-        """The session of ``account`` ("": the base credentials'), and the renewable
-        credentials when a role was assumed."""
+    async def reach(self, account: str) -> RoleCredentials | None:
+        """The renewable credentials of ``account``'s role; None for the base credentials
+        ("", or the base credentials' own account)."""
         if not account:
-            return self.base, None
+            return None
         reached = await self._reached.get(account, lambda: self._assume(account))
         if isinstance(reached, LightsailError):
             raise reached
-        assert isinstance(reached, tuple)
+        assert reached is None or isinstance(reached, RoleCredentials)
         return reached
 
     async def base_account(self) -> str:
         """The base credentials' account (GetCallerIdentity, once)."""
-        identity = await self._identity.get("base", lambda: caller_identity(self._settings))
+        identity = await self._identity.get(
+            "base", lambda: caller_identity(self._settings, self.base)
+        )
         assert isinstance(identity, dict)
         return str(identity["account"])
 
-    async def _assume(self, account: str) -> Reached | LightsailError:
+    async def close(self) -> None:
+        if self._sts is not None:
+            sts, self._sts = self._sts, None
+            await sts.close()
+
+    async def _assume(self, account: str) -> RoleCredentials | LightsailError | None:
         if account == await self.base_account():
-            return self.base, None
+            return None
         access = self._settings.access
         arn = access.role_arn(account)
         if arn is None:
@@ -246,29 +290,33 @@ class Sessions:
         except Exception as exc:
             reason = translate_error(exc)
             return PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {reason}")
-        session = AioSession(profile=self._settings.profile)
-        # The models are read once, by the base session, not once per account.
-        session.register_component("data_loader", self.base.get_component("data_loader"))
-        session.register_component(
-            "credential_provider", AioCredentialResolver([_Given(credentials)])
-        )
-        return session, credentials
+        return credentials
 
-    def _sts_client(self, service: str, **credentials: Any) -> Any:
-        """An STS client for the credential fetcher, at the endpoint STS is called at."""
-        settings = self._settings
-        config = AioConfig(
-            retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-        )
-        kwargs: dict[str, Any] = {
-            "config": config,
-            "region_name": self.base.get_config_variable("region") or "us-east-1",
-        }
-        if endpoint := sts_endpoint(settings, self.base):
-            kwargs["endpoint_url"] = endpoint
-        return self.base.create_client(service, **kwargs, **credentials)
+    def _sts_client(self, service: str, **_source: Any) -> _Borrowed:
+        """The STS client the credential fetcher asks for: one, shared by every account,
+        signed with the base credentials (the source credentials it passes are those)."""
+        return _Borrowed(self.sts)
+
+    async def sts(self) -> Any:
+        """The shared STS client, made on first use, at the endpoint STS is called at."""
+        if self._sts is None:
+            settings = self._settings
+            config = AioConfig(
+                retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            )
+            kwargs: dict[str, Any] = {
+                "config": config,
+                "region_name": self.base.get_config_variable("region") or "us-east-1",
+            }
+            if endpoint := sts_endpoint(settings, self.base):
+                kwargs["endpoint_url"] = endpoint
+            try:
+                self._sts = await self.base.create_client("sts", **kwargs).__aenter__()
+            except ValueError as exc:  # botocore's word for a malformed endpoint or region
+                raise SettingsError(f"cannot make an STS client: {exc}") from None
+        return self._sts
 
 
 async def organization_accounts(

@@ -54,8 +54,6 @@ class WaitAPI(Protocol):
 
     async def account(self, account: str) -> WaitAPI: ...
 
-    async def release(self, region: str) -> None: ...
-
     async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None: ...
 
     def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]: ...
@@ -136,7 +134,6 @@ class Waiter:
             while True:
                 if not lane.pending:
                     if lane.closed:
-                        await lane.api.release(lane.region)
                         return
                     await lane.wake.wait()
                     lane.wake = anyio.Event()
