@@ -12,6 +12,7 @@ import aiobotocore.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import re
@@ -140,8 +141,17 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
     """An assumed role's keys: fetched on first use, refreshed ahead of expiry (a quarter
     of their lifetime ahead, at most botocore's 15 minutes), renewed on demand."""
 
-    def __init__(self, fetcher: AioAssumeRoleCredentialFetcher, cache: dict[str, Any], ahead: int):
-        super().__init__(refresh_using=fetcher.fetch_credentials, method="assume-role")
+    def __init__(
+        self,
+        fetcher: AioAssumeRoleCredentialFetcher,
+        cache: dict[str, Any],
+        ahead: int,
+        *,
+        now: Callable[[], datetime.datetime] | None = None,
+    ):
+        """``now`` is the clock that decides when to refresh (botocore's, by default)."""
+        clock = {"time_fetcher": now} if now is not None else {}
+        super().__init__(refresh_using=fetcher.fetch_credentials, method="assume-role", **clock)
         self._cache = cache
         self._advisory_refresh_timeout = ahead
         self._mandatory_refresh_timeout = ahead // 2
@@ -217,8 +227,12 @@ class Sessions:
     account from the one failed attempt.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, now: Callable[[], datetime.datetime] | None = None
+    ) -> None:
+        """``now``: the clock that decides when assumed-role keys are refreshed."""
         self._settings = settings
+        self._now = now
         self.base = AioSession(profile=settings.profile)
         if settings.credentials:
             self.base.set_credentials(*settings.credentials)
@@ -284,7 +298,7 @@ class Sessions:
             cache=cache,
             expiry_window_seconds=ahead,
         )
-        credentials = RoleCredentials(fetcher, cache, ahead)
+        credentials = RoleCredentials(fetcher, cache, ahead, now=self._now)
         try:
             await credentials.get_frozen_credentials()
         except Exception as exc:

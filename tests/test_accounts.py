@@ -450,3 +450,33 @@ async def test_the_end_of_run_table_reads_with_many_accounts(
         detailed.read_text()
     )
     assert 'batchcopy_region_copy_rate{target_region="eu-west-1"}' in plain.read_text()
+
+
+async def test_assumed_keys_are_refreshed_before_they_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys of a 15-minute role session are assumed again once a quarter of their life is
+    left, before the service would refuse them; until then the same keys serve every call."""
+    import datetime as dt
+
+    import botocore.credentials
+
+    from batchcopy.sessions import Sessions
+
+    now = [dt.datetime.now(dt.UTC)]
+    monkeypatch.setattr(botocore.credentials, "_local_now", lambda: now[0])  # the fetcher's
+    emulator = Emulator(seed=fleet_seed(CLIENTS[:1]))
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, access=Access(role_name=ROLE, duration=900))
+        sessions = Sessions(settings, now=lambda: now[0])
+        try:
+            credentials = await sessions.reach(CLIENTS[0])
+            assert credentials is not None
+            first = (await credentials.get_frozen_credentials()).access_key
+            now[0] += dt.timedelta(seconds=600)  # 300 s left: more than a quarter
+            assert (await credentials.get_frozen_credentials()).access_key == first
+            now[0] += dt.timedelta(seconds=120)  # 180 s left: less than a quarter
+            assert (await credentials.get_frozen_credentials()).access_key != first
+        finally:
+            await sessions.close()
+    assert emulator.stats.assume_role == {CLIENTS[0]: 2}
