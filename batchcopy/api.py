@@ -398,7 +398,8 @@ def _unmake(
         if not resume:
             names += [JOURNAL_NAME, LOCK_NAME]
         for name in names:
-            (directory / name).unlink(missing_ok=True)
+            if not (directory / name).is_dir():  # a folder in a file's place is not the run's
+                (directory / name).unlink(missing_ok=True)
     if made is not None:
         folder = directory.absolute()
         with contextlib.suppress(OSError):  # not empty: someone else put something there

@@ -395,12 +395,12 @@ class ReportWriter:
 
 def _sent_before(result: JobResult) -> str:
     """retry.csv's sent_before for ``result``: "true" when its copy may exist, made by this
-    job (its outcome unknown, cut off, accepted but unfinished or untagged), so that running
-    the row again judges the target as its own, not as someone else's."""
+    job without its label (its outcome unknown, cut off, or left untagged), so that running
+    the row again judges the target as possibly its own, as a resume would. (A copy still
+    in progress carries its label: it needs no such column.)"""
     maybe = (
         result.outcome_unknown
         or result.error_code == INTERRUPTED_CODE
-        or result.status is Status.IN_PROGRESS
         or bool(result.tag_error)
         or result.job.sent_before
     )
