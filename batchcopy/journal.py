@@ -418,6 +418,12 @@ def _torn(path: Path) -> bool:
         return handle.read(1) != b"\n"
 
 
+def _regions(defaults: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Default regions as sets: ``--target-region b --target-region a`` makes the jobs
+    ``a;b`` makes."""
+    return {field: frozenset(value.split(";")) for field, value in defaults.items()}
+
+
 def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, str]) -> _Past:
     records = _records(path)
     first = next(records, None)
@@ -445,7 +451,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
             f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
         )
-    if made_with != defaults and not force:
+    if _regions(made_with) != _regions(defaults) and not force:
         said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in made_with.items()) or "none"
         now = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items()) or "none"
         raise JournalMismatch(

@@ -391,7 +391,7 @@ class LightsailClients:
         if not isinstance(tags, list) or not all(
             isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
         ):
-            raise malformed(action, f"{item.get('name')}: tags[].key")
+            raise malformed(action, f"tags[].key (in {printable(str(item.get('name')))})")
         return {t["key"]: str(t.get("value") or "") for t in tags}
 
 
@@ -424,14 +424,14 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
     if not isinstance(tags, list) or not all(
         isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
     ):
-        raise malformed(action, f"{name}: tags[].key")
+        raise malformed(action, f"tags[].key (in {printable(name)})")
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
     if kind == "disk" and not origin:
         origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
     # Text from the service reaches messages, logs and terminals: no escapes in it.
     size = item.get("sizeInGb") or 0
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise malformed(action, f"{name}: sizeInGb")
+        raise malformed(action, f"sizeInGb (in {printable(name)})")
     return SnapshotInfo(
         region=region,
         name=name,

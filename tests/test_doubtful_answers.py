@@ -24,6 +24,7 @@ from batchcopy.discover import DiscoverOptions, discover
 from batchcopy.doctor import run_checks
 from batchcopy.emulator import Emulator, demo_seed, running_emulator
 from batchcopy.errors import LightsailError
+from batchcopy.plan import make_plan
 from tests.helpers import manual, settings_for
 from tests.malicious import Answers, malicious_server
 
@@ -231,3 +232,30 @@ async def test_doctor_fails_credentials_on_an_sts_answer_that_is_not_xml(
     failed = {c.name: c for c in checks if not c.ok}
     assert "credentials" in failed
     assert "\x1b" not in failed["credentials"].detail
+
+
+async def test_plan_refuses_a_negative_size_and_discover_a_date_that_is_not_one() -> None:
+    """A snapshot listed with sizeInGb -5 is a problem plan names (never "-5 GB"), and an
+    automatic snapshot dated 9999-99-99 fails discover (never a manifest row with it)."""
+
+    def negative(answer: Any) -> Any:
+        found = answer.get("instanceSnapshot") or {}
+        return {**answer, "instanceSnapshot": {**found, "sizeInGb": -5}} if found else answer
+
+    def undated(answer: Any) -> Any:
+        autos = [{**a, "date": "9999-99-99"} for a in answer.get("autoSnapshots", [])]
+        return {**answer, "autoSnapshots": autos}
+
+    answers = Answers(rewrite={"GetInstanceSnapshot": negative, "GetAutoSnapshots": undated})
+    options = DiscoverOptions(
+        source_regions=["us-east-1"], target_regions=["eu-west-1"], manual=False, auto="latest"
+    )
+    async with (
+        running_emulator(Emulator(seed=demo_seed())) as url,
+        malicious_server(url, answers) as bad,
+    ):
+        settings = settings_for(bad, retry=FEW_TRIES)
+        plan = await make_plan([manual(2, "eu-west-1", "planned")], settings)
+        with pytest.raises(LightsailError, match="autoSnapshots"):
+            await discover(options, settings)
+    assert any("sizeInGb" in p.message for p in plan.problems), plan.problems

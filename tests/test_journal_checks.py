@@ -73,3 +73,23 @@ def test_an_outcome_batchcopy_never_writes_as_final_is_not_final(tmp_path: Path)
     journal.close()
     assert journal.past.finished == {}
     assert journal.past.intended == {T}
+
+
+def test_default_target_regions_in_another_order_are_the_same(tmp_path: Path) -> None:
+    """A resume given the journal's default target regions in another order (b then a for
+    a;b) makes the same jobs, so it is not refused."""
+    Journal.open(
+        tmp_path,
+        manifest="m.csv",
+        manifest_sha256=SHA,
+        resume=False,
+        defaults={"target_region": "eu-west-1;ap-south-1"},
+    ).close()
+    again = Journal.open(
+        tmp_path,
+        manifest="m.csv",
+        manifest_sha256=SHA,
+        resume=True,
+        defaults={"target_region": "ap-south-1;eu-west-1"},
+    )
+    again.close()

@@ -254,7 +254,9 @@ def _camel(snake: str) -> str:
 
 
 _SPELLINGS = {spelling: field for field in _FIELDS for spelling in (field, _camel(field))}
-_ACCEPTED = ", ".join(_FIELDS) + " (or camelCase)"
+# The fields messages offer: sent_before is retry.csv's own, not one to write by hand.
+_OFFERED = tuple(field for field in _FIELDS if field != SENT_BEFORE)
+_ACCEPTED = ", ".join(_OFFERED) + " (or camelCase)"
 
 
 def _words(name: str) -> str:
