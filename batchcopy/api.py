@@ -126,6 +126,9 @@ async def stream_copies(
     Leaving the block early cancels the jobs still running. ``api`` replaces the real
     Lightsail clients (for a different backend).
     """
+    if not isinstance(jobs, Manifest):  # a manifest has refused them itself
+        jobs = list(jobs)
+        _refuse_shared_targets(jobs)
     settings = settings or Settings()
     async with _running(jobs, settings, control or RunControl(), api) as live:
         yield live.results
@@ -198,10 +201,11 @@ class _Live:
     engine: Engine
     waiter: Waiter | None
 
-    def unfinished(self) -> tuple[set[str], dict[str, JobResult]]:
-        """Targets sent with no known outcome, and results the engine handed on that were
-        never reported (cut off on their way, or copies still being followed: those are
-        in_progress, as a gentle stop reports them)."""
+    def unfinished(self) -> tuple[dict[str, int], dict[str, JobResult]]:
+        """Targets sent with no known outcome (with the requests sent for each), and
+        results the engine handed on that were never reported (cut off on their way, or
+        copies still being followed: those are in_progress, as a gentle stop reports
+        them)."""
         known = {
             target: dataclasses.replace(result, status=Status.IN_PROGRESS)
             if self.waiter is not None and result.status is Status.STARTED
@@ -299,7 +303,7 @@ async def copy_snapshots(
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
         try:
-            unsettled, known = live.unfinished() if live else (set(), {})
+            unsettled, known = live.unfinished() if live else ({}, {})
             if journal is not None:
                 journal.close()
             if (
@@ -394,7 +398,8 @@ def _unmake(
         if not resume:
             names += [JOURNAL_NAME, LOCK_NAME]
         for name in names:
-            (directory / name).unlink(missing_ok=True)
+            if not (directory / name).is_dir():  # a folder in a file's place is not the run's
+                (directory / name).unlink(missing_ok=True)
     if made is not None:
         folder = directory.absolute()
         with contextlib.suppress(OSError):  # not empty: someone else put something there

@@ -35,7 +35,13 @@ from typing import Protocol, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from batchcopy.errors import LightsailError, PermanentError, ThrottledError, TransientError
+from batchcopy.errors import (
+    LightsailError,
+    OperationFailedError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
 from batchcopy.jobs import (
     INTERRUPTED_CODE,
     INTERRUPTED_MESSAGE,
@@ -171,9 +177,10 @@ class Engine:
         self._intended = intended
         self._stop = stop or anyio.Event()
         self._lookups = Memo()  # source snapshots and automatic snapshots, read once
-        # Targets sent in this run whose result is not out yet: if the run is cut short,
-        # they are reported as interrupted, not as never started.
-        self.unsettled: set[str] = set()
+        # Targets sent in this run whose result is not out yet, with the requests sent for
+        # each: if the run is cut short, they are reported as interrupted (with those
+        # requests), not as never started.
+        self.unsettled: dict[str, int] = {}
         # Results handed on but not yet reported (the caller pops them once reported): a
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
@@ -241,7 +248,7 @@ class Engine:
         stays to be looked up: not final."""
         async for job in each(jobs):
             failed = self._result(job, Status.FAILED, _Tries(), error=exc)
-            unknown = job.target in self._intended
+            unknown = self._sent_before(job)
             await put(results, dataclasses.replace(failed, outcome_unknown=unknown))
 
     async def _run_lane(
@@ -301,7 +308,7 @@ class Engine:
             lane.fit()
             lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
-        self.unsettled.discard(job.target)
+        self.unsettled.pop(job.target, None)
         await put(results, result)
 
     async def _run_job(self, lane: _Lane, job: CopyJob) -> JobResult:
@@ -317,7 +324,7 @@ class Engine:
         else:
             # A target listed before we sent anything is ours only if an interrupted run
             # sent it.
-            result = await self._existing(lane, pinned, existing, ours=job.target in self._intended)
+            result = await self._existing(lane, pinned, existing, ours=self._sent_before(job))
         result = dataclasses.replace(result, job=job)
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
@@ -326,7 +333,7 @@ class Engine:
         # Known before tagging: a run cut short while tagging still reports the copy, as
         # not tagged yet, so that a resume tags it.
         self.handed_on[job.target] = dataclasses.replace(result, tag_error=NOT_TAGGED)
-        self.unsettled.discard(job.target)
+        self.unsettled.pop(job.target, None)
         # Targets found already there are copies of the same source too: tagging them
         # finishes tagging that failed before (or that an interrupted run never did).
         made_before = existing if existing is not None and not result.reconciled else None
@@ -347,7 +354,7 @@ class Engine:
 
     async def _copy(self, lane: _Lane, job: CopyJob) -> JobResult:
         started = self._wall()
-        sent_before = job.target in self._intended
+        sent_before = self._sent_before(job)
         tries = _Tries(ambiguous=sent_before, unresolved=sent_before)
         try:
             return await self._guarded(lambda: self._attempt(lane, job, tries, started))
@@ -371,11 +378,12 @@ class Engine:
         await lane.limiter.acquire()
         if self._stop.is_set():
             return self._stopped(job, tries, started)
-        if tries.attempts == 0:
-            self.unsettled.add(job.target)
-            if self._journal is not None:
-                await self._journal.intent(job)
+        if tries.attempts == 0 and self._journal is not None:
+            await self._journal.intent(job)
+        # Counted as sent before the answer: a run cut short while it trickles in still
+        # reports the request.
         tries.attempts += 1
+        self.unsettled[job.target] = tries.attempts
         lane.sent += 1
         sent = self._clock()
         try:
@@ -395,6 +403,15 @@ class Engine:
             tries.ambiguous |= exc.ambiguous
             tries.unresolved |= exc.ambiguous
             raise
+        except OperationFailedError:
+            # A failed operation may still have left its target (in state error, say): the
+            # failure is final only once the target is known to be absent.
+            tries.unresolved = True
+            found = await lane.api.find_snapshot(job.target_region, job.target_snapshot_name)
+            if found is not None:
+                return await self._existing(lane, job, found, tries, started, ours=True)
+            tries.unresolved = False
+            raise
         except PermanentError as exc:
             if "already in use" not in exc.message:
                 raise
@@ -403,7 +420,20 @@ class Engine:
                 raise  # the name belongs to an instance or disk
             # Ours if an earlier attempt of ours, whose answer was lost, made it; otherwise
             # made since the listing (by an overlapping run, say).
-            return await self._existing(lane, job, found, tries, started, ours=tries.ambiguous)
+            result = await self._existing(lane, job, found, tries, started, ours=tries.ambiguous)
+            if tries.attempts > 1 and result.error_code == "TargetExists":
+                # Only throttles came before (an ambiguous try would have made it ours).
+                # Lightsail throttles before doing any work, so a throttled request made
+                # nothing and the copy is not taken for ours; but a throttle answered by
+                # something in between after the service took the request cannot be ruled
+                # out, so this is not final either: the journal holds the intent, and a
+                # resume (or retry.csv) judges the target as one this job may have made.
+                message = (
+                    f"{result.error_message} (an earlier request of this job was throttled; "
+                    "--resume looks again)"
+                )
+                return dataclasses.replace(result, outcome_unknown=True, error_message=message)
+            return result
         lane.limiter.succeeded()
         return self._result(job, Status.STARTED, tries, started=started, operation_id=operation_id)
 
@@ -475,6 +505,8 @@ class Engine:
             source = await self._guarded(lambda: self._source(lane, job))
         except LightsailError as exc:
             return self._result(job, Status.FAILED, tries, started=started, error=exc)
+        if ours and (missing := _unreadable(target, source)):
+            return self._cannot_tell(job, tries, started, missing)
         if ours and tries.attempts and target.created_at < started - CLOCK_SKEW:
             # Not there when the region was listed, found after our request, yet made well
             # before it: the clocks differ by more than CLOCK_SKEW, or another run made it
@@ -483,6 +515,17 @@ class Engine:
                 return self._skewed(job, target, tries, started)
             ours = False
         return self._judge(job, target, source, ours=ours, tries=tries, started=started)
+
+    def _cannot_tell(self, job: CopyJob, tries: _Tries, started: float, missing: str) -> JobResult:
+        """The result for a target this job may have made whose evidence cannot be read:
+        not a conflict (it may be our copy), not ours (it may not be): not final."""
+        error = LightsailError(
+            "CannotTell",
+            f"{job.target} exists, but Lightsail's answer has no valid {missing}, so "
+            "batchcopy cannot tell whether this job made it; --resume looks again",
+        )
+        result = self._result(job, Status.FAILED, tries, started=started, error=error)
+        return dataclasses.replace(result, outcome_unknown=True)
 
     def _skewed(
         self, job: CopyJob, target: SnapshotInfo, tries: _Tries, started: float
@@ -567,6 +610,11 @@ class Engine:
         assert found is None or isinstance(found, SnapshotInfo)
         return found
 
+    def _sent_before(self, job: CopyJob) -> bool:
+        """Whether an earlier run may have sent ``job`` (its journal's intent, or a retry
+        row that says so): its target is looked up first and judged as possibly ours."""
+        return job.sent_before or job.target in self._intended
+
     async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one call under the retry policy."""
         return await guarded(call, self._settings.retry, clock=self._clock, sleep=self._sleep)
@@ -594,3 +642,16 @@ class Engine:
             started_at=started,
             finished_at=self._wall() if started else 0.0,
         )
+
+
+def _unreadable(target: SnapshotInfo, source: Source | None) -> str:
+    """The evidence a target possibly made by this job lacks, named as the answer's field
+    (creation times that are absent or no time at all read as 0); "" when it is all there.
+    Without it, neither "ours" nor "not ours" can be said."""
+    if not target.created_at:
+        return "createdAt"
+    if not target.origin:
+        return "fromInstanceName" if target.kind == "instance" else "fromDiskName"
+    if source is not None and not source.created_at:
+        return "createdAt for the source"
+    return ""

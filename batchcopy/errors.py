@@ -14,6 +14,8 @@ BatchcopyError
     ├── TransientError     5xx, dropped connection, timeout; retried. ``ambiguous``
     │                      when the request may have taken effect anyway
     └── PermanentError     retrying cannot help: InvalidInput, NotFound, AccessDenied...
+        └── OperationFailedError  Lightsail answered a write with an operation that had
+                           failed (its errorCode is the code); what it left is looked up
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "EndpointUnreachableError",
     "LightsailError",
     "ManifestError",
+    "OperationFailedError",
     "PermanentError",
     "Problem",
     "ReportDirError",
@@ -147,6 +150,11 @@ class TransientError(LightsailError):
 
 class PermanentError(LightsailError):
     """Retrying cannot help: the input, the permissions or the resource is wrong."""
+
+
+class OperationFailedError(PermanentError):
+    """Lightsail answered a write with an operation whose status is Failed; ``code`` is
+    its errorCode. Something may still have been left behind (a target in state error)."""
 
 
 def unwrap(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:

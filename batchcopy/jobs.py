@@ -14,6 +14,7 @@ __all__ = [
     "INTERRUPTED_CODE",
     "INTERRUPTED_MESSAGE",
     "MANIFEST_FIELDS",
+    "SENT_BEFORE",
     "AutoSnapshots",
     "CopyJob",
     "JobResult",
@@ -33,6 +34,9 @@ MANIFEST_FIELDS = (
     "target_snapshot_name",
     "account",  # last: most manifests have none
 )
+# retry.csv's one column besides those: "true" on a job an earlier run sent whose outcome
+# it never learned (or whose copy it left untagged or unfinished).
+SENT_BEFORE = "sent_before"
 
 # The error of a job that was sent but whose outcome a stopped run never learned.
 INTERRUPTED_CODE = "Interrupted"
@@ -93,6 +97,10 @@ class CopyJob:
     restore_date: str | None = None
     use_latest: bool = False
     account: str = ""
+    # An earlier run may have sent it (a retry.csv row says so): its target is looked up
+    # first and judged as one this job may have made, as a resume judges a journal's
+    # intent. Not part of the job's identity: not in to_row.
+    sent_before: bool = False
 
     def __post_init__(self) -> None:
         if self.account and not is_account_id(self.account):

@@ -310,6 +310,7 @@ def _parses(line: bytes) -> bool:
 
 
 _TYPES = frozenset({"run", "intent", "outcome", "accepted"})
+_FINAL = frozenset(s.value for s in Status if s.final)
 
 
 class EarlierResults(Mapping[str, JobResult]):
@@ -417,6 +418,12 @@ def _torn(path: Path) -> bool:
         return handle.read(1) != b"\n"
 
 
+def _regions(defaults: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Default regions as sets: ``--target-region b --target-region a`` makes the jobs
+    ``a;b`` makes."""
+    return {field: frozenset(value.split(";")) for field, value in defaults.items()}
+
+
 def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, str]) -> _Past:
     records = _records(path)
     first = next(records, None)
@@ -426,15 +433,25 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
         return _Past(torn=_torn(path))
     if first is None or first[2].get("type") != "run":
         raise ReportDirError(f"{path}: not a batchcopy journal")
-    header = first[2]
+    line, _, header = first
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _damaged(path, line, "its run record has no version batchcopy writes")
+    if version > VERSION:
+        raise ReportDirError(
+            f"{path} was written by a newer batchcopy (journal version {version}; this one "
+            f"reads version {VERSION}); resume it with that batchcopy"
+        )
+    made_with = header.get("defaults") or {}
+    if not isinstance(made_with, dict) or not all(isinstance(v, str) for v in made_with.values()):
+        raise _damaged(path, line, "its run record's defaults are not region names")
     made_for = header.get("manifest_sha256")
     if made_for != manifest_sha256 and not force:
         raise JournalMismatch(
             f"{path} was written for a different manifest (sha256 {str(made_for)[:12]}..., this "
             f"one is {manifest_sha256[:12]}...); use the manifest it was made for, or --force"
         )
-    made_with = header.get("defaults") or {}
-    if made_with != defaults and not force:
+    if _regions(made_with) != _regions(defaults) and not force:
         said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in made_with.items()) or "none"
         now = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items()) or "none"
         raise JournalMismatch(
@@ -449,6 +466,17 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             if isinstance(date := record.get("date"), str) and is_valid_date(date):
                 past.dates[target] = date
         elif record["type"] == "outcome":
+            row = record["row"]
+            if (
+                row.get("status") not in _FINAL
+                or row.get("error_code") == INTERRUPTED_CODE
+                or row.get("tag_error")
+            ):
+                # Not an outcome batchcopy writes (Journal.outcome): the job is not done.
+                # One cut off after it was sent is looked up, as for an intent.
+                if row.get("status") != Status.NOT_STARTED:
+                    past.intended.add(target)
+                continue
             past.intended.discard(target)  # the set stays as small as what is unfinished
             past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
             past.outcomes[target] = offset

@@ -21,11 +21,19 @@ import anyio
 from aiobotocore.config import AioConfig
 from botocore import exceptions as boto
 
-from batchcopy.errors import EndpointUnreachableError, PermanentError, SettingsError
+from batchcopy.errors import (
+    EndpointUnreachableError,
+    OperationFailedError,
+    PermanentError,
+    SettingsError,
+    TransientError,
+)
+from batchcopy.facts import is_valid_date
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
 from batchcopy.sessions import (
     ASSUME_ROLE_FAILED,
+    NoRedirects,
     RoleCredentials,
     Sessions,
     caller_identity,
@@ -62,6 +70,14 @@ PROBE_ACTION = "GetInstanceSnapshots"
 
 # Calls that change something: a malformed answer leaves their outcome unknown.
 _WRITES = frozenset({"copy_snapshot", "tag_resource"})
+# A listing that hands out page after page with nothing new on them (a new token each time)
+# is going round in circles: it is stopped after this many such pages in a row, and any
+# listing after this many pages (far beyond any real account's: a region holds thousands
+# of snapshots, not millions).
+_STALE_PAGES = 3
+_MAX_PAGES = 20_000
+# Lightsail opened in November 2016: a creation time before 2016 (0, 1970) says nothing.
+_EARLIEST = 1_451_606_400.0
 
 _KINDS = (
     ("instance", "get_instance_snapshot", "instanceSnapshotName", "instanceSnapshot"),
@@ -122,6 +138,7 @@ class LightsailClients:
                 max_pool_connections=max(10, settings.max_in_flight * 2),
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
+                http_session_cls=NoRedirects,
             ),
             deadline=settings.connect_timeout + 2 * settings.read_timeout,
         )
@@ -231,14 +248,16 @@ class LightsailClients:
         return response
 
     async def copy_snapshot(self, job: CopyJob) -> str:
-        """Send one CopySnapshot (to the target region); return the operation id."""
+        """Send one CopySnapshot (to the target region); return the operation id.
+        :class:`OperationFailedError` when Lightsail answers with an operation that failed."""
         response = await self._call(job.target_region, "copy_snapshot", **job.copy_request())
-        operations = _field(response, "operations", list, "CopySnapshot", ambiguous=True)
-        first = operations[0] if operations else None
-        if not isinstance(first, dict) or not isinstance(first.get("id"), str) or not first["id"]:
-            # Not the answer of an accepted copy, nor a refusal: it may or may not have been
-            # made. The target is looked up before anything else is decided.
-            raise malformed("CopySnapshot", "operations[0].id", ambiguous=True)
+        first = _operation(response, "CopySnapshot")
+        if first.get("status") == "Failed":
+            code = printable(str(first.get("errorCode") or "OperationFailed"))
+            details = printable(str(first.get("errorDetails") or ""))
+            raise OperationFailedError(
+                code, f"Lightsail answered the copy with a failed operation: {details or code}"
+            )
         return str(first["id"])
 
     async def endpoint(self, region: str) -> str:
@@ -286,7 +305,7 @@ class LightsailClients:
         for kind, method, key in _LISTINGS:
             if kind in kinds:
                 async for item in self._items(region, method, key, guard):
-                    yield _snapshot_info(region, kind, item), self._tag_dict(item)
+                    yield _snapshot_info(region, kind, item), self._tag_dict(item, method)
 
     async def list_resources(
         self, region: str, guard: Guard, kinds: tuple[str, ...] = ("instance", "disk")
@@ -299,7 +318,10 @@ class LightsailClients:
         ):
             if kind in kinds:
                 async for item in self._items(region, method, key, guard):
-                    yield str(item["name"]), kind, self._tag_dict(item)
+                    name = item.get("name")
+                    if not isinstance(name, str) or not name:
+                        raise malformed(method, f"{key}[].name")
+                    yield name, kind, self._tag_dict(item, method)
 
     async def auto_snapshots(self, region: str, resource: str) -> AutoSnapshots | None:
         """An instance's or disk's automatic snapshots; None when there is no such resource."""
@@ -310,8 +332,11 @@ class LightsailClients:
                 return None
             raise
         autos = _field(response, "autoSnapshots", list, "GetAutoSnapshots")
-        if not all(isinstance(a, dict) and isinstance(a.get("date"), str) for a in autos):
-            raise malformed("GetAutoSnapshots", "autoSnapshots[].date")
+        if not all(
+            isinstance(a, dict) and isinstance(a.get("date"), str) and is_valid_date(a["date"])
+            for a in autos
+        ):
+            raise malformed("GetAutoSnapshots", "autoSnapshots[].date (YYYY-MM-DD)")
         return AutoSnapshots(
             kind="disk" if response.get("resourceType") == "Disk" else "instance",
             statuses={a["date"]: str(a.get("status", "")) for a in autos},
@@ -321,7 +346,10 @@ class LightsailClients:
     async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None:
         """Put ``tags`` on the resource called ``name`` (existing keys are overwritten)."""
         wire = [{"key": k, "value": v} for k, v in tags.items()]
-        await self._call(region, "tag_resource", resourceName=name, tags=wire)
+        response = await self._call(region, "tag_resource", resourceName=name, tags=wire)
+        # Tagging is idempotent: an answer without the operation is retried, and never
+        # taken for tags that are on.
+        _operation(response, "TagResource")
 
     async def _items(
         self, region: str, method: str, key: str, guard: Guard
@@ -329,15 +357,23 @@ class LightsailClients:
         """The items of a paginated ``Get*s`` listing; one guarded call per page."""
         token: str | None = None
         seen: set[str] = set()
-        while True:
+        names: set[str] = set()  # a region's snapshot names: small next to the snapshots
+        stale = 0  # pages in a row that listed nothing new
+        for _ in range(_MAX_PAGES):
             items, token = await guard(functools.partial(self._page, region, method, key, token))
-            for item in items:
+            new = [item for item in items if str(item.get("name")) not in names]
+            names.update(str(item.get("name")) for item in new)
+            stale = 0 if new else stale + 1
+            if stale >= _STALE_PAGES:
+                raise _endless(method, region, f"{stale} pages in a row listed nothing new")
+            for item in new:
                 yield item
             if not token:
                 return
             if token in seen:  # a service that hands the same page out again: never ends
-                raise malformed(method, "nextPageToken (one already given)")
+                raise _endless(method, region, "it gave a page token it had given already")
             seen.add(token)
+        raise _endless(method, region, f"it was still going after {_MAX_PAGES} pages")
 
     async def _page(
         self, region: str, method: str, key: str, token: str | None
@@ -354,9 +390,35 @@ class LightsailClients:
         return items, following or None
 
     @staticmethod
-    def _tag_dict(item: dict[str, Any]) -> dict[str, str]:
+    def _tag_dict(item: dict[str, Any], action: str) -> dict[str, str]:
         """A resource's tags as key -> value (a tag without a value has "")."""
-        return {str(t["key"]): str(t.get("value") or "") for t in item.get("tags", [])}
+        tags = item.get("tags") or []
+        if not isinstance(tags, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
+        ):
+            raise malformed(action, f"tags[].key (in {printable(str(item.get('name')))})")
+        return {t["key"]: str(t.get("value") or "") for t in tags}
+
+
+def _operation(response: dict[str, Any], action: str) -> dict[str, Any]:
+    """The first operation of a write's answer; an answer without one (with an id) leaves
+    the write's outcome unknown: :func:`malformed`, ambiguous."""
+    operations = _field(response, "operations", list, action, ambiguous=True)
+    first = operations[0] if operations else None
+    if not isinstance(first, dict) or not isinstance(first.get("id"), str) or not first["id"]:
+        # Not the answer of a write that was done, nor a refusal: it may or may not have
+        # been. A copy's target is looked up before anything else is decided.
+        raise malformed(action, "operations[0].id", ambiguous=True)
+    return first
+
+
+def _endless(method: str, region: str, why: str) -> TransientError:
+    """The error of a listing that would never end."""
+    return TransientError(
+        MALFORMED_ANSWER,
+        f"the {method} listing of {region} never ends: {why}; is --endpoint-url Lightsail's?",
+        ambiguous=False,
+    )
 
 
 def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo:
@@ -367,14 +429,14 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
     if not isinstance(tags, list) or not all(
         isinstance(t, dict) and isinstance(t.get("key"), str) for t in tags
     ):
-        raise malformed(action, f"{name}: tags[].key")
+        raise malformed(action, f"tags[].key (in {printable(name)})")
     origin = item.get("fromInstanceName" if kind == "instance" else "fromDiskName")
     if kind == "disk" and not origin:
         origin = item.get("fromInstanceName")  # a snapshot of an instance's system disk
     # Text from the service reaches messages, logs and terminals: no escapes in it.
     size = item.get("sizeInGb") or 0
-    if not isinstance(size, int) or isinstance(size, bool):
-        raise malformed(action, f"{name}: sizeInGb")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise malformed(action, f"sizeInGb (in {printable(name)})")
     return SnapshotInfo(
         region=region,
         name=name,
@@ -397,10 +459,12 @@ def _field(response: dict[str, Any], key: str, kind: type, action: str, **how: b
 
 
 def _epoch(value: Any, action: str) -> float:
-    """botocore parses timestamps into datetimes; 0 when absent."""
+    """botocore parses timestamps into datetimes. 0 means unknown: absent, or a time no
+    snapshot can have (0, 1970); whatever relies on it must treat it as no evidence."""
     if value is None:
         return 0.0
     try:
-        return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+        epoch = float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
     except (TypeError, ValueError, OverflowError, OSError):
         raise malformed(action, "createdAt") from None
+    return epoch if epoch >= _EARLIEST else 0.0

@@ -28,6 +28,7 @@ from batchcopy.jobs import (
     INTERRUPTED_CODE,
     INTERRUPTED_MESSAGE,
     MANIFEST_FIELDS,
+    SENT_BEFORE,
     CopyJob,
     JobResult,
     Status,
@@ -247,7 +248,7 @@ class ReportWriter:
             self._csv_writer = csv.DictWriter(self._csv, RESULT_COLUMNS)
             self._csv_writer.writeheader()
             self._retry = _create(directory / "retry.csv.partial", newline="")
-            self._retry_writer = csv.DictWriter(self._retry, MANIFEST_FIELDS)
+            self._retry_writer = csv.DictWriter(self._retry, (*MANIFEST_FIELDS, SENT_BEFORE))
             self._retry_writer.writeheader()
 
     def add(self, result: JobResult) -> None:
@@ -269,7 +270,8 @@ class ReportWriter:
                 self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
                 self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
                 if result.status in RETRY_STATUSES or result.tag_error:
-                    self._retry_writer.writerow(result.job.to_row())
+                    sent = _sent_before(result)
+                    self._retry_writer.writerow({**result.job.to_row(), SENT_BEFORE: sent})
                     self.retry_rows += 1
             except OSError as exc:
                 raise StorageError(self._directory, exc) from exc
@@ -279,7 +281,7 @@ class ReportWriter:
         jobs: Iterable[CopyJob] = (),
         *,
         earlier: Mapping[str, JobResult] | None = None,
-        interrupted: Container[str] = (),
+        interrupted: Mapping[str, int] | Container[str] = (),
         exit_code: int | None = None,
         rates: Mapping[str, float] | None = None,
         start_rate: float | None = None,
@@ -290,7 +292,8 @@ class ReportWriter:
         ``jobs`` is the whole run's job stream, read once more: a job with no result gets
         the one ``earlier`` holds for its target (an earlier run's, or a copy still being
         followed) if there is one, ``failed`` (Interrupted) if its target is in
-        ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
+        ``interrupted`` (sent, outcome unknown; a mapping also gives the requests sent),
+        else ``not_started``. ``exit_code``
         overrides the computed one (an interrupted run's 130 or 143)."""
         earlier = earlier or {}
         finished = self.counts.total() - self.counts[Status.NOT_STARTED] - self.interrupted
@@ -307,6 +310,9 @@ class ReportWriter:
                         JobResult(
                             job=job,
                             status=Status.FAILED,
+                            attempts=interrupted.get(job.target, 0)
+                            if isinstance(interrupted, Mapping)
+                            else 0,
                             error_code=INTERRUPTED_CODE,
                             error_message=INTERRUPTED_MESSAGE,
                         )
@@ -385,6 +391,20 @@ class ReportWriter:
                 if not handle.closed:
                     with contextlib.suppress(OSError):
                         os.close(handle.fileno())
+
+
+def _sent_before(result: JobResult) -> str:
+    """retry.csv's sent_before for ``result``: "true" when its copy may exist, made by this
+    job without its label (its outcome unknown, cut off, or left untagged), so that running
+    the row again judges the target as possibly its own, as a resume would. (A copy still
+    in progress carries its label: it needs no such column.)"""
+    maybe = (
+        result.outcome_unknown
+        or result.error_code == INTERRUPTED_CODE
+        or bool(result.tag_error)
+        or result.job.sent_before
+    )
+    return "true" if maybe else ""
 
 
 def _inert(value: object) -> object:

@@ -25,6 +25,7 @@ from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
     AnyioDeferredRefreshableCredentials,
 )
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 
 from batchcopy.errors import CredentialsError, LightsailError, PermanentError, SettingsError
@@ -34,6 +35,7 @@ from batchcopy.translate import PARSER_CHOKED, malformed, translate_error
 
 __all__ = [
     "ASSUME_ROLE_FAILED",
+    "NoRedirects",
     "RoleCredentials",
     "Sessions",
     "caller_identity",
@@ -56,6 +58,28 @@ _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 _AWS_HOST = re.compile(r"https?://([^/:@]+\.)?amazonaws\.com(\.cn)?([:/]|$)", re.IGNORECASE)
 
 
+class NoRedirects(AIOHTTPSession):  # type: ignore[misc]  # untyped
+    """aiobotocore's HTTP session, following no redirect. Lightsail and STS never redirect:
+    a 3xx comes from something else (a proxy, a captive portal), and following it would
+    send a signed request, a copy's body and all, to a host nobody chose. The 3xx reaches
+    botocore as an error answer instead (:func:`batchcopy.translate.translate_error`)."""
+
+    async def _get_session(self, proxy_url: Any) -> Any:
+        # aiohttp follows redirects unless each request says not to; aiobotocore makes its
+        # requests here, through the session this returns.
+        return _Unredirected(await super()._get_session(proxy_url))
+
+
+class _Unredirected:
+    """An aiohttp ClientSession whose requests never follow a redirect."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
 async def caller_identity(
     settings: Settings,
     session: AioSession | None = None,
@@ -76,6 +100,7 @@ async def caller_identity(
             retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            http_session_cls=NoRedirects,
         )
     }
     if credentials is not None:
@@ -319,6 +344,7 @@ class Sessions:
                 retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
+                http_session_cls=NoRedirects,
             )
             kwargs: dict[str, Any] = {
                 "config": config,
@@ -349,6 +375,7 @@ async def organization_accounts(
             retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            http_session_cls=NoRedirects,
         ),
     }
     found: dict[str, str] = {}

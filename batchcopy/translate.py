@@ -13,6 +13,7 @@ import socket
 
 import aiohttp
 from botocore import exceptions as boto
+from botocore.parsers import ResponseParserError
 
 from batchcopy.errors import CredentialsError, PermanentError, ThrottledError, TransientError
 
@@ -84,6 +85,15 @@ def translate_error(exc: Exception) -> Exception:
         code = printable(str(error.get("Code") or "Unknown"))
         message = printable(str(error.get("Message") or ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if 300 <= (status or 0) < 400:
+            # Never followed (sessions.NoRedirects): Lightsail and STS never redirect, so
+            # whatever answered is not them, and nothing was done.
+            return PermanentError(
+                "Redirected",
+                f"the endpoint answered with a redirect (HTTP {status}), which Lightsail never "
+                "does; it was not followed: check --endpoint-url and any proxy",
+                status=status,
+            )
         if code in THROTTLE_CODES or status == 429:
             return ThrottledError(code, message, status=status)
         if (status or 0) >= 500 or code in TRANSIENT_CODES:
@@ -93,6 +103,15 @@ def translate_error(exc: Exception) -> Exception:
         return CredentialsError(str(exc))
     if isinstance(exc, boto.ParamValidationError):
         return PermanentError("ParamValidationError", str(exc))
+    if isinstance(exc, ResponseParserError):
+        # An answer botocore cannot read at all (not XML where XML was due): whatever was
+        # asked may or may not have been done.
+        return TransientError(
+            MALFORMED_ANSWER,
+            f"the answer could not be read ({printable(str(exc))[:200]}); is --endpoint-url "
+            "Lightsail's?",
+            ambiguous=True,
+        )
     if never_sent(exc):
         return TransientError(type(exc).__name__, str(exc), ambiguous=False)
     if isinstance(exc, boto.BotoCoreError | OSError | TimeoutError):

@@ -3,17 +3,22 @@
 Every request goes to the emulator; for the actions named in ``bad`` the answer is replaced
 by ``body`` with status 200 (an HTML page, an empty body, ``{}``, broken JSON...). With
 ``commit=True`` the emulator sees the request first (a copy is made, then the answer is
-garbage); otherwise the request never reaches it.
+garbage); otherwise the request never reaches it. ``rewrite`` changes the emulator's own
+answer to an action (a wrong field, a failed operation, a new page token each time) into a
+200 answer, ``drop`` closes the connection after the emulator has answered, and
+``redirect`` answers every request with a redirect elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +35,12 @@ class Answers:
     commit: bool = False
     trickle: float = 0.0  # seconds between the bytes of a bad answer (0: all at once)
     served: dict[str, int] = field(default_factory=dict)  # bad answers given, per action
+    serving: asyncio.Event = field(default_factory=asyncio.Event)  # a bad answer has begun
+    # Per action: the emulator's answer (parsed JSON) -> the answer given instead.
+    rewrite: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    drop: set[str] = field(default_factory=set)  # answered by the emulator, then cut off
+    redirect: str = ""  # a URL every request is sent on to with a 307, when set
+    status: int = 307
 
 
 @contextlib.asynccontextmanager
@@ -41,6 +52,10 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
         action = request.headers.get("X-Amz-Target", "").removeprefix(TARGET_PREFIX)
         if not action:  # STS speaks the query protocol: the action is in the form
             action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [""])[0]
+        if answers.redirect:
+            answers.served[action] = answers.served.get(action, 0) + 1
+            location = answers.redirect + request.path
+            return web.Response(status=answers.status, headers={"Location": location})
         if action in answers.bad and not answers.commit:
             return await _bad(request, answers, action)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
@@ -51,12 +66,21 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
             body = await upstream.read()
             if action in answers.bad:
                 return await _bad(request, answers, action)
+            if action in answers.drop:
+                answers.served[action] = answers.served.get(action, 0) + 1
+                assert request.transport is not None
+                request.transport.abort()  # the emulator has done it; its answer is lost
+                return web.Response()
+            if action in answers.rewrite:
+                answers.served[action] = answers.served.get(action, 0) + 1
+                rewritten = answers.rewrite[action](json.loads(body))
+                return web.json_response(rewritten)  # a 200, whatever the emulator said
             return web.Response(
                 body=body, status=upstream.status, content_type=upstream.content_type
             )
 
     app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", handle)
+    app.router.add_route("*", "/{tail:.*}", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     with socket.socket() as probe:
@@ -72,6 +96,7 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
 
 async def _bad(request: web.Request, answers: Answers, action: str) -> web.StreamResponse:
     answers.served[action] = answers.served.get(action, 0) + 1
+    answers.serving.set()
     body = answers.body.encode()
     if not answers.trickle:
         return web.Response(body=body, status=200, content_type="text/html")

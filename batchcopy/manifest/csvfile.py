@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 from batchcopy.manifest.fields import (
     _FIELDS,
+    _OFFERED,
     _REGIONS,
     _SOURCES,
     _column,
@@ -158,7 +159,7 @@ def _unknown_columns(
         split = f"columns separated by {_DELIMITERS[delimiter]}"
     else:
         split = "read as one column: the line has no comma, semicolon or tab"
-    fields = ", ".join(_FIELDS) + " (case, spaces, hyphens and camelCase do not matter)"
+    fields = ", ".join(_OFFERED) + " (case, spaces, hyphens and camelCase do not matter)"
     if anything_known:
         plural = "s" * (len(unknown) > 1)
         return f"unknown column{plural} {', '.join(named)} ({split}); name columns from {fields}"

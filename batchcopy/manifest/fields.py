@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from batchcopy.accounts import ACCOUNT_RULE, is_account_id
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
-from batchcopy.jobs import CopyJob
+from batchcopy.jobs import SENT_BEFORE, CopyJob
 
 MAX_FIELD_CHARS = 1024
 _REGIONS = ("source_region", "target_region")
@@ -52,7 +52,7 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> list[CopyJob] | list[_Issu
     issues: list[_Issue] = []
     text: dict[str, str] = {}
     broken: set[str] = set()  # already reported, so "missing" is not said as well
-    latest = False
+    latest = sent_before = False
     for field in _FIELDS:
         try:
             value = _value(field, row.values.get(field))
@@ -62,7 +62,9 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> list[CopyJob] | list[_Issu
             issues += (_Issue(row.line, field, message) for message in exc.args)
             broken.add(field)
             continue
-        if isinstance(value, bool):
+        if isinstance(value, bool) and field == SENT_BEFORE:
+            sent_before = value
+        elif isinstance(value, bool):
             latest = value
         elif value is not None:
             text[field] = value
@@ -80,6 +82,7 @@ def _check(row: _Row, defaults: Mapping[str, str]) -> list[CopyJob] | list[_Issu
             restore_date=text.get("restore_date"),
             use_latest=latest,
             account=text.get("account", ""),
+            sent_before=sent_before,
         )
         for region in text["target_region"].split(_SEPARATOR)
     ]
@@ -121,14 +124,18 @@ def _value(field: str, raw: object) -> str | bool | None:
     """
     if raw is None or raw == "":
         return None
-    if isinstance(raw, bool) and field == _LATEST:
+    if isinstance(raw, bool) and field in (_LATEST, SENT_BEFORE):
         return raw
     if isinstance(raw, list) and field == "target_region":
         return _regions(raw, written=None)
     if isinstance(raw, int) and not isinstance(raw, bool) and field == "account":
         raw = str(raw)  # a JSON number: fine if it kept its 12 digits
     if not isinstance(raw, str):
-        wanted = {_LATEST: "true or false", "target_region": "a string or a list of strings"}
+        wanted = {
+            _LATEST: "true or false",
+            SENT_BEFORE: "true or false",
+            "target_region": "a string or a list of strings",
+        }
         raise _Invalid(f"must be {wanted.get(field, 'a string')}, not {_kind(raw)}")
     value = raw.strip()
     if not value:
@@ -236,8 +243,9 @@ _RULES: dict[str, Callable[[str], str | bool]] = {
     _LATEST: _boolean,
     "target_snapshot_name": _name,
     "account": _account,
+    SENT_BEFORE: _boolean,  # retry.csv's: the row's copy may have been sent already
 }
-_FIELDS = tuple(_RULES)  # in the order reports and CopyJob.to_row use
+_FIELDS = tuple(_RULES)  # in the order reports and CopyJob.to_row use, then sent_before
 
 
 def _camel(snake: str) -> str:
@@ -246,7 +254,9 @@ def _camel(snake: str) -> str:
 
 
 _SPELLINGS = {spelling: field for field in _FIELDS for spelling in (field, _camel(field))}
-_ACCEPTED = ", ".join(_FIELDS) + " (or camelCase)"
+# The fields messages offer: sent_before is retry.csv's own, not one to write by hand.
+_OFFERED = tuple(field for field in _FIELDS if field != SENT_BEFORE)
+_ACCEPTED = ", ".join(_OFFERED) + " (or camelCase)"
 
 
 def _words(name: str) -> str:
