@@ -138,8 +138,9 @@ class Access:
 
 
 def load_accounts_file(path: Path) -> dict[str, AccountAccess]:
-    """The accounts a file lists, by id. ``SettingsError`` names the file, the entry and
-    the key that is wrong; nothing is sent before it is read."""
+    """The accounts a file lists, by id. ``SettingsError`` names the file and, for every
+    entry that is wrong, its line (YAML) or place, the key and the rule; nothing is sent
+    before it is read."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -149,36 +150,52 @@ def load_accounts_file(path: Path) -> dict[str, AccountAccess]:
     data = _parse(path, text)
     entries = data.get("accounts") if isinstance(data, dict) else data
     if not isinstance(entries, list):
-        raise _bad(path, "expected a list of accounts, or an object with an accounts list")
+        raise _bad(path, ["expected a list of accounts, or an object with an accounts list"])
     accounts: dict[str, AccountAccess] = {}
+    problems: list[str] = []
     for i, entry in enumerate(entries):
-        where = f"accounts[{i}]"
-        if not isinstance(entry, dict):
-            raise _bad(path, f"{where}: expected an object with account_id")
-        if unknown := sorted(set(map(str, entry)) - _FILE_KEYS):
-            raise _bad(
-                path, f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(_FILE_KEYS))})"
-            )
-        account_id = _account_id(entry.get("account_id"))
-        if account_id is None:
-            raise _bad(
-                path, f"{where}.account_id: {entry.get('account_id')!r} is not {ACCOUNT_RULE}"
-            )
-        if account_id in accounts:
-            raise _bad(path, f"{where}.account_id: {account_id} is listed twice")
-        for key in ("name", "role", "external_id"):
-            if key in entry and not isinstance(entry[key], str):
-                raise _bad(path, f"{where}.{key}: expected a string")
+        line = entry.pop(_LINE, None) if isinstance(entry, dict) else None
+        where = f"line {line}: accounts[{i}]" if line else f"accounts[{i}]"
         try:
-            accounts[account_id] = AccountAccess(
-                account_id=account_id,
-                name=entry.get("name", ""),
-                role=entry.get("role", ""),
-                external_id=entry.get("external_id"),
-            )
+            access = _entry(entry)
         except ValueError as exc:
-            raise _bad(path, f"{where}.{exc}") from None
+            problems.append(f"{where}.{exc}" if str(exc)[:1].isalpha() else f"{where}{exc}")
+            continue
+        if access.account_id in accounts:
+            problems.append(f"{where}.account_id: {access.account_id} is listed twice")
+        accounts[access.account_id] = access
+    if problems:
+        raise _bad(path, problems)
     return accounts
+
+
+def _entry(entry: Any) -> AccountAccess:
+    """One entry of an accounts file; ValueError ``key: rule`` (or ``: rule``)."""
+    if not isinstance(entry, dict):
+        raise ValueError(": expected an object with account_id")
+    if unknown := sorted(set(map(str, entry)) - _FILE_KEYS):
+        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(_FILE_KEYS))})")
+    raw = entry.get("account_id")
+    account_id = _account_id(raw)
+    if account_id is None:
+        hint = " (write it in quotes: unquoted, YAML reads it as a number)"
+        raise ValueError(
+            f"account_id: {raw!r} is not {ACCOUNT_RULE}{hint if isinstance(raw, int) else ''}"
+        )
+    for key in ("name", "role", "external_id"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ValueError(f"{key}: expected a string (in quotes)")
+    if "role" in entry and not entry["role"].strip():
+        raise ValueError("role: empty; leave the key out to use --role-name")
+    return AccountAccess(
+        account_id=account_id,
+        name=entry.get("name", ""),
+        role=entry.get("role", ""),
+        external_id=entry.get("external_id"),
+    )
+
+
+_LINE = "__batchcopy_line__"  # where a YAML mapping starts, kept while the file is read
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -186,13 +203,21 @@ def _parse(path: Path, text: str) -> Any:
         try:
             return json.loads(text)
         except (ValueError, RecursionError) as exc:
-            raise _bad(path, f"not valid JSON ({exc})") from None
+            raise _bad(path, [f"not valid JSON ({exc})"]) from None
     import yaml  # only when an accounts file is YAML: `batchcopy --help` stays quick
 
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that notes each mapping's line, for messages."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            mapping = super().construct_mapping(node, deep=deep)
+            mapping[_LINE] = node.start_mark.line + 1
+            return mapping
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader, plus line numbers
     except (yaml.YAMLError, RecursionError) as exc:
-        raise _bad(path, f"not valid YAML ({' '.join(str(exc).split())})") from None
+        raise _bad(path, [f"not valid YAML ({' '.join(str(exc).split())})"]) from None
 
 
 def _account_id(value: Any) -> str | None:
@@ -203,5 +228,6 @@ def _account_id(value: Any) -> str | None:
     return value if isinstance(value, str) and is_account_id(value) else None
 
 
-def _bad(path: Path, what: str) -> SettingsError:
-    return SettingsError(f"{path}: {what}", field="accounts")
+def _bad(path: Path, problems: list[str]) -> SettingsError:
+    """Every problem of the file, one per line, each naming the file."""
+    return SettingsError("\n".join(f"{path}: {p}" for p in problems), field="accounts")

@@ -285,13 +285,14 @@ async def copy_snapshots(
     intended = journal.past.intended if journal else set()
     live: _Live | None = None
     ended_by: BaseException | None = None
+    said: set[tuple[str, str]] = set()  # errors logged in full once
     try:
         pending = (job for job in stream() if finished.get(job.target) != job_digest(job))
         running = _running(pending, settings, control, api, journal=journal, intended=intended)
         async with running as live:
             async for result in each(live.results):
                 live.engine.handed_on.pop(result.job.target, None)
-                _log_result(result)
+                _log_result(result, said)
                 if journal is not None:
                     journal.outcome(result)
                 writer.add(result)
@@ -410,13 +411,24 @@ def _unmake(
                 folder = folder.parent
 
 
-def _log_result(result: JobResult) -> None:
-    """One log line per finished job, with its manifest line and target as fields."""
+_ERRORS_REMEMBERED = 1000  # distinct errors logged once each; beyond, every one is logged
+
+
+def _log_result(result: JobResult, said: set[tuple[str, str]]) -> None:
+    """One log line per finished job, with its manifest line and target as fields. A
+    failure is a warning the first time its error is seen; the rows it repeats on (every
+    row of an account whose role cannot be assumed, say) say only its code, at info level:
+    each row has it in full in the report."""
     level = logging.WARNING if result.status == "failed" else logging.INFO
-    if not log.isEnabledFor(level):
-        return
     job = result.job
     detail = f" ({result.error_code}: {result.error_message})" if result.error_code else ""
+    error = (result.error_code, result.error_message)
+    if level == logging.WARNING and error in said:
+        level, detail = logging.INFO, f" ({result.error_code}, as before)"
+    elif level == logging.WARNING and len(said) < _ERRORS_REMEMBERED:
+        said.add(error)
+    if not log.isEnabledFor(level):
+        return
     log.log(
         level,
         "line %d: %s %s%s",

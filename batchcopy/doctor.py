@@ -192,12 +192,14 @@ async def _account(
             "caller's sts:AssumeRole permission (examples/iam/), and check --role-name, "
             "--external-id and the --accounts file"
         )
+        if role is None:
+            fix = "give --role-name, or a role for this account in the --accounts file"
         return [Check(name=name, ok=False, detail=_clean(str(exc)), fix=fix)]
     if identity["account"] != account:
         detail = f"the keys for it are account {identity['account']}'s ({identity['arn']})"
         fix = f"name a role in account {account} (--role-name, or its entry in --accounts)"
         return [Check(name=name, ok=False, detail=detail, fix=fix)]
-    how = f"assumed {role}" if clients is not api else "the base credentials' own"
+    how = f"assumed {role}" if clients.role_assumed else "the base credentials' own"
     checks = [Check(name=name, ok=True, detail=f"{how}: {identity['arn']}")]
     for region in regions:
         check = await _region(clients, region, seconds, pause)

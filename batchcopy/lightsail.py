@@ -177,6 +177,11 @@ class LightsailClients:
             )
         return clients
 
+    @property
+    def role_assumed(self) -> bool:
+        """Whether this account's calls are signed with an assumed role's keys."""
+        return self._credentials is not None
+
     async def identity(self) -> dict[str, str]:
         """The ``account`` and ``arn`` this account's calls are made as (GetCallerIdentity)."""
         base = self._shared.sessions.base

@@ -16,7 +16,7 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -28,10 +28,18 @@ from aiobotocore.credentials import (
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 
-from batchcopy.errors import CredentialsError, LightsailError, PermanentError, SettingsError
+from batchcopy.errors import (
+    CredentialsError,
+    EndpointUnreachableError,
+    LightsailError,
+    PermanentError,
+    SettingsError,
+    TransientError,
+)
 from batchcopy.memo import Memo
+from batchcopy.retry import guarded
 from batchcopy.settings import Settings
-from batchcopy.translate import PARSER_CHOKED, malformed, translate_error
+from batchcopy.translate import PARSER_CHOKED, malformed, refused, translate_error
 
 __all__ = [
     "ASSUME_ROLE_FAILED",
@@ -40,6 +48,7 @@ __all__ = [
     "Sessions",
     "caller_identity",
     "organization_accounts",
+    "roleless",
     "service_endpoint",
     "sign_as_account",
     "signing_as",
@@ -281,10 +290,30 @@ class Sessions:
         return reached
 
     async def base_account(self) -> str:
-        """The base credentials' account (GetCallerIdentity, once)."""
-        identity = await self._identity.get(
-            "base", lambda: caller_identity(self._settings, self.base)
-        )
+        """The base credentials' account (GetCallerIdentity, once, under the retry policy).
+        STS that cannot be connected to at all ends the run, as a Lightsail endpoint that
+        never answers does: :class:`EndpointUnreachableError`."""
+
+        where = sts_endpoint(self._settings, self.base) or "STS"
+
+        async def once() -> dict[str, str]:
+            try:
+                return await caller_identity(self._settings, self.base)
+            except TransientError as exc:
+                if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
+                    # Nothing listens there: retrying only delays saying so.
+                    raise EndpointUnreachableError(where) from exc
+                raise
+
+        async def ask() -> dict[str, str]:
+            try:
+                return await guarded(once, self._settings.retry)
+            except TransientError as exc:
+                if exc.ambiguous:
+                    raise
+                raise EndpointUnreachableError(where) from exc
+
+        identity = await self._identity.get("base", ask)
         assert isinstance(identity, dict)
         return str(identity["account"])
 
@@ -391,15 +420,26 @@ async def organization_accounts(
                         items += [i for i in page.get(key) or () if isinstance(i, dict)]
                 except PARSER_CHOKED as exc:
                     raise malformed(operation, "answer") from exc
+                except Exception as exc:
+                    raise translate_error(exc) from exc
                 return items
 
             if not units:
                 accounts = await pages("list_accounts", "Accounts")
             else:
-                accounts, queue = [], list(units)
+                queue = [await _unit_id(unit, pages) for unit in units]
+                accounts = []
                 while queue:  # each unit, then its sub-units
                     parent = queue.pop()
-                    accounts += await pages("list_accounts_for_parent", "Accounts", ParentId=parent)
+                    try:
+                        accounts += await pages(
+                            "list_accounts_for_parent", "Accounts", ParentId=parent
+                        )
+                    except PermanentError as exc:
+                        if exc.code != "ParentNotFoundException":
+                            raise
+                        message = f"{parent}: no such organizational unit or root"
+                        raise SettingsError(message, field="ou") from None
                     children = await pages(
                         "list_organizational_units_for_parent",
                         "OrganizationalUnits",
@@ -416,3 +456,39 @@ async def organization_accounts(
     except Exception as exc:
         raise translate_error(exc) from exc
     return sorted(a for a in found if a not in exclude)
+
+
+async def roleless(settings: Settings, accounts: Iterable[str]) -> list[str]:
+    """The accounts of ``accounts`` that nothing reaches: no role is named for them
+    (``--role-name``, the accounts file) and they are not the base credentials' own. One
+    GetCallerIdentity, and only when some account has no role named."""
+    missing = sorted({a for a in accounts if a and settings.access.role_arn(a) is None})
+    if not missing:
+        return []
+    base = (await caller_identity(settings))["account"]
+    return [account for account in missing if account != base]
+
+
+Pages = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+async def _unit_id(unit: str, pages: Pages) -> str:
+    """The id of ``unit``: an id as given (``ou-...``, ``r-...``), or a path of unit names
+    from the root (``/Prod/Web``, as the emulator's seeds and the console show them)."""
+    if not unit.startswith("/"):
+        return unit
+    roots = await pages("list_roots", "Roots")
+    if not roots or not isinstance(roots[0].get("Id"), str):
+        raise SettingsError(f"{unit}: the organization has no root to start from", field="ou")
+    current, walked = str(roots[0]["Id"]), ""
+    for name in (part for part in unit.split("/") if part):
+        children = await pages(
+            "list_organizational_units_for_parent", "OrganizationalUnits", ParentId=current
+        )
+        named = {str(c.get("Name")): str(c.get("Id")) for c in children}
+        if name not in named:
+            there = ", ".join(sorted(named)) or "none"
+            message = f"{unit}: no unit {name!r} under {walked or '/'} (there: {there})"
+            raise SettingsError(message, field="ou")
+        current, walked = named[name], f"{walked}/{name}"
+    return current

@@ -21,7 +21,14 @@ from batchcopy.errors import SettingsError
 from batchcopy.jobs import CopyJob, Status
 from batchcopy.plan import make_plan
 from tests.conftest import control
-from tests.helpers import HEADER, EmulatorProcess, read_csv, run_cli, settings_for
+from tests.helpers import (
+    HEADER,
+    EmulatorProcess,
+    closed_port,
+    read_csv,
+    run_cli,
+    settings_for,
+)
 
 MANAGEMENT = "111111111111"
 ROLE = "OrganizationAccountAccessRole"
@@ -393,7 +400,7 @@ def test_bad_accounts_input_is_exit_2_with_no_request(
         "run", str(manifest), "--accounts", str(bad_file), "--endpoint-url", reset_fleet.url,
     )  # fmt: skip
     assert done.returncode == 2
-    assert f"--accounts {bad_file}: accounts[0].account_id" in done.stderr
+    assert f"--accounts {bad_file}: line 1: accounts[0].account_id: 12 is not" in done.stderr
     bad_cell = tmp_path / "bad.csv"
     bad_cell.write_text(f"{HEADER.strip()},account\nus-east-1,eu-west-1,web-0,,,,x,12345\n")
     done = run_cli("run", str(bad_cell), "--endpoint-url", reset_fleet.url)
@@ -480,3 +487,109 @@ async def test_assumed_keys_are_refreshed_before_they_expire(
         finally:
             await sessions.close()
     assert emulator.stats.assume_role == {CLIENTS[0]: 2}
+
+
+def test_every_problem_of_an_accounts_file_is_told_at_its_line(tmp_path: Path) -> None:
+    """All the entries that are wrong are named at once, each at its line, with what to do:
+    an id YAML read as a number (an octal one among them), an empty role, an unknown key."""
+    path = tmp_path / "accounts.yaml"
+    path.write_text(
+        "accounts:\n"
+        '  - account_id: "222222222222"\n'
+        "  - account_id: 012345670123\n"
+        '  - account_id: "333333333333"\n'
+        '    role: ""\n'
+        '  - account_id: "444444444444"\n'
+        "    rol: Admin\n"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_accounts_file(path)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 3
+    assert lines[0].endswith("write it in quotes: unquoted, YAML reads it as a number)")
+    assert f"{path}: line 3: accounts[1].account_id: 1402433619 is not 12 digits" in lines[0]
+    assert f"{path}: line 4: accounts[2].role: empty" in lines[1]
+    assert f"{path}: line 6: accounts[3].rol: unknown key" in lines[2]
+
+
+def test_rows_of_accounts_no_role_reaches_are_refused_before_any_copy(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A manifest naming accounts with neither --role-name nor a role in --accounts is exit
+    2 naming them (the base credentials' own account needs none), with no Lightsail call;
+    plan says the same."""
+    manifest = tmp_path / "mixed.csv"
+    manifest.write_text(
+        f"{HEADER.strip()},account\n"
+        f"us-east-1,eu-west-1,web-0,,,,a-dr,{CLIENTS[0]}\n"
+        "us-east-1,eu-west-1,web-0,,,,b-dr,\n"
+        f"us-east-1,eu-west-1,web-0,,,,c-dr,{MANAGEMENT}\n"
+    )
+    for command in ("run", "plan"):
+        done = run_cli(command, str(manifest), "--endpoint-url", reset_fleet.url)
+        assert done.returncode == 2, done.stderr
+        assert f"no role reaches account {CLIENTS[0]}: give --role-name" in done.stderr
+        assert MANAGEMENT not in done.stderr
+    stats = reset_fleet.stats()
+    assert stats["copies_accepted"] == {}
+    assert {action for region in stats["requests"].values() for action in region} == {
+        "GetCallerIdentity"
+    }
+
+
+def test_discover_takes_an_organizational_unit_by_its_path(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """--ou /Prod lists the accounts under that path of unit names; a path that names no
+    unit is exit 2 saying which units there are."""
+    common = [
+        "--source-region", "us-east-1", "--target-region", "eu-west-1",
+        "--endpoint-url", reset_fleet.url, "--role-name", ROLE,
+    ]  # fmt: skip
+    done = run_cli("discover", "--ou", "/Prod", *common, "-o", str(tmp_path / "prod.csv"))
+    assert done.returncode == 0, done.stderr
+    assert {r["account"] for r in read_csv(tmp_path / "prod.csv")} == set(CLIENTS[:2])
+    wrong = run_cli("discover", "--ou", "/Prod/Shop", *common)
+    assert wrong.returncode == 2
+    assert "--ou /Prod/Shop: no unit 'Shop' under /Prod (there: Web)" in wrong.stderr
+
+
+def test_plain_progress_names_the_accounts_furthest_behind(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """With stderr not a terminal, the status lines of a run over accounts name the
+    accounts with the most jobs left."""
+    manifest = fleet_manifest(tmp_path / "jobs.csv", CLIENTS[:-1])
+    # 4 copies and 4 tags per account at a write a second: past the first status line.
+    reset_fleet.control("POST", "config", {"copy_rate": 1, "copy_burst": 1})
+    try:
+        done = run_cli(
+            "run", str(manifest), "--endpoint-url", reset_fleet.url, "--role-name", ROLE,
+            "--report-dir", str(tmp_path / "r"),
+        )  # fmt: skip
+    finally:
+        reset_fleet.control("POST", "config", {})
+    assert done.returncode == 0, done.stderr
+    status = [line for line in done.stderr.splitlines() if "done," in line]
+    assert any("most left: " in line for line in status), status
+    assert all(account in status[0] for account in CLIENTS[:4] if "most left" in status[0])
+
+
+def test_sts_that_cannot_be_reached_ends_the_run_as_credentials_do(tmp_path: Path) -> None:
+    """STS at an address nothing listens on, when rows name accounts: exit 253 in one line,
+    as an unreachable Lightsail endpoint, not a failure per row."""
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(fleet_seed(CLIENTS[:1])))
+    process = EmulatorProcess("--seed", str(seed))
+    try:
+        manifest = fleet_manifest(tmp_path / "jobs.csv", CLIENTS[:1], snapshots=1)
+        done = run_cli(
+            "run", str(manifest), "--endpoint-url", process.url, "--role-name", ROLE,
+            "--report-dir", str(tmp_path / "r"), "--quiet",
+            env={"AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{closed_port()}"},
+        )  # fmt: skip
+    finally:
+        process.stop()
+    assert done.returncode == 253, done.stderr
+    assert "cannot connect" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -62,7 +62,8 @@ def emulator(
         int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
     ] = 0,
     seed: Annotated[
-        Path | None, typer.Option(help="JSON seed file: regions, instances, disks, snapshots.")
+        Path | None,
+        typer.Option(help="JSON seed file: regions, instances, disks, snapshots; or accounts."),
     ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Start with the built-in demo data.")

@@ -37,6 +37,7 @@ from batchcopy.cli.options import (
     _access,
     _load,
     _logging,
+    _refuse_roleless,
     _regions,
 )
 from batchcopy.cli.render import _console, _plural, _print_plan
@@ -116,6 +117,8 @@ def plan(
         )
     except BatchcopyError as exc:
         raise _settings_error("plan", exc) from None
+    if loaded.per_account:
+        _refuse_roleless("plan", loaded.per_account, settings)
     _show_plan(loaded, settings, as_json=as_json)
 
 

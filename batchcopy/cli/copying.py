@@ -48,6 +48,7 @@ from batchcopy.cli.options import (
     _load,
     _logging,
     _parse_tags,
+    _refuse_roleless,
 )
 from batchcopy.cli.progress import _Progress, _run_with_progress
 from batchcopy.cli.render import _print_summary
@@ -219,6 +220,8 @@ def run(
     except BatchcopyError as exc:
         raise _settings_error("run", exc) from None
     _check_metrics_file(metrics_file, "run")
+    if loaded.per_account:
+        _refuse_roleless("run", loaded.per_account, settings)
 
     if dry_run:
         _show_plan(loaded, settings, as_json=as_json)

@@ -91,7 +91,10 @@ def discover(
     ] = False,
     ou: Annotated[
         list[str] | None,
-        typer.Option(help="Only accounts under this organizational unit id (repeatable)."),
+        typer.Option(
+            help="Only accounts under this organizational unit and its sub-units: an id "
+            "(ou-..., or the root's r-...) or a path of names like /Prod/Web (repeatable)."
+        ),
     ] = None,
     exclude_account: Annotated[
         list[str] | None, typer.Option(help="Leave this account out (repeatable).")
@@ -126,6 +129,7 @@ def discover(
         write_manifest,
     )
     from batchcopy.discover import discover as discover_rows
+    from batchcopy.sessions import roleless
     from batchcopy.settings import Settings
 
     _logging(verbose, debug, log_format, log_file)
@@ -163,6 +167,12 @@ def discover(
         )
         if (org or ou or accounts) and not listed:
             raise DiscoverError("no account to list: the organization or file names none left")
+        if missing := await roleless(settings, listed):
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise DiscoverError(
+                f"no role reaches account{'s' if len(missing) > 1 else ''} {shown}: give "
+                "--role-name, or a role for each in the --accounts file"
+            )
         chosen = dataclasses.replace(options, accounts=listed)
         return await discover_rows(chosen, settings, unreached=unreached)
 
@@ -172,6 +182,8 @@ def discover(
         raise _fail(f"batchcopy discover: {exc}\nNo manifest was written.", EXIT_USAGE) from None
     except CredentialsError as exc:
         raise _fail(_unusable(exc), EXIT_CREDENTIALS) from None
+    except SettingsError as exc:
+        raise _settings_error("discover", exc) from None
     except BatchcopyError as exc:  # a listing call failed, after retries
         raise _fail(f"batchcopy discover: listing failed: {exc}", 1) from None
     except KeyboardInterrupt:

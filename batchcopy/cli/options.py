@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batchcopy.cli.exits import EXIT_USAGE, _fail
+from batchcopy.cli.exits import EXIT_CREDENTIALS, EXIT_USAGE, _fail, _unusable
 from batchcopy.cli.render import _plural
-from batchcopy.errors import ManifestError
+from batchcopy.errors import BatchcopyError, ManifestError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from batchcopy.accounts import Access
     from batchcopy.manifest import Manifest
+    from batchcopy.settings import Settings
 
 ManifestArg = Annotated[
     str, typer.Argument(help="CSV, JSON or JSON Lines manifest of copy jobs; - reads stdin.")
@@ -127,3 +130,31 @@ def _access(
         duration=role_duration,
         accounts=load_accounts_file(accounts) if accounts is not None else {},
     )
+
+
+def _refuse_roleless(command: str, accounts: Iterable[str], settings: Settings) -> None:
+    """Exit 2 before any copy when rows name accounts that no role reaches (asking STS
+    whose the base credentials are, if it must)."""
+    import anyio
+
+    from batchcopy.errors import CredentialsError
+    from batchcopy.sessions import roleless
+
+    try:
+        missing = anyio.run(roleless, settings, accounts, backend="asyncio")
+    except CredentialsError as exc:
+        raise _fail(_unusable(exc), EXIT_CREDENTIALS) from None
+    except BatchcopyError as exc:
+        raise _fail(
+            f"batchcopy {command}: cannot tell whose the credentials are: {exc}", 1
+        ) from None
+    if missing:
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        raise _fail(
+            f"batchcopy {command}: no role reaches account{'s' if len(missing) > 1 else ''} "
+            f"{shown}: give --role-name, or a role for each in an --accounts file; nothing "
+            "was sent",
+            EXIT_USAGE,
+        )

@@ -254,10 +254,13 @@ class _Progress:
         failed = self._counts["failed"]
         eta = self._eta(done, self._total, copying, elapsed)
         copying_note = f" ({copying} copying)" if copying else ""
+        behind = self._behind() if self._per_account else {}
+        behind_note = "; most left: " + ", ".join(f"{a} {n}" for a, n in behind.items())
         say(
             f"batchcopy: {done} of {self._total} done, {sent} sent, {accepted} accepted"
             f"{copying_note}, {failed} failed, {throttled} throttled, "
-            f"{done / elapsed:.1f} jobs/s, ETA {self._eta_text(eta)}",
+            f"{done / elapsed:.1f} jobs/s, ETA {self._eta_text(eta)}"
+            f"{behind_note if behind else ''}",
             logger="batchcopy.progress",
             fields={
                 "done": done,
@@ -274,7 +277,7 @@ class _Progress:
                     region: {"done": self._done[region], **dataclasses.asdict(counts)}
                     for region, counts in counters.items()
                 },
-                **({"accounts_behind": self._behind()} if self._per_account else {}),
+                **({"accounts_behind": behind} if self._per_account else {}),
             },
         )
 
