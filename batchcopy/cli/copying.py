@@ -176,6 +176,10 @@ def run(
             )
         rate = max_rate
     try:
+        exists = OnExists(on_exists)
+    except ValueError:
+        raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
+    try:
         settings = Settings(
             rate=rate,
             burst=burst,
@@ -183,7 +187,7 @@ def run(
             adaptive=adaptive,
             max_in_flight=max_in_flight,
             retry=RetryPolicy(max_attempts=max_attempts, deadline=job_timeout),
-            on_exists=OnExists(on_exists),
+            on_exists=exists,
             profile=profile,
             endpoint_url=endpoint_url,
             read_timeout=read_timeout,
@@ -193,8 +197,6 @@ def run(
             tags=_parse_tags(tag or []),
             copy_tags=copy_tags,
         )
-    except ValueError:
-        raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
     except BatchcopyError as exc:
         raise _settings_error("run", exc) from None
     _check_metrics_file(metrics_file, "run")
