@@ -1070,3 +1070,12 @@ def test_malformed_endpoint_is_one_line_naming_the_option(command: list[str], tm
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"batchcopy {command[0]}: --endpoint-url "), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_force_help_says_every_check_it_overrides() -> None:
+    """run --help says --force also resumes a journal made with other default regions, as
+    the README says, not only one made for another manifest."""
+    done = batchcopy("run", "--help", env=HELP_ENV)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "--force" in line)
+    assert "another manifest" in line and "default regions" in line, line

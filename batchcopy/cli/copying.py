@@ -131,7 +131,11 @@ def run(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Resume even if the journal is for another manifest.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Resume even if the journal is for another manifest or other default regions.",
+        ),
     ] = False,
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds calls in flight get to finish after Ctrl-C or SIGTERM.")
