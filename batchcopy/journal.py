@@ -56,8 +56,11 @@ _BLOCK = 65536  # bytes read at a time from a journal's end
 
 def refuse_journal(directory: Path) -> None:
     """Raise :class:`ReportDirError` if ``directory`` holds a run's journal: a new run there
-    would mix two runs' records, and --resume is the way to continue that one."""
+    would mix two runs' records, and --resume is the way to continue that one.
+
+    A folder a run still holds says so first: "resume it" would only be refused again."""
     if (directory / JOURNAL_NAME).exists():
+        _refuse_if_held(directory)
         raise ReportDirError(
             f"{directory} already holds a run's journal; resume it with --resume "
             f"{directory}, or choose another --report-dir"
@@ -247,17 +250,35 @@ def _lock(directory: Path) -> IO[str]:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = handle.read().strip() or "another process"
+        holder = handle.read().strip()
         handle.close()
-        raise ReportDirError(
-            f"{directory} is in use by another batchcopy run (pid {holder}); wait for it to "
-            "end, or choose another --report-dir"
-        ) from None
+        raise _in_use(directory, holder) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _refuse_if_held(directory: Path) -> None:
+    """Raise :class:`ReportDirError` naming the pid if a run holds ``directory``'s lock;
+    looks without creating the lock file and lets go at once."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # no lock file (or none readable): no run has held it, or _lock will say
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise _in_use(directory, handle.read().strip()) from None
+
+
+def _in_use(directory: Path, holder: str) -> ReportDirError:
+    return ReportDirError(
+        f"{directory} is in use by another batchcopy run (pid {holder or 'unknown'}); wait for "
+        "it to end, or choose another --report-dir"
+    )
 
 
 def _open_append(path: Path) -> IO[str]:

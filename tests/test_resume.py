@@ -372,17 +372,23 @@ def test_a_resumed_latest_copy_keeps_the_date_it_was_sent_for(
 def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
-    """--resume of a folder a run is still writing exits 2 naming that run's pid, and
-    touches nothing; once the run has ended, the resume goes through."""
+    """--resume of a folder a run is still writing, a new run with it as --report-dir, and
+    doctor --report-dir all say it is in use by that run's pid (not "resume it"), and
+    touch nothing; once the run has ended, the resume goes through."""
     report = tmp_path / "r"
     first = start_run(live, manifest, report)
     try:
         wait_for_journal(report, 2)
-        second = run_cli(
-            "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
-        )
-        assert second.returncode == 2, second.stderr
-        assert f"in use by another batchcopy run (pid {first.pid})" in second.stderr
+        in_use = f"in use by another batchcopy run (pid {first.pid})"
+        for folder in ("--resume", "--report-dir"):
+            second = run_cli(
+                "run", str(manifest), "--endpoint-url", live.url, folder, str(report), *FAST
+            )
+            assert second.returncode == 2, second.stderr
+            assert in_use in second.stderr and "--resume" not in second.stderr, second.stderr
+        doctor = run_cli("doctor", "--endpoint-url", live.url, "--report-dir", str(report))
+        assert in_use in doctor.stdout + doctor.stderr, doctor.stdout + doctor.stderr
+        assert "resume it" not in doctor.stdout + doctor.stderr
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
