@@ -385,7 +385,8 @@ def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
                 "run", str(manifest), "--endpoint-url", live.url, folder, str(report), *FAST
             )
             assert second.returncode == 2, second.stderr
-            assert in_use in second.stderr and "--resume" not in second.stderr, second.stderr
+            assert in_use in second.stderr, second.stderr
+            assert "--resume" not in second.stderr, second.stderr
         doctor = run_cli("doctor", "--endpoint-url", live.url, "--report-dir", str(report))
         assert in_use in doctor.stdout + doctor.stderr, doctor.stdout + doctor.stderr
         assert "resume it" not in doctor.stdout + doctor.stderr
