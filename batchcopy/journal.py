@@ -154,6 +154,7 @@ class Journal:
         journal._handle.flush()
         os.fsync(journal._handle.fileno())
         journal._synced = journal._written
+        crash_point("journal-opened")
         return journal
 
     async def intent(self, job: CopyJob) -> None:
@@ -488,10 +489,12 @@ _counts: dict[str, int] = {}
 
 def crash_point(name: str) -> None:
     """Die by SIGKILL here if ``BATCHCOPY_TEST_CRASH_AT`` says ``name:N`` and this is the
-    N-th time. A test-only switch: it lets tests kill a run at an exact journal boundary."""
+    N-th time; ``name:N:SIGTERM`` (or another signal's name) sends that signal instead and
+    goes on. A test-only switch: it lets tests kill or stop a run at an exact boundary."""
     wanted = os.environ.get(_CRASH_ENV)
     if not wanted or not wanted.startswith(name + ":"):
         return
+    _, count, *how = wanted.split(":")
     _counts[name] = _counts.get(name, 0) + 1
-    if _counts[name] == int(wanted.rsplit(":", 1)[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _counts[name] == int(count):
+        os.kill(os.getpid(), signal.Signals[how[0]] if how else signal.SIGKILL)

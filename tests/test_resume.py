@@ -240,6 +240,30 @@ def test_one_signal_stops_gently_and_resume_finishes(
     assert_copied_once(live)
 
 
+def test_a_signal_as_the_journal_opens_still_writes_the_report(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """A SIGTERM the instant the report folder and journal exist (before any copy) stops
+    the run as any SIGTERM does: exit 143, every row not_started in the report, no .partial
+    file left, and --resume then finishes it."""
+    report = tmp_path / "r"
+    stopped = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST,
+        env={"BATCHCOPY_TEST_CRASH_AT": "journal-opened:1:SIGTERM"},
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr
+    assert set(statuses(report).values()) == {"not_started"}
+    assert json.loads((report / "summary.json").read_text())["exit_code"] == 143
+    assert not list(report.glob("*.partial"))
+    assert live.stats()["copies_accepted"] == {}
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
+
+
 def test_second_signal_cancels_at_once_and_resume_reconciles(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
