@@ -198,8 +198,9 @@ class _Live:
     engine: Engine
     waiter: Waiter | None
 
-    def unfinished(self) -> tuple[set[str], dict[str, JobResult]]:
-        """Targets sent with no known outcome, and results the engine handed on that were
+    def unfinished(self) -> tuple[dict[str, str], dict[str, JobResult]]:
+        """Targets sent with no known outcome (each with the date a use_latest job was sent
+        for), and results the engine handed on that were
         never reported (cut off on their way, or copies still being followed: those are
         in_progress, as a gentle stop reports them)."""
         known = {
@@ -299,7 +300,7 @@ async def copy_snapshots(
     finally:
         # Synchronous from here on, so no cancellation can cut the report short.
         try:
-            unsettled, known = live.unfinished() if live else (set(), {})
+            unsettled, known = live.unfinished() if live else ({}, {})
             if journal is not None:
                 journal.close()
             if (

@@ -176,7 +176,8 @@ class Engine:
         self._lookups = Memo()  # source snapshots and automatic snapshots, read once
         # Targets sent in this run whose result is not out yet: if the run is cut short,
         # they are reported as interrupted, not as never started.
-        self.unsettled: set[str] = set()
+        # Targets sent without a known outcome -> the date a use_latest job was sent for.
+        self.unsettled: dict[str, str] = {}
         # Results handed on but not yet reported (the caller pops them once reported): a
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
@@ -306,7 +307,7 @@ class Engine:
             lane.fit()
             lane.slots.release_on_behalf_of(slot)
         self.handed_on[job.target] = result
-        self.unsettled.discard(job.target)
+        self.unsettled.pop(job.target, None)
         await put(results, result)
 
     async def _run_job(self, lane: _Lane, job: CopyJob) -> JobResult:
@@ -323,7 +324,13 @@ class Engine:
             # A target listed before we sent anything is ours only if an interrupted run
             # sent it.
             result = await self._existing(lane, pinned, existing, ours=job.target in self._intended)
-        result = dataclasses.replace(result, job=job)
+        sent = result.attempts or job.target in self._intended or existing is not None
+        # As written (use_latest), with the date it was sent for when its copy may exist.
+        result = dataclasses.replace(
+            result,
+            job=job,
+            sent_date=(pinned.restore_date or "") if job.use_latest and sent else "",
+        )
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
         if result.status not in (Status.STARTED, Status.SKIPPED):
@@ -331,7 +338,7 @@ class Engine:
         # Known before tagging: a run cut short while tagging still reports the copy, as
         # not tagged yet, so that a resume tags it.
         self.handed_on[job.target] = dataclasses.replace(result, tag_error=NOT_TAGGED)
-        self.unsettled.discard(job.target)
+        self.unsettled.pop(job.target, None)
         # Targets found already there are copies of the same source too: tagging them
         # finishes tagging that failed before (or that an interrupted run never did).
         made_before = existing if existing is not None and not result.reconciled else None
@@ -377,7 +384,7 @@ class Engine:
         if self._stop.is_set():
             return self._stopped(job, tries, started)
         if tries.attempts == 0:
-            self.unsettled.add(job.target)
+            self.unsettled[job.target] = job.restore_date or ""
             if self._journal is not None:
                 await self._journal.intent(job)
         tries.attempts += 1

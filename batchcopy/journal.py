@@ -22,6 +22,7 @@ Records::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -186,7 +187,10 @@ class Journal:
             or result.outcome_unknown
         ):
             return
-        self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
+        record = {"type": "outcome", "target": result.job.target, "row": result.to_row()}
+        if result.sent_date:
+            record["date"] = result.sent_date  # what a later retry.csv pins the job to
+        self._append(record)
 
     def close(self) -> None:
         """Flush and sync everything; the journal stays on disk for a later resume. A write
@@ -353,7 +357,10 @@ class EarlierResults(Mapping[str, JobResult]):
         if self._handle is None:
             self._handle = self._path.open("rb")
         self._handle.seek(offset)
-        return JobResult.from_row(json.loads(self._handle.readline())["row"])
+        record = json.loads(self._handle.readline())
+        date = record.get("date")
+        sent = date if isinstance(date, str) and is_valid_date(date) else ""
+        return dataclasses.replace(JobResult.from_row(record["row"]), sent_date=sent)
 
     def __iter__(self) -> Iterator[str]:
         yield from self._first

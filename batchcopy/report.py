@@ -263,7 +263,7 @@ class ReportWriter:
                 self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
                 self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
                 if result.status in RETRY_STATUSES or result.tag_error:
-                    self._retry_writer.writerow(result.job.to_row())
+                    self._retry_writer.writerow(result.retry_job().to_row())
                     self.retry_rows += 1
             except OSError as exc:
                 raise StorageError(self._directory, exc) from exc
@@ -284,7 +284,8 @@ class ReportWriter:
         ``jobs`` is the whole run's job stream, read once more: a job with no result gets
         the one ``earlier`` holds for its target (an earlier run's, or a copy still being
         followed) if there is one, ``failed`` (Interrupted) if its target is in
-        ``interrupted`` (sent, outcome unknown), else ``not_started``. ``exit_code``
+        ``interrupted`` (sent, outcome unknown; a mapping gives the date each was sent
+        for), else ``not_started``. ``exit_code``
         overrides the computed one (an interrupted run's 130 or 143)."""
         earlier = earlier or {}
         finished = self.counts.total() - self.counts[Status.NOT_STARTED] - self.interrupted
@@ -303,6 +304,10 @@ class ReportWriter:
                             status=Status.FAILED,
                             error_code=INTERRUPTED_CODE,
                             error_message=INTERRUPTED_MESSAGE,
+                            # target -> the date a use_latest job was sent for, if given
+                            sent_date=interrupted.get(job.target, "")
+                            if isinstance(interrupted, Mapping)
+                            else "",
                         )
                     )
                 else:
