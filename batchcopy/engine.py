@@ -395,6 +395,8 @@ class Engine:
                 operation_id = await lane.api.copy_snapshot(job)
             finally:
                 lane.limiter.timed(self._clock() - sent)
+            if self._journal is not None:
+                self._journal.accepted(job, operation_id, tries.attempts)
             crash_point("after-response")
         except ThrottledError:
             log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
@@ -532,10 +534,14 @@ class Engine:
             )
         elif ours:
             # Ours: reconciled, unless the journal says its answer came (a run cut short
-            # while tagging or following it): then no answer was lost.
-            answered = self._journal is not None and job.target in self._journal.past.accepted
-            return self._result(
-                job, Status.STARTED, tries, started=started, reconciled=not answered
+            # after it): then no answer was lost, and the row keeps what the answer said.
+            answered = self._journal.past.accepted.get(job.target) if self._journal else None
+            if answered is None:
+                return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
+            operation_id, attempts = answered
+            result = self._result(job, Status.STARTED, tries, started=started)
+            return dataclasses.replace(
+                result, operation_id=operation_id, attempts=max(attempts, tries.attempts)
             )
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(

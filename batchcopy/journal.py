@@ -81,9 +81,10 @@ class _Past:
     finished: dict[str, bytes] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)  # where each target's outcome is
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
-    # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
-    # following it did not end): found again, they are not answers a crash lost.
-    accepted: set[str] = field(default_factory=set)
+    # Of those, the ones whose copy Lightsail accepted (its answer came: recorded as it
+    # arrives), with its operation id and the requests sent: found again, they are not
+    # answers a crash lost.
+    accepted: dict[str, tuple[str, int]] = field(default_factory=dict)
     dates: dict[str, str] = field(default_factory=dict)  # automatic snapshot dates sent
     torn: bool = False  # the last line was cut short by a crash
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
@@ -169,6 +170,25 @@ class Journal:
         await self._sync()
         crash_point("after-intent")
 
+    def accepted(self, job: CopyJob, operation_id: str, attempts: int) -> None:
+        """Record that Lightsail accepted ``job``'s copy (its answer came), as it arrives.
+
+        Flushed to the OS, not synced: it only has to outlive the process (kill -9), so
+        that a resume keeps the operation id and does not count the copy as reconciled.
+        A power cut that loses it costs only that label: the copy is looked up anyway."""
+        self._append(
+            {
+                "type": "accepted",
+                "target": job.target,
+                "operation": operation_id,
+                "attempts": attempts,
+            }
+        )
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
+
     def outcome(self, result: JobResult) -> None:
         """Record a job's final result (synced with the next batch, or at close).
 
@@ -179,7 +199,14 @@ class Journal:
         ):
             # Accepted, but tagging or following it is left to do: a resume that finds the
             # copy knows its answer came, so it is not counted as reconciled.
-            self._append({"type": "accepted", "target": result.job.target})
+            self._append(
+                {
+                    "type": "accepted",
+                    "target": result.job.target,
+                    "operation": result.operation_id,
+                    "attempts": result.attempts,
+                }
+            )
         if (
             not result.status.final
             or result.error_code == INTERRUPTED_CODE
@@ -426,6 +453,12 @@ def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
             raise _damaged(path, number, f"its result does not read ({exc})") from None
         if result is None or result.job.target != target:
             raise _damaged(path, number, "its result is not its target's")
+    if record["type"] == "accepted":
+        operation, attempts = record.get("operation", ""), record.get("attempts", 0)
+        if not isinstance(operation, str):
+            raise _damaged(path, number, "its operation is not text")
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+            raise _damaged(path, number, "its attempts are not a count")
     return record
 
 
@@ -479,11 +512,13 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
                 past.dates[target] = date
         elif record["type"] == "outcome":
             past.intended.discard(target)  # the set stays as small as what is unfinished
+            past.accepted.pop(target, None)
             past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
             past.outcomes[target] = offset
-        elif record["type"] == "accepted":
-            past.accepted.add(target)
+        elif record["type"] == "accepted" and target not in past.finished:
+            past.accepted[target] = (record.get("operation", ""), record.get("attempts", 0))
     past.intended -= past.finished.keys()
+    past.accepted = {t: a for t, a in past.accepted.items() if t in past.intended}
     past.dates = {t: d for t, d in past.dates.items() if t in past.intended}
     return past
 

@@ -123,6 +123,34 @@ def test_kill_at_each_journal_boundary_then_resume(
     assert not list(report.glob("*.partial"))
 
 
+def test_copies_answered_before_a_kill_are_not_reconciled_on_resume(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """kill -9 right after the third CopySnapshot answer: on resume the three copies whose
+    answers came keep their operation id and attempts and are not counted as reconciled
+    (no answer was lost); nothing is copied twice."""
+    report = tmp_path / "r"
+    crashed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report),
+        "--max-in-flight", "1", *FAST,
+        env={"BATCHCOPY_TEST_CRASH_AT": "after-response:3"},
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
+    rows = [r for r in read_csv(report / "results.csv") if r["status"] == "started"]
+    answered = [r for r in rows if r["operation_id"]]
+    assert len(answered) == len(rows), rows  # every copy's answer came, before or after
+    assert {r["reconciled"] for r in rows} == {"False"}, rows
+    assert all(int(r["attempts"]) >= 1 for r in rows), rows
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["reconciled"] == 0
+
+
 def test_resume_refuses_another_manifest_unless_forced(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
