@@ -524,3 +524,43 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_resume_finishes(
     assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
     assert statuses(report) == UNINTERRUPTED
     assert_copied_once(live)
+
+
+async def test_rows_appended_to_the_manifest_during_a_run_are_never_copied(
+    tmp_path: Path,
+) -> None:
+    """A manifest appended to while a run reads it: the run copies exactly the rows checked
+    (the appended one never), exit 0, and the report lists every checked row once, with
+    summary counts that add up to its total."""
+    from batchcopy import load_manifest
+
+    rows = [f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,snap-{i}" for i in range(400)]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    manifest = load_manifest(path)
+    appended = False
+
+    def append_once(result: object) -> None:
+        nonlocal appended
+        if not appended:
+            with path.open("a") as handle:
+                handle.write("us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,unchecked\n")
+            appended = True
+
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(
+            manifest,
+            settings_for(url, max_in_flight=1, rate=50, burst=1),
+            report_dir=tmp_path / "r",
+            on_result=append_once,
+            keep_results=False,
+        )
+    assert appended
+    summary = report.summary
+    assert (summary.total, summary.exit_code) == (400, 0)
+    assert sum(summary.counts.values()) == 400
+    assert summary.counts["started"] == 400
+    names = [r["target_snapshot_name"] for r in read_csv(tmp_path / "r" / "results.csv")]
+    assert sorted(names) == sorted(f"snap-{i}" for i in range(400))
+    assert "eu-west-1/unchecked" not in emulator.stats.copies_accepted
+    assert not (tmp_path / "r" / "retry.csv").exists()
