@@ -126,7 +126,7 @@ def test_kill_at_each_journal_boundary_then_resume(
 def test_copies_answered_before_a_kill_are_not_reconciled_on_resume(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
-    """kill -9 right after the third CopySnapshot answer: on resume the three copies whose
+    """kill -9 right after the third CopySnapshot answer: on resume the copies whose
     answers came keep their operation id and attempts and are not counted as reconciled
     (no answer was lost); nothing is copied twice."""
     report = tmp_path / "r"
@@ -136,19 +136,24 @@ def test_copies_answered_before_a_kill_are_not_reconciled_on_resume(
         env={"BATCHCOPY_TEST_CRASH_AT": "after-response:3"},
     )  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    records = [json.loads(line) for line in (report / "journal.jsonl").read_text().splitlines()]
+    # The other region's lane may have had a request in flight: its answer was truly lost.
+    answers = {
+        r["target"].split("/")[-1]: r["operation"] for r in records if r["type"] == "accepted"
+    }
+    assert len(answers) >= 3, records
     resumed = run_cli(
         "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
     )
     assert resumed.returncode == 1, resumed.stderr
     assert statuses(report) == UNINTERRUPTED
     assert_copied_once(live)
-    rows = [r for r in read_csv(report / "results.csv") if r["status"] == "started"]
-    answered = [r for r in rows if r["operation_id"]]
-    assert len(answered) == len(rows), rows  # every copy's answer came, before or after
-    assert {r["reconciled"] for r in rows} == {"False"}, rows
-    assert all(int(r["attempts"]) >= 1 for r in rows), rows
-    summary = json.loads((report / "summary.json").read_text())
-    assert summary["reconciled"] == 0
+    rows = {r["target_snapshot_name"]: r for r in read_csv(report / "results.csv")}
+    for name, operation in answers.items():
+        row = rows[name]
+        assert (row["status"], row["reconciled"]) == ("started", "False"), row
+        assert row["operation_id"] == operation != "", row
+        assert int(row["attempts"]) >= 1, row
 
 
 def test_resume_refuses_another_manifest_unless_forced(
