@@ -41,7 +41,7 @@ from batchcopy.errors import (
     ReportDirError,
     unwrap,
 )
-from batchcopy.jobs import CopyJob, JobResult, Status
+from batchcopy.jobs import CopyJob, JobResult, Sent, Status
 from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
 from batchcopy.manifest import Manifest
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
@@ -201,11 +201,11 @@ class _Live:
     engine: Engine
     waiter: Waiter | None
 
-    def unfinished(self) -> tuple[dict[str, int], dict[str, JobResult]]:
-        """Targets sent with no known outcome (with the requests sent for each), and
-        results the engine handed on that were never reported (cut off on their way, or
-        copies still being followed: those are in_progress, as a gentle stop reports
-        them)."""
+    def unfinished(self) -> tuple[dict[str, Sent], dict[str, JobResult]]:
+        """Targets sent with no known outcome (with the requests sent for each, and the
+        date a use_latest job was sent for), and results the engine handed on that were
+        never reported (cut off on their way, or copies still being followed: those are
+        in_progress, as a gentle stop reports them)."""
         known = {
             target: dataclasses.replace(result, status=Status.IN_PROGRESS)
             if self.waiter is not None and result.status is Status.STARTED

@@ -48,6 +48,7 @@ from batchcopy.jobs import (
     AutoSnapshots,
     CopyJob,
     JobResult,
+    Sent,
     SnapshotInfo,
     Status,
 )
@@ -178,9 +179,9 @@ class Engine:
         self._stop = stop or anyio.Event()
         self._lookups = Memo()  # source snapshots and automatic snapshots, read once
         # Targets sent in this run whose result is not out yet, with the requests sent for
-        # each: if the run is cut short, they are reported as interrupted (with those
-        # requests), not as never started.
-        self.unsettled: dict[str, int] = {}
+        # each and the date a use_latest job was sent for: if the run is cut short, they
+        # are reported as interrupted, not as never started.
+        self.unsettled: dict[str, Sent] = {}
         # Results handed on but not yet reported (the caller pops them once reported): a
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
@@ -325,7 +326,13 @@ class Engine:
             # A target listed before we sent anything is ours only if an interrupted run
             # sent it.
             result = await self._existing(lane, pinned, existing, ours=self._sent_before(job))
-        result = dataclasses.replace(result, job=job)
+        sent = result.attempts or self._sent_before(job) or existing is not None
+        # As written (use_latest), with the date it was sent for when its copy may exist.
+        result = dataclasses.replace(
+            result,
+            job=job,
+            sent_date=(pinned.restore_date or "") if job.use_latest and sent else "",
+        )
         if result.status is Status.STARTED and (result.attempts or result.reconciled):
             lane.accepted += 1
         if result.status not in (Status.STARTED, Status.SKIPPED):
@@ -381,9 +388,9 @@ class Engine:
         if tries.attempts == 0 and self._journal is not None:
             await self._journal.intent(job)
         # Counted as sent before the answer: a run cut short while it trickles in still
-        # reports the request.
+        # reports the request, and the date it was sent for.
         tries.attempts += 1
-        self.unsettled[job.target] = tries.attempts
+        self.unsettled[job.target] = Sent(attempts=tries.attempts, date=job.restore_date or "")
         lane.sent += 1
         sent = self._clock()
         try:
@@ -391,6 +398,8 @@ class Engine:
                 operation_id = await lane.api.copy_snapshot(job)
             finally:
                 lane.limiter.timed(self._clock() - sent)
+            if self._journal is not None:
+                self._journal.accepted(job, operation_id, tries.attempts)
             crash_point("after-response")
         except ThrottledError:
             log.debug("%s: throttled (attempt %d)", job.target, tries.attempts)
@@ -563,10 +572,14 @@ class Engine:
             )
         elif ours:
             # Ours: reconciled, unless the journal says its answer came (a run cut short
-            # while tagging or following it): then no answer was lost.
-            answered = self._journal is not None and job.target in self._journal.past.accepted
-            return self._result(
-                job, Status.STARTED, tries, started=started, reconciled=not answered
+            # after it): then no answer was lost, and the row keeps what the answer said.
+            answered = self._journal.past.accepted.get(job.target) if self._journal else None
+            if answered is None:
+                return self._result(job, Status.STARTED, tries, started=started, reconciled=True)
+            operation_id, attempts = answered
+            result = self._result(job, Status.STARTED, tries, started=started)
+            return dataclasses.replace(
+                result, operation_id=operation_id, attempts=max(attempts, tries.attempts)
             )
         elif self._settings.on_exists is OnExists.FAIL:
             error = LightsailError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from batchcopy.accounts import ACCOUNT_RULE, is_account_id
@@ -18,6 +18,7 @@ __all__ = [
     "AutoSnapshots",
     "CopyJob",
     "JobResult",
+    "Sent",
     "SnapshotInfo",
     "Status",
     "lane_parts",
@@ -204,6 +205,15 @@ class CopyJob:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    """A copy sent whose outcome is not known yet: the requests sent, and the automatic
+    snapshot date a use_latest job was sent for ("" for others)."""
+
+    attempts: int = 0
+    date: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotInfo:
     """What batchcopy needs to know of an existing manual snapshot."""
 
@@ -248,10 +258,22 @@ class JobResult:
     # Failed with its last request's outcome unknown (the copy may have been made): not
     # final, so a resume looks the target up. Known in the run only, not a report column.
     outcome_unknown: bool = False
+    # The automatic snapshot date a use_latest job was sent for (pinned when sent): its
+    # copy, if made, is of that date, so a retry must ask for it. "" if never sent. Not a
+    # report column; the journal keeps it beside the row.
+    sent_date: str = ""
 
     @property
     def duration(self) -> float:
         return max(0.0, self.finished_at - self.started_at) if self.started_at else 0.0
+
+    def retry_job(self) -> CopyJob:
+        """The job as retry.csv lists it: a use_latest job that was sent is pinned to the
+        date it was sent for, so a run of retry.csv recognises its copy (tonight's latest
+        would make that copy another source's); any other job as written."""
+        if self.job.use_latest and self.sent_date:
+            return replace(self.job, restore_date=self.sent_date, use_latest=False)
+        return self.job
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobResult:

@@ -22,6 +22,7 @@ Records::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -56,8 +57,11 @@ _BLOCK = 65536  # bytes read at a time from a journal's end
 
 def refuse_journal(directory: Path) -> None:
     """Raise :class:`ReportDirError` if ``directory`` holds a run's journal: a new run there
-    would mix two runs' records, and --resume is the way to continue that one."""
+    would mix two runs' records, and --resume is the way to continue that one.
+
+    A folder a run still holds says so first: "resume it" would only be refused again."""
     if (directory / JOURNAL_NAME).exists():
+        _refuse_if_held(directory)
         raise ReportDirError(
             f"{directory} already holds a run's journal; resume it with --resume "
             f"{directory}, or choose another --report-dir"
@@ -77,9 +81,10 @@ class _Past:
     finished: dict[str, bytes] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)  # where each target's outcome is
     intended: set[str] = field(default_factory=set)  # targets with an intent but no outcome
-    # Of those, the ones whose copy Lightsail accepted (its answer came; tagging or
-    # following it did not end): found again, they are not answers a crash lost.
-    accepted: set[str] = field(default_factory=set)
+    # Of those, the ones whose copy Lightsail accepted (its answer came: recorded as it
+    # arrives), with its operation id and the requests sent: found again, they are not
+    # answers a crash lost.
+    accepted: dict[str, tuple[str, int]] = field(default_factory=dict)
     dates: dict[str, str] = field(default_factory=dict)  # automatic snapshot dates sent
     torn: bool = False  # the last line was cut short by a crash
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
@@ -151,6 +156,7 @@ class Journal:
         journal._handle.flush()
         os.fsync(journal._handle.fileno())
         journal._synced = journal._written
+        crash_point("journal-opened")
         return journal
 
     async def intent(self, job: CopyJob) -> None:
@@ -164,6 +170,25 @@ class Journal:
         await self._sync()
         crash_point("after-intent")
 
+    def accepted(self, job: CopyJob, operation_id: str, attempts: int) -> None:
+        """Record that Lightsail accepted ``job``'s copy (its answer came), as it arrives.
+
+        Flushed to the OS, not synced: it only has to outlive the process (kill -9), so
+        that a resume keeps the operation id and does not count the copy as reconciled.
+        A power cut that loses it costs only that label: the copy is looked up anyway."""
+        self._append(
+            {
+                "type": "accepted",
+                "target": job.target,
+                "operation": operation_id,
+                "attempts": attempts,
+            }
+        )
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
+
     def outcome(self, result: JobResult) -> None:
         """Record a job's final result (synced with the next batch, or at close).
 
@@ -174,7 +199,14 @@ class Journal:
         ):
             # Accepted, but tagging or following it is left to do: a resume that finds the
             # copy knows its answer came, so it is not counted as reconciled.
-            self._append({"type": "accepted", "target": result.job.target})
+            self._append(
+                {
+                    "type": "accepted",
+                    "target": result.job.target,
+                    "operation": result.operation_id,
+                    "attempts": result.attempts,
+                }
+            )
         if (
             not result.status.final
             or result.error_code == INTERRUPTED_CODE
@@ -182,7 +214,10 @@ class Journal:
             or result.outcome_unknown
         ):
             return
-        self._append({"type": "outcome", "target": result.job.target, "row": result.to_row()})
+        record = {"type": "outcome", "target": result.job.target, "row": result.to_row()}
+        if result.sent_date:
+            record["date"] = result.sent_date  # what a later retry.csv pins the job to
+        self._append(record)
 
     def close(self) -> None:
         """Flush and sync everything; the journal stays on disk for a later resume. A write
@@ -247,17 +282,35 @@ def _lock(directory: Path) -> IO[str]:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = handle.read().strip() or "another process"
+        holder = handle.read().strip()
         handle.close()
-        raise ReportDirError(
-            f"{directory} is in use by another batchcopy run (pid {holder}); wait for it to "
-            "end, or choose another --report-dir"
-        ) from None
+        raise _in_use(directory, holder) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _refuse_if_held(directory: Path) -> None:
+    """Raise :class:`ReportDirError` naming the pid if a run holds ``directory``'s lock;
+    looks without creating the lock file and lets go at once."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # no lock file (or none readable): no run has held it, or _lock will say
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise _in_use(directory, handle.read().strip()) from None
+
+
+def _in_use(directory: Path, holder: str) -> ReportDirError:
+    return ReportDirError(
+        f"{directory} is in use by another batchcopy run (pid {holder or 'unknown'}); wait for "
+        "it to end, or choose another --report-dir"
+    )
 
 
 def _open_append(path: Path) -> IO[str]:
@@ -332,7 +385,10 @@ class EarlierResults(Mapping[str, JobResult]):
         if self._handle is None:
             self._handle = self._path.open("rb")
         self._handle.seek(offset)
-        return JobResult.from_row(json.loads(self._handle.readline())["row"])
+        record = json.loads(self._handle.readline())
+        date = record.get("date")
+        sent = date if isinstance(date, str) and is_valid_date(date) else ""
+        return dataclasses.replace(JobResult.from_row(record["row"]), sent_date=sent)
 
     def __iter__(self) -> Iterator[str]:
         yield from self._first
@@ -398,6 +454,12 @@ def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
             raise _damaged(path, number, f"its result does not read ({exc})") from None
         if result is None or result.job.target != target:
             raise _damaged(path, number, "its result is not its target's")
+    if record["type"] == "accepted":
+        operation, attempts = record.get("operation", ""), record.get("attempts", 0)
+        if not isinstance(operation, str):
+            raise _damaged(path, number, "its operation is not text")
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+            raise _damaged(path, number, "its attempts are not a count")
     return record
 
 
@@ -478,11 +540,13 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
                     past.intended.add(target)
                 continue
             past.intended.discard(target)  # the set stays as small as what is unfinished
+            past.accepted.pop(target, None)
             past.finished[target] = job_digest(CopyJob.from_row(record["row"]))
             past.outcomes[target] = offset
-        elif record["type"] == "accepted":
-            past.accepted.add(target)
+        elif record["type"] == "accepted" and target not in past.finished:
+            past.accepted[target] = (record.get("operation", ""), record.get("attempts", 0))
     past.intended -= past.finished.keys()
+    past.accepted = {t: a for t, a in past.accepted.items() if t in past.intended}
     past.dates = {t: d for t, d in past.dates.items() if t in past.intended}
     return past
 
@@ -495,10 +559,12 @@ _counts: dict[str, int] = {}
 
 def crash_point(name: str) -> None:
     """Die by SIGKILL here if ``BATCHCOPY_TEST_CRASH_AT`` says ``name:N`` and this is the
-    N-th time. A test-only switch: it lets tests kill a run at an exact journal boundary."""
+    N-th time; ``name:N:SIGTERM`` (or another signal's name) sends that signal instead and
+    goes on. A test-only switch: it lets tests kill or stop a run at an exact boundary."""
     wanted = os.environ.get(_CRASH_ENV)
     if not wanted or not wanted.startswith(name + ":"):
         return
+    _, count, *how = wanted.split(":")
     _counts[name] = _counts.get(name, 0) + 1
-    if _counts[name] == int(wanted.rsplit(":", 1)[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _counts[name] == int(count):
+        os.kill(os.getpid(), signal.Signals[how[0]] if how else signal.SIGKILL)

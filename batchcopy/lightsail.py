@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -20,6 +21,7 @@ from typing import Any
 import anyio
 from aiobotocore.config import AioConfig
 from botocore import exceptions as boto
+from botocore.utils import parse_timestamp
 
 from batchcopy.errors import (
     EndpointUnreachableError,
@@ -191,10 +193,13 @@ class LightsailClients:
         clients = self._shared.clients
         client = clients.get(region)
         if client is None:
+            session = self._shared.sessions.base
+            # Before the client is made: its parser takes the factory's defaults then.
+            factory = session.get_component("response_parser_factory")
+            factory.set_parser_defaults(timestamp_parser=_parse_time)
             kwargs: dict[str, Any] = {"region_name": region, "config": self._shared.config}
             if self._settings.endpoint_url:
                 kwargs["endpoint_url"] = self._settings.endpoint_url
-            session = self._shared.sessions.base
             try:
                 client = await session.create_client("lightsail", **kwargs).__aenter__()
             except ValueError as exc:  # botocore's word for a malformed endpoint or region
@@ -272,8 +277,11 @@ class LightsailClients:
 
     async def probe(self, region: str) -> None:
         """One cheap read in ``region``, the first page of :data:`PROBE_ACTION`: the
-        endpoint answers and the identity may list snapshots, as a run does."""
-        await self._page(region, "get_instance_snapshots", "instanceSnapshots", None)
+        endpoint answers and the identity may list snapshots, as a run does. The items are
+        read as a run reads them: a page a run would refuse is no OK."""
+        items, _ = await self._page(region, "get_instance_snapshots", "instanceSnapshots", None)
+        for item in items:
+            _snapshot_info(region, "instance", item)
 
     async def get_operation(self, region: str, operation_id: str) -> dict[str, str]:
         """An operation's status, errorCode and errorDetails (empty strings when absent)."""
@@ -345,7 +353,12 @@ class LightsailClients:
         return AutoSnapshots(
             kind="disk" if response.get("resourceType") == "Disk" else "instance",
             statuses={a["date"]: str(a.get("status", "")) for a in autos},
-            created={a["date"]: _epoch(a.get("createdAt"), "GetAutoSnapshots") for a in autos},
+            created={
+                a["date"]: _epoch(
+                    a.get("createdAt"), "GetAutoSnapshots", "autoSnapshots[].createdAt"
+                )
+                for a in autos
+            },
         )
 
     async def tag_resource(self, region: str, name: str, tags: dict[str, str]) -> None:
@@ -448,7 +461,7 @@ def _snapshot_info(region: str, kind: str, item: dict[str, Any]) -> SnapshotInfo
         kind=kind,
         state=printable(str(item.get("state") or "")),
         origin=printable(str(origin or "")),
-        created_at=_epoch(item.get("createdAt"), action),
+        created_at=_epoch(item.get("createdAt"), action, f"{name}: createdAt"),
         size_in_gb=size,
         tags=tuple((printable(t["key"]), printable(str(t.get("value") or ""))) for t in tags),
     )
@@ -463,13 +476,42 @@ def _field(response: dict[str, Any], key: str, kind: type, action: str, **how: b
     return value
 
 
-def _epoch(value: Any, action: str) -> float:
+class _Unparsed:
+    """A timestamp botocore could not read: kept as a value, so the caller that reads the
+    field can name it, instead of the whole answer failing inside the parser."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unparsed timestamp>"
+
+
+_UNPARSED = _Unparsed()
+
+
+def _parse_time(value: Any) -> Any:
+    """botocore's timestamp parser, minus its crashes: a value out of range (1e300 raises
+    RuntimeError "Unable to calculate correct timezone offset", 1e18 OverflowError) or no
+    time at all (NaN, a word) becomes :data:`_UNPARSED`, for :func:`_epoch` to refuse."""
+    try:
+        return parse_timestamp(value)
+    except Exception:  # any failure is the answer's, and said by the field's reader
+        return _UNPARSED
+
+
+def _epoch(value: Any, action: str, what: str = "createdAt") -> float:
     """botocore parses timestamps into datetimes. 0 means unknown: absent, or a time no
-    snapshot can have (0, 1970); whatever relies on it must treat it as no evidence."""
+    snapshot can have (0, 1970); whatever relies on it must treat it as no evidence.
+    ``what`` names the field in the error of a value that is no time."""
     if value is None:
         return 0.0
     try:
-        epoch = float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+        if isinstance(value, (_Unparsed, bool)):
+            raise TypeError(what)
+        seconds = float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(what)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise malformed(action, "createdAt") from None
-    return epoch if epoch >= _EARLIEST else 0.0
+        raise malformed(action, what) from None
+    # 0 means unknown: a time no snapshot can have (0, 1970) is no evidence either.
+    return seconds if seconds >= _EARLIEST else 0.0

@@ -63,6 +63,8 @@ _PATTERNS = [
     # A run of 64 hex digits is what a SigV4 signature (or signing key) looks like, wherever
     # it stands; a payload hash looks the same and is no loss.
     re.compile(r"()(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])"),
+    # A user:password@ in a URL (an endpoint or proxy given by hand): the host is kept.
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)" + _VALUE + r"[^/\s@'\"<>]+(?=@)"),
     # Access key ids on their own (AKIA... long-term, ASIA... temporary).
     re.compile(r"()\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"),
 ]

@@ -31,6 +31,7 @@ from batchcopy.jobs import (
     SENT_BEFORE,
     CopyJob,
     JobResult,
+    Sent,
     Status,
 )
 from batchcopy.journal import crash_point, refuse_journal
@@ -271,7 +272,7 @@ class ReportWriter:
                 self._csv_writer.writerow({k: _inert(v) for k, v in row.items()})
                 if result.status in RETRY_STATUSES or result.tag_error:
                     sent = _sent_before(result)
-                    self._retry_writer.writerow({**result.job.to_row(), SENT_BEFORE: sent})
+                    self._retry_writer.writerow({**result.retry_job().to_row(), SENT_BEFORE: sent})
                     self.retry_rows += 1
             except OSError as exc:
                 raise StorageError(self._directory, exc) from exc
@@ -281,7 +282,7 @@ class ReportWriter:
         jobs: Iterable[CopyJob] = (),
         *,
         earlier: Mapping[str, JobResult] | None = None,
-        interrupted: Mapping[str, int] | Container[str] = (),
+        interrupted: Mapping[str, Sent] | Container[str] = (),
         exit_code: int | None = None,
         rates: Mapping[str, float] | None = None,
         start_rate: float | None = None,
@@ -292,8 +293,8 @@ class ReportWriter:
         ``jobs`` is the whole run's job stream, read once more: a job with no result gets
         the one ``earlier`` holds for its target (an earlier run's, or a copy still being
         followed) if there is one, ``failed`` (Interrupted) if its target is in
-        ``interrupted`` (sent, outcome unknown; a mapping also gives the requests sent),
-        else ``not_started``. ``exit_code``
+        ``interrupted`` (sent, outcome unknown; a mapping also gives the requests sent and
+        the date each use_latest job was sent for), else ``not_started``. ``exit_code``
         overrides the computed one (an interrupted run's 130 or 143)."""
         earlier = earlier or {}
         finished = self.counts.total() - self.counts[Status.NOT_STARTED] - self.interrupted
@@ -306,15 +307,15 @@ class ReportWriter:
                     # The manifest's job as it is now (its line may have moved).
                     self.add(dataclasses.replace(known, job=job))
                 elif job.target in interrupted:
+                    sent = interrupted[job.target] if isinstance(interrupted, Mapping) else Sent()
                     self.add(
                         JobResult(
                             job=job,
                             status=Status.FAILED,
-                            attempts=interrupted.get(job.target, 0)
-                            if isinstance(interrupted, Mapping)
-                            else 0,
+                            attempts=sent.attempts,
                             error_code=INTERRUPTED_CODE,
                             error_message=INTERRUPTED_MESSAGE,
+                            sent_date=sent.date,
                         )
                     )
                 else:

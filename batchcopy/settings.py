@@ -55,12 +55,25 @@ class Settings:
 
     @staticmethod
     def _check_endpoint(url: str) -> None:
+        # Userinfo first, before any message shows the URL: a password in it must never
+        # reach a terminal or a log, whatever else is wrong with the URL. Anywhere in it,
+        # since a malformed URL (a "/" in the password) hides where userinfo would end.
+        if "@" in url:
+            # botocore refuses it on every request, and it would end up in logs.
+            raise SettingsError(
+                "must not hold a user name or password (user:password@); credentials come "
+                "from the AWS profile or environment",
+                field="endpoint_url",
+            )
         if not url.startswith(("http://", "https://")):
             # An empty one too: it would silently mean Lightsail's own endpoint.
             raise SettingsError(
                 f"must start with http:// or https://, got {url!r}", field="endpoint_url"
             )
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError as exc:  # an unclosed IPv6 bracket: "Invalid IPv6 URL"
+            raise SettingsError(f"is not a URL ({exc}): {url!r}", field="endpoint_url") from None
         try:
             parts.port  # noqa: B018 - urllib checks the port only when asked for it
         except ValueError:
@@ -69,13 +82,6 @@ class Settings:
             ) from None
         if not parts.hostname:
             raise SettingsError(f"names no host: {url!r}", field="endpoint_url")
-        if "@" in parts.netloc:
-            # botocore refuses it on every request, and it would end up in logs.
-            raise SettingsError(
-                "must not hold a user name or password (user:password@); credentials come "
-                "from the AWS profile or environment",
-                field="endpoint_url",
-            )
 
     def __post_init__(self) -> None:
         # "not 0 < x < inf" also refuses NaN, which every comparison fails.

@@ -122,8 +122,11 @@ def translate_error(exc: Exception) -> Exception:
 
 MALFORMED_ANSWER = "MalformedAnswer"
 # What botocore's parsers raise on an answer that is not the operation's at all (an HTML
-# page where XML or JSON was due): a malformed answer, not a bug of ours.
-PARSER_CHOKED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+# page where XML or JSON was due, a number no float holds): a malformed answer, not a bug of
+# ours. Timestamps botocore cannot read never raise (lightsail.py gives it a parser that
+# keeps them for the field's reader to refuse), so RuntimeError, which its timestamp parser
+# raises and which is no proof of a bad answer elsewhere, is not among these.
+PARSER_CHOKED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

@@ -1011,3 +1011,74 @@ def test_a_run_with_stdout_closed_keeps_its_exit_code(
     )  # fmt: skip
     assert found.returncode == 2
     assert "give --output" in found.stderr
+
+
+SECRET_URLS = [
+    "http://user:secret@127.0.0.1:99999",
+    "http://user:secret@127.0.0.1:abc",
+    "ftp://user:secret@127.0.0.1:9",
+    "user:secret@127.0.0.1:9",
+    "http://user:se/cret@127.0.0.1:9",
+    "http://user:secret@[::1",
+]
+SECRET_COMMANDS = [
+    ["run", "m.csv"],
+    ["plan", "m.csv"],
+    ["doctor"],
+    ["discover", "--source-region", "us-east-1", "--target-region", "eu-west-1"],
+]
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+@pytest.mark.parametrize(
+    ("via", "command"),
+    [
+        (via, command)
+        for via in ("option", "env", "log-file")
+        for command in SECRET_COMMANDS
+        if not (via == "log-file" and command[0] == "doctor")  # doctor has no --log-file
+    ],
+    ids=lambda value: value if isinstance(value, str) else value[0],
+)
+def test_endpoint_password_is_never_echoed(
+    url: str, command: list[str], via: str, tmp_path: Path
+) -> None:
+    """An --endpoint-url (or AWS_ENDPOINT_URL_LIGHTSAIL) holding user:password@ that fails
+    any check exits 2 with one line that never shows the password, in any command, nor in
+    --log-file."""
+    write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    log = tmp_path / "batchcopy.log"
+    args = [*command] if via == "env" else [*command, "--endpoint-url", url]
+    if via == "log-file":
+        args += ["--log-file", str(log)]
+    env = {"AWS_ENDPOINT_URL_LIGHTSAIL": url} if via == "env" else None
+    done = batchcopy(*args, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    said = done.stderr + (log.read_text() if via == "log-file" else "")
+    assert "--endpoint-url" in said, said
+    assert len(said.strip().splitlines()) == 1, said
+    for piece in ("secret", "cret", "user:s", "@127", "@["):
+        assert piece not in said, said
+
+
+@pytest.mark.parametrize("command", SECRET_COMMANDS, ids=lambda c: c[0])
+def test_malformed_endpoint_is_one_line_naming_the_option(
+    command: list[str], tmp_path: Path
+) -> None:
+    """An --endpoint-url urllib cannot parse (an unclosed IPv6 bracket) exits 2 with one
+    line naming --endpoint-url, in every command: no traceback, no other option blamed."""
+    write(tmp_path / "m.csv", GOOD_ROWS[:1])
+    done = batchcopy(*command, "--endpoint-url", "http://[::1", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"batchcopy {command[0]}: --endpoint-url "), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_force_help_says_every_check_it_overrides() -> None:
+    """run --help says --force also resumes a journal made with other default regions, as
+    the README says, not only one made for another manifest."""
+    done = batchcopy("run", "--help", env=HELP_ENV)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "--force" in line)
+    assert "another manifest" in line, line
+    assert "default regions" in line, line

@@ -9,8 +9,10 @@ import anyio
 import pytest
 
 from batchcopy import RetryPolicy, Status, copy_snapshots
+from batchcopy.discover import DiscoverOptions, discover
 from batchcopy.doctor import run_checks
 from batchcopy.emulator import Emulator, demo_seed, running_emulator
+from batchcopy.errors import TransientError
 from batchcopy.plan import make_plan
 from tests.helpers import manual, settings_for
 from tests.malicious import Answers, malicious_server
@@ -98,3 +100,47 @@ async def test_an_answer_trickling_a_byte_at_a_time_does_not_outlast_its_deadlin
     assert result.status is Status.FAILED
     assert answers.served["CopySnapshot"] == FEW_TRIES.max_attempts
     assert emulator.stats.copies_accepted == {}
+
+
+# createdAt values botocore's timestamp parser cannot turn into a time (RuntimeError,
+# OverflowError, ValueError inside botocore), in an answer otherwise as Lightsail's.
+BAD_TIMES = ["1e300", "-1e300", "1e18", "Infinity", "NaN", '"yesterday"', '"9999-99-99"']
+
+
+def _listing_with_created_at(value: str) -> str:
+    snapshot = (
+        '{"name": "nyc-web-1-2026-11-20", "state": "available", "resourceType": '
+        f'"InstanceSnapshot", "createdAt": {value}, "fromInstanceName": "nyc-web-1"}}'
+    )
+    return f'{{"instanceSnapshots": [{snapshot}]}}'
+
+
+@pytest.mark.parametrize("value", BAD_TIMES)
+async def test_a_time_botocore_cannot_parse_is_a_malformed_answer_naming_the_field(
+    value: str, tmp_path: Path
+) -> None:
+    """A listing whose createdAt is no time (1e300, NaN, a word) fails the run's jobs, the
+    plan's region, doctor's region check and discover with "createdAt" named, never a
+    traceback, and no copy is sent."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(bad={"GetInstanceSnapshots"}, body=_listing_with_created_at(value))
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        settings = settings_for(bad, retry=FEW_TRIES)
+        report = await copy_snapshots([manual(1, "eu-west-1", "timed")], settings)
+        plan = await make_plan([manual(2, "eu-west-1", "planned")], settings)
+        checks = await run_checks(settings, regions=["eu-west-1"], report_dir=tmp_path)
+        with pytest.raises(TransientError) as found:
+            await discover(
+                DiscoverOptions(source_regions="us-east-1", target_regions="eu-west-1"), settings
+            )
+    (result,) = report.results
+    assert (result.status, result.error_code) == (Status.FAILED, "MalformedAnswer")
+    assert "createdAt" in result.error_message
+    assert emulator.stats.copies_accepted == {}
+    assert [p.code for p in plan.problems] == ["RegionUnavailable"]
+    assert "createdAt" in plan.problems[0].message
+    failed = {c.name: c for c in checks if not c.ok}
+    assert set(failed) == {"lightsail eu-west-1"}, [str(c) for c in checks]
+    assert "not as Lightsail does" in failed["lightsail eu-west-1"].detail
+    assert found.value.code == "MalformedAnswer"
+    assert "createdAt" in str(found.value)

@@ -90,7 +90,8 @@ def test_csv_manifest_gives_its_jobs_in_file_order(tmp_path: Path) -> None:
     path = write(tmp_path, "jobs.csv", CSV_TEXT)
     loaded = load_manifest(path)
     assert loaded.name == str(path)
-    assert loaded.path == path
+    assert loaded.path != path  # a private copy, as checked
+    assert loaded.path.stat().st_mode & 0o777 == 0o600
     assert loaded.format == "csv"
     assert loaded.total == 3
     assert dict(loaded.per_region) == {"eu-west-1": 2, "eu-west-2": 1}
@@ -742,17 +743,20 @@ def test_a_pipe_given_by_path_is_spooled(tmp_path: Path) -> None:
     assert list(loaded.jobs()) == [MANUAL, DATED, LATEST]
 
 
-def test_jobs_refuses_a_manifest_changed_since_it_was_checked(tmp_path: Path) -> None:
-    """If the file changed when read again, jobs() raises instead of guessing: from its
-    first row, even one that still reads as before."""
+def test_jobs_are_the_rows_checked_whatever_happens_to_the_file(tmp_path: Path) -> None:
+    """The jobs are read from a copy made as the manifest was checked: editing or removing
+    the file afterwards changes nothing; a copy tampered with is refused, not guessed at."""
     path = write(tmp_path, "m.csv", CSV_TEXT)
     loaded = load_manifest(path)
-    assert next(loaded.jobs()) == MANUAL
     path.write_text(CSV_TEXT.replace("web-1-auto", "-"))
+    assert list(loaded.jobs()) == [MANUAL, DATED, LATEST]
+    path.unlink()
+    assert list(loaded.jobs()) == [MANUAL, DATED, LATEST]
+    loaded.path.write_text(CSV_TEXT.replace("web-1-auto", "-"))
     jobs = loaded.jobs()
     with pytest.raises(ManifestError, match="changed since it was checked"):
         next(jobs)
-    path.unlink()
+    loaded.path.unlink()
     with pytest.raises(ManifestError, match="cannot read it"):
         next(loaded.jobs())
 
@@ -1051,18 +1055,16 @@ def test_a_number_too_long_for_python_is_a_problem_not_a_crash(tmp_path: Path, f
 
 
 def test_a_manifest_changed_after_its_check_is_not_read_on(tmp_path: Path) -> None:
-    """Rows appended (or the file rewritten) after the manifest was checked: reading its
-    jobs again stops with ManifestError before any unchecked row is yielded."""
+    """Rows appended (or the file rewritten) after the manifest was checked are never read:
+    its jobs are the rows checked."""
     path = tmp_path / "m.csv"
     path.write_text(HEADER + "\nus-east-1,eu-west-1,snap-a,,,,copy-a\n")
     manifest = load_manifest(path)
     with path.open("a") as handle:
         handle.write("us-east-1,eu-west-1,snap-b,,,,copy-b\n")
-    with pytest.raises(ManifestError, match="changed since it was checked"):
-        list(manifest.jobs())
+    assert [job.target_snapshot_name for job in manifest.jobs()] == ["copy-a"]
     path.write_text(HEADER + "\nus-east-1,eu-west-1,snap-c,,,,copy-c\n")  # same size or not
-    with pytest.raises(ManifestError, match="changed since it was checked"):
-        list(manifest.jobs())
+    assert [job.target_snapshot_name for job in manifest.jobs()] == ["copy-a"]
 
 
 # -- accounts -----------------------------------------------------------------------------------

@@ -123,6 +123,39 @@ def test_kill_at_each_journal_boundary_then_resume(
     assert not list(report.glob("*.partial"))
 
 
+def test_copies_answered_before_a_kill_are_not_reconciled_on_resume(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """kill -9 right after the third CopySnapshot answer: on resume the copies whose
+    answers came keep their operation id and attempts and are not counted as reconciled
+    (no answer was lost); nothing is copied twice."""
+    report = tmp_path / "r"
+    crashed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report),
+        "--max-in-flight", "1", *FAST,
+        env={"BATCHCOPY_TEST_CRASH_AT": "after-response:3"},
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    records = [json.loads(line) for line in (report / "journal.jsonl").read_text().splitlines()]
+    # The other region's lane may have had a request in flight: its answer was truly lost.
+    answers = {
+        r["target"].split("/")[-1]: r["operation"] for r in records if r["type"] == "accepted"
+    }
+    assert len(answers) >= 3, records
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
+    rows = {r["target_snapshot_name"]: r for r in read_csv(report / "results.csv")}
+    for name, operation in answers.items():
+        row = rows[name]
+        assert (row["status"], row["reconciled"]) == ("started", "False"), row
+        assert row["operation_id"] == operation != "", row
+        assert int(row["attempts"]) >= 1, row
+
+
 def test_resume_refuses_another_manifest_unless_forced(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
@@ -232,6 +265,30 @@ def test_one_signal_stops_gently_and_resume_finishes(
     assert "not_started" in first.values()
     assert "failed" not in {s for t, s in first.items() if t != "resume-orphan"}
     assert json.loads((report / "summary.json").read_text())["exit_code"] == code
+    resumed = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
+    )
+    assert resumed.returncode == 1, resumed.stderr
+    assert statuses(report) == UNINTERRUPTED
+    assert_copied_once(live)
+
+
+def test_a_signal_as_the_journal_opens_still_writes_the_report(
+    live: EmulatorProcess, manifest: Path, tmp_path: Path
+) -> None:
+    """A SIGTERM the instant the report folder and journal exist (before any copy) stops
+    the run as any SIGTERM does: exit 143, every row not_started in the report, no .partial
+    file left, and --resume then finishes it."""
+    report = tmp_path / "r"
+    stopped = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), *FAST,
+        env={"BATCHCOPY_TEST_CRASH_AT": "journal-opened:1:SIGTERM"},
+    )  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr
+    assert set(statuses(report).values()) == {"not_started"}
+    assert json.loads((report / "summary.json").read_text())["exit_code"] == 143
+    assert not list(report.glob("*.partial"))
+    assert live.stats()["copies_accepted"] == {}
     resumed = run_cli(
         "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
     )
@@ -372,17 +429,24 @@ def test_a_resumed_latest_copy_keeps_the_date_it_was_sent_for(
 def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
     live: EmulatorProcess, manifest: Path, tmp_path: Path
 ) -> None:
-    """--resume of a folder a run is still writing exits 2 naming that run's pid, and
-    touches nothing; once the run has ended, the resume goes through."""
+    """--resume of a folder a run is still writing, a new run with it as --report-dir, and
+    doctor --report-dir all say it is in use by that run's pid (not "resume it"), and
+    touch nothing; once the run has ended, the resume goes through."""
     report = tmp_path / "r"
     first = start_run(live, manifest, report)
     try:
         wait_for_journal(report, 2)
-        second = run_cli(
-            "run", str(manifest), "--endpoint-url", live.url, "--resume", str(report), *FAST
-        )
-        assert second.returncode == 2, second.stderr
-        assert f"in use by another batchcopy run (pid {first.pid})" in second.stderr
+        in_use = f"in use by another batchcopy run (pid {first.pid})"
+        for folder in ("--resume", "--report-dir"):
+            second = run_cli(
+                "run", str(manifest), "--endpoint-url", live.url, folder, str(report), *FAST
+            )
+            assert second.returncode == 2, second.stderr
+            assert in_use in second.stderr, second.stderr
+            assert "--resume" not in second.stderr, second.stderr
+        doctor = run_cli("doctor", "--endpoint-url", live.url, "--report-dir", str(report))
+        assert in_use in doctor.stdout + doctor.stderr, doctor.stdout + doctor.stderr
+        assert "resume it" not in doctor.stdout + doctor.stderr
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
@@ -465,3 +529,43 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_resume_finishes(
     assert resumed.returncode == 1, resumed.stderr  # the orphan row fails, as at first
     assert statuses(report) == UNINTERRUPTED
     assert_copied_once(live)
+
+
+async def test_rows_appended_to_the_manifest_during_a_run_are_never_copied(
+    tmp_path: Path,
+) -> None:
+    """A manifest appended to while a run reads it: the run copies exactly the rows checked
+    (the appended one never), exit 0, and the report lists every checked row once, with
+    summary counts that add up to its total."""
+    from batchcopy import load_manifest
+
+    rows = [f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,snap-{i}" for i in range(400)]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    manifest = load_manifest(path)
+    appended = False
+
+    def append_once(result: object) -> None:
+        nonlocal appended
+        if not appended:
+            with path.open("a") as handle:
+                handle.write("us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,unchecked\n")
+            appended = True
+
+    emulator = Emulator(seed=demo_seed())
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(
+            manifest,
+            settings_for(url, max_in_flight=1, rate=50, burst=1),
+            report_dir=tmp_path / "r",
+            on_result=append_once,
+            keep_results=False,
+        )
+    assert appended
+    summary = report.summary
+    assert (summary.total, summary.exit_code) == (400, 0)
+    assert sum(summary.counts.values()) == 400
+    assert summary.counts["started"] == 400
+    names = [r["target_snapshot_name"] for r in read_csv(tmp_path / "r" / "results.csv")]
+    assert sorted(names) == sorted(f"snap-{i}" for i in range(400))
+    assert "eu-west-1/unchecked" not in emulator.stats.copies_accepted
+    assert not (tmp_path / "r" / "retry.csv").exists()

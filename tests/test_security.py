@@ -239,3 +239,14 @@ def test_read_only_or_full_report_folder_is_refused_before_any_request(
         assert server.control("GET", "stats")["requests_total"] == 0
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_redact_removes_a_password_in_a_url() -> None:
+    """A user:password@ in any URL in a log line (an endpoint, a proxy) is redacted, the
+    host and the rest of the line kept."""
+    line = "calling http://ops:hunter2@127.0.0.1:9/x and https://tok@proxy.example"
+    said = redact(line)
+    assert "hunter2" not in said
+    assert "ops:" not in said
+    assert "tok@" not in said
+    assert said == "calling http://[redacted]@127.0.0.1:9/x and https://[redacted]@proxy.example"

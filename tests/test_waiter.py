@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 
-from batchcopy import RunControl, Status, copy_snapshots, load_manifest
+from batchcopy import CopyJob, RunControl, Status, copy_snapshots, load_manifest
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from tests.helpers import assert_each_target_copied_once, manual, read_csv, settings_for
 
@@ -154,3 +154,48 @@ async def test_reads_that_hang_do_not_outlast_the_wait_timeout() -> None:
     # Not a speed check: the retry policy alone (50 tries of 0.3 s per read) would keep the
     # run going for 15 s and more; the run must end near the 1 s it was told to wait.
     assert report.summary.duration < 10
+
+
+async def test_retry_csv_of_a_sent_latest_copy_keeps_the_date_it_was_sent_for(
+    tmp_path: Path,
+) -> None:
+    """A use_latest copy left in_progress goes to retry.csv pinned to the date it was sent
+    for; after tonight's automatic snapshot appears, running retry.csv recognises the copy
+    (started, nothing sent) instead of failing it as another source's. A use_latest job
+    never sent stays use_latest there."""
+    autos = {"web-9": ["2026-11-28"], "web-8": ["2026-11-28"]}
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json({"operation_seconds": 60}))
+    emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": autos}}})
+    latest = CopyJob(
+        line=1,
+        source_region="us-east-1",
+        target_region="eu-west-1",
+        source_resource_name="web-9",
+        use_latest=True,
+        target_snapshot_name="web-9-latest",
+    )
+    unsent = dataclasses.replace(
+        latest, line=2, source_resource_name="web-8", target_snapshot_name="web-8-latest"
+    )
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, wait_timeout=0.2, **WAIT)
+        control = RunControl()
+        await copy_snapshots([latest], settings, report_dir=tmp_path / "r")
+        rows = read_csv(tmp_path / "r" / "retry.csv")
+        assert [(r["restore_date"], r["use_latest_restorable_auto_snapshot"]) for r in rows] == [
+            ("2026-11-28", "")
+        ]
+        control.stop()
+        await copy_snapshots([unsent], settings, report_dir=tmp_path / "u", control=control)
+        (unsent_row,) = read_csv(tmp_path / "u" / "retry.csv")
+        assert (unsent_row["restore_date"], unsent_row["use_latest_restorable_auto_snapshot"]) == (
+            "",
+            "true",
+        )
+        emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-9": ["2026-11-29"]}}}})
+        retry = load_manifest(tmp_path / "r" / "retry.csv")
+        again = await copy_snapshots(retry, dataclasses.replace(settings, wait=False))
+    (result,) = again.results
+    assert (result.status, result.error_code) == (Status.STARTED, "")
+    assert again.summary.attempts == 0
+    assert emulator.stats.copies_accepted == {"eu-west-1/web-9-latest": 1}

@@ -151,7 +151,11 @@ def run(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Resume even if the journal is for another manifest.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Resume even if the journal is for another manifest or other default regions.",
+        ),
     ] = False,
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds calls in flight get to finish after Ctrl-C or SIGTERM.")
@@ -197,6 +201,10 @@ def run(
             )
         rate = max_rate
     try:
+        exists = OnExists(on_exists)
+    except ValueError:
+        raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
+    try:
         settings = Settings(
             rate=rate,
             burst=burst,
@@ -204,7 +212,7 @@ def run(
             adaptive=adaptive,
             max_in_flight=max_in_flight,
             retry=RetryPolicy(max_attempts=max_attempts, deadline=job_timeout),
-            on_exists=OnExists(on_exists),
+            on_exists=exists,
             profile=profile,
             endpoint_url=endpoint_url,
             read_timeout=read_timeout,
@@ -215,8 +223,6 @@ def run(
             copy_tags=copy_tags,
             access=_access(accounts, role_name, external_id, role_session_name, role_duration),
         )
-    except ValueError:
-        raise _fail("batchcopy run: --on-exists must be skip or fail", EXIT_USAGE) from None
     except BatchcopyError as exc:
         raise _settings_error("run", exc) from None
     _check_metrics_file(metrics_file, "run")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
+    from anyio.abc import TaskStatus
     from rich.progress import Progress, TaskID
 
     from batchcopy.api import RunControl
@@ -76,7 +77,9 @@ def _run_with_progress(
         controls.append(control)
         progress = _Progress(manifest, control, quiet=quiet)
         async with anyio.create_task_group() as tg, progress:
-            tg.start_soon(_watch_signals, control, progress)
+            # Watching before go() starts: it makes the report folder and journal at once,
+            # and a signal then must stop the run, not kill it before its report exists.
+            await tg.start(_watch_signals, control, progress)
             tg.start_soon(progress.keep_fresh)
             report = await go(progress, control)
             tg.cancel_scope.cancel()
@@ -104,11 +107,15 @@ def _run_with_progress(
         raise failed(f"batchcopy: {exc}", EXIT_USAGE) from None
 
 
-async def _watch_signals(control: RunControl, progress: _Progress) -> None:
-    """First SIGINT/SIGTERM: stop gently; a second one: cancel now."""
+async def _watch_signals(
+    control: RunControl, progress: _Progress, *, task_status: TaskStatus[None]
+) -> None:
+    """First SIGINT/SIGTERM: stop gently; a second one: cancel now. Started (for
+    ``tg.start``) once the handlers are installed."""
     import anyio
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             if control.stopping.is_set():
                 progress.say("batchcopy: cancelling now; writing the report and journal")

@@ -1,8 +1,10 @@
 """The manifest file: read twice (streams spooled), its format, size limits, and its lines.
 
-A manifest is read once to check it and again for its jobs, so stdin and pipes are spooled to
-a temporary file; its stamp (inode, size, modification time) tells whether it changed between
-the two. :class:`_Lines` gives the text readers lines while hashing every byte.
+A manifest is read once to check it and again for its jobs. What is checked and read again
+is a private copy (owner-only, removed at exit): a file is copied as it is loaded, stdin and
+pipes are spooled, so rows added to the file during a run are never read. The source's stamp
+(inode, size, modification time) tells whether it changed while it was copied.
+:class:`_Lines` gives the text readers lines while hashing every byte.
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ def _readable_twice(
         if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             return path, False
         return _spool(file), True  # a pipe, such as bash's <(command)
+
+
+def _snapshot(path: Path) -> tuple[Path, bool]:
+    """A private copy of the regular file ``path``, for every later read of the manifest
+    (the run, its report, a resume's): rows written to the file after this never reach a
+    run, and the rows a report lists are the rows checked. Also whether the file changed
+    while it was copied (a copy of a file half written is no snapshot of it). A file too
+    large to be a manifest is not copied: the size check refuses it as it is."""
+    with path.open("rb") as file:
+        before = _stamp(file)
+        if before[1] > max(MAX_FILE_BYTES, MAX_JSON_BYTES):
+            return path, False
+        copy = _spool(file)
+        return copy, _stamp(file) != before
 
 
 def _spool(stream: IO[bytes]) -> Path:

@@ -19,6 +19,7 @@ from batchcopy.manifest.files import (
     _format_of,
     _Lines,
     _readable_twice,
+    _snapshot,
     _stamp,
     _too_large,
     _unreadable,
@@ -31,7 +32,9 @@ from batchcopy.manifest.tally import _Tally
 class Manifest:
     """A manifest that passed every check: where it is, what it holds, and its jobs on demand."""
 
-    path: Path  # the file to read again; for stdin or a pipe, a spooled copy removed at exit
+    # The file read again: a private copy of the manifest as checked (the file's, or stdin's
+    # or a pipe's spooled), removed at exit; never the file the user may still be editing.
+    path: Path
     name: str  # as messages name it: the path as given, or "<stdin>"
     format: str  # "csv" | "json" | "jsonl"
     sha256: str
@@ -97,10 +100,18 @@ def load_manifest(
             _value(field, region)
         except _Invalid as exc:
             tally.add([_Issue(0, field, f"the default {message}") for message in exc.args])
-    path, spooled, fmt, digest = None, False, "csv", hashlib.sha256()
+    path, spooled, copied, fmt, digest = None, False, False, "csv", hashlib.sha256()
     try:
         if not tally.problems:
             path, spooled = _readable_twice(source, stdin, from_stdin)
+            if not spooled:
+                # Checked, hashed and run from one fixed copy (see files.py).
+                copy, changed = _snapshot(path)
+                copied, path = copy != path, copy
+                if changed:
+                    tally.problems.append(
+                        Problem(file=name, line=0, field="", message=_CHANGED_WHILE_CHECKED)
+                    )
             with path.open("rb") as file:
                 stamp = _stamp(file)
                 fmt = _format_of("" if from_stdin else Path(name).suffix, file)
@@ -118,7 +129,7 @@ def load_manifest(
     if tally.total == 0 and not tally.problems:
         tally.add(_Issue(0, "", "no jobs: a manifest needs at least one"))
     if tally.problems:
-        if spooled and path is not None:
+        if (spooled or copied) and path is not None:
             path.unlink(missing_ok=True)
         raise ManifestError(tally.problems, more=tally.more)
     assert path is not None  # no problems means the file was read
