@@ -38,12 +38,15 @@ __all__ = [
 ]
 
 ACCOUNT_RULE = "12 digits, as AWS writes an account id"
-_ACCOUNT = re.compile(r"\d{12}")
-_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-_ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_ROLE_ARN = re.compile(
+    r"arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII
+)
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 _DURATION = (900, 43_200)  # what STS allows for AssumeRole, in seconds
+MAX_ACCOUNTS_FILE = 16 * 1024**2  # bytes: some 200,000 entries
 _FILE_KEYS = frozenset({"account_id", "name", "role", "external_id"})
 
 
@@ -142,6 +145,12 @@ def load_accounts_file(path: Path) -> dict[str, AccountAccess]:
     entry that is wrong, its line (YAML) or place, the key and the rule; nothing is sent
     before it is read."""
     try:
+        if path.stat().st_size > MAX_ACCOUNTS_FILE:
+            raise SettingsError(
+                f"{path}: larger than {MAX_ACCOUNTS_FILE // 1024**2} MB; an accounts file "
+                "lists accounts, one short entry each",
+                field="accounts",
+            )
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read ({exc.strerror})", field="accounts") from None
@@ -207,7 +216,14 @@ def _parse(path: Path, text: str) -> Any:
     import yaml  # only when an accounts file is YAML: `batchcopy --help` stays quick
 
     class Loader(yaml.SafeLoader):
-        """SafeLoader that notes each mapping's line, for messages."""
+        """SafeLoader that notes each mapping's line, for messages, and takes no aliases:
+        an accounts file has no use for them, and nested ones expand without bound."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.YAMLError(f"line {mark.line + 1}: aliases (*name) are not accepted")
+            return super().compose_node(parent, index)
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             mapping = super().construct_mapping(node, deep=deep)

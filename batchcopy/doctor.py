@@ -317,7 +317,8 @@ def _manifest(
         fix = f"correct the rows named; `batchcopy validate {source}` lists every problem"
         return Check(name=name, ok=False, detail=f"{shown}{more}", fix=fix), {}
     count = len(set().union(*regions.values())) if regions else 0
-    detail = f"{loaded.name}: {loaded.total} jobs, valid, in {count} regions"
+    jobs = f"{loaded.total} job{'' if loaded.total == 1 else 's'}"
+    detail = f"{loaded.name}: {jobs}, valid, in {count} region{'' if count == 1 else 's'}"
     if accounts := len(set(regions) - {""}):
         detail += f", {accounts} account{'s' if accounts > 1 else ''}"
     return Check(name=name, ok=True, detail=detail), regions

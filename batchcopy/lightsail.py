@@ -34,7 +34,6 @@ from batchcopy.facts import is_valid_date
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.retry import Guard
 from batchcopy.sessions import (
-    ASSUME_ROLE_FAILED,
     NoRedirects,
     RoleCredentials,
     Sessions,
@@ -94,6 +93,7 @@ _LISTINGS = (
 # The service refused the keys as expired (or no longer valid) before doing anything: an
 # assumed role's keys are renewed and the call sent once more.
 _EXPIRED = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException"})
+_RENEWALS = 3  # keys renewed for one call at most: expiries in a row, then the error stands
 
 
 @dataclass(slots=True)
@@ -215,22 +215,20 @@ class LightsailClients:
 
     async def _call(self, region: str, method: str, **params: Any) -> dict[str, Any]:
         credentials = self._credentials
-        refused_key = credentials.key_in_use if credentials is not None else None
-        try:
-            return await self._send(region, method, params)
-        except PermanentError as exc:
-            if credentials is None or exc.code not in _EXPIRED:
-                raise
-            log.info("%s: keys refused (%s); assuming the role again", self.account_id, exc.code)
-        # The keys were refused before anything was done: sending again cannot duplicate.
-        try:
+        for renewals in range(_RENEWALS + 1):
+            refused_key = credentials.key_in_use if credentials is not None else None
+            try:
+                return await self._send(region, method, params)
+            except PermanentError as exc:
+                if credentials is None or exc.code not in _EXPIRED or renewals == _RENEWALS:
+                    raise
+                log.info(
+                    "%s: keys refused (%s); assuming the role again", self.account_id, exc.code
+                )
+            # Refused before anything was done: sending again cannot duplicate. Another call
+            # may have renewed the keys meanwhile; then they are not renewed twice.
             await credentials.renew(refused_key)
-        except Exception as exc:
-            raise PermanentError(
-                ASSUME_ROLE_FAILED,
-                f"cannot assume the role in {self.account_id} again: {translate_error(exc)}",
-            ) from exc
-        return await self._send(region, method, params)
+        raise AssertionError("unreachable: the last renewal's refusal is raised")
 
     async def _send(self, region: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
         client = await self._client(region)

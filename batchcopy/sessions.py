@@ -16,7 +16,7 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -34,12 +34,19 @@ from batchcopy.errors import (
     LightsailError,
     PermanentError,
     SettingsError,
+    ThrottledError,
     TransientError,
 )
 from batchcopy.memo import Memo
 from batchcopy.retry import guarded
 from batchcopy.settings import Settings
-from batchcopy.translate import PARSER_CHOKED, malformed, refused, translate_error
+from batchcopy.translate import (
+    MALFORMED_ANSWER,
+    PARSER_CHOKED,
+    malformed,
+    refused,
+    translate_error,
+)
 
 __all__ = [
     "ASSUME_ROLE_FAILED",
@@ -60,6 +67,9 @@ ASSUME_ROLE_FAILED = "AssumeRoleFailed"
 # AssumeRole is called by botocore's credential machinery, outside batchcopy's retry layer:
 # a few tries of its own ride out a throttle of STS when hundreds of accounts start at once.
 _STS_ATTEMPTS = 5
+# Pages of one Organizations listing at most: 20 accounts a page, empty pages between, and
+# organizations of tens of thousands of accounts still end far below it.
+_ORG_PAGES = 10_000
 
 _LIGHTSAIL_ENDPOINT = "AWS_ENDPOINT_URL_LIGHTSAIL"
 _IGNORE_ENDPOINTS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
@@ -139,6 +149,11 @@ async def caller_identity(
     account, arn = response.get("Account"), response.get("Arn")
     if not (isinstance(account, str) and account and isinstance(arn, str)):
         raise malformed("GetCallerIdentity", "Account")
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[4] != account:
+        # Which account the keys belong to decides where copies land: an answer that
+        # contradicts itself is no answer.
+        raise malformed("GetCallerIdentity", f"Account ({account} is not the Arn's, {arn})")
     return {"account": account, "arn": arn}
 
 
@@ -186,6 +201,7 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
         """``now`` is the clock that decides when to refresh (botocore's, by default)."""
         clock = {"time_fetcher": now} if now is not None else {}
         super().__init__(refresh_using=fetcher.fetch_credentials, method="assume-role", **clock)
+        self._role_arn = fetcher._role_arn
         self._cache = cache
         self._advisory_refresh_timeout = ahead
         self._mandatory_refresh_timeout = ahead // 2
@@ -195,6 +211,19 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
         """The access key id calls are signed with now (None before the first fetch)."""
         key: str | None = self._access_key
         return key
+
+    async def _protected_refresh(self, is_mandatory: bool) -> None:
+        """botocore's refresh, its failures made the account's: a role that can no longer
+        be assumed (or keys that come back expired) fails the calls of that account only,
+        as AssumeRoleFailed, never the run."""
+        try:
+            await super()._protected_refresh(is_mandatory)
+        except LightsailError:
+            raise
+        except Exception as exc:
+            raise PermanentError(
+                ASSUME_ROLE_FAILED, f"cannot assume {self._role_arn}: {_why(exc)}"
+            ) from exc
 
     async def renew(self, refused: str | None) -> None:
         """Assume the role again, because the service refused ``refused`` as expired; once,
@@ -227,6 +256,14 @@ def sign_as_account(request: Any, **_: Any) -> None:
     credentials = _SIGNING_AS.get()
     if credentials is not None:
         request.context.setdefault("signing", {})["request_credentials"] = credentials
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong with AssumeRole, in words: botocore's error, or, for an answer it
+    could not make keys of (no Expiration, an HTML page), that."""
+    if isinstance(exc, PARSER_CHOKED):
+        return f"STS answered without usable credentials ({type(exc).__name__}: {exc})"
+    return str(translate_error(exc) if isinstance(exc, Exception) else exc)
 
 
 def _refresh_said_once(record: logging.LogRecord) -> bool:
@@ -353,11 +390,24 @@ class Sessions:
             expiry_window_seconds=ahead,
         )
         credentials = RoleCredentials(fetcher, cache, ahead, now=self._now)
+
+        async def first_keys() -> None:
+            try:
+                await credentials.get_frozen_credentials()
+            except PermanentError as exc:
+                cause = exc.__cause__
+                fault = translate_error(cause) if isinstance(cause, Exception) else None
+                if isinstance(fault, ThrottledError | TransientError):
+                    raise fault from exc  # a throttle or a fault of STS: retried, then said
+                raise
+
         try:
-            await credentials.get_frozen_credentials()
-        except Exception as exc:
-            reason = translate_error(exc)
-            return PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {reason}")
+            await guarded(first_keys, self._settings.retry)
+        except (ThrottledError, TransientError) as exc:
+            # Not kept: the account's next lane asks again.
+            raise PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {exc}") from exc
+        except PermanentError as exc:
+            return exc  # kept: AccessDenied and the like do not pass
         return credentials
 
     def _sts_client(self, service: str, **_source: Any) -> _Borrowed:
@@ -416,8 +466,16 @@ async def organization_accounts(
             async def pages(operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
                 items: list[dict[str, Any]] = []
                 try:
-                    async for page in org.get_paginator(operation).paginate(**params):
+                    paginator = org.get_paginator(operation).paginate(**params)
+                    async for count, page in _counted(paginator):
                         items += [i for i in page.get(key) or () if isinstance(i, dict)]
+                        if count >= _ORG_PAGES:
+                            raise TransientError(
+                                MALFORMED_ANSWER,
+                                f"{operation} was still paging after {_ORG_PAGES} pages; is "
+                                "--endpoint-url (or AWS_ENDPOINT_URL_ORGANIZATIONS) AWS's?",
+                                ambiguous=False,
+                            )
                 except PARSER_CHOKED as exc:
                     raise malformed(operation, "answer") from exc
                 except Exception as exc:
@@ -492,3 +550,11 @@ async def _unit_id(unit: str, pages: Pages) -> str:
             raise SettingsError(message, field="ou")
         current, walked = named[name], f"{walked}/{name}"
     return current
+
+
+async def _counted(pages: AsyncIterator[Any]) -> AsyncIterator[tuple[int, Any]]:
+    """``pages`` numbered from 1."""
+    count = 0
+    async for page in pages:
+        count += 1
+        yield count, page

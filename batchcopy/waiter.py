@@ -46,6 +46,11 @@ FEW = 20  # up to this many pending copies in a region are read one by one
 MISSES = 2  # a target is gone only when this many looks in a row do not find it
 SHORTEST_ROUND = 5.0  # seconds a round of reads may always take
 _DONE = {"available", "completed"}
+# Refusals of the account's keys (expired beyond renewal, a role no longer assumable): they
+# say nothing of the copies being followed.
+_KEYS_REFUSED = frozenset(
+    {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "AssumeRoleFailed"}
+)
 
 
 class WaitAPI(Protocol):
@@ -63,6 +68,7 @@ class WaitAPI(Protocol):
 
 @dataclass(slots=True)
 class _Lane:
+    key: str  # the region, or account/region
     region: str
     api: WaitAPI  # the lane's account's
     budget: RateLimiter
@@ -118,7 +124,7 @@ class Waiter:
                     )
                     # The engine reached the account before it could start this copy.
                     api = await self._api.account(job.account)
-                    lane = _Lane(region=job.target_region, api=api, budget=budget)
+                    lane = _Lane(key=job.lane, region=job.target_region, api=api, budget=budget)
                     self._lanes[job.lane] = lane
                     tg.start_soon(self._poll, lane, out.clone())
                 give_up_at = self._clock() + self._settings.wait_timeout
@@ -153,20 +159,16 @@ class Waiter:
                         with anyio.move_on_after(budget):
                             states = await self._states(lane)
                 except PermanentError as exc:
-                    # Reading is refused (AccessDenied, say): waiting longer cannot help.
-                    log.warning("cannot follow copies in %s: %s", lane.region, exc)
-                    for name, (result, _) in list(lane.pending.items()):
-                        await out.send(
-                            dataclasses.replace(
-                                result,
-                                status=Status.FAILED,
-                                error_code=exc.code,
-                                error_message=f"accepted, but it cannot be followed: {exc.message}",
-                                finished_at=self._wall(),
-                            )
-                        )
-                        del lane.pending[name]
-                    continue
+                    if exc.code in _KEYS_REFUSED:
+                        # The account's keys, not the copies: they stay followed, and end
+                        # in_progress if the keys never come back (a resume looks).
+                        log.warning("cannot follow copies in %s now: %s", lane.key, exc)
+                        states = {}
+                    else:
+                        # Reading is refused (AccessDenied, say): waiting longer cannot help.
+                        log.warning("cannot follow copies in %s: %s", lane.key, exc)
+                        await self._refused(lane, out, exc)
+                        continue
                 now = self._clock()
                 for name, (result, give_up_at) in list(lane.pending.items()):
                     gone = name in states and states[name] is None
@@ -183,6 +185,22 @@ class Waiter:
                         del lane.pending[name]
                         lane.misses.pop(name, None)
                 interval = min(interval * BACKOFF, SLOWEST_CHECK)
+
+    async def _refused(
+        self, lane: _Lane, out: MemoryObjectSendStream[JobResult], exc: PermanentError
+    ) -> None:
+        """Fail every copy the lane follows: reading them is refused."""
+        for name, (result, _) in list(lane.pending.items()):
+            await out.send(
+                dataclasses.replace(
+                    result,
+                    status=Status.FAILED,
+                    error_code=exc.code,
+                    error_message=f"accepted, but it cannot be followed: {exc.message}",
+                    finished_at=self._wall(),
+                )
+            )
+            del lane.pending[name]
 
     async def _states(self, lane: _Lane) -> dict[str, SnapshotInfo | None]:
         """The current snapshot of every pending target (None: it is gone); targets left out

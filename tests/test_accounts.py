@@ -8,7 +8,8 @@ import dataclasses
 import io
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -593,3 +594,148 @@ def test_sts_that_cannot_be_reached_ends_the_run_as_credentials_do(tmp_path: Pat
     assert done.returncode == 253, done.stderr
     assert "cannot connect" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- hostile STS, Organizations and files -----------------------------------------------------
+
+
+@asynccontextmanager
+async def fake_aws(handler: Any) -> AsyncIterator[str]:
+    """A loopback server answering every POST with ``handler(request)``."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_identity_that_contradicts_itself_is_no_answer() -> None:
+    """GetCallerIdentity naming one account while its Arn is another's is a malformed
+    answer: it decides which keys a row's copies are made with."""
+    from aiohttp import web
+
+    from batchcopy.errors import TransientError
+    from batchcopy.sessions import caller_identity
+
+    async def lie(request: Any) -> Any:
+        body = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<GetCallerIdentityResult><Arn>arn:aws:iam::111111111111:user/x</Arn>"
+            f"<UserId>AIDA</UserId><Account>{CLIENTS[0]}</Account></GetCallerIdentityResult>"
+            "<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        )
+        return web.Response(text=body, content_type="text/xml")
+
+    async with fake_aws(lie) as url:
+        with pytest.raises(TransientError, match="is not the Arn's"):
+            await caller_identity(settings_for(url))
+
+
+async def test_keys_that_come_back_expired_fail_their_account_not_the_run() -> None:
+    """A refresh that hands back keys already expired is the account's AssumeRoleFailed
+    (a batchcopy error the engine reports per row), not a RuntimeError ending the run."""
+    import datetime as dt
+
+    from batchcopy.errors import PermanentError
+    from batchcopy.sessions import RoleCredentials
+
+    class Expired:
+        _role_arn = f"arn:aws:iam::{CLIENTS[0]}:role/{ROLE}"
+
+        async def fetch_credentials(self) -> dict[str, Any]:
+            past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+            return {
+                "access_key": "ASIAX",
+                "secret_key": "s",
+                "token": "t",
+                "expiry_time": past.isoformat(),
+            }
+
+    credentials = RoleCredentials(Expired(), {}, 225)  # type: ignore[arg-type]
+    with pytest.raises(PermanentError) as caught:
+        await credentials.get_frozen_credentials()
+    assert caught.value.code == "AssumeRoleFailed"
+    assert Expired._role_arn in caught.value.message
+
+
+async def test_a_flaky_sts_at_start_is_ridden_out() -> None:
+    """Half of all AssumeRole calls failing (503) at the start of a run over ten accounts:
+    each account is retried until it is reached, and every job starts."""
+    accounts = [f"{n:012d}" for n in range(300_000_000_001, 300_000_000_011)]
+    faults = FaultConfig.from_json({"seed": 3, "error_rate": 0.5, "actions": ["AssumeRole"]})
+    emulator = Emulator(seed=fleet_seed(accounts, snapshots=1), faults=faults)
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(fleet_jobs(accounts, snapshots=1), with_role(url))
+    assert {r.status for r in report.results} == {Status.STARTED}
+    assert sum(emulator.stats.assume_role.values()) > len(accounts)  # some were retried
+
+
+async def test_keys_expired_again_and_again_still_lose_nothing() -> None:
+    """Every key expired after every fourth result of a throttled run: each call renews as
+    often as it must (a few times at most), every job starts, no target is copied twice."""
+    accounts = CLIENTS[:3]
+    faults = FaultConfig.from_json({"copy_rate": 20, "copy_burst": 2})
+    emulator = Emulator(seed=fleet_seed(accounts, snapshots=8), faults=faults)
+    jobs = fleet_jobs(accounts, snapshots=8)
+    seen = 0
+
+    def expire_often(result: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % 4 == 0:
+            emulator.expire_credentials()
+
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(jobs, with_role(url, rate=5, burst=2), on_result=expire_often)
+    assert [r.status for r in report.results].count(Status.STARTED) == len(jobs)
+    copies = emulator.stats.to_json()["copies_accepted"]
+    assert len(copies) == len(jobs)
+    assert set(copies.values()) == {1}
+
+
+async def test_an_organization_that_pages_forever_is_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ListAccounts answering an empty page with a new token, for ever: the listing stops
+    at the page cap with an error naming it, instead of running on."""
+    from aiohttp import web
+
+    from batchcopy import sessions
+    from batchcopy.errors import TransientError
+
+    monkeypatch.setattr(sessions, "_ORG_PAGES", 30)
+    count = 0
+
+    async def endless(request: Any) -> Any:
+        nonlocal count
+        count += 1
+        body = json.dumps({"Accounts": [], "NextToken": f"t{count}"})
+        return web.Response(text=body, content_type="application/x-amz-json-1.1")
+
+    async with fake_aws(endless) as url:
+        with pytest.raises(TransientError, match="list_accounts was still paging after 30"):
+            await sessions.organization_accounts(settings_for(url))
+    assert count == 30
+
+
+def test_an_accounts_file_with_aliases_or_too_large_is_refused(tmp_path: Path) -> None:
+    """YAML aliases (which nest into a file bomb) and a file over the size limit are each a
+    one-line refusal naming the file, before anything is expanded or read."""
+    from batchcopy import accounts
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text('a: &a ["x","x","x"]\nb: &b [*a,*a,*a]\naccounts: [{account_id: *b}]\n')
+    with pytest.raises(SettingsError, match="aliases"):
+        load_accounts_file(bomb)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b" " * (accounts.MAX_ACCOUNTS_FILE + 1))
+    with pytest.raises(SettingsError, match="larger than 16 MB"):
+        load_accounts_file(big)

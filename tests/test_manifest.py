@@ -1124,6 +1124,7 @@ def test_rows_may_name_their_account(tmp_path: Path, name: str, content: str) ->
          "spreadsheet may have dropped leading zeros: format the column as text)"),
         ("2222-2222-2222", "is not an account id: 12 digits, as AWS writes an account id"),
         ("client-a", "is not an account id: 12 digits, as AWS writes an account id"),
+        ("\uff12" * 12, "is not an account id: 12 digits, as AWS writes an account id"),
     ],
 )  # fmt: skip
 def test_a_malformed_account_is_reported_at_its_line(

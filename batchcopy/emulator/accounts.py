@@ -33,8 +33,8 @@ from batchcopy.emulator.sim import ACCOUNT_ID, Lightsail
 
 __all__ = ["Account", "Organization", "Role", "accounts_from_seed", "add_to_accounts"]
 
-_ACCOUNT_ID = re.compile(r"\d{12}")
-_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _STATES = ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "PENDING_ACTIVATION", "CLOSED")
 _ACCOUNT_KEYS = {"name", "email", "ou", "state", "roles", "regions"}
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "Lightsail_20161128."
 # Access key id, region and service of the SigV4 credential scope.
-_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request", re.ASCII)
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -169,6 +169,7 @@ class Emulator:
             elif action == "AssumeRole":
                 if role := _ROLE_ACCOUNT.search(form.get("RoleArn", "")):
                     self.stats.assume_role[role.group(1)] += 1
+                self._sts_fault(caller, region, action)
                 body = sts.assume_role(
                     form,
                     accounts=self.accounts,
@@ -185,6 +186,17 @@ class Emulator:
             return web.Response(status=exc.status, text=sts.xml_error(exc), content_type="text/xml")
         self.stats.requests[region, action, "ok"] += 1
         return web.Response(text=body, content_type="text/xml")
+
+    def _sts_fault(self, caller: str, region: str, action: str) -> None:
+        """STS's own faults, when the settings' ``actions`` name its operation: a throttle
+        (the caller's read bucket) and ``error_rate`` as a 503, as STS answers them."""
+        faults = self._faults(caller, region)
+        if faults.settings.actions is None or action not in faults.settings.actions:
+            return
+        if not faults.admit(mutating=False):
+            raise ApiError("Throttling", "Rate exceeded", 400)
+        if faults.roll(faults.settings.error_rate):
+            raise ApiError("ServiceUnavailable", "Service unavailable; try again", 503)
 
     async def _organizations(
         self, request: web.Request, key: str, region: str, action: str
@@ -313,7 +325,7 @@ class Emulator:
         return method(region, params)
 
 
-_ROLE_ACCOUNT = re.compile(r":iam::(\d{12}):role/")
+_ROLE_ACCOUNT = re.compile(r":iam::(\d{12}):role/", re.ASCII)
 
 
 # Operation name -> (simulation method, whether it mutates and so uses the copy bucket).

@@ -25,9 +25,9 @@ __all__ = ["ISSUED_PREFIX", "Keys", "Session", "assume_role", "caller_identity",
 ISSUED_PREFIX = "ASIAEMU"  # every key AssumeRole hands out starts so
 _NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _ROLE_ARN = re.compile(
-    r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})"
+    r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})", re.ASCII
 )
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _DURATION = (900, 43_200)
 
 
