@@ -4,10 +4,10 @@
     python benchmarks/all.py --quick    # each script's smoke run, a few minutes
 
 Runs ``peers.py`` (which writes ``RESULTS.md`` and ``peers.png``), then ``targets.py``,
-``scale.py`` and ``emulator_speed.py``, and appends what each printed to ``RESULTS.md``
-under its own heading with its exact command, so the file holds every figure of one run.
-Each script bounds itself; this one also gives each a hard timeout. Run it on an
-otherwise idle machine: the figures are wall times.
+``scale.py``, ``accounts.py`` and ``emulator_speed.py``, and appends what each printed to
+``RESULTS.md`` under its own heading with its exact command, so the file holds every
+figure of one run. Each script bounds itself; this one also gives each a hard timeout.
+Run it on an otherwise idle machine: the figures are wall times.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ STEPS = (
         ["scale.py"],
         ["--sizes", "10000,100000", "--run-sizes", "10000"],
         1300,
+    ),
+    (
+        "Many accounts in one run",
+        ["accounts.py"],
+        ["--accounts", "30", "--jobs", "10", "--timeout", "300"],
+        1000,
     ),
     ("The emulator's own speed", ["emulator_speed.py"], ["--requests", "1000"], 200),
 )
