@@ -65,7 +65,11 @@ class Settings:
                 "from the AWS profile or environment",
                 field="endpoint_url",
             )
-        if not url.startswith(("http://", "https://")):
+        if url != url.strip():
+            raise SettingsError(
+                f"has spaces around it: {url!r}; give the URL alone", field="endpoint_url"
+            )
+        if not url.lower().startswith(("http://", "https://")):  # schemes ignore case
             # An empty one too: it would silently mean Lightsail's own endpoint.
             raise SettingsError(
                 f"must start with http:// or https://, got {url!r}", field="endpoint_url"

@@ -58,3 +58,15 @@ def test_retry_policy_names_the_field(values: dict[str, float], field: str) -> N
         RetryPolicy(**values)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field} ")
+
+
+def test_an_endpoint_scheme_in_capitals_is_a_scheme() -> None:
+    """HTTP:// and HTTPS:// are the schemes they are in any case (URLs ignore case there)."""
+    assert Settings(endpoint_url="HTTP://127.0.0.1:8099").endpoint_url == "HTTP://127.0.0.1:8099"
+    assert Settings(endpoint_url="Https://lightsail.example")
+
+
+def test_spaces_around_an_endpoint_are_said_as_such() -> None:
+    """A pasted URL with a trailing space is refused for the space, not as a bad port."""
+    with pytest.raises(SettingsError, match="has spaces around it"):
+        Settings(endpoint_url="http://127.0.0.1:8099 ")
