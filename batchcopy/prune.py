@@ -1,0 +1,129 @@
+"""Prune, part one: which snapshots are batchcopy's copies, in which group, in scope.
+
+A listed snapshot is a candidate only if it carries batchcopy's provenance label
+(``batchcopy:source``, :func:`batchcopy.provenance.source_label`) and the label reads as one:
+``region/snapshot`` or ``region/resource@YYYY-MM-DD``. Everything else (untagged snapshots,
+however they are named, or a label another tool wrote) is never touched. A candidate's
+group is the origin its copies were made from (the instance or disk, as Lightsail records
+it, in the source region its label names) in one target region of one account: a nightly
+copy of ``web-1``'s latest snapshot makes one group whose members are the nights.
+
+:func:`decide` hands the candidates of each group to :mod:`batchcopy.retention`; a
+candidate whose creation time Lightsail did not say cannot be placed among the nights and
+is never deleted. The deletes themselves, their journal and report come with the ``prune``
+command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from batchcopy.facts import is_valid_date, is_valid_name, lightsail_regions
+from batchcopy.jobs import SnapshotInfo
+from batchcopy.provenance import RUN_TAG, SOURCE_TAG
+from batchcopy.retention import Copy, Decision, Policy, decide
+
+__all__ = ["Candidate", "Scope", "candidate", "decide_prune"]
+
+_NO_TIME = "Lightsail gave no creation time: it cannot be placed among the nights"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """A copy batchcopy made, as its label and Lightsail describe it."""
+
+    snapshot: SnapshotInfo
+    account: str  # "": the base credentials'
+    source_region: str
+    source: str  # the source snapshot's name, or the instance or disk of an automatic one
+    date: str  # the automatic snapshot's date; "" for a copy of a manual snapshot
+    run_id: str  # the run that made it ("" when its tag is missing)
+
+    @property
+    def origin(self) -> str:
+        """The instance or disk the copy was made from: Lightsail's record, else the label's
+        resource (an automatic snapshot's), else the source snapshot's name."""
+        return self.snapshot.origin or self.source
+
+    @property
+    def group(self) -> tuple[str, str, str, str, str]:
+        """One origin, of one kind, in one target region of one account."""
+        info = self.snapshot
+        return (self.account, info.region, self.source_region, info.kind, self.origin)
+
+
+def candidate(info: SnapshotInfo, account: str = "") -> Candidate | None:
+    """The candidate ``info`` is, or None when batchcopy did not make it (no label, or a
+    label that does not read as batchcopy's)."""
+    tags = dict(info.tags)
+    label = tags.get(SOURCE_TAG, "")
+    region, slash, rest = label.partition("/")
+    if not slash or region not in lightsail_regions():
+        return None
+    source, at, date = rest.partition("@")
+    if not is_valid_name(source) or (at and not is_valid_date(date)):
+        return None
+    return Candidate(
+        snapshot=info,
+        account=account,
+        source_region=region,
+        source=source,
+        date=date,
+        run_id=tags.get(RUN_TAG, ""),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Which candidates a prune considers: all of them, or those of some target regions,
+    source regions, source names (globs), one run, or the targets a manifest makes
+    (``targets``: ``region/name``, or ``account/region/name``, as :attr:`CopyJob.target`)."""
+
+    regions: Collection[str] = ()
+    source_regions: Collection[str] = ()
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    run_id: str = ""
+    targets: Collection[str] | None = None
+
+    def wants(self, found: Candidate) -> bool:
+        info = found.snapshot
+        where = f"{found.account}/{info.region}" if found.account else info.region
+        checks = (
+            not self.regions or info.region in self.regions,
+            not self.source_regions or found.source_region in self.source_regions,
+            not self.include or any(fnmatchcase(found.source, g) for g in self.include),
+            not any(fnmatchcase(found.source, g) for g in self.exclude),
+            not self.run_id or found.run_id == self.run_id,
+            self.targets is None or f"{where}/{info.name}" in self.targets,
+        )
+        return all(checks)
+
+
+def decide_prune(
+    candidates: Iterable[Candidate], policy: Policy, now: dt.datetime
+) -> list[tuple[Candidate, Decision]]:
+    """Each candidate with its decision, group by group (see :mod:`batchcopy.retention`).
+    A candidate without a creation time is kept ("never", with the reason)."""
+    placed: list[Candidate] = []
+    unplaced: list[tuple[Candidate, Decision]] = []
+    for found in candidates:
+        if found.snapshot.created_at > 0:
+            placed.append(found)
+            continue
+        copy = Copy(name=found.snapshot.name, group=found.group, created_at=now, state="unknown")
+        unplaced.append((found, Decision(copy=copy, action="never", reason=_NO_TIME)))
+    copies = [
+        Copy(
+            name=found.snapshot.name,
+            group=found.group,
+            created_at=dt.datetime.fromtimestamp(found.snapshot.created_at, dt.UTC),
+            state=found.snapshot.state,
+        )
+        for found in placed
+    ]
+    decided = list(zip(placed, decide(copies, policy, now), strict=True))
+    return decided + unplaced

@@ -1,0 +1,133 @@
+"""Prune's candidates: only batchcopy's labelled copies, grouped by origin, within scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from batchcopy.jobs import SnapshotInfo
+from batchcopy.provenance import RUN_TAG, SOURCE_TAG
+from batchcopy.prune import Scope, candidate, decide_prune
+from batchcopy.retention import Policy
+
+NIGHT = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+
+
+def snapshot(
+    name: str,
+    *,
+    label: str | None = None,
+    region: str = "eu-west-1",
+    origin: str = "web-1",
+    night: int = 0,
+    state: str = "available",
+    run_id: str = "",
+    created: float | None = None,
+) -> SnapshotInfo:
+    tags = ((SOURCE_TAG, label),) if label is not None else ()
+    tags += ((RUN_TAG, run_id),) if run_id else ()
+    at = (NIGHT + dt.timedelta(days=night)).timestamp() if created is None else created
+    return SnapshotInfo(
+        region=region,
+        name=name,
+        kind="instance",
+        state=state,
+        origin=origin,
+        size_in_gb=80,
+        created_at=at,
+        tags=tags,
+    )
+
+
+def nightly(night: int, **kwargs: object) -> SnapshotInfo:
+    """The copy a nightly discover + run makes of web-1's automatic snapshot that night."""
+    date = (NIGHT + dt.timedelta(days=night)).date().isoformat()
+    name = f"web-1-auto-{date}-eu-west-1"
+    return snapshot(name, label=f"us-east-1/web-1@{date}", night=night, **kwargs)  # type: ignore[arg-type]
+
+
+def test_only_labelled_copies_are_candidates() -> None:
+    """A snapshot named exactly like a nightly copy but without batchcopy's label is never a
+    candidate, nor is one whose label is not batchcopy's form."""
+    copy = nightly(3, run_id="run-1")
+    found = candidate(copy, account="222222222222")
+    assert found is not None
+    assert (found.source_region, found.source, found.date, found.run_id) == (
+        "us-east-1",
+        "web-1",
+        "2026-11-04",
+        "run-1",
+    )
+    assert found.group == ("222222222222", "eu-west-1", "us-east-1", "instance", "web-1")
+    untagged = snapshot(copy.name)
+    assert candidate(untagged) is None
+    for label in ("", "web-1", "mars-1/web-1", "us-east-1/", "us-east-1/web-1@latest",
+                  "us-east-1/web 1", "us-east-1/web-1@2026-02-30"):  # fmt: skip
+        assert candidate(snapshot("x-1", label=label)) is None, label
+
+
+def test_a_manual_snapshots_copies_group_by_the_instance_they_came_from() -> None:
+    """Copies of different manual snapshots of one instance are one group (the nights);
+    copies into another region, of another instance or in another account are not."""
+    nights = [
+        candidate(snapshot(f"c-{n}", label=f"us-east-1/web-1-2026-11-0{n}", night=n))
+        for n in range(1, 4)
+    ]
+    assert len({found.group for found in nights if found}) == 1
+    other_region = candidate(snapshot("c-9", label="us-east-1/web-1-x", region="ap-south-1"))
+    other_origin = candidate(snapshot("c-8", label="us-east-1/api-1-x", origin="api-1"))
+    other_account = candidate(snapshot("c-7", label="us-east-1/web-1-y"), account="3" * 12)
+    groups = {found.group for found in (*nights, other_region, other_origin, other_account)
+              if found}  # fmt: skip
+    assert len(groups) == 4
+
+
+@pytest.mark.parametrize(
+    ("scope", "wanted"),
+    [
+        (Scope(), {"a", "b", "c", "d"}),
+        (Scope(regions={"eu-west-1"}), {"a", "b", "d"}),
+        (Scope(source_regions={"eu-central-1"}), {"c"}),
+        (Scope(include=["web-*"]), {"a", "c", "d"}),
+        (Scope(exclude=["web-*"]), {"b"}),
+        (Scope(run_id="r2"), {"d"}),
+        (Scope(targets={"eu-west-1/a", "ap-south-1/c"}), {"a", "c"}),
+        (Scope(targets=set()), set()),
+    ],
+)
+def test_a_scope_narrows_the_candidates(scope: Scope, wanted: set[str]) -> None:
+    """Target and source regions, source name globs, one run's copies, or a manifest's
+    targets (none at all: nothing) limit what a prune considers."""
+    found = [
+        candidate(snapshot("a", label="us-east-1/web-1-s", run_id="r1")),
+        candidate(snapshot("b", label="us-east-1/api-1-s", origin="api-1")),
+        candidate(snapshot("c", label="eu-central-1/web-2@2026-11-01", region="ap-south-1")),
+        candidate(snapshot("d", label="us-east-1/web-1-t", run_id="r2")),
+    ]
+    assert {f.snapshot.name for f in found if f and scope.wants(f)} == wanted
+
+
+def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> None:
+    """Ten nights of web-1, one failed and one pending: --keep-last 3 keeps the three newest
+    good copies, never deletes the pending or failed one, and a copy without a creation
+    time is kept with the reason said."""
+    history = [nightly(n) for n in range(10)]
+    history[8] = nightly(8, state="error")
+    history[9] = nightly(9, state="pending")
+    undated = snapshot("web-1-undated", label="us-east-1/web-1@2026-10-01", created=0.0)
+    found = [f for f in (candidate(s) for s in (*history, undated)) if f]
+    now = NIGHT + dt.timedelta(days=11)
+    decided = {
+        f.snapshot.name[-20:-10]: d for f, d in decide_prune(found, Policy(keep_last=3), now)
+    }
+    kept = sorted(day for day, d in decided.items() if d.action == "keep")
+    assert kept == ["2026-11-06", "2026-11-07", "2026-11-08"]
+    assert decided["2026-11-09"].action == decided["2026-11-10"].action == "never"
+    assert sorted(day for day, d in decided.items() if d.action == "delete") == [
+        f"2026-11-0{n}" for n in range(1, 6)
+    ]
+    (undated_decision,) = [d for f, d in decide_prune(found, Policy(keep_last=1), now)
+                           if f.snapshot.name == "web-1-undated"]  # fmt: skip
+    assert undated_decision.action == "never"
+    assert "no creation time" in undated_decision.reason
