@@ -18,8 +18,11 @@ from batchcopy.emulator import (
     load_seed,
     running_emulator,
 )
-from batchcopy.provenance import RUN_TAG, SOURCE_TAG
+from batchcopy.jobs import CopyJob
+from batchcopy.lightsail import LightsailClients
+from batchcopy.provenance import RUN_TAG, SOURCE_TAG, source_label
 from tests.conftest import SMALL_SEED, raw_call
+from tests.helpers import settings_for
 from tests.test_emulator_accounts import SEED, SHOP, WEB, assume, aws
 from tests.test_emulator_sim import FakeClock
 
@@ -247,12 +250,22 @@ def _history() -> dict[str, Any]:
         day = (made - dt.timedelta(days=1)).date().isoformat()
         state = "error" if night % 9 == 4 else "pending" if night == _NIGHTS - 1 else ""
         run = [{"key": RUN_TAG, "value": f"nightly-{day}"}]
+        where = {"line": night + 2, "source_region": "us-east-1", "target_region": "eu-central-1"}
+        auto = CopyJob(
+            **where,
+            source_resource_name="web-1",
+            restore_date=day,
+            target_snapshot_name=f"web-1-{day}",
+        )
+        manual = CopyJob(
+            **where, source_snapshot_name=f"data-1-{day}", target_snapshot_name=f"data-1-{day}-dr"
+        )
         instance.append(
             {
                 "name": f"web-1-{day}",
                 "fromInstanceName": "web-1",
                 "createdAt": made.isoformat(),
-                "tags": [{"key": SOURCE_TAG, "value": f"us-east-1/web-1@{day}"}, *run],
+                "tags": [{"key": SOURCE_TAG, "value": source_label(auto)}, *run],
                 "isFromAutoSnapshot": True,
                 **({"state": state} if state else {}),
             }
@@ -262,7 +275,7 @@ def _history() -> dict[str, Any]:
                 "name": f"data-1-{day}-dr",
                 "fromDiskName": "data-1",
                 "createdAt": made.timestamp() + 60,
-                "tags": [{"key": SOURCE_TAG, "value": f"us-east-1/data-1-{day}"}, *run],
+                "tags": [{"key": SOURCE_TAG, "value": source_label(manual)}, *run],
                 **({"state": state} if state else {}),
             }
         )
@@ -302,3 +315,31 @@ async def test_a_seeded_history_of_sixty_nights_reads_back() -> None:
             states = [s["state"] for s in listed]
             assert states[0] == "pending"
             assert states.count("error") == len([n for n in range(_NIGHTS) if n % 9 == 4])
+
+
+async def test_batchcopy_reads_a_seeded_history_as_it_was_seeded() -> None:
+    """batchcopy's own listing of the 60-night history gives every copy once, with its
+    origin, creation time, state and provenance label as seeded."""
+    history = _history()["regions"]["eu-central-1"]
+    emulator = Emulator(
+        seed={"regions": {"eu-central-1": history}}, faults=FaultConfig(page_size=7)
+    )
+
+    async def once(call: Any) -> Any:
+        return await call()
+
+    async with running_emulator(emulator) as url, LightsailClients(settings_for(url)) as api:
+        read = [info async for info, _ in api.list_snapshot_items("eu-central-1", once)]
+    seeded = history["instanceSnapshots"] + history["diskSnapshots"]
+    assert len(read) == len(seeded) == 2 * _NIGHTS
+    by_name = {info.name: info for info in read}
+    for want in seeded:
+        info = by_name[want["name"]]
+        assert dict(info.tags)[SOURCE_TAG] == want["tags"][0]["value"]
+        assert info.origin == want.get("fromInstanceName", want.get("fromDiskName"))
+        assert info.state == want.get(
+            "state", "available" if info.kind == "instance" else "completed"
+        )
+    labels = {dict(info.tags)[SOURCE_TAG] for info in read}
+    assert "us-east-1/web-1@2026-08-31" in labels
+    assert "us-east-1/data-1-2026-10-29" in labels
