@@ -70,7 +70,9 @@ Response = dict[str, Any]
 PROBE_ACTION = "GetInstanceSnapshots"
 
 # Calls that change something: a malformed answer leaves their outcome unknown.
-_WRITES = frozenset({"copy_snapshot", "tag_resource"})
+_WRITES = frozenset(
+    {"copy_snapshot", "tag_resource", "delete_instance_snapshot", "delete_disk_snapshot"}
+)
 # A listing that hands out page after page with nothing new on them (a new token each time)
 # is going round in circles: it is stopped after this many such pages in a row, and any
 # listing after this many pages (far beyond any real account's: a region holds thousands
@@ -84,6 +86,11 @@ _KINDS = (
     ("instance", "get_instance_snapshot", "instanceSnapshotName", "instanceSnapshot"),
     ("disk", "get_disk_snapshot", "diskSnapshotName", "diskSnapshot"),
 )
+# kind -> (client method, its name parameter, the action) of a delete.
+_DELETES = {
+    "instance": ("delete_instance_snapshot", "instanceSnapshotName", "DeleteInstanceSnapshot"),
+    "disk": ("delete_disk_snapshot", "diskSnapshotName", "DeleteDiskSnapshot"),
+}
 _LISTINGS = (
     ("instance", "get_instance_snapshots", "instanceSnapshots"),
     ("disk", "get_disk_snapshots", "diskSnapshots"),
@@ -259,14 +266,27 @@ class LightsailClients:
         """Send one CopySnapshot (to the target region); return the operation id.
         :class:`OperationFailedError` when Lightsail answers with an operation that failed."""
         response = await self._call(job.target_region, "copy_snapshot", **job.copy_request())
-        first = _operation(response, "CopySnapshot")
-        if first.get("status") == "Failed":
-            code = printable(str(first.get("errorCode") or "OperationFailed"))
-            details = printable(str(first.get("errorDetails") or ""))
-            raise OperationFailedError(
-                code, f"Lightsail answered the copy with a failed operation: {details or code}"
-            )
-        return str(first["id"])
+        return _operation_id(response, "CopySnapshot", "the copy")
+
+    async def delete_snapshot(self, region: str, name: str, kind: str) -> str | None:
+        """Send one DeleteInstanceSnapshot or DeleteDiskSnapshot (``kind`` "instance" or
+        "disk") for the manual snapshot ``name`` in ``region``; return the operation id.
+
+        None when there is no ``kind`` snapshot of that name: already gone, which is no
+        failure of a delete. An answer without its operation is an ambiguous
+        :class:`TransientError`: the caller looks the snapshot up before anything else,
+        and never sends the delete again blindly. :class:`OperationFailedError` when the
+        answer's operation failed."""
+        if kind not in _DELETES:
+            raise ValueError(f"kind must be 'instance' or 'disk', not {kind!r}")
+        method, param, action = _DELETES[kind]
+        try:
+            response = await self._call(region, method, **{param: name})
+        except PermanentError as exc:
+            if exc.code == "NotFoundException":
+                return None
+            raise
+        return _operation_id(response, action, "the delete")
 
     async def endpoint(self, region: str) -> str:
         """The URL calls to ``region`` go to, as botocore resolved it."""
@@ -426,6 +446,19 @@ def _operation(response: dict[str, Any], action: str) -> dict[str, Any]:
         # been. A copy's target is looked up before anything else is decided.
         raise malformed(action, "operations[0].id", ambiguous=True)
     return first
+
+
+def _operation_id(response: dict[str, Any], action: str, what: str) -> str:
+    """The id of a write's operation (see :func:`_operation`); :class:`OperationFailedError`
+    when Lightsail answered ``what`` with an operation that failed."""
+    first = _operation(response, action)
+    if first.get("status") == "Failed":
+        code = printable(str(first.get("errorCode") or "OperationFailed"))
+        details = printable(str(first.get("errorDetails") or ""))
+        raise OperationFailedError(
+            code, f"Lightsail answered {what} with a failed operation: {details or code}"
+        )
+    return str(first["id"])
 
 
 def _endless(method: str, region: str, why: str) -> TransientError:

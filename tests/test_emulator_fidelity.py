@@ -87,3 +87,36 @@ async def test_a_copy_answers_with_the_real_operations_fields() -> None:
             timeless += ("operationDetails", "operationType", "status")
             assert {k: got[k] for k in timeless} == {k: want[k] for k in timeless}
             assert got["createdAt"] == got["statusChangedAt"]
+
+
+@pytest.mark.parametrize(
+    ("example", "action", "param", "key"),
+    [
+        (
+            "delete-instance-snapshot",
+            "DeleteInstanceSnapshot",
+            "instanceSnapshotName",
+            "instanceSnapshots",
+        ),
+        ("delete-disk-snapshot", "DeleteDiskSnapshot", "diskSnapshotName", "diskSnapshots"),
+    ],
+)
+async def test_a_delete_answers_with_the_real_operations_fields(
+    example: str, action: str, param: str, key: str
+) -> None:
+    """delete-instance-snapshot's and delete-disk-snapshot's answers have exactly the keys
+    of the real ones (no operationDetails), with their values for the parts that do not
+    depend on time (name, kind, type, a terminal Succeeded, location)."""
+    (answer,) = outputs(example)
+    (want,) = answer["operations"]
+    region = want["location"]["regionName"]
+    seed = {"regions": {region: {key: [{"name": want["resourceName"]}]}}}
+    async with running_emulator(Emulator(seed=seed)) as url:
+        status, _, body = await raw_call(url, action, {param: want["resourceName"]}, region=region)
+    assert status == 200, body
+    (got,) = body["operations"]
+    assert set(got) == set(want)
+    timeless = ("resourceName", "resourceType", "location", "isTerminal")
+    timeless += ("operationType", "status")
+    assert {k: got[k] for k in timeless} == {k: want[k] for k in timeless}
+    assert got["createdAt"] == got["statusChangedAt"]

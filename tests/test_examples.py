@@ -26,6 +26,7 @@ from moto import mock_aws
 import batchcopy
 from batchcopy.cli import app
 from batchcopy.emulator import build_emulator, running_emulator
+from batchcopy.provenance import SOURCE_TAG
 from tests.helpers import settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ SEED = EXAMPLES / "seed.json"
 MANIFESTS = ["manifest.csv", "manifest.json", "manifest.jsonl"]
 SYSTEMD = EXAMPLES / "systemd"
 # The only Lightsail writes: the copy itself, and TagResource for its provenance and tags.
-WRITES = {"CopySnapshot", "TagResource"}
+WRITES = {"CopySnapshot", "TagResource", "DeleteInstanceSnapshot", "DeleteDiskSnapshot"}
 
 
 # -- manifests and seed -----------------------------------------------------------------------
@@ -607,6 +608,19 @@ def test_iam_policy_keeps_tag_resource_apart() -> None:
     (statement,) = [s for s in _policy()["Statement"] if "lightsail:TagResource" in s["Action"]]
     assert statement["Action"] == ["lightsail:TagResource"]
     assert "Tag" in statement["Sid"]
+
+
+def test_iam_policy_allows_deletes_only_of_snapshots_batchcopy_tagged() -> None:
+    """The deletes have a statement of their own whose condition allows them only on
+    snapshots carrying batchcopy's provenance tag (Lightsail's deletes support tag-based
+    access control on the resource's tags): an untagged snapshot cannot be deleted."""
+    deletes = {"lightsail:DeleteDiskSnapshot", "lightsail:DeleteInstanceSnapshot"}
+    statements = _policy()["Statement"]
+    (statement,) = [s for s in statements if deletes & set(s["Action"])]
+    assert set(statement["Action"]) == deletes
+    assert statement["Condition"] == {"Null": {f"aws:ResourceTag/{SOURCE_TAG}": "false"}}
+    others = [s for s in statements if s is not statement]
+    assert not any(a.startswith("lightsail:Delete") for s in others for a in s["Action"])
 
 
 # -- installing batchcopy and the async API ---------------------------------------------------

@@ -46,11 +46,12 @@ Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 @dataclass(slots=True)
 class Stats:
-    """What the server saw: requests by region, action and outcome; copies per target;
-    AssumeRole calls per account."""
+    """What the server saw: requests by region, action and outcome; copies and deletes that
+    took effect, per target; AssumeRole calls per account."""
 
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     copies_accepted: Counter[str] = field(default_factory=Counter)
+    deletes_accepted: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
     assume_role: Counter[str] = field(default_factory=Counter)
@@ -63,6 +64,7 @@ class Stats:
             "requests": requests,
             "requests_total": sum(self.requests.values()),
             "copies_accepted": dict(sorted(self.copies_accepted.items())),
+            "deletes_accepted": dict(sorted(self.deletes_accepted.items())),
             "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
             "assume_role": dict(sorted(self.assume_role.items())),
         }
@@ -322,10 +324,20 @@ class Emulator:
         if action == "CreateDiskSnapshot":
             return sim.op_create_disk_snapshot(region, params, seconds=seconds)
         method: Handler = getattr(sim, _OPERATIONS[action][0])
-        return method(region, params)
+        body = method(region, params)
+        if name := _DELETED.get(action):
+            # Counted once it took effect: a lost answer after this still counts.
+            lane = self._lane(account.id, region)
+            self.stats.deletes_accepted[f"{lane}/{params[name]}"] += 1
+        return body
 
 
 _ROLE_ACCOUNT = re.compile(r":iam::(\d{12}):role/", re.ASCII)
+# Delete operations -> the parameter naming what they delete (for deletes_accepted).
+_DELETED = {
+    "DeleteInstanceSnapshot": "instanceSnapshotName",
+    "DeleteDiskSnapshot": "diskSnapshotName",
+}
 
 
 # Operation name -> (simulation method, whether it mutates and so uses the copy bucket).

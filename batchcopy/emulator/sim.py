@@ -180,7 +180,7 @@ class Operation:
     resource_name: str
     resource_type: str
     operation_type: str
-    details: str
+    details: str | None  # None: the answer has no operationDetails (deletes have none)
     created_at: float
     ends_at: float
     error_code: str = ""
@@ -205,6 +205,8 @@ class Operation:
             "status": status,
             "statusChangedAt": self.created_at if status == "Started" else self.ends_at,
         }
+        if self.details is None:
+            del wire["operationDetails"]
         if status == "Failed":
             wire["errorCode"] = self.error_code
             wire["errorDetails"] = self.error_details
@@ -298,6 +300,9 @@ class Lightsail:
         self.account_id = account_id
         self.regions = {name: _Region(name) for name in lightsail_regions()}
         self._seq = itertools.count(1)
+        # (source region, source snapshot) -> the CopySnapshot operations made from it that
+        # may still be running; ended ones are dropped as they are found.
+        self._copies_from: dict[tuple[str, str], list[Operation]] = {}
 
     def __repr__(self) -> str:
         snapshots = sum(len(r.snapshots) for r in self.regions.values())
@@ -445,7 +450,7 @@ class Lightsail:
         resource_type: str,
         operation_type: str,
         *,
-        details: str = "",
+        details: str | None = "",
         seconds: float = 0.0,
         error_code: str = "",
     ) -> Operation:
@@ -525,6 +530,8 @@ class Lightsail:
             seconds=seconds,
             error_code=error_code,
         )
+        if manual is not None:
+            self._copies_from.setdefault((source_region, manual), []).append(operation)
         self.region(region).put_snapshot(
             Snapshot(
                 name=target,
@@ -633,10 +640,35 @@ class Lightsail:
         )
 
     def _delete(self, region: str, name: str, kind: str) -> JSON:
+        """Delete{kind}: NotFoundException for a name that is no snapshot of ``kind`` here;
+        the answer is one operation, already Succeeded, without operationDetails (as the
+        real service answers)."""
         snapshot = self._snapshot(region, name, kind)
+        if copy := self._running_copy_of(region, name):
+            # Lightsail does not document what deleting the source of a running copy does.
+            # The emulator takes the cautious side and refuses, so a tool that relies on
+            # such a delete going through fails here rather than in production.
+            raise _invalid(
+                f"The snapshot {name} is being copied to {copy.resource_name} in "
+                f"{copy.region}; delete it once that copy has ended."
+            )
         self.region(region).drop_snapshot(snapshot)
-        operation = self._operation(region, name, kind, f"Delete{kind}")
+        operation = self._operation(region, name, kind, f"Delete{kind}", details=None)
         return {"operations": [operation.to_wire(self.clock())]}
+
+    def _running_copy_of(self, region: str, name: str) -> Operation | None:
+        """A CopySnapshot of this account still running whose source is ``name`` in
+        ``region``, or None."""
+        key = (region, name)
+        copies = self._copies_from.get(key)
+        if not copies:
+            return None
+        now = self.clock()
+        copies[:] = [op for op in copies if op.status(now) == "Started"]
+        if not copies:
+            del self._copies_from[key]
+            return None
+        return copies[0]
 
     def op_delete_instance_snapshot(self, region: str, params: JSON) -> JSON:
         return self._delete(region, params["instanceSnapshotName"], "InstanceSnapshot")
