@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -134,6 +135,28 @@ async def stream_copies(
         yield live.results
 
 
+# A run over hundreds of accounts holds many long-lived objects (lanes, their limiters,
+# streams and tasks), and the cyclic collector's full passes over them took a sixth of such
+# a run's CPU (benchmarks/accounts.py: 42.5 s against 35.5 s for 300 accounts x 3 regions x
+# 20 jobs). During a run its youngest generation is collected a fourteenth as often.
+_RUN_GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold for the run, and put it back after (left as
+    it is when the program set it higher, or turned collection off)."""
+    first, second, third = gc.get_threshold()
+    if first == 0 or first >= _RUN_GC_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(_RUN_GC_THRESHOLD, second, third)
+    try:
+        yield
+    finally:
+        gc.set_threshold(first, second, third)
+
+
 @contextlib.asynccontextmanager
 async def _running(
     jobs: Iterable[CopyJob],
@@ -147,6 +170,7 @@ async def _running(
     """The engine (and, with ``settings.wait``, the waiter behind it) running in a task
     group, with the grace-period watch of ``control``."""
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(_fewer_collections())
         if api is None:
             from batchcopy.lightsail import LightsailClients  # aiobotocore is slow to import
 
