@@ -458,11 +458,19 @@ def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
     assert_copied_once(live)
 
 
-def test_a_resume_with_other_default_regions_is_refused(
-    live: EmulatorProcess, tmp_path: Path
-) -> None:
+def test_a_resume_with_other_default_regions_is_refused(tmp_path: Path) -> None:
     """A resume is bound to the defaults that make the jobs: another --target-region (for
     rows that leave it out) exits 2 before any request, unless --force."""
+    # An emulator of its own: the module's shared one can still be finishing requests of a
+    # process an earlier test stopped, which would look like requests of this one.
+    live = EmulatorProcess()
+    try:
+        _refused_with_other_defaults(live, tmp_path)
+    finally:
+        live.stop()
+
+
+def _refused_with_other_defaults(live: EmulatorProcess, tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text(
         "source_region,source_snapshot_name,target_snapshot_name\n"
