@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "SnapshotInfo",
     "Status",
     "lane_parts",
+    "rates_by_region",
 ]
 
 # A job's fields in manifest form (snake_case), in the order reports and retry.csv use.
@@ -55,6 +57,15 @@ def lane_parts(lane: str) -> tuple[str, str]:
     credentials'."""
     account, _, region = lane.rpartition("/")
     return account, region
+
+
+def rates_by_region(rates: Mapping[str, float]) -> dict[str, float]:
+    """Lanes' rates (keyed by lane) summed per target region, sorted by region."""
+    summed: dict[str, float] = {}
+    for lane, rate in rates.items():
+        region = lane_parts(lane)[1]
+        summed[region] = summed.get(region, 0.0) + rate
+    return dict(sorted(summed.items()))
 
 
 class Status(enum.StrEnum):

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from batchcopy.errors import SettingsError
-from batchcopy.jobs import Status, lane_parts
+from batchcopy.jobs import Status, rates_by_region
 
 if TYPE_CHECKING:
     from batchcopy.report import Summary
@@ -133,11 +133,7 @@ class _RunMetrics(Collector):
             "the last run (summed over accounts).",
             labels=["target_region"],
         )
-        per_region: dict[str, float] = {}
-        for lane, rate in s.rates.items():
-            region = lane_parts(lane)[1]
-            per_region[region] = per_region.get(region, 0.0) + rate
-        for region, rate in sorted(per_region.items()):
+        for region, rate in rates_by_region(s.rates).items():
             rates.add_metric([region], rate)
         yield rates
         single = (

@@ -26,7 +26,7 @@ from batchcopy.errors import (
     StorageError,
     unwrap,
 )
-from batchcopy.jobs import BASE_ACCOUNT, lane_parts
+from batchcopy.jobs import BASE_ACCOUNT, lane_parts, rates_by_region
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -312,10 +312,6 @@ def _by_region(
     a line per region, not one per account and region."""
     from batchcopy.engine import RegionCounters  # the engine loads only when a run does
 
-    summed_rates: dict[str, float] = {}
-    for lane, rate in rates.items():
-        region = lane_parts(lane)[1]
-        summed_rates[region] = summed_rates.get(region, 0.0) + rate
     summed: dict[str, RegionCounters] = {}
     for lane, counts in counters.items():
         region = lane_parts(lane)[1]
@@ -326,7 +322,7 @@ def _by_region(
             throttled=was.throttled + counts.throttled,
             copying=was.copying + counts.copying,
         )
-    return summed_rates, summed
+    return rates_by_region(rates), summed
 
 
 def _activity(sent: int, accepted: int, copying: int, throttled: int) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from batchcopy.jobs import Status, lane_parts
+from batchcopy.jobs import Status, rates_by_region
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -82,11 +82,8 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
         if summary.by_account:
             console.print(_accounts_table(summary.by_account, statuses))
         if summary.rates:
-            per_region: dict[str, float] = {}
-            for lane, rate in summary.rates.items():
-                region = lane_parts(lane)[1]
-                per_region[region] = per_region.get(region, 0.0) + rate
-            rates = ", ".join(f"{r} {v:g}/s" for r, v in sorted(per_region.items()))
+            per_region = rates_by_region(summary.rates)
+            rates = ", ".join(f"{r} {v:g}/s" for r, v in per_region.items())
             console.print(f"Rates at the end: {rates}", highlight=False)
         # A run that finished nothing (stopped at once) has no rate to speak of.
         speed = f"; {summary.jobs_per_second:.1f} jobs/s" if summary.finished else ""
