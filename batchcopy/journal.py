@@ -30,7 +30,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,9 +44,20 @@ from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JOURNAL_NAME", "Journal", "JournalMismatch", "crash_point", "refuse_journal"]
+__all__ = [
+    "JOURNAL_NAME",
+    "PRUNE_JOURNAL_NAME",
+    "Journal",
+    "JournalMismatch",
+    "RecordFile",
+    "crash_point",
+    "damaged",
+    "records",
+    "refuse_journal",
+]
 
 JOURNAL_NAME = "journal.jsonl"
+PRUNE_JOURNAL_NAME = "prune.jsonl"  # a prune's: batchcopy.prune_journal
 LOCK_NAME = ".batchcopy.lock"  # held by the run writing the folder; names its pid
 VERSION = 1
 # A run record is well under this; a journal no bigger, with no whole record, was cut
@@ -59,13 +70,15 @@ def refuse_journal(directory: Path) -> None:
     """Raise :class:`ReportDirError` if ``directory`` holds a run's journal: a new run there
     would mix two runs' records, and --resume is the way to continue that one.
 
-    A folder a run still holds says so first: "resume it" would only be refused again."""
-    if (directory / JOURNAL_NAME).exists():
-        _refuse_if_held(directory)
-        raise ReportDirError(
-            f"{directory} already holds a run's journal; resume it with --resume "
-            f"{directory}, or choose another --report-dir"
-        )
+    A folder a run still holds says so first: "resume it" would only be refused again.
+    A prune's journal is refused as a run's is."""
+    for name, command in ((JOURNAL_NAME, "run"), (PRUNE_JOURNAL_NAME, "prune")):
+        if (directory / name).exists():
+            _refuse_if_held(directory)
+            raise ReportDirError(
+                f"{directory} already holds a {command}'s journal; resume it with batchcopy "
+                f"{command} --resume {directory}, or choose another --report-dir"
+            )
 
 
 class JournalMismatch(ReportDirError):
@@ -90,17 +103,78 @@ class _Past:
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
 
 
-class Journal:
-    """An open journal. Use :meth:`open`; then ``await intent(job)`` before each copy."""
+class RecordFile:
+    """An append-only JSON Lines file of records in a report folder whose lock it holds:
+    records are appended as they come, :meth:`sync` returns once every record written so
+    far is on disk (group commit: one fsync per batch), :meth:`close` lets the folder go."""
 
-    def __init__(self, path: Path, handle: IO[str], past: _Past, lock: IO[str]) -> None:
+    def __init__(self, path: Path, handle: IO[str], lock: IO[str]) -> None:
         self.path = path
-        self.past = past
         self._handle = handle
         self._lock = lock
         self._written = 0  # records written
         self._synced = 0  # records known to be on disk
         self._syncing: anyio.Event | None = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        try:
+            self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
+        self._written += 1
+
+    def sync_now(self) -> None:
+        """Every record written so far on disk, before going on (blocking)."""
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise StorageError(self.path, exc) from exc
+        self._synced = self._written
+
+    async def sync(self) -> None:
+        """Return once every record written so far is on disk (one fsync per batch)."""
+        wanted = self._written
+        while self._synced < wanted:
+            if self._syncing is not None:
+                await self._syncing.wait()
+                continue
+            self._syncing = done = anyio.Event()
+            batch = self._written
+            try:
+                self._handle.flush()
+                await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
+                self._synced = batch
+            except OSError as exc:
+                raise StorageError(self.path, exc) from exc
+            finally:
+                self._syncing = None
+                done.set()
+
+    def close(self) -> None:
+        """Flush and sync everything; the file stays on disk for a later resume. A write
+        that fails now (a full disk) loses only records not yet synced, which a resume
+        treats as never written (a torn last line is dropped)."""
+        if not self._handle.closed:
+            try:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            except OSError:
+                log.info("%s: the last records could not be written", self.path)
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            if not self._handle.closed:  # its buffer would not flush: drop it with the fd
+                with contextlib.suppress(OSError):
+                    os.close(self._handle.fileno())
+        self._lock.close()  # the folder is free for the next run
+
+
+class Journal(RecordFile):
+    """An open journal. Use :meth:`open`; then ``await intent(job)`` before each copy."""
+
+    def __init__(self, path: Path, handle: IO[str], past: _Past, lock: IO[str]) -> None:
+        super().__init__(path, handle, lock)
+        self.past = past
 
     @classmethod
     def open(
@@ -138,7 +212,7 @@ class Journal:
             raise
         past.run_id = past.run_id or run_id
         journal = cls(path, handle, past, lock)
-        journal._append(
+        journal.append(
             {
                 "type": "run",
                 "version": VERSION,
@@ -153,9 +227,7 @@ class Journal:
         # On disk before anything is sent: a crash during the listings that come first
         # leaves a journal that can be resumed, not an empty file that can be neither
         # resumed nor replaced.
-        journal._handle.flush()
-        os.fsync(journal._handle.fileno())
-        journal._synced = journal._written
+        journal.sync_now()
         crash_point("journal-opened")
         return journal
 
@@ -166,8 +238,8 @@ class Journal:
         if job.restore_date:
             # The date a use_latest job was pinned to: a resume copies and labels the same.
             record["date"] = job.restore_date
-        self._append(record)
-        await self._sync()
+        self.append(record)
+        await self.sync()
         crash_point("after-intent")
 
     def accepted(self, job: CopyJob, operation_id: str, attempts: int) -> None:
@@ -176,7 +248,7 @@ class Journal:
         Flushed to the OS, not synced: it only has to outlive the process (kill -9), so
         that a resume keeps the operation id and does not count the copy as reconciled.
         A power cut that loses it costs only that label: the copy is looked up anyway."""
-        self._append(
+        self.append(
             {
                 "type": "accepted",
                 "target": job.target,
@@ -199,7 +271,7 @@ class Journal:
         ):
             # Accepted, but tagging or following it is left to do: a resume that finds the
             # copy knows its answer came, so it is not counted as reconciled.
-            self._append(
+            self.append(
                 {
                     "type": "accepted",
                     "target": result.job.target,
@@ -217,24 +289,7 @@ class Journal:
         record = {"type": "outcome", "target": result.job.target, "row": result.to_row()}
         if result.sent_date:
             record["date"] = result.sent_date  # what a later retry.csv pins the job to
-        self._append(record)
-
-    def close(self) -> None:
-        """Flush and sync everything; the journal stays on disk for a later resume. A write
-        that fails now (a full disk) loses only records not yet synced, which a resume
-        treats as never written (a torn last line is dropped)."""
-        if not self._handle.closed:
-            try:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-            except OSError:
-                log.info("%s: the last records could not be written", self.path)
-            with contextlib.suppress(OSError):
-                self._handle.close()
-            if not self._handle.closed:  # its buffer would not flush: drop it with the fd
-                with contextlib.suppress(OSError):
-                    os.close(self._handle.fileno())
-        self._lock.close()  # the folder is free for the next run
+        self.append(record)
 
     def earlier_results(self, first: Mapping[str, JobResult] | None = None) -> EarlierResults:
         """The outcomes earlier runs recorded, by target, read from the journal when asked
@@ -242,32 +297,6 @@ class Journal:
         where each outcome is, not the outcomes (reading them all back cost ~3.6 KB a job).
         ``first`` answers before the journal (this run's own results). Close it when done."""
         return EarlierResults(self.path, self.past.outcomes, first or {})
-
-    def _append(self, record: dict[str, Any]) -> None:
-        try:
-            self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-        except OSError as exc:
-            raise StorageError(self.path, exc) from exc
-        self._written += 1
-
-    async def _sync(self) -> None:
-        """Return once every record written so far is on disk (one fsync per batch)."""
-        wanted = self._written
-        while self._synced < wanted:
-            if self._syncing is not None:
-                await self._syncing.wait()
-                continue
-            self._syncing = done = anyio.Event()
-            batch = self._written
-            try:
-                self._handle.flush()
-                await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
-                self._synced = batch
-            except OSError as exc:
-                raise StorageError(self.path, exc) from exc
-            finally:
-                self._syncing = None
-                done.set()
 
 
 def _lock(directory: Path) -> IO[str]:
@@ -414,10 +443,14 @@ def job_digest(job: CopyJob) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
-def _records(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+def records(
+    path: Path, checked: Callable[[Path, int, Any], dict[str, Any]] | None = None
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """Every whole record with its line number and byte offset, read a line at a time (a
     journal of a million jobs is not held in memory). A last line a crash cut short is
-    passed over; any other line that is not a record of batchcopy's is damage."""
+    passed over; any other line that is not a record of batchcopy's is damage: ``checked``
+    (a run journal's check by default) returns the record or raises :func:`damaged`."""
+    checked = checked or _checked
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -433,37 +466,37 @@ def _records(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
             except (ValueError, RecursionError):
                 if not line.endswith(b"\n"):  # only the last, unterminated line may be torn
                     continue
-                raise _damaged(path, number, "not a JSON record") from None
-            yield number, at, _checked(path, number, record)
+                raise damaged(path, number, "not a JSON record") from None
+            yield number, at, checked(path, number, record)
 
 
 def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
     """``record`` if it has the shape its type promises; else the journal is damaged."""
     if not isinstance(record, dict) or record.get("type") not in _TYPES:
-        raise _damaged(path, number, "not a batchcopy record")
+        raise damaged(path, number, "not a batchcopy record")
     if record["type"] == "run":
         return record
     target = record.get("target")
     if not isinstance(target, str) or target.count("/") not in (1, 2):
-        raise _damaged(path, number, "no target [account/]region/name")
+        raise damaged(path, number, "no target [account/]region/name")
     if record["type"] == "outcome":
         row = record.get("row")
         try:
             result = JobResult.from_row(row) if isinstance(row, dict) else None
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise _damaged(path, number, f"its result does not read ({exc})") from None
+            raise damaged(path, number, f"its result does not read ({exc})") from None
         if result is None or result.job.target != target:
-            raise _damaged(path, number, "its result is not its target's")
+            raise damaged(path, number, "its result is not its target's")
     if record["type"] == "accepted":
         operation, attempts = record.get("operation", ""), record.get("attempts", 0)
         if not isinstance(operation, str):
-            raise _damaged(path, number, "its operation is not text")
+            raise damaged(path, number, "its operation is not text")
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
-            raise _damaged(path, number, "its attempts are not a count")
+            raise damaged(path, number, "its attempts are not a count")
     return record
 
 
-def _damaged(path: Path, number: int, what: str) -> ReportDirError:
+def damaged(path: Path, number: int, what: str) -> ReportDirError:
     return ReportDirError(
         f"{path}:{number}: journal damaged: {what}; it cannot be resumed safely (nothing was "
         "sent). Start a new --report-dir, or repair or remove that line"
@@ -487,8 +520,8 @@ def _regions(defaults: Mapping[str, str]) -> dict[str, frozenset[str]]:
 
 
 def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, str]) -> _Past:
-    records = _records(path)
-    first = next(records, None)
+    lines = records(path)
+    first = next(lines, None)
     if first is None and path.stat().st_size <= _HEADER_MAX:
         # Empty, or a torn first line: a crash before the run record reached the disk (as
         # versions before 0.1 could leave); nothing was sent, so there is nothing to redo.
@@ -498,7 +531,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
     line, _, header = first
     version = header.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _damaged(path, line, "its run record has no version batchcopy writes")
+        raise damaged(path, line, "its run record has no version batchcopy writes")
     if version > VERSION:
         raise ReportDirError(
             f"{path} was written by a newer batchcopy (journal version {version}; this one "
@@ -506,7 +539,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
         )
     made_with = header.get("defaults") or {}
     if not isinstance(made_with, dict) or not all(isinstance(v, str) for v in made_with.values()):
-        raise _damaged(path, line, "its run record's defaults are not region names")
+        raise damaged(path, line, "its run record's defaults are not region names")
     made_for = header.get("manifest_sha256")
     if made_for != manifest_sha256 and not force:
         raise JournalMismatch(
@@ -521,7 +554,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             "the jobs; give the same, or --force"
         )
     past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
-    for _, offset, record in records:  # every line is checked before anything is sent
+    for _, offset, record in lines:  # every line is checked before anything is sent
         target = record.get("target", "")
         if record["type"] == "intent":
             past.intended.add(target)

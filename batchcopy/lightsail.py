@@ -309,16 +309,21 @@ class LightsailClients:
             raise malformed("GetOperation", "operation.status")
         return {k: str(operation.get(k) or "") for k in ("status", "errorCode", "errorDetails")}
 
-    async def find_snapshot(self, region: str, name: str) -> SnapshotInfo | None:
-        """The manual snapshot called ``name`` in ``region``, instance or disk, or None."""
-        for kind, method, param, key in _KINDS:
+    async def find_snapshot(
+        self, region: str, name: str, kind: str | None = None
+    ) -> SnapshotInfo | None:
+        """The manual snapshot called ``name`` in ``region``, instance or disk (or only of
+        ``kind``), or None."""
+        for of_kind, method, param, key in _KINDS:
+            if kind is not None and of_kind != kind:
+                continue
             try:
                 response = await self._call(region, method, **{param: name})
             except PermanentError as exc:
                 if exc.code == "NotFoundException":
                     continue
                 raise
-            return _snapshot_info(region, kind, _field(response, key, dict, method))
+            return _snapshot_info(region, of_kind, _field(response, key, dict, method))
         return None
 
     async def list_snapshots(self, region: str, guard: Guard) -> AsyncIterator[SnapshotInfo]:

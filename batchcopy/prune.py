@@ -10,23 +10,33 @@ copy of ``web-1``'s latest snapshot makes one group whose members are the nights
 
 :func:`decide` hands the candidates of each group to :mod:`batchcopy.retention`; a
 candidate whose creation time Lightsail did not say cannot be placed among the nights and
-is never deleted. The deletes themselves, their journal and report come with the ``prune``
-command.
+is never deleted. :class:`PruneResult` is what became of one candidate: a report row.
+The deletes themselves, their journal and report are :mod:`batchcopy.pruner`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Sequence
+import enum
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from batchcopy.facts import is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import SnapshotInfo
 from batchcopy.provenance import RUN_TAG, SOURCE_TAG
 from batchcopy.retention import Copy, Decision, Policy, decide
 
-__all__ = ["Candidate", "Scope", "candidate", "decide_prune"]
+__all__ = [
+    "PRUNE_COLUMNS",
+    "Candidate",
+    "PruneResult",
+    "PruneStatus",
+    "Scope",
+    "candidate",
+    "decide_prune",
+]
 
 _NO_TIME = "Lightsail gave no creation time: it cannot be placed among the nights"
 
@@ -127,3 +137,156 @@ def decide_prune(
     ]
     decided = list(zip(placed, decide(copies, policy, now), strict=True))
     return decided + unplaced
+
+
+class PruneStatus(enum.StrEnum):
+    """What became of one candidate."""
+
+    KEPT = "kept"  # a rule keeps it
+    SKIPPED = "skipped"  # never deleted: pending, failed without --delete-failed, ...
+    WOULD_DELETE = "would_delete"  # no rule keeps it; the plan only (no --yes)
+    DELETED = "deleted"  # deleted by this prune (or found gone after a lost answer)
+    GONE = "gone"  # already gone when its delete was sent: deleted by someone else
+    FAILED = "failed"  # its delete failed
+    NOT_STARTED = "not_started"  # the prune was stopped before its delete
+
+    @property
+    def trouble(self) -> bool:
+        """A delete that was meant to happen and did not: the prune exits 1."""
+        return self in (PruneStatus.FAILED, PruneStatus.NOT_STARTED)
+
+
+PRUNE_COLUMNS = [
+    "account",
+    "region",
+    "kind",
+    "name",
+    "source_region",
+    "source",
+    "date",
+    "origin",
+    "run_id",
+    "created_at",
+    "state",
+    "size_gb",
+    "decision",
+    "rules",
+    "status",
+    "reason",
+    "error_code",
+    "operation_id",
+    "attempts",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    """One candidate, its decision and what became of it: a row of the prune's report.
+
+    ``decision`` is retention's (keep, delete, never); ``rules`` the rules keeping it;
+    ``reason`` why it is never deleted, or the error of a failed delete."""
+
+    found: Candidate
+    decision: str
+    status: PruneStatus
+    rules: tuple[str, ...] = ()
+    reason: str = ""
+    error_code: str = ""
+    operation_id: str = ""
+    attempts: int = 0
+
+    @property
+    def key(self) -> str:
+        """What tells this candidate from every other of the prune:
+        ``[account/]region/kind/name``."""
+        info = self.found.snapshot
+        where = f"{self.found.account}/{info.region}" if self.found.account else info.region
+        return f"{where}/{info.kind}/{info.name}"
+
+    @property
+    def lane(self) -> str:
+        """``[account/]region``, as :attr:`batchcopy.jobs.CopyJob.lane`."""
+        region = self.found.snapshot.region
+        return f"{self.found.account}/{region}" if self.found.account else region
+
+    @classmethod
+    def planned(cls, found: Candidate, decision: Decision, *, delete: bool) -> PruneResult:
+        """The plan's row for ``found``: kept, skipped, or to be deleted (``delete``: its
+        delete not yet sent, so not started; else would_delete)."""
+        if decision.action == "keep":
+            status = PruneStatus.KEPT
+        elif decision.action == "never":
+            status = PruneStatus.SKIPPED
+        else:
+            status = PruneStatus.NOT_STARTED if delete else PruneStatus.WOULD_DELETE
+        return cls(
+            found=found,
+            decision=decision.action,
+            status=status,
+            rules=decision.rules,
+            reason=decision.reason,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        found, info = self.found, self.found.snapshot
+        created = dt.datetime.fromtimestamp(info.created_at, dt.UTC) if info.created_at else None
+        return {
+            "account": found.account,
+            "region": info.region,
+            "kind": info.kind,
+            "name": info.name,
+            "source_region": found.source_region,
+            "source": found.source,
+            "date": found.date,
+            "origin": found.origin,
+            "run_id": found.run_id,
+            "created_at": created.isoformat().replace("+00:00", "Z") if created else "",
+            "state": info.state,
+            "size_gb": info.size_in_gb,
+            "decision": self.decision,
+            "rules": " ".join(self.rules),
+            "status": self.status.value,
+            "reason": self.reason,
+            "error_code": self.error_code,
+            "operation_id": self.operation_id,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PruneResult:
+        """The result a row of :meth:`to_row` holds; ValueError, KeyError or TypeError when
+        it does not read as one."""
+        created = str(row["created_at"])
+        stamp = dt.datetime.fromisoformat(created).timestamp() if created else 0.0
+        info = SnapshotInfo(
+            region=str(row["region"]),
+            name=str(row["name"]),
+            kind=str(row["kind"]),
+            state=str(row["state"]),
+            origin=str(row["origin"]),
+            size_in_gb=int(row["size_gb"]),
+            created_at=stamp,
+        )
+        if info.kind not in ("instance", "disk") or row["decision"] not in _DECISIONS:
+            raise ValueError(f"kind {info.kind!r} or decision {row['decision']!r} unknown")
+        found = Candidate(
+            snapshot=info,
+            account=str(row["account"]),
+            source_region=str(row["source_region"]),
+            source=str(row["source"]),
+            date=str(row["date"]),
+            run_id=str(row["run_id"]),
+        )
+        return cls(
+            found=found,
+            decision=str(row["decision"]),
+            status=PruneStatus(row["status"]),
+            rules=tuple(str(row["rules"]).split()),
+            reason=str(row["reason"]),
+            error_code=str(row["error_code"]),
+            operation_id=str(row["operation_id"]),
+            attempts=int(row["attempts"]),
+        )
+
+
+_DECISIONS = frozenset({"keep", "delete", "never"})

@@ -46,7 +46,14 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-REPORT_FILES = ("summary.json", "results.jsonl", "results.csv", "retry.csv", "journal.jsonl")
+REPORT_FILES = (
+    "summary.json",
+    "results.jsonl",
+    "results.csv",
+    "retry.csv",
+    "journal.jsonl",
+    "prune.jsonl",
+)
 # Jobs worth running again: retry.csv lists them in manifest form.
 RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})
 # A spreadsheet runs a cell that starts with one of these as a formula.

@@ -34,7 +34,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 from batchcopy.errors import SettingsError
 
@@ -161,6 +161,38 @@ class Policy:
                 "keep_monthly, keep_yearly (a count, or -1 for unlimited) or keep_within "
                 "(a duration such as 14d)"
             )
+
+    def to_json(self) -> dict[str, Any]:
+        """The policy as JSON values (``keep_within`` in restic's notation, "" for none)."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
+        values["keep_within"] = str(self.keep_within) if self.keep_within else ""
+        return values | {"delete_failed": self.delete_failed}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Policy:
+        """The policy :meth:`to_json` gave; :class:`SettingsError` when it is not one."""
+        names = {*_COUNTS, "keep_within", "delete_failed"}
+        if not isinstance(values, dict) or set(values) != names:
+            raise SettingsError(f"not a retention policy: {values!r}")
+        within = values["keep_within"]
+        if not isinstance(within, str):
+            raise SettingsError(f"must be a duration, got {within!r}", field="keep_within")
+        counts = {name: values[name] for name in _COUNTS}
+        duration = parse_duration(within) if within else None
+        return cls(**counts, keep_within=duration, delete_failed=values["delete_failed"])
+
+    def __str__(self) -> str:
+        """The policy as the command line gives it: ``--keep-daily 7 --keep-within 14d``."""
+        parts = [
+            f"--{name.replace('_', '-')} {value}"
+            for name in _COUNTS
+            if (value := getattr(self, name))
+        ]
+        if self.keep_within:
+            parts.append(f"--keep-within {self.keep_within}")
+        if self.delete_failed:
+            parts.append("--delete-failed")
+        return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
