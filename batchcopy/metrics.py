@@ -30,6 +30,7 @@ from batchcopy.errors import SettingsError
 from batchcopy.jobs import Status, rates_by_region
 
 if TYPE_CHECKING:
+    from batchcopy.prune_report import PruneSummary
     from batchcopy.report import Summary
 
 __all__ = [
@@ -38,9 +39,11 @@ __all__ = [
     "last_success",
     "write_metrics",
     "write_not_run",
+    "write_prune_metrics",
 ]
 
 LAST_SUCCESS = "batchcopy_last_success_timestamp_seconds"
+PRUNE_LAST_SUCCESS = "batchcopy_prune_last_success_timestamp_seconds"
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +69,13 @@ def check_metrics_file(path: Path) -> Path:
     return path
 
 
-def last_success(path: Path) -> float | None:
+def last_success(path: Path, name: str = LAST_SUCCESS) -> float | None:
     """The last-success time an earlier run left in ``path``, if it holds a usable one."""
     try:
         text = path.read_text(encoding="utf-8")
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == LAST_SUCCESS and math.isfinite(sample.value) and sample.value > 0:
+                if sample.name == name and math.isfinite(sample.value) and sample.value > 0:
                     return sample.value
     except FileNotFoundError:
         return None
@@ -197,3 +200,69 @@ def write_not_run(path: Path, exit_code: int, *, manifest: str = "") -> None:
         exit_code=exit_code,
     )
     write_metrics(summary, path)
+
+
+def write_prune_metrics(
+    summary: PruneSummary | None, path: Path, *, exit_code: int | None = None
+) -> None:
+    """Write a prune's metrics to ``path`` atomically: candidates by status, the gigabytes
+    freed, delete requests, lanes that could not be listed, the exit code, and when the
+    last prune that exited 0 ended (kept from the file until one does). ``summary`` None:
+    the prune ended before it started, with ``exit_code``. Raises OSError if it fails."""
+    from batchcopy.prune import PruneStatus
+
+    now = time.time()
+    code = summary.exit_code if summary is not None else (exit_code or 0)
+    success = now if code == 0 else last_success(path, PRUNE_LAST_SUCCESS)
+    counts = summary.counts if summary is not None else {}
+    statuses = GaugeMetricFamily(
+        "batchcopy_prune_snapshots",
+        "Candidate copies of the last prune by what became of them.",
+        labels=["status"],
+    )
+    for status in PruneStatus:
+        statuses.add_metric([status.value], counts.get(status.value, 0))
+    figures = (
+        (
+            "freed_gigabytes",
+            "Gigabytes the last prune deleted (or, without --yes, would).",
+            "freed_gb",
+        ),
+        ("delete_requests", "Delete requests the last prune sent, retries included.", "requests"),
+        (
+            "throttled_requests",
+            "Delete requests of the last prune that were throttled.",
+            "throttles",
+        ),
+    )
+    families: list[Metric] = [statuses]
+    for name, documentation, attribute in figures:
+        value = getattr(summary, attribute) if summary is not None else 0
+        families.append(GaugeMetricFamily(f"batchcopy_prune_{name}", documentation, value=value))
+    failed = len(summary.lanes_failed) if summary is not None else 0
+    single = (
+        (
+            "batchcopy_prune_lanes_failed",
+            "Lanes (account, region) the last prune could not list.",
+            failed,
+        ),
+        ("batchcopy_prune_exit_code", "The exit code of the last prune.", code),
+        ("batchcopy_prune_last_run_timestamp_seconds", "When the last prune ended.", now),
+        (
+            PRUNE_LAST_SUCCESS,
+            "When the last prune that exited 0 ended (0: none yet).",
+            success or 0.0,
+        ),
+    )
+    families += [GaugeMetricFamily(name, doc, value=value) for name, doc, value in single]
+    registry = CollectorRegistry()
+    registry.register(_Families(families))
+    write_to_textfile(str(path), registry)
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families

@@ -9,6 +9,7 @@ code the process exits with.
 The package, one concern a module: ``command`` (how options are parsed, help for flags),
 ``exits`` (one line and an exit code), ``options`` (options the commands share),
 ``checking`` (validate, plan, doctor), ``copying`` (run, demo), ``discovering`` (discover),
+``pruning`` (prune),
 ``progress`` (the live display and the signal watch) and ``render`` (tables and JSON on
 stdout). This module holds the app, the order of its commands, the emulator command (which
 ``python -m batchcopy.emulator`` also runs alone) and the entry points.
@@ -27,6 +28,7 @@ from batchcopy.cli.command import _App, _Group
 from batchcopy.cli.copying import demo, run
 from batchcopy.cli.discovering import discover
 from batchcopy.cli.exits import EXIT_USAGE, _fail, _metrics_not_run, _unwritten_metrics
+from batchcopy.cli.pruning import prune
 
 __all__ = ["app", "emulator_main", "main"]
 
@@ -87,6 +89,7 @@ app.command()(validate)
 app.command()(run)
 app.command()(plan)
 app.command()(discover)
+app.command()(prune)
 app.command()(demo)
 app.command()(doctor)
 app.command()(emulator)

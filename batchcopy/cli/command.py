@@ -17,7 +17,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.exceptions import TyperException
 from typer.models import CommandFunctionType
 
-from batchcopy.cli.exits import EXIT_USAGE, _fail, _unwritten_metrics
+from batchcopy.cli.exits import EXIT_USAGE, _fail, _metrics_kind, _unwritten_metrics
 
 
 class _Command(TyperCommand):
@@ -82,6 +82,7 @@ def _note_metrics_file(command: TyperCommand, args: list[str]) -> None:
         return
     if (path := _option_value(args, "--metrics-file")) is not None:
         _unwritten_metrics["path"] = Path(path)
+        _metrics_kind["kind"] = "prune" if command.name == "prune" else "run"
 
 
 def _option_value(args: list[str], option: str) -> str | None:

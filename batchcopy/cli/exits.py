@@ -42,16 +42,21 @@ def _fail(message: str, code: int) -> typer.Exit:
 # (usage, manifest, credentials) still records its exit code there, and the file never
 # shows the previous run's figures as this one's. Taken out once the metrics are written.
 _unwritten_metrics: dict[str, Path] = {}
+# Whose --metrics-file that is: a prune's holds a prune's figures, not a run's.
+_metrics_kind: dict[str, str] = {"kind": "run"}
 # run's --metrics-by-account, for the metrics written when the run ends, however it ends.
 _metrics_by_account: dict[str, bool] = {"on": False}
 
 
 def _metrics_not_run(path: Path, code: int) -> None:
-    from batchcopy.metrics import check_metrics_file, write_not_run
+    from batchcopy.metrics import check_metrics_file, write_not_run, write_prune_metrics
 
     # A --metrics-file that cannot be written was said already, or is the very failure.
     with contextlib.suppress(BatchcopyError, OSError):
-        write_not_run(check_metrics_file(path), code)
+        if _metrics_kind["kind"] == "prune":
+            write_prune_metrics(None, check_metrics_file(path), exit_code=code)
+        else:
+            write_not_run(check_metrics_file(path), code)
 
 
 def _check_metrics_file(path: Path | None, command: str) -> None:
