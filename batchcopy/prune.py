@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from batchcopy.facts import is_valid_date, is_valid_name, lightsail_regions
-from batchcopy.jobs import SnapshotInfo
+from batchcopy.jobs import CopyJob, SnapshotInfo
 from batchcopy.provenance import RUN_TAG, SOURCE_TAG
 from batchcopy.retention import Copy, Decision, Policy, decide
 
@@ -89,28 +89,66 @@ def candidate(info: SnapshotInfo, account: str = "") -> Candidate | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
     """Which candidates a prune considers: all of them, or those of some target regions,
-    source regions, source names (globs), one run, or the targets a manifest makes
-    (``targets``: ``region/name``, or ``account/region/name``, as :attr:`CopyJob.target`)."""
+    source regions, source names (globs), one run, or the groups a manifest's jobs copy
+    into (:meth:`of_jobs`).
+
+    A nightly job's manifest names tonight's copies (their names carry the date): the
+    groups those copies belong to hold the earlier nights too, and those are what its
+    prune is for. ``targets`` (``[account/]region/name``, as :attr:`CopyJob.target`) and
+    ``sources`` (``[account/]region/source_region/source``: a job's source snapshot, or
+    the instance or disk of an automatic one) select groups: a group is in scope if one
+    of its copies is a target, or was made from a source, that the manifest names."""
 
     regions: Collection[str] = ()
     source_regions: Collection[str] = ()
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     run_id: str = ""
-    targets: Collection[str] | None = None
+    targets: Collection[str] | None = None  # None: no manifest, every group
+    sources: Collection[str] = ()
+
+    @classmethod
+    def of_jobs(cls, jobs: Iterable[CopyJob], **rest: Any) -> Scope:
+        """The scope of the groups ``jobs`` copy into (and ``rest``'s other limits)."""
+        targets: set[str] = set()
+        sources: set[str] = set()
+        for job in jobs:
+            targets.add(job.target)
+            source = job.source_snapshot_name or job.source_resource_name
+            sources.add(f"{job.lane}/{job.source_region}/{source}")
+        return cls(targets=targets, sources=sources, **rest)
 
     def wants(self, found: Candidate) -> bool:
+        """Whether ``found`` passes the limits a candidate can be judged on alone (all
+        but the manifest's groups: see :meth:`narrow`)."""
         info = found.snapshot
-        where = f"{found.account}/{info.region}" if found.account else info.region
         checks = (
             not self.regions or info.region in self.regions,
             not self.source_regions or found.source_region in self.source_regions,
             not self.include or any(fnmatchcase(found.source, g) for g in self.include),
             not any(fnmatchcase(found.source, g) for g in self.exclude),
             not self.run_id or found.run_id == self.run_id,
-            self.targets is None or f"{where}/{info.name}" in self.targets,
         )
         return all(checks)
+
+    def narrow(self, listed: Iterable[Candidate]) -> list[Candidate]:
+        """The candidates of one whole listing in scope: those :meth:`wants`, and with a
+        manifest, only those of the groups it copies into."""
+        wanted = [found for found in listed if self.wants(found)]
+        if self.targets is None:
+            return wanted
+        groups = {
+            found.group
+            for found in wanted
+            if f"{_lane(found)}/{found.snapshot.name}" in self.targets
+            or f"{_lane(found)}/{found.source_region}/{found.source}" in self.sources
+        }
+        return [found for found in wanted if found.group in groups]
+
+
+def _lane(found: Candidate) -> str:
+    region = found.snapshot.region
+    return f"{found.account}/{region}" if found.account else region
 
 
 def decide_prune(
@@ -200,14 +238,12 @@ class PruneResult:
         """What tells this candidate from every other of the prune:
         ``[account/]region/kind/name``."""
         info = self.found.snapshot
-        where = f"{self.found.account}/{info.region}" if self.found.account else info.region
-        return f"{where}/{info.kind}/{info.name}"
+        return f"{_lane(self.found)}/{info.kind}/{info.name}"
 
     @property
     def lane(self) -> str:
         """``[account/]region``, as :attr:`batchcopy.jobs.CopyJob.lane`."""
-        region = self.found.snapshot.region
-        return f"{self.found.account}/{region}" if self.found.account else region
+        return _lane(self.found)
 
     @classmethod
     def planned(cls, found: Candidate, decision: Decision, *, delete: bool) -> PruneResult:

@@ -255,16 +255,16 @@ class _Prune:
 
         async def lane(account: str, region: str, reached: PruneAPI) -> None:
             async with at_once:
-                listed: list[Candidate] = []
                 try:
-                    async for info in reached.list_snapshots(region, self._guard):
-                        made = candidate(info, account)
-                        if made is not None and scope.wants(made):
-                            listed.append(made)
+                    listed = [
+                        made
+                        async for info in reached.list_snapshots(region, self._guard)
+                        if (made := candidate(info, account)) is not None
+                    ]
                 except LightsailError as exc:
                     self.failures.append(LaneFailure.of(account, region, exc))
                     return
-                found.extend(listed)
+                found.extend(scope.narrow(listed))
 
         async with anyio.create_task_group() as tg:
             for account in dict.fromkeys(accounts):

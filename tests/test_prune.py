@@ -92,13 +92,11 @@ def test_a_manual_snapshots_copies_group_by_the_instance_they_came_from() -> Non
         (Scope(include=["web-*"]), {"a", "c", "d"}),
         (Scope(exclude=["web-*"]), {"b"}),
         (Scope(run_id="r2"), {"d"}),
-        (Scope(targets={"eu-west-1/a", "ap-south-1/c"}), {"a", "c"}),
-        (Scope(targets=set()), set()),
     ],
 )
 def test_a_scope_narrows_the_candidates(scope: Scope, wanted: set[str]) -> None:
-    """Target and source regions, source name globs, one run's copies, or a manifest's
-    targets (none at all: nothing) limit what a prune considers."""
+    """Target and source regions, source name globs and one run's copies limit what a
+    prune considers."""
     found = [
         candidate(snapshot("a", label="us-east-1/web-1-s", run_id="r1")),
         candidate(snapshot("b", label="us-east-1/api-1-s", origin="api-1")),
@@ -131,3 +129,31 @@ def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> 
                            if f.snapshot.name == "web-1-undated"]  # fmt: skip
     assert undated_decision.action == "never"
     assert "no creation time" in undated_decision.reason
+
+
+def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
+    """A nightly manifest names only tonight's copies; its scope is their groups, so every
+    earlier night of the same origins is in it: found by tonight's target name (a manual
+    snapshot's copy) or by the automatic snapshot's instance. Copies of other origins, and
+    of the same origin in another region, stay out."""
+    from batchcopy.jobs import CopyJob
+
+    web = [candidate(nightly(n)) for n in range(5)]  # automatic: web-1@DATE
+    data = [
+        candidate(snapshot(f"data-1-{n}-dr", label=f"us-east-1/data-1-{n}", origin="data-1"))
+        for n in range(5)
+    ]
+    other = candidate(snapshot("api-1-dr", label="us-east-1/api-1-s", origin="api-1"))
+    elsewhere = candidate(nightly(2, region="ap-south-1"))
+    listed = [found for found in (*web, *data, other, elsewhere) if found]
+    tonight = [
+        CopyJob(line=2, source_region="us-east-1", target_region="eu-west-1",
+                source_resource_name="web-1", restore_date="2026-11-06",
+                target_snapshot_name="web-1-auto-2026-11-06-eu-west-1"),  # not made yet
+        CopyJob(line=3, source_region="us-east-1", target_region="eu-west-1",
+                source_snapshot_name="data-1-4", target_snapshot_name="data-1-4-dr"),
+    ]  # fmt: skip
+    chosen = {found.snapshot.name for found in Scope.of_jobs(tonight).narrow(listed)}
+    assert chosen == {found.snapshot.name for found in (*web, *data) if found}
+    assert Scope.of_jobs([]).narrow(listed) == []
+    assert len(Scope().narrow(listed)) == len(listed)

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -283,23 +283,22 @@ def _scope(
                     f"(one of {', '.join(known)})",
                     EXIT_USAGE,
                 )
-    targets: set[str] | None = None
-    accounts: list[str] | None = None
-    if manifest is not None:
-        source = source_regions[0] if source_regions and len(source_regions) == 1 else None
-        loaded = _load(manifest, source, regions)
-        targets = {job.target for job in loaded.jobs()}
-        accounts = sorted({job.account for job in loaded.jobs()})
-        if loaded.per_account:
-            _refuse_roleless("prune", loaded.per_account, settings)
-    scope = Scope(
-        regions=tuple(regions or ()),
-        source_regions=tuple(source_regions or ()),
-        include=tuple(include or ()),
-        exclude=tuple(exclude or ()),
-        run_id=run_id or "",
-        targets=targets,
-    )
+    limits: dict[str, Any] = {
+        "regions": tuple(regions or ()),
+        "source_regions": tuple(source_regions or ()),
+        "include": tuple(include or ()),
+        "exclude": tuple(exclude or ()),
+        "run_id": run_id or "",
+    }
+    if manifest is None:
+        return Scope(**limits), None
+    source = source_regions[0] if source_regions and len(source_regions) == 1 else None
+    loaded = _load(manifest, source, regions)
+    if loaded.per_account:
+        _refuse_roleless("prune", loaded.per_account, settings)
+    jobs = list(loaded.jobs())
+    scope = Scope.of_jobs(jobs, **limits)
+    accounts = sorted({job.account for job in jobs})
     return scope, accounts
 
 
