@@ -6,6 +6,9 @@ The async API::
 
     manifest = batchcopy.load_manifest("jobs.csv")
     report = await batchcopy.copy_snapshots(manifest, batchcopy.Settings(rate=10))
+
+    policy = batchcopy.Policy(keep_daily=7, keep_weekly=4)
+    pruned = await batchcopy.prune_snapshots(policy, delete=True, report_dir="prune-report")
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ if TYPE_CHECKING:
     )
     from batchcopy.jobs import CopyJob, JobResult, Status
     from batchcopy.manifest import Manifest, load_manifest
+    from batchcopy.prune import PruneResult, PruneScope, PruneStatus
+    from batchcopy.prune_report import PruneReport, PruneSummary
+    from batchcopy.pruner import prune_snapshots
     from batchcopy.report import Report, Summary
+    from batchcopy.retention import Duration, Policy, parse_duration
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import OnExists, Settings
 
@@ -43,6 +50,7 @@ _EXPORTS = {
     "BatchcopyError": "batchcopy.errors",
     "CopyJob": "batchcopy.jobs",
     "CredentialsError": "batchcopy.errors",
+    "Duration": "batchcopy.retention",
     "EndpointUnreachableError": "batchcopy.errors",
     "JobResult": "batchcopy.jobs",
     "LightsailError": "batchcopy.errors",
@@ -50,7 +58,13 @@ _EXPORTS = {
     "ManifestError": "batchcopy.errors",
     "OnExists": "batchcopy.settings",
     "PermanentError": "batchcopy.errors",
+    "Policy": "batchcopy.retention",
     "Problem": "batchcopy.errors",
+    "PruneReport": "batchcopy.prune_report",
+    "PruneResult": "batchcopy.prune",
+    "PruneScope": "batchcopy.prune",
+    "PruneStatus": "batchcopy.prune",
+    "PruneSummary": "batchcopy.prune_report",
     "RegionCounters": "batchcopy.engine",
     "Report": "batchcopy.report",
     "ReportDirError": "batchcopy.errors",
@@ -64,6 +78,8 @@ _EXPORTS = {
     "TransientError": "batchcopy.errors",
     "copy_snapshots": "batchcopy.api",
     "load_manifest": "batchcopy.manifest",
+    "parse_duration": "batchcopy.retention",
+    "prune_snapshots": "batchcopy.pruner",
     "stream_copies": "batchcopy.api",
 }
 
@@ -81,6 +97,7 @@ __all__ = [
     "BatchcopyError",
     "CopyJob",
     "CredentialsError",
+    "Duration",
     "EndpointUnreachableError",
     "JobResult",
     "LightsailError",
@@ -88,7 +105,13 @@ __all__ = [
     "ManifestError",
     "OnExists",
     "PermanentError",
+    "Policy",
     "Problem",
+    "PruneReport",
+    "PruneResult",
+    "PruneScope",
+    "PruneStatus",
+    "PruneSummary",
     "RegionCounters",
     "Report",
     "ReportDirError",
@@ -103,5 +126,7 @@ __all__ = [
     "__version__",
     "copy_snapshots",
     "load_manifest",
+    "parse_duration",
+    "prune_snapshots",
     "stream_copies",
 ]

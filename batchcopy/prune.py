@@ -32,6 +32,7 @@ __all__ = [
     "PRUNE_COLUMNS",
     "Candidate",
     "PruneResult",
+    "PruneScope",
     "PruneStatus",
     "Scope",
     "candidate",
@@ -144,6 +145,9 @@ class Scope:
             or f"{_lane(found)}/{found.source_region}/{found.source}" in self.sources
         }
         return [found for found in wanted if found.group in groups]
+
+
+PruneScope = Scope  # the public name (batchcopy.PruneScope)
 
 
 def _lane(found: Candidate) -> str:
