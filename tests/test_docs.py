@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -76,6 +77,27 @@ def test_readme_multi_account_rehearsal_runs_as_written(tmp_path: Path) -> None:
         "333333333333",
     }
     assert stats["assume_role"] == {"222222222222": 2, "333333333333": 2}  # doctor, then run
+
+
+def test_readme_prune_rehearsal_runs_as_written(tmp_path: Path) -> None:
+    """The README's worked nightly DR prune: the plan deletes nothing; with --yes exactly the
+    86 copies the plan named are deleted, once each, and the failed, pending and untagged
+    hand-made snapshots stay."""
+    outputs, stats = _rehearse("### Retention: `batchcopy prune`", 1, "8097", tmp_path)
+    (_, plan), (_, pruned) = outputs
+    assert "would delete" in plan
+    assert "4816 GB would be deleted" in plan
+    assert "4816 GB deleted" in pruned
+    with (tmp_path / "pruned" / "results.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    deleted = {row["name"] for row in rows if row["status"] == "deleted"}
+    assert len(deleted) == 86
+    assert sorted(stats["deletes_accepted"]) == sorted(f"eu-central-1/{n}" for n in deleted)
+    assert set(stats["deletes_accepted"].values()) == {1}
+    kept = {row["name"]: row["state"] for row in rows if row["status"] != "deleted"}
+    assert "web-1-2026-08-30" not in kept  # untagged: not even a candidate
+    assert {"pending", "error"} <= set(kept.values())
+    assert "web-1-2026-08-30" not in {key.split("/")[1] for key in stats["deletes_accepted"]}
 
 
 def _rehearse(
