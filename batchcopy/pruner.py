@@ -43,6 +43,7 @@ from batchcopy.errors import (
 )
 from batchcopy.facts import lightsail_regions
 from batchcopy.jobs import SnapshotInfo
+from batchcopy.journal import refuse_journal
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.prune import Candidate, PruneResult, PruneStatus, Scope, candidate, decide_prune
 from batchcopy.prune_journal import PruneJournal
@@ -142,9 +143,14 @@ async def prune_snapshots(
 
 
 def _folder(report_dir: Path | str, *, resume: bool) -> Path:
+    """The report folder, made if need be; a resume needs it there, and a new prune's
+    folder must hold no journal (a plan written there would replace a run's report)."""
     if resume and not Path(report_dir).is_dir():
         raise ReportDirError(f"{report_dir}: no such folder; give the prune's report folder")
-    return prepare_report_dir(Path(report_dir))
+    directory = prepare_report_dir(Path(report_dir))
+    if not resume:
+        refuse_journal(directory)
+    return directory
 
 
 def _policy_of(journal: PruneJournal | None, policy: Policy | None) -> Policy:
@@ -217,7 +223,9 @@ class _Prune:
             plan = journal.past.plan  # a resume: the recorded plan, never a new one
             self.failures = [LaneFailure.from_json(f) for f in journal.past.lanes_failed]
         else:
-            found = await self._list(api, scope, accounts)
+            found = await self._unless_stopped(self._list(api, scope, accounts))
+            if found is None:
+                return  # stopped while listing: nothing was decided, nothing to report
             plan = [
                 PruneResult.planned(candidate, decision, delete=delete)
                 for candidate, decision in decide_prune(found, policy, now)
@@ -238,6 +246,21 @@ class _Prune:
             self.results.setdefault(result.key, result)
         if todo and not self._control.stopping.is_set():
             await self._delete_all(api, todo)
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T | None:
+        """``await work``, or None if the prune is stopped first: reads have nothing to
+        finish, so a stop cancels them at once."""
+        done: list[T] = []
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await self._control.stopping.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            done.append(await work)
+            tg.cancel_scope.cancel()
+        return done[0] if done else None
 
     def _settle(self, result: PruneResult, *, record: bool = True) -> None:
         self.results[result.key] = result
@@ -280,8 +303,7 @@ class _Prune:
     async def _delete_all(self, api: PruneAPI, todo: Iterable[PruneResult]) -> None:
         """Delete ``todo`` lane by lane; a gentle stop lets deletes in flight finish within
         the grace period, then cancels them (their rows say so; --resume looks them up)."""
-        settings = self._settings
-        lanes: dict[str, _Lane] = {}
+        lanes: dict[str, _Lane | LightsailError] = {}
         control = self._control
         deleting = anyio.CancelScope()
 
@@ -300,26 +322,38 @@ class _Prune:
             with deleting:
                 async with anyio.create_task_group() as tg:
                     for result in todo:
-                        account = result.found.account
                         lane = lanes.get(result.lane)
                         if lane is None:
-                            limiter = RateLimiter(
-                                settings.rate,
-                                settings.burst,
-                                max_rate=settings.max_rate if settings.adaptive else None,
-                                limit=settings.max_rate,
-                                clock=self._clock,
-                                sleep=self._sleep,
-                            )
-                            lane = lanes[result.lane] = _Lane(
-                                account=account,
-                                region=result.found.snapshot.region,
-                                api=await api.account(account),
-                                limiter=limiter,
-                                slots=anyio.CapacityLimiter(settings.max_in_flight),
-                            )
-                        tg.start_soon(one, lane, result)
+                            lane = lanes[result.lane] = await self._lane(api, result)
+                        if isinstance(lane, LightsailError):  # its account cannot be reached
+                            self._settle(_failed(result, lane, attempts=0))
+                        else:
+                            tg.start_soon(one, lane, result)
             watch.cancel_scope.cancel()
+
+    async def _lane(self, api: PruneAPI, first: PruneResult) -> _Lane | LightsailError:
+        """The lane ``first`` is deleted in: its account's clients (or why they cannot be
+        had), its own rate limiter and in-flight cap."""
+        settings = self._settings
+        try:
+            reached = await api.account(first.found.account)
+        except LightsailError as exc:
+            return exc
+        limiter = RateLimiter(
+            settings.rate,
+            settings.burst,
+            max_rate=settings.max_rate if settings.adaptive else None,
+            limit=settings.max_rate,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        return _Lane(
+            account=first.found.account,
+            region=first.found.snapshot.region,
+            api=reached,
+            limiter=limiter,
+            slots=anyio.CapacityLimiter(settings.max_in_flight),
+        )
 
     async def _delete(self, lane: _Lane, planned: PruneResult) -> PruneResult:
         """One candidate's delete, to its final row."""
@@ -331,13 +365,7 @@ class _Prune:
             return await self._guard(lambda: self._attempt(lane, planned, tries))
         except LightsailError as exc:
             log.warning("%s: delete failed: %s", planned.key, exc)
-            return replace(
-                planned,
-                status=PruneStatus.FAILED,
-                reason=str(exc),
-                error_code=exc.code,
-                attempts=tries.attempts,
-            )
+            return _failed(planned, exc, attempts=tries.attempts)
         except anyio.get_cancelled_exc_class():
             self._settle(self._interrupted(planned, tries))  # no await: nothing to shield
             raise
@@ -413,3 +441,13 @@ class _Prune:
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         return await guarded(call, self._settings.retry, clock=self._clock, sleep=self._sleep)
+
+
+def _failed(planned: PruneResult, exc: LightsailError, *, attempts: int) -> PruneResult:
+    return replace(
+        planned,
+        status=PruneStatus.FAILED,
+        reason=str(exc),
+        error_code=exc.code,
+        attempts=attempts,
+    )

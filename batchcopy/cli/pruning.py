@@ -165,11 +165,12 @@ def prune(
     if resume is not None:
         if not yes:
             raise _fail("batchcopy prune: --resume continues deletes: give --yes", EXIT_USAGE)
-        if scoped or accounts or org or ou or exclude_account:
+        if scoped or org or ou or exclude_account:
             raise _fail(
                 "batchcopy prune: --resume continues the recorded plan in its own scope; "
                 "leave out --manifest, --region, --source-region, --include, --exclude, "
-                "--run-id and the account options",
+                "--run-id, --org, --ou and --exclude-account (--accounts and --role-name "
+                "still say how to reach the plan's accounts)",
                 EXIT_USAGE,
             )
         if report_dir is not None and report_dir != resume:
@@ -207,7 +208,9 @@ def prune(
         from batchcopy.sessions import roleless
 
         chosen = listed
-        if chosen is None:
+        if resume is not None:
+            chosen = [""]  # the recorded plan says whose copies they are
+        elif chosen is None:
             found = await accounts_to_list(
                 settings, organization=org, units=ou or (), exclude=exclude_account or ()
             )
