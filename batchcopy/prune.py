@@ -110,13 +110,17 @@ class Scope:
 
     @classmethod
     def of_jobs(cls, jobs: Iterable[CopyJob], **rest: Any) -> Scope:
-        """The scope of the groups ``jobs`` copy into (and ``rest``'s other limits)."""
+        """The scope of the groups ``jobs`` copy into (and ``rest``'s other limits); only
+        their target regions are listed, unless ``rest`` names regions."""
         targets: set[str] = set()
         sources: set[str] = set()
+        regions: set[str] = set()
         for job in jobs:
             targets.add(job.target)
             source = job.source_snapshot_name or job.source_resource_name
             sources.add(f"{job.lane}/{job.source_region}/{source}")
+            regions.add(job.target_region)
+        rest["regions"] = rest.get("regions") or tuple(sorted(regions))
         return cls(targets=targets, sources=sources, **rest)
 
     def wants(self, found: Candidate) -> bool:

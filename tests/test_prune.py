@@ -132,8 +132,8 @@ def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> 
 
 
 def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
-    """A nightly manifest names only tonight's copies; its scope is their groups, so every
-    earlier night of the same origins is in it: found by tonight's target name (a manual
+    """A nightly manifest names only tonight's copies; its scope is their groups in its
+    target regions, so every earlier night of the same origins is in it: found by tonight's target name (a manual
     snapshot's copy) or by the automatic snapshot's instance. Copies of other origins, and
     of the same origin in another region, stay out."""
     from batchcopy.jobs import CopyJob
@@ -153,7 +153,9 @@ def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
         CopyJob(line=3, source_region="us-east-1", target_region="eu-west-1",
                 source_snapshot_name="data-1-4", target_snapshot_name="data-1-4-dr"),
     ]  # fmt: skip
-    chosen = {found.snapshot.name for found in Scope.of_jobs(tonight).narrow(listed)}
+    scope = Scope.of_jobs(tonight)
+    assert scope.regions == ("eu-west-1",)  # only the manifest's target regions are listed
+    chosen = {found.snapshot.name for found in scope.narrow(listed)}
     assert chosen == {found.snapshot.name for found in (*web, *data) if found}
     assert Scope.of_jobs([]).narrow(listed) == []
     assert len(Scope().narrow(listed)) == len(listed)
