@@ -4,6 +4,7 @@ state, faults and the ``deletes_accepted`` counter; and seeded histories of many
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -170,6 +171,40 @@ async def test_deletes_are_counted_per_target_once_they_take_effect() -> None:
     assert stats["deletes_accepted"] == {"us-east-1/old-0": 1, "us-east-1/old-3": 1}
     requests = stats["requests"]["us-east-1"]["DeleteInstanceSnapshot"]
     assert requests == {"ok": 1, "client_error": 1, "error": 1, "dropped": 2}
+
+
+async def test_every_delete_request_is_counted_per_target_whatever_its_answer() -> None:
+    """delete_requests counts, per region and name, every delete that reached the emulator:
+    a second delete of a snapshot already gone shows as a second request, and so do a
+    throttled, a failed and a dropped one."""
+    snaps = [_instance_snapshot(f"old-{i}") for i in range(3)]
+    emulator = Emulator(seed={"regions": {"us-east-1": {"instanceSnapshots": snaps}}})
+    async with running_emulator(emulator) as url:
+
+        async def delete(name: str) -> None:
+            with contextlib.suppress(Exception):  # a dropped connection: no answer at all
+                await raw_call(url, "DeleteInstanceSnapshot", {"instanceSnapshotName": name})
+
+        await delete("old-0")
+        await delete("old-0")
+        emulator.configure(FaultConfig.from_json({"error_rate": 1}))
+        await delete("old-1")
+        emulator.configure(FaultConfig.from_json({"drop_after_rate": 1}))
+        await delete("old-1")
+        emulator.configure(FaultConfig.from_json({"copy_rate": 0.001, "copy_burst": 1}))
+        await delete("old-2")
+        await delete("old-2")  # throttled
+        await raw_call(url, "GetInstanceSnapshots", {})
+    assert emulator.stats.to_json()["delete_requests"] == {
+        "us-east-1/old-0": 2,
+        "us-east-1/old-1": 2,
+        "us-east-1/old-2": 2,
+    }
+    assert emulator.stats.deletes_accepted == {
+        "us-east-1/old-0": 1,
+        "us-east-1/old-1": 1,
+        "us-east-1/old-2": 1,
+    }
 
 
 async def test_deletes_spend_the_mutating_bucket_not_the_reads() -> None:

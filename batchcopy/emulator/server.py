@@ -47,11 +47,13 @@ Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 @dataclass(slots=True)
 class Stats:
     """What the server saw: requests by region, action and outcome; copies and deletes that
-    took effect, per target; AssumeRole calls per account."""
+    took effect, per target; delete requests per target, whatever became of them (so a
+    second delete of a snapshot already deleted shows); AssumeRole calls per account."""
 
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     copies_accepted: Counter[str] = field(default_factory=Counter)
     deletes_accepted: Counter[str] = field(default_factory=Counter)
+    delete_requests: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
     assume_role: Counter[str] = field(default_factory=Counter)
@@ -65,6 +67,7 @@ class Stats:
             "requests_total": sum(self.requests.values()),
             "copies_accepted": dict(sorted(self.copies_accepted.items())),
             "deletes_accepted": dict(sorted(self.deletes_accepted.items())),
+            "delete_requests": dict(sorted(self.delete_requests.items())),
             "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
             "assume_role": dict(sorted(self.assume_role.items())),
         }
@@ -248,6 +251,9 @@ class Emulator:
 
         faults = self._faults(account.id, region)
         lane = self._lane(account.id, region)
+        if name := _DELETED.get(action):
+            # Before any fault: a throttled or dropped delete was still sent.
+            self.stats.delete_requests[f"{lane}/{params[name]}"] += 1
         in_flight = self.stats.in_flight
         in_flight[lane] += 1
         self.stats.peak_in_flight[lane] = max(self.stats.peak_in_flight[lane], in_flight[lane])
