@@ -668,3 +668,46 @@ async def test_a_damaged_prune_journal_is_refused_naming_its_line(tmp_path: Path
                 None, settings(url), delete=True, report_dir=folder, resume=True, now=NOW
             )
     assert delete_requests(emulator) == sent
+
+
+async def test_a_resumed_prune_fails_only_the_deletes_of_an_account_it_cannot_reach(
+    tmp_path: Path,
+) -> None:
+    """When an account's role can no longer be assumed as a stopped prune resumes, that
+    account's deletes fail with the error and the other account's are done: the prune
+    exits 1 and writes its report, and nothing is deleted in the unreachable account."""
+    web, shop = history(WEB, nights=20), history(SHOP, nights=20)
+    seed: dict[str, Any] = {"accounts": {MANAGEMENT: {"name": "management"}}}
+    seed["accounts"][WEB] = {"roles": [ROLE], **seed_of(web)}
+    seed["accounts"][SHOP] = {"roles": [ROLE], **seed_of(shop)}
+    emulator = Emulator(seed=seed)
+    control = RunControl(grace=5)
+    folder = tmp_path / "prune"
+    rules = {"last": 2}
+    options: dict[str, Any] = {"delete": True, "report_dir": folder, "now": NOW}
+    async with running_emulator(emulator) as url:
+        reach = settings(url, access=Access(role_name=ROLE))
+        first = await prune_snapshots(
+            policy_of(rules),
+            reach,
+            accounts=(WEB, SHOP),
+            control=control,
+            on_result=lambda result: control.stop(),
+            scope=Scope(regions={"eu-west-1", "us-west-2"}),
+            **options,
+        )
+        assert not keys_of(first.results, PruneStatus.DELETED)
+        emulator.accounts[SHOP].roles = {}  # the role is gone by the time of the resume
+        second = await prune_snapshots(None, reach, accounts=(WEB, SHOP), resume=True, **options)
+    assert second.exit_code == 1
+    in_scope = {"eu-west-1", "us-west-2"}
+    want = expected_deletes(web, rules, lambda s: s.region in in_scope)
+    assert keys_of(second.results, PruneStatus.DELETED) == want
+    assert {s.key for s in web + shop} - remaining(emulator) == want
+    failed = [r for r in second.results if r.status is PruneStatus.FAILED]
+    assert {r.found.account for r in failed} == {SHOP}
+    assert keys_of(failed, PruneStatus.FAILED) == expected_deletes(
+        shop, rules, lambda s: s.region in in_scope
+    )
+    assert {r.error_code for r in failed} == {"AssumeRoleFailed"}
+    assert json.loads((folder / "summary.json").read_text())["exit_code"] == 1
