@@ -246,6 +246,11 @@ class _Prune:
             self.results.setdefault(result.key, result)
         if todo and not self._control.stopping.is_set():
             await self._delete_all(api, todo)
+        for result in todo:
+            # Stopped before its delete was reached (waiting for a slot when a stop with
+            # no grace cancelled it, or a stop before the deletes began): said like the rest.
+            if self.results[result.key] is result:
+                self._settle(self._interrupted(result, _Tries()))
 
     async def _unless_stopped(self, work: Awaitable[T]) -> T | None:
         """``await work``, or None if the prune is stopped first: reads have nothing to

@@ -580,17 +580,23 @@ async def test_accounts_are_pruned_apart_and_one_unreachable_fails_alone() -> No
 # -- 9: a stopped prune, resumed --------------------------------------------------------------
 
 
-async def test_a_stopped_prune_resumes_without_a_second_delete(tmp_path: Path) -> None:
-    """A journaled prune stopped after some deletes, then resumed: every candidate is
-    reported once, no copy gets a second delete, and the deletes add up to the plan."""
+@pytest.mark.parametrize("grace", [5, 0])
+async def test_a_stopped_prune_resumes_without_a_second_delete(
+    tmp_path: Path, grace: float
+) -> None:
+    """A journaled prune stopped after some deletes (deletes in flight let finish, or
+    cancelled at once), then resumed: every candidate is reported once, those stopped
+    with why, no copy gets a second delete, and the deletes add up to the plan."""
     snapshots = history()
     emulator = Emulator(seed=seed_of(snapshots))
     rules = {"daily": 3, "delete_failed": True}
     want = expected_deletes(snapshots, rules)
-    control = RunControl(grace=5)
+    control = RunControl(grace=grace)
     deleted: list[PruneResult] = []
+    seen: list[str] = []
 
     def stop_after_ten(result: PruneResult) -> None:
+        seen.append(result.key)
         if result.status is PruneStatus.DELETED:
             deleted.append(result)
             if len(deleted) == 10:
@@ -611,6 +617,11 @@ async def test_a_stopped_prune_resumes_without_a_second_delete(tmp_path: Path) -
         stopped = keys_of(first.results, PruneStatus.NOT_STARTED)
         assert stopped
         assert len(stopped) < len(want) - 9
+        # every row said once as it settled, those stopped with why
+        assert sorted(seen) == sorted(r.key for r in first.results)
+        for row in first.results:
+            if row.status is PruneStatus.NOT_STARTED:
+                assert (row.error_code, row.reason[:21]) == ("Interrupted", "the prune was stopped")
         with pytest.raises(SettingsError):
             await prune_snapshots(
                 policy_of({"daily": 4}),
