@@ -458,6 +458,37 @@ async def test_lost_answers_to_deletes_are_looked_up_never_sent_again() -> None:
     assert {r.attempts for r in report.results if r.status is PruneStatus.DELETED} == {1}
 
 
+async def test_deletes_lost_before_or_after_they_took_effect_are_each_done_once() -> None:
+    """With deletes dropped before they take effect, dropped after, and failing, every
+    planned delete is done and reported deleted, and no delete is ever sent after one
+    took effect (no delete is answered NotFoundException)."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    faults = FaultConfig.from_json(
+        {
+            "seed": 5,
+            "drop_before_rate": 0.3,
+            "drop_after_rate": 0.3,
+            "error_rate": 0.2,
+            "actions": ["DeleteInstanceSnapshot", "DeleteDiskSnapshot"],
+        }
+    )
+    emulator = Emulator(seed=seed_of(snapshots), faults=faults)
+    rules = {"last": 3, "delete_failed": True}
+    report = await prune(emulator, rules, delete=True, scope=Scope(regions={"eu-west-1"}))
+    want = expected_deletes(snapshots, rules)
+    assert report.exit_code == 0
+    assert keys_of(report.results, PruneStatus.DELETED) == want
+    assert {s.key for s in snapshots} - remaining(emulator) == want
+    outcomes = {
+        outcome: n
+        for (_, action, outcome), n in emulator.stats.requests.items()
+        if action.startswith("Delete")
+    }
+    assert outcomes["dropped"] and outcomes["error"]
+    assert "client_error" not in outcomes
+    assert set(emulator.stats.deletes_accepted.values()) == {1}
+
+
 async def test_throttled_deletes_are_retried_until_every_one_is_done() -> None:
     """A region that throttles deletes hard (a small write rate) still ends with every
     planned delete done, the throttles counted, and exit 0."""
