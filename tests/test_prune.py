@@ -133,9 +133,9 @@ def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> 
 
 def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
     """A nightly manifest names only tonight's copies; its scope is their groups in its
-    target regions, so every earlier night of the same origins is in it: found by tonight's target name (a manual
-    snapshot's copy) or by the automatic snapshot's instance. Copies of other origins, and
-    of the same origin in another region, stay out."""
+    target regions, so every earlier night of the same origins is in it: found by
+    tonight's target name (a manual snapshot's copy) or by the automatic snapshot's
+    instance. Copies of other origins, and of the same origin in another region, stay out."""
     from batchcopy.jobs import CopyJob
 
     web = [candidate(nightly(n)) for n in range(5)]  # automatic: web-1@DATE
