@@ -91,7 +91,15 @@ def _regions(values: list[str] | None) -> str | None:
     return ";".join(dict.fromkeys(regions)) or None
 
 
-def _load(manifest: str, source_region: str | None, target_regions: list[str] | None) -> Manifest:
+def _load(
+    manifest: str,
+    source_region: str | None,
+    target_regions: list[str] | None,
+    *,
+    unsent: str = "nothing was copied",
+) -> Manifest:
+    """The manifest, or exit 2 with every problem and ``unsent`` (what the command did not
+    do: a prune refused for its manifest deleted nothing, it did not copy)."""
     from batchcopy.manifest import load_manifest
 
     target_region = _regions(target_regions)
@@ -100,7 +108,7 @@ def _load(manifest: str, source_region: str | None, target_regions: list[str] | 
         return load_manifest(manifest, source_region=source_region, target_region=target_region)
     except ManifestError as exc:
         count = _plural(len(exc.problems) + exc.more, "problem")
-        raise _fail(f"{exc}\n{count} found; nothing was copied.", EXIT_USAGE) from None
+        raise _fail(f"{exc}\n{count} found; {unsent}.", EXIT_USAGE) from None
 
 
 def _parse_tags(values: list[str]) -> tuple[tuple[str, str], ...]:

@@ -296,7 +296,7 @@ def _scope(
     if manifest is None:
         return Scope(**limits), None
     source = source_regions[0] if source_regions and len(source_regions) == 1 else None
-    loaded = _load(manifest, source, regions)
+    loaded = _load(manifest, source, regions, unsent="nothing was deleted")
     if loaded.per_account:
         _refuse_roleless("prune", loaded.per_account, settings)
     jobs = list(loaded.jobs())
