@@ -90,6 +90,7 @@ class PruneJournal(RecordFile):
         header = {"type": "prune", "version": VERSION, "run_id": past.run_id}
         journal.append(header | {"policy": past.policy, "resume": resume, "at": time.time()})
         journal.sync_now()
+        crash_point("prune-opened")
         return journal
 
     def plan(self, results: list[PruneResult], lanes_failed: list[dict[str, str]]) -> None:
