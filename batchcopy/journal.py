@@ -72,12 +72,13 @@ def refuse_journal(directory: Path) -> None:
 
     A folder a run still holds says so first: "resume it" would only be refused again.
     A prune's journal is refused as a run's is."""
-    for name, command in ((JOURNAL_NAME, "run"), (PRUNE_JOURNAL_NAME, "prune")):
+    # A prune resumes only with --yes (it continues deletes): the line must name it.
+    for name, command, flag in ((JOURNAL_NAME, "run", ""), (PRUNE_JOURNAL_NAME, "prune", " --yes")):
         if (directory / name).exists():
             _refuse_if_held(directory)
             raise ReportDirError(
                 f"{directory} already holds a {command}'s journal; resume it with batchcopy "
-                f"{command} --resume {directory}, or choose another --report-dir"
+                f"{command} --resume {directory}{flag}, or choose another --report-dir"
             )
 
 

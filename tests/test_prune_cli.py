@@ -505,3 +505,24 @@ def test_a_long_prune_prints_progress_lines_when_stderr_is_not_a_terminal(
         assert any("deleted" in line for line in progress), progress
     finally:
         live.stop()
+
+
+def test_a_new_prune_in_a_stopped_prunes_folder_names_the_resume_that_works(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A new prune into the folder of one killed mid-way is refused (exit 2, nothing sent),
+    and the command the refusal names continues that prune to the end."""
+    killed = prune(
+        live, "--keep-last", str(KEEP_LAST), "--yes", "--report-dir", "r",
+        "--max-in-flight", "1", cwd=tmp_path, env={"BATCHCOPY_TEST_CRASH_AT": "prune-intent:3"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    sent = delete_requests(live)
+    again = prune(live, "--keep-last", str(KEEP_LAST), "--yes", "--report-dir", "r", cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert delete_requests(live) == sent
+    told = again.stderr.split("resume it with ", 1)[1].split(",", 1)[0]
+    assert told.startswith("batchcopy prune --resume r")
+    resumed = prune(live, *told.split()[2:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert deleted_names(live) == dict.fromkeys(to_delete(), 1)
