@@ -73,12 +73,16 @@ def refuse_journal(directory: Path) -> None:
     A folder a run still holds says so first: "resume it" would only be refused again.
     A prune's journal is refused as a run's is."""
     # A prune resumes only with --yes (it continues deletes): the line must name it.
-    for name, command, flag in ((JOURNAL_NAME, "run", ""), (PRUNE_JOURNAL_NAME, "prune", " --yes")):
+    refusals = (
+        (JOURNAL_NAME, "a run's", f"--resume {directory}"),
+        (PRUNE_JOURNAL_NAME, "a prune's", f"batchcopy prune --resume {directory} --yes"),
+    )
+    for name, whose, resume in refusals:
         if (directory / name).exists():
             _refuse_if_held(directory)
             raise ReportDirError(
-                f"{directory} already holds a {command}'s journal; resume it with batchcopy "
-                f"{command} --resume {directory}{flag}, or choose another --report-dir"
+                f"{directory} already holds {whose} journal; resume it with {resume}, or "
+                "choose another --report-dir"
             )
 
 
