@@ -736,6 +736,29 @@ async def test_nightly_prune_does_not_start_when_the_run_fails(
     assert not emulator.stats.deletes_accepted
 
 
+async def test_systemd_prune_uses_the_runs_day_past_midnight(tmp_path: Path) -> None:
+    """Under systemd, a run that ends past UTC midnight is pruned with its own day's manifest
+    in its own day's folder: the run hands the day to the prune's ExecStart= through the
+    unit's RuntimeDirectory."""
+    night = _Night(tmp_path / "bin")
+    night.set(DAY_1)
+    emulator = _web_1_emulator(night)
+    emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": ["2026-11-20"]}}}})
+    run, prune = STEPS["systemd"]()
+    async with running_emulator(emulator) as url:
+        env = _nightly_env(tmp_path, "systemd", url)
+        (tmp_path / "run").mkdir()
+        env["RUNTIME_DIRECTORY"] = str(tmp_path / "run")
+        ran = await anyio.run_process(["/bin/sh", "-c", run], env=env, check=False)
+        assert ran.returncode == 0, ran.stderr.decode()
+        night.set(DAY_2)  # midnight passes between the two ExecStart= lines
+        pruned = await anyio.run_process(["/bin/sh", "-c", prune], env=env, check=False)
+        assert pruned.returncode == 0, pruned.stderr.decode()
+    reports = tmp_path / "reports"
+    assert [p.name for p in reports.iterdir()] == [DAY_1]
+    assert (reports / DAY_1 / "prune" / "summary.json").is_file()
+
+
 def test_crontab_line_says_exit_75_while_last_nights_run_holds_the_lock(tmp_path: Path) -> None:
     """The crontab's whole line, run while the lock is held, starts nothing and prints the
     line cron mails: exit code 75."""
