@@ -501,6 +501,10 @@ class _Night:
         return self._at + (time.time() - self._set_at)
 
 
+# Copies made at once: the run's --wait still checks after its first second.
+_AT_ONCE = FaultConfig(default=FaultSettings(operation_seconds=0.0))
+
+
 def _nightly_env(tmp_path: Path, scheduler: str, url: str) -> dict[str, str]:
     """The scheduler's own variables, with batchcopy from this environment, a fake `date`,
     the reports under tmp_path and the emulator as Lightsail."""
@@ -531,7 +535,7 @@ async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_d
     under a new dated name and skips the copies already made."""
     night = _Night(tmp_path / "bin")
     night.set(DAY_1)
-    emulator = Emulator(seed=demo_seed(), clock=night.clock)
+    emulator = Emulator(seed=demo_seed(), faults=_AT_ONCE, clock=night.clock)
     reports = tmp_path / "reports"
     async with running_emulator(emulator) as url:
         env = _nightly_env(tmp_path, scheduler, url)
@@ -623,10 +627,10 @@ def _kept_by_policy(nights: set[dt.date], daily: int, weekly: int) -> set[dt.dat
 
 def _web_1_emulator(night: _Night) -> Emulator:
     """An emulator on ``night``'s clock with one instance, web-1, in us-east-1, whose copies
-    are made at once (the run's --wait still checks after its first second)."""
+    are made at once."""
     return Emulator(
         seed={"regions": {"us-east-1": {"instances": [{"name": "web-1"}]}}},
-        faults=FaultConfig(default=FaultSettings(operation_seconds=0.0)),
+        faults=_AT_ONCE,
         clock=night.clock,
     )
 
@@ -643,21 +647,22 @@ async def test_nightly_run_prunes_the_older_nights_of_the_origins_it_copied(
     instance's earlier nights that KEEP_DAILY and KEEP_WEEKLY no longer keep (restic's
     rules); untagged look-alikes, other instances' copies and other regions' copies stay.
     A second start the same day resumes the prune's folder and deletes nothing twice."""
-    # Tonight, and the copies of the nights before it that earlier runs made.
-    nights = [dt.date(2026, 11, 22)]
+    today = dt.date(2026, 11, 22)
     night = _Night(tmp_path / "bin")
-    night.set(str(nights[0]))
-    # Nights over three ISO weeks: the weekly rule keeps copies the daily one lets go.
-    history = {nights[0] - dt.timedelta(days=n) for n in range(1, 16)}
+    night.set(str(today))
+    # Copies earlier nights made, over three ISO weeks: the weekly rule keeps some that the
+    # daily one lets go.
+    history = {today - dt.timedelta(days=n) for n in range(1, 16)}
     emulator = _web_1_emulator(night)
+    yesterday = str(today - dt.timedelta(days=1))
+    emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": [yesterday]}}}})
     async with running_emulator(emulator) as url:
         env = _nightly_env(tmp_path, scheduler, url)
         target = env["TARGET_REGION"]
-        daily, weekly = int(env["KEEP_DAILY"]), int(env["KEEP_WEEKLY"])
         emulator.add_seed(_copies(target, "us-east-1", "web-1", sorted(history)))
         # Named like web-1's copies but not batchcopy's (no provenance tag); copies of an
         # instance the manifest does not copy; web-1's copies in another region.
-        older = [nights[0] - dt.timedelta(days=n) for n in range(16, 20)]
+        older = [today - dt.timedelta(days=n) for n in range(16, 20)]
         untagged = _copies(target, "us-east-1", "web-1", older)
         for snapshot in untagged["regions"][target]["instanceSnapshots"]:
             snapshot["tags"] = [{"key": "app", "value": "web"}]
@@ -666,37 +671,32 @@ async def test_nightly_run_prunes_the_older_nights_of_the_origins_it_copied(
         emulator.add_seed(_copies("eu-west-1", "us-east-1", "web-1", sorted(history)))
         others = _names(emulator, target) - _names_of(history, target)
         elsewhere = _names(emulator, "eu-west-1")
-        made: set[dt.date] = set(history)
-        deleted: set[str] = set()
-        for today in nights:
-            night.set(str(today))
-            yesterday = str(today - dt.timedelta(days=1))
-            emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": [yesterday]}}}})
-            code, errors = await _start(scheduler, env)
-            assert code == 0, errors
-            assert f"{target}/web-1-auto-{yesterday}-{target}" in emulator.stats.copies_accepted
-            kept = _kept_by_policy(made | {today}, daily, weekly)
-            assert today in kept  # tonight's copy
-            tonight = _names_of(made | {today}, target) - _names_of(kept, target)
-            assert tonight  # the policy has something to delete
-            deleted |= tonight
-            made = kept
-            assert set(emulator.stats.deletes_accepted) == {f"{target}/{n}" for n in deleted}
-            assert _names(emulator, target) == others | _names_of(kept, target)
-            assert _names(emulator, "eu-west-1") == elsewhere
-            folder = tmp_path / "reports" / str(today) / "prune"
-            summary = json.loads((folder / "summary.json").read_text())
-            assert summary["counts"]["deleted"] == len(tonight)
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
+        assert f"{target}/web-1-auto-{yesterday}-{target}" in emulator.stats.copies_accepted
+        kept = _kept_by_policy(history | {today}, int(env["KEEP_DAILY"]), int(env["KEEP_WEEKLY"]))
+        assert today in kept  # tonight's copy
+        deleted = _names_of(history, target) - _names_of(kept, target)
+        assert deleted  # the policy has something to delete
+        assert set(emulator.stats.deletes_accepted) == {f"{target}/{n}" for n in deleted}
+        assert _names(emulator, target) == others | _names_of(kept, target)
+        assert _names(emulator, "eu-west-1") == elsewhere
+        folder = tmp_path / "reports" / str(today) / "prune"
+        assert json.loads((folder / "summary.json").read_text())["counts"]["deleted"] == len(
+            deleted
+        )
         # A second start the same day: the run and the prune resume; nothing deleted twice.
         deletes = {k: n for k, n in emulator.stats.requests.items() if k[1].startswith("Delete")}
         code, errors = await _start(scheduler, env)
         assert code == 0, errors
-        assert _runs(tmp_path / "reports" / str(nights[-1])) == [False, True]
+    assert _runs(tmp_path / "reports" / str(today)) == [False, True]
+    records = map(json.loads, (folder / "prune.jsonl").read_text().splitlines())
+    assert [r["resume"] for r in records if r["type"] == "prune"] == [False, True]
     assert set(emulator.stats.deletes_accepted.values()) == {1}
     assert {k: n for k, n in emulator.stats.requests.items() if k[1].startswith("Delete")} == (
         deletes
     )
-    assert _names(emulator, target) == others | _names_of(made, target)
+    assert _names(emulator, target) == others | _names_of(kept, target)
 
 
 def _names_of(nights: set[dt.date], region: str) -> set[str]:
