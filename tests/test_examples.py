@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -10,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,14 @@ from moto import mock_aws
 
 import batchcopy
 from batchcopy.cli import app
-from batchcopy.emulator import build_emulator, running_emulator
+from batchcopy.emulator import (
+    Emulator,
+    FaultConfig,
+    FaultSettings,
+    build_emulator,
+    demo_seed,
+    running_emulator,
+)
 from batchcopy.provenance import SOURCE_TAG
 from tests.helpers import settings_for
 
@@ -174,30 +184,61 @@ def _after_dash_c(words: list[str]) -> str:
     return words[words.index("-c") + 1]
 
 
-def _cron_script() -> str:
+def _cron_scripts() -> list[str]:
     command = _cron_line().split(maxsplit=5)[5]
-    # Cron turns a bare % into a new line; \% is a literal one.
+    # Cron turns a bare % into a new line; \\% is a literal one.
     assert "%" not in command.replace("\\%", ""), "escape % as \\% in a crontab"
-    return _after_dash_c(shlex.split(command.replace("\\%", "%")))
+    return [_after_dash_c(shlex.split(command.replace("\\%", "%")))]
 
 
-def _systemd_script() -> str:
-    (exec_start,) = _unit(SYSTEMD / "batchcopy.service")["Service"]["ExecStart"]
+def _systemd_scripts() -> list[str]:
+    exec_starts = _unit(SYSTEMD / "batchcopy.service")["Service"]["ExecStart"]
     # systemd expands $VAR and %-specifiers itself; $$ and %% are the literal characters.
-    return _after_dash_c(shlex.split(exec_start.replace("$$", "$").replace("%%", "%")))
+    return [
+        _after_dash_c(shlex.split(line.replace("$$", "$").replace("%%", "%")))
+        for line in exec_starts
+    ]
 
 
-def _kubernetes_script() -> str:
+def _kubernetes_scripts() -> list[str]:
     pod = _cronjob()[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return _after_dash_c(pod["containers"][0]["command"])
+    return [_after_dash_c(c["command"]) for c in (*pod["initContainers"], *pod["containers"])]
 
 
-# Each scheduler's shell script as the shell receives it, the scheduler's own escaping undone.
-SCRIPTS: dict[str, Callable[[], str]] = {
-    "crontab": _cron_script,
-    "systemd": _systemd_script,
-    "kubernetes": _kubernetes_script,
+# Each scheduler's shell scripts as the shell receives them, the scheduler's own escaping
+# undone, in the order one start runs them: cron's one line; systemd's ExecStart= lines
+# (a oneshot runs them in order and stops at the first that fails); Kubernetes' init
+# container, then the main one (which starts only once the init container exited 0).
+STEPS: dict[str, Callable[[], list[str]]] = {
+    "crontab": _cron_scripts,
+    "systemd": _systemd_scripts,
+    "kubernetes": _kubernetes_scripts,
 }
+
+
+def _script(scheduler: str) -> str:
+    """All of one start's scripts, as one text to search."""
+    return "\n".join(STEPS[scheduler]())
+
+
+async def _start(scheduler: str, env: dict[str, str]) -> tuple[int, str]:
+    """One start of the scheduled job, as its scheduler runs it: each script in order until
+    one exits non-zero. systemd gives each start a new RuntimeDirectory; the others none.
+    Returns the exit code and the scripts' stderr."""
+    env = dict(env)
+    if scheduler == "systemd":
+        runtime = Path(env["REPORTS"]).parent / "run-batchcopy"
+        shutil.rmtree(runtime, ignore_errors=True)
+        runtime.mkdir(parents=True)
+        env["RUNTIME_DIRECTORY"] = str(runtime)
+    errors = []
+    for script in STEPS[scheduler]():
+        done = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
+        errors.append(done.stderr.decode())
+        if done.returncode:
+            return done.returncode, "".join(errors)
+    return 0, "".join(errors)
+
 
 SCHEDULED_FILES = {
     "crontab": EXAMPLES / "crontab",
@@ -233,7 +274,12 @@ def _kubernetes_env(text: str) -> dict[str, str]:
     docs = [d for d in yaml.safe_load_all(text) if d]
     (cronjob,) = [d for d in docs if d["kind"] == "CronJob"]
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+    envs = [
+        {item["name"]: item["value"] for item in container["env"]}
+        for container in (*pod["initContainers"], *pod["containers"])
+    ]
+    assert all(env == envs[0] for env in envs), "the copy and prune containers share one env"
+    return envs[0]
 
 
 _ENV_OF: dict[str, Callable[[str], dict[str, str]]] = {
@@ -264,22 +310,78 @@ def _options_of(command: str) -> set[str]:
 _OPTION = r"(?<![\w-])--?[a-z][a-z-]*"
 
 
-@pytest.mark.parametrize("scheduler", SCRIPTS)
+def _calls(script: str, command: str) -> list[str]:
+    """The arguments of each `batchcopy COMMAND` call in ``script``, as written."""
+    return re.findall(rf"batchcopy {command}\b([^\n|&;]*)", script)
+
+
+@pytest.mark.parametrize("scheduler", STEPS)
 def test_scheduled_command_passes_only_options_run_has(scheduler: str) -> None:
-    """The cron, systemd and Kubernetes commands call `batchcopy run` with real options only."""
-    script = SCRIPTS[scheduler]()
-    assert re.search(r"\bexec batchcopy run\b", script)
-    used = set(re.findall(_OPTION, script.partition("batchcopy run")[2]))
+    """The cron, systemd and Kubernetes commands call `batchcopy run` with real options only:
+    the nightly copy with --wait (so its copies are made before the prune counts them), a
+    fixed manifest (a migration) without it."""
+    script = _script(scheduler)
+    calls = _calls(script, "run")
+    assert len(calls) == 2
+    used = {option for call in calls for option in re.findall(_OPTION, call)}
     used |= set(re.findall(r"set -- (--[a-z-]+)", script))
-    assert {"--resume", "--report-dir"} <= used
+    assert {"--resume", "--report-dir", "--wait"} <= used
     assert used <= _run_options()
+    nightly, fixed = sorted(calls, key=lambda call: "--wait" not in call)
+    assert "--wait" in nightly.split()
+    assert "--wait" not in fixed.split()
+    assert re.search(r'if \[ -n "\$\{MANIFEST:-\}" \]; then\s+exec batchcopy run', script)
 
 
-@pytest.mark.parametrize("scheduler", SCRIPTS)
+@pytest.mark.parametrize("scheduler", STEPS)
+def test_scheduled_prune_uses_the_days_manifest_the_keep_variables_and_yes(
+    scheduler: str,
+) -> None:
+    """The nightly prune is `batchcopy prune --manifest "$m" --keep-daily "$KEEP_DAILY"
+    --keep-weekly "$KEEP_WEEKLY" --yes --quiet --report-dir "$d/prune"`, or `--resume
+    "$d/prune" --yes` once that folder holds a prune journal; real options only; the
+    scheduler sets KEEP_DAILY=7 and KEEP_WEEKLY=4."""
+    script = _script(scheduler)
+    calls = [shlex.split(call) for call in _calls(script, "prune")]
+    used = {word for call in calls for word in call if word.startswith("-")}
+    assert used <= _options_of("prune")
+    (fresh,) = [call for call in calls if "--manifest" in call]
+    (resumed,) = [call for call in calls if "--resume" in call]
+    assert len(calls) == 2
+    pairs = set(itertools.pairwise(fresh))
+    assert {
+        ("--manifest", "$m"),
+        ("--keep-daily", "$KEEP_DAILY"),
+        ("--keep-weekly", "$KEEP_WEEKLY"),
+        ("--report-dir", "$d/prune"),
+    } <= pairs
+    assert {"--yes", "--quiet"} <= set(fresh)
+    # --resume continues the recorded plan and refuses scope options.
+    assert resumed == ["--resume", "$d/prune", "--yes", "--quiet"]
+    assert re.search(r'if \[ -e "\$d/prune/prune\.jsonl" \]; then\s+exec batchcopy prune', script)
+    env = _scheduled_env(scheduler)
+    assert (env["KEEP_DAILY"], env["KEEP_WEEKLY"]) == ("7", "4")
+
+
+@pytest.mark.parametrize("scheduler", STEPS)
+def test_scheduled_batchcopy_is_the_process_signals_reach(scheduler: str) -> None:
+    """Each script ends in `exec batchcopy ...`; under systemd (SIGTERM to the main process)
+    and Kubernetes (SIGTERM to each container's PID 1) every run and prune is exec-ed, so
+    a stop reaches batchcopy, which writes its report and exits 143."""
+    for script in STEPS[scheduler]():
+        last = re.split(r"[;\n]|&&|\|\|", script.strip())[-1].strip()
+        assert re.match(r"exec batchcopy (run|prune) ", last), (scheduler, last)
+        if scheduler != "crontab":  # cron sends no signals
+            assert len(re.findall(r"\bbatchcopy (?:run|prune)\b", script)) == len(
+                re.findall(r"\bexec batchcopy (?:run|prune)\b", script)
+            )
+
+
+@pytest.mark.parametrize("scheduler", STEPS)
 def test_scheduled_command_discovers_the_latest_automatic_snapshots(scheduler: str) -> None:
     """The scheduled script calls `batchcopy discover --auto latest --no-manual --quiet`, one
     --source-region per SOURCE_REGIONS word, into TARGET_REGION, with real options only."""
-    script = SCRIPTS[scheduler]()
+    script = _script(scheduler)
     (call,) = re.findall(r"batchcopy discover ([^\n|&;]*)", script)
     used = set(re.findall(_OPTION, call))
     used |= set(re.findall(r'for r in \$SOURCE_REGIONS; do set -- "\$@" (--[a-z-]+)', script))
@@ -295,10 +397,36 @@ def test_scheduled_command_discovers_the_latest_automatic_snapshots(scheduler: s
     assert "MANIFEST" not in env  # shipped as the nightly discover-and-copy
 
 
+def _copies(region: str, source_region: str, origin: str, nights: list[dt.date]) -> Any:
+    """Seed data: a batchcopy copy of ``origin``'s automatic snapshot in ``region``, made
+    each of ``nights`` at 03:00 UTC, named and labelled as the nightly run names them."""
+    return {
+        "regions": {
+            region: {
+                "instanceSnapshots": [
+                    {
+                        "name": f"{origin}-auto-{night - dt.timedelta(days=1)}-{region}",
+                        "fromInstanceName": origin,
+                        "createdAt": f"{night}T03:00:00Z",
+                        "tags": [
+                            {
+                                "key": SOURCE_TAG,
+                                "value": f"{source_region}/{origin}@{night - dt.timedelta(days=1)}",
+                            }
+                        ],
+                    }
+                    for night in nights
+                ]
+            }
+        }
+    }
+
+
 async def test_scheduled_runs_start_the_days_folder_then_resume_it(tmp_path: Path) -> None:
     """With the fixed-manifest line uncommented (a migration), the first scheduled run of a
-    day runs MANIFEST into a new report folder, later ones resume it; nothing is discovered."""
-    for scheduler in SCRIPTS:
+    day runs MANIFEST into a new report folder, later ones resume it; nothing is discovered
+    and nothing is pruned, though older copies of the same instance are there."""
+    for scheduler in STEPS:
         assert _scheduled_env(scheduler, fixed=True)["MANIFEST"] == "/etc/batchcopy/manifest.csv"
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -310,18 +438,32 @@ async def test_scheduled_runs_start_the_days_folder_then_resume_it(tmp_path: Pat
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(fake), str(scripts), os.environ.get("PATH", "")]),
+        "KEEP_DAILY": _scheduled_env("crontab")["KEEP_DAILY"],
+        "KEEP_WEEKLY": _scheduled_env("crontab")["KEEP_WEEKLY"],
         "MANIFEST": str(EXAMPLES / "manifest.csv"),
         "REPORTS": str(reports),
     }
     emulator = build_emulator(seed=SEED)
+    # Copies of nyc-web-1 (which the manifest copies to eu-west-1) that a nightly prune's
+    # daily rule would thin out: three made the same day.
+    old = dt.date(2026, 11, 10)
+    emulator.add_seed(_copies("eu-west-1", "us-east-1", "nyc-web-1", [old]))
+    for hour, night in ((1, dt.date(2026, 11, 8)), (2, dt.date(2026, 11, 9))):
+        copies = _copies("eu-west-1", "us-east-1", "nyc-web-1", [night])
+        (snapshot,) = copies["regions"]["eu-west-1"]["instanceSnapshots"]
+        snapshot["createdAt"] = f"{old}T0{hour}:00:00Z"
+        emulator.add_seed(copies)
     async with running_emulator(emulator) as url:
         env["AWS_ENDPOINT_URL_LIGHTSAIL"] = url
-        for scheduler, script in SCRIPTS.items():
-            done = await anyio.run_process(["/bin/sh", "-c", script()], env=env, check=False)
+        for scheduler in STEPS:
+            code, errors = await _start(scheduler, env)
             # --report-dir on a folder with a journal exits 2, so 0 here means it resumed.
-            assert done.returncode == 0, (scheduler, done.stderr.decode())
+            assert code == 0, (scheduler, errors)
+    assert not emulator.stats.deletes_accepted
+    assert not any(action.startswith("Delete") for _, action, _ in emulator.stats.requests)
     day = reports / "2026-11-21"
     assert [p.name for p in reports.iterdir()] == [day.name]
+    assert not (day / "prune").exists()
     records = map(json.loads, (day / "journal.jsonl").read_text().splitlines())
     runs = [record for record in records if record["type"] == "run"]
     assert [r["resume"] for r in runs] == [False, True, True]
@@ -338,6 +480,29 @@ def _fake_date(folder: Path, day: str) -> None:
     folder.mkdir(exist_ok=True)
     (folder / "date").write_text(f"#!/bin/sh\necho {day}\n")
     (folder / "date").chmod(0o755)
+
+
+class _Night:
+    """The scripts' day and the emulator's clock, kept on the same night: `date` prints the
+    day, and the emulator stamps copies at 02:30 UTC that day plus the time since it was set
+    (copies still take their real second to be made)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._at = 0.0
+        self._set_at = time.time()
+
+    def set(self, day: str) -> None:
+        _fake_date(self._folder, day)
+        night = dt.datetime.fromisoformat(f"{day}T02:30:00+00:00")
+        self._at, self._set_at = night.timestamp(), time.time()
+
+    def clock(self) -> float:
+        return self._at + (time.time() - self._set_at)
+
+
+# Copies made at once: the run's --wait still checks after its first second.
+_AT_ONCE = FaultConfig(default=FaultSettings(operation_seconds=0.0))
 
 
 def _nightly_env(tmp_path: Path, scheduler: str, url: str) -> dict[str, str]:
@@ -360,7 +525,7 @@ def _runs(day: Path) -> list[bool]:
     return [record["resume"] for record in records if record["type"] == "run"]
 
 
-@pytest.mark.parametrize("scheduler", SCRIPTS)
+@pytest.mark.parametrize("scheduler", STEPS)
 async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_day(
     scheduler: str, tmp_path: Path
 ) -> None:
@@ -368,17 +533,17 @@ async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_d
     folder and copies them; a later start that day resumes with that manifest (a newer
     snapshot is not picked up, nothing is sent twice); the next day copies the new snapshot
     under a new dated name and skips the copies already made."""
-    emulator = build_emulator(demo=True)
+    night = _Night(tmp_path / "bin")
+    night.set(DAY_1)
+    emulator = Emulator(seed=demo_seed(), faults=_AT_ONCE, clock=night.clock)
     reports = tmp_path / "reports"
-    script = SCRIPTS[scheduler]()
     async with running_emulator(emulator) as url:
         env = _nightly_env(tmp_path, scheduler, url)
         regions = env["SOURCE_REGIONS"].split()
         assert len(regions) >= 2  # one --source-region each
         assert "us-east-1" in regions  # where the newer snapshot appears below
-        _fake_date(tmp_path / "bin", DAY_1)
-        first = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
-        assert first.returncode == 0, first.stderr.decode()
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
         day_1 = reports / DAY_1
         manifest = (day_1 / "manifest.csv").read_bytes()
         copied = dict(emulator.stats.copies_accepted)
@@ -389,14 +554,14 @@ async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_d
         } == set(regions)
         # A newer automatic snapshot appears; the same day's second start must not see it.
         emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"nyc-web-1": [DAY_1]}}}})
-        again = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
-        assert again.returncode == 0, again.stderr.decode()
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
         assert (day_1 / "manifest.csv").read_bytes() == manifest
         assert _runs(day_1) == [False, True]
         assert emulator.stats.copies_accepted == copied
-        _fake_date(tmp_path / "bin", DAY_2)
-        next_day = await anyio.run_process(["/bin/sh", "-c", script], env=env, check=False)
-        assert next_day.returncode == 0, next_day.stderr.decode()
+        night.set(DAY_2)
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
     day_2 = reports / DAY_2
     assert sorted(p.name for p in reports.iterdir()) == [DAY_1, DAY_2]
     assert _runs(day_2) == [False]
@@ -404,11 +569,15 @@ async def test_nightly_run_discovers_the_days_latest_snapshots_and_resumes_the_d
     assert new == {f"{env['TARGET_REGION']}/nyc-web-1-auto-{DAY_1}-{env['TARGET_REGION']}"}
     assert set(emulator.stats.copies_accepted.values()) == {1}
     counts = json.loads((day_2 / "summary.json").read_text())["counts"]
-    assert (counts["started"], counts["skipped"]) == (1, len(copied) - 1)
+    assert (counts["succeeded"], counts["skipped"]) == (1, len(copied) - 1)
     assert not list(reports.glob("*/manifest.csv.*"))
+    # Each night pruned in its own folder; one copy a night is kept by the daily rule.
+    assert (day_1 / "prune" / "summary.json").is_file()
+    assert (day_2 / "prune" / "summary.json").is_file()
+    assert not emulator.stats.deletes_accepted
 
 
-@pytest.mark.parametrize("scheduler", SCRIPTS)
+@pytest.mark.parametrize("scheduler", STEPS)
 @pytest.mark.parametrize(
     ("change", "code"),
     [
@@ -428,16 +597,166 @@ async def test_nightly_run_does_not_start_when_discover_fails(
         env = {**_nightly_env(tmp_path, scheduler, url), **change}
         env = {k: v for k, v in env.items() if v}
         _fake_date(tmp_path / "bin", DAY_1)
-        done = await anyio.run_process(
-            ["/bin/sh", "-c", SCRIPTS[scheduler]()], env=env, check=False
-        )
-    assert done.returncode == code, done.stderr.decode()
+        exit_code, errors = await _start(scheduler, env)
+    assert exit_code == code, errors
     # discover's own message; a run of the missing manifest would have named it.
-    assert done.stderr.strip()
-    assert "manifest.csv" not in done.stderr.decode()
+    assert errors.strip()
+    assert "manifest.csv" not in errors
     day = tmp_path / "reports" / DAY_1
     assert not day.exists() or not [p.name for p in day.iterdir()]
     assert not emulator.stats.copies_accepted
+
+
+def _kept_by_policy(nights: set[dt.date], daily: int, weekly: int) -> set[dt.date]:
+    """restic's --keep-daily/--keep-weekly over one copy a night: the newest night of each
+    of the ``daily`` latest days, and of each of the ``weekly`` latest ISO weeks; a rule
+    that finds fewer periods than its count also keeps the oldest night (restic 0.16+)."""
+    kept = set()
+    for count, bucket in ((daily, lambda d: d), (weekly, lambda d: d.isocalendar()[:2])):
+        buckets: set[Any] = set()
+        for night in sorted(nights, reverse=True):
+            if len(buckets) == count:
+                break
+            if bucket(night) not in buckets:
+                buckets.add(bucket(night))
+                kept.add(night)
+        if len(buckets) < count:
+            kept.add(min(nights))
+    return kept
+
+
+def _web_1_emulator(night: _Night) -> Emulator:
+    """An emulator on ``night``'s clock with one instance, web-1, in us-east-1, whose copies
+    are made at once."""
+    return Emulator(
+        seed={"regions": {"us-east-1": {"instances": [{"name": "web-1"}]}}},
+        faults=_AT_ONCE,
+        clock=night.clock,
+    )
+
+
+def _names(emulator: Emulator, region: str) -> set[str]:
+    return set(emulator.sim.regions[region].snapshots)
+
+
+@pytest.mark.parametrize("scheduler", STEPS)
+async def test_nightly_run_prunes_the_older_nights_of_the_origins_it_copied(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """As shipped, a night copies tonight's snapshot, then deletes the copies of that
+    instance's earlier nights that KEEP_DAILY and KEEP_WEEKLY no longer keep (restic's
+    rules); untagged look-alikes, other instances' copies and other regions' copies stay.
+    A second start the same day resumes the prune's folder and deletes nothing twice."""
+    today = dt.date(2026, 11, 22)
+    night = _Night(tmp_path / "bin")
+    night.set(str(today))
+    # Copies earlier nights made, over three ISO weeks: the weekly rule keeps some that the
+    # daily one lets go.
+    history = {today - dt.timedelta(days=n) for n in range(1, 16)}
+    emulator = _web_1_emulator(night)
+    yesterday = str(today - dt.timedelta(days=1))
+    emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": [yesterday]}}}})
+    async with running_emulator(emulator) as url:
+        env = _nightly_env(tmp_path, scheduler, url)
+        target = env["TARGET_REGION"]
+        emulator.add_seed(_copies(target, "us-east-1", "web-1", sorted(history)))
+        # Named like web-1's copies but not batchcopy's (no provenance tag); copies of an
+        # instance the manifest does not copy; web-1's copies in another region.
+        older = [today - dt.timedelta(days=n) for n in range(16, 20)]
+        untagged = _copies(target, "us-east-1", "web-1", older)
+        for snapshot in untagged["regions"][target]["instanceSnapshots"]:
+            snapshot["tags"] = [{"key": "app", "value": "web"}]
+        emulator.add_seed(untagged)
+        emulator.add_seed(_copies(target, "us-east-1", "old-1", sorted(history)))
+        emulator.add_seed(_copies("eu-west-1", "us-east-1", "web-1", sorted(history)))
+        others = _names(emulator, target) - _names_of(history, target)
+        elsewhere = _names(emulator, "eu-west-1")
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
+        assert f"{target}/web-1-auto-{yesterday}-{target}" in emulator.stats.copies_accepted
+        kept = _kept_by_policy(history | {today}, int(env["KEEP_DAILY"]), int(env["KEEP_WEEKLY"]))
+        assert today in kept  # tonight's copy
+        deleted = _names_of(history, target) - _names_of(kept, target)
+        assert deleted  # the policy has something to delete
+        assert set(emulator.stats.deletes_accepted) == {f"{target}/{n}" for n in deleted}
+        assert _names(emulator, target) == others | _names_of(kept, target)
+        assert _names(emulator, "eu-west-1") == elsewhere
+        folder = tmp_path / "reports" / str(today) / "prune"
+        assert json.loads((folder / "summary.json").read_text())["counts"]["deleted"] == len(
+            deleted
+        )
+        # A second start the same day: the run and the prune resume; nothing deleted twice.
+        deletes = {k: n for k, n in emulator.stats.requests.items() if k[1].startswith("Delete")}
+        code, errors = await _start(scheduler, env)
+        assert code == 0, errors
+    assert _runs(tmp_path / "reports" / str(today)) == [False, True]
+    records = map(json.loads, (folder / "prune.jsonl").read_text().splitlines())
+    assert [r["resume"] for r in records if r["type"] == "prune"] == [False, True]
+    assert set(emulator.stats.deletes_accepted.values()) == {1}
+    assert {k: n for k, n in emulator.stats.requests.items() if k[1].startswith("Delete")} == (
+        deletes
+    )
+    assert _names(emulator, target) == others | _names_of(kept, target)
+
+
+def _names_of(nights: set[dt.date], region: str) -> set[str]:
+    """The names the nightly run gives the copies made on ``nights`` in ``region``."""
+    return {f"web-1-auto-{night - dt.timedelta(days=1)}-{region}" for night in nights}
+
+
+@pytest.mark.parametrize("scheduler", STEPS)
+async def test_nightly_prune_does_not_start_when_the_run_fails(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """A night whose run exits 1 (tonight's target name is taken by a snapshot batchcopy did
+    not make) prunes nothing: the script exits 1 and no delete is sent."""
+    night = _Night(tmp_path / "bin")
+    night.set(DAY_1)
+    today = dt.date.fromisoformat(DAY_1)
+    emulator = _web_1_emulator(night)
+    emulator.add_seed(
+        {
+            "regions": {
+                "us-east-1": {"autoSnapshots": {"web-1": [str(today - dt.timedelta(days=1))]}}
+            }
+        }
+    )
+    async with running_emulator(emulator) as url:
+        env = _nightly_env(tmp_path, scheduler, url)
+        target = env["TARGET_REGION"]
+        history = [today - dt.timedelta(days=n) for n in range(1, 21)]
+        emulator.add_seed(_copies(target, "us-east-1", "web-1", history))
+        taken = _copies(target, "us-east-1", "web-1", [today])
+        for snapshot in taken["regions"][target]["instanceSnapshots"]:
+            snapshot["tags"] = []
+        emulator.add_seed(taken)
+        code, errors = await _start(scheduler, env)
+    assert code == 1, errors
+    assert not (tmp_path / "reports" / DAY_1 / "prune").exists()
+    assert not emulator.stats.deletes_accepted
+
+
+async def test_systemd_prune_uses_the_runs_day_past_midnight(tmp_path: Path) -> None:
+    """Under systemd, a run that ends past UTC midnight is pruned with its own day's manifest
+    in its own day's folder: the run hands the day to the prune's ExecStart= through the
+    unit's RuntimeDirectory."""
+    night = _Night(tmp_path / "bin")
+    night.set(DAY_1)
+    emulator = _web_1_emulator(night)
+    emulator.add_seed({"regions": {"us-east-1": {"autoSnapshots": {"web-1": ["2026-11-20"]}}}})
+    run, prune = STEPS["systemd"]()
+    async with running_emulator(emulator) as url:
+        env = _nightly_env(tmp_path, "systemd", url)
+        (tmp_path / "run").mkdir()
+        env["RUNTIME_DIRECTORY"] = str(tmp_path / "run")
+        ran = await anyio.run_process(["/bin/sh", "-c", run], env=env, check=False)
+        assert ran.returncode == 0, ran.stderr.decode()
+        night.set(DAY_2)  # midnight passes between the two ExecStart= lines
+        pruned = await anyio.run_process(["/bin/sh", "-c", prune], env=env, check=False)
+        assert pruned.returncode == 0, pruned.stderr.decode()
+    reports = tmp_path / "reports"
+    assert [p.name for p in reports.iterdir()] == [DAY_1]
+    assert (reports / DAY_1 / "prune" / "summary.json").is_file()
 
 
 def test_crontab_line_says_exit_75_while_last_nights_run_holds_the_lock(tmp_path: Path) -> None:
@@ -513,6 +832,15 @@ def test_cronjob_runs_alone_non_root_with_reports_on_the_claim() -> None:
     (container,) = pod["containers"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert 0 <= job["backoffLimit"] <= 3
+    # The FailJob rule reads the exit codes of the copy (init) container as well as the
+    # prune's: a containerName would limit it to one of them.
+    (fail,) = [rule for rule in job["podFailurePolicy"]["rules"] if rule["action"] == "FailJob"]
+    assert "containerName" not in fail["onExitCodes"]
+    assert fail["onExitCodes"]["operator"] == "In"
+    assert {1, 2, 253} == set(fail["onExitCodes"]["values"])
+    (init,) = pod["initContainers"]
+    for key in ("image", "env", "securityContext", "resources", "volumeMounts"):
+        assert init[key] == container[key], key
     assert job["activeDeadlineSeconds"] > 0
     assert pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True
