@@ -60,10 +60,24 @@ class Candidate:
         return self.snapshot.origin or self.source
 
     @property
-    def group(self) -> tuple[str, str, str, str, str]:
-        """One origin, of one kind, in one target region of one account."""
+    def group(self) -> tuple[str, str, str, str, str, str]:
+        """One origin, of one kind, in one target region of one account; copies of its
+        automatic snapshots apart from copies of its manual ones (a nightly stream is not
+        weighed against a migration's or an archive's copies of the same instance)."""
         info = self.snapshot
-        return (self.account, info.region, self.source_region, info.kind, self.origin)
+        made_from = "automatic" if self.date else "manual"
+        return (self.account, info.region, self.source_region, info.kind, self.origin, made_from)
+
+    @property
+    def taken_at(self) -> float:
+        """When the data the copy holds was taken, in epoch seconds, as retention weighs it:
+        an automatic snapshot's date (the start of that UTC day: a copy made late, by a
+        retry or a catch-up, still counts as its night); for a manual snapshot, the copy's
+        own creation time (the source's is not recorded on the copy). 0: not known."""
+        if self.date:
+            day = dt.date.fromisoformat(self.date)
+            return dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()
+        return self.snapshot.created_at
 
 
 def candidate(info: SnapshotInfo, account: str = "") -> Candidate | None:
@@ -90,8 +104,9 @@ def candidate(info: SnapshotInfo, account: str = "") -> Candidate | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
     """Which candidates a prune considers: all of them, or those of some target regions,
-    source regions, source names (globs), one run, or the groups a manifest's jobs copy
-    into (:meth:`of_jobs`).
+    source regions, sources (globs on the source snapshot's name, on the instance or disk
+    of an automatic one, or on the origin the copy was made from), one run, or the groups
+    a manifest's jobs copy into (:meth:`of_jobs`).
 
     A nightly job's manifest names tonight's copies (their names carry the date): the
     groups those copies belong to hold the earlier nights too, and those are what its
@@ -130,8 +145,8 @@ class Scope:
         checks = (
             not self.regions or info.region in self.regions,
             not self.source_regions or found.source_region in self.source_regions,
-            not self.include or any(fnmatchcase(found.source, g) for g in self.include),
-            not any(fnmatchcase(found.source, g) for g in self.exclude),
+            not self.include or any(_matches(found, glob) for glob in self.include),
+            not any(_matches(found, glob) for glob in self.exclude),
             not self.run_id or found.run_id == self.run_id,
         )
         return all(checks)
@@ -154,6 +169,12 @@ class Scope:
 PruneScope = Scope  # the public name (batchcopy.PruneScope)
 
 
+def _matches(found: Candidate, glob: str) -> bool:
+    """Whether a source glob names ``found``: its source snapshot (or the instance or disk
+    of an automatic one), or the instance or disk it was made from."""
+    return fnmatchcase(found.source, glob) or fnmatchcase(found.origin, glob)
+
+
 def _lane(found: Candidate) -> str:
     region = found.snapshot.region
     return f"{found.account}/{region}" if found.account else region
@@ -162,12 +183,13 @@ def _lane(found: Candidate) -> str:
 def decide_prune(
     candidates: Iterable[Candidate], policy: Policy, now: dt.datetime
 ) -> list[tuple[Candidate, Decision]]:
-    """Each candidate with its decision, group by group (see :mod:`batchcopy.retention`).
-    A candidate without a creation time is kept ("never", with the reason)."""
+    """Each candidate with its decision, group by group (see :mod:`batchcopy.retention`),
+    placed among the nights by :attr:`Candidate.taken_at`. A candidate whose time is not
+    known is kept ("never", with the reason)."""
     placed: list[Candidate] = []
     unplaced: list[tuple[Candidate, Decision]] = []
     for found in candidates:
-        if found.snapshot.created_at > 0:
+        if found.taken_at > 0:
             placed.append(found)
             continue
         copy = Copy(name=found.snapshot.name, group=found.group, created_at=now, state="unknown")
@@ -176,7 +198,7 @@ def decide_prune(
         Copy(
             name=found.snapshot.name,
             group=found.group,
-            created_at=dt.datetime.fromtimestamp(found.snapshot.created_at, dt.UTC),
+            created_at=dt.datetime.fromtimestamp(found.taken_at, dt.UTC),
             state=found.snapshot.state,
         )
         for found in placed

@@ -59,7 +59,9 @@ def test_only_labelled_copies_are_candidates() -> None:
         "2026-11-04",
         "run-1",
     )
-    assert found.group == ("222222222222", "eu-west-1", "us-east-1", "instance", "web-1")
+    assert found.group == (
+        "222222222222", "eu-west-1", "us-east-1", "instance", "web-1", "automatic"
+    )  # fmt: skip
     untagged = snapshot(copy.name)
     assert candidate(untagged) is None
     for label in ("", "web-1", "mars-1/web-1", "us-east-1/", "us-east-1/web-1@latest",
@@ -108,12 +110,12 @@ def test_a_scope_narrows_the_candidates(scope: Scope, wanted: set[str]) -> None:
 
 def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> None:
     """Ten nights of web-1, one failed and one pending: --keep-last 3 keeps the three newest
-    good copies, never deletes the pending or failed one, and a copy without a creation
-    time is kept with the reason said."""
+    good copies, never deletes the pending or failed one, and a copy of a manual snapshot
+    without a creation time is kept with the reason said."""
     history = [nightly(n) for n in range(10)]
     history[8] = nightly(8, state="error")
     history[9] = nightly(9, state="pending")
-    undated = snapshot("web-1-undated", label="us-east-1/web-1@2026-10-01", created=0.0)
+    undated = snapshot("web-1-undated", label="us-east-1/web-1-before-upgrade", created=0.0)
     found = [f for f in (candidate(s) for s in (*history, undated)) if f]
     now = NIGHT + dt.timedelta(days=11)
     decided = {
@@ -159,3 +161,43 @@ def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
     assert chosen == {found.snapshot.name for found in (*web, *data) if found}
     assert Scope.of_jobs([]).narrow(listed) == []
     assert len(Scope().narrow(listed)) == len(listed)
+
+
+def test_a_night_counts_by_the_date_its_data_was_taken_not_when_it_was_copied() -> None:
+    """Last night's copy made by a retry after tonight's is still last night's: tonight's
+    copy is the newest and kept by --keep-last 1; the retried one goes."""
+    tonight = candidate(nightly(5))
+    retried = candidate(nightly(4, created=(NIGHT + dt.timedelta(days=5, hours=9)).timestamp()))
+    assert tonight is not None
+    assert retried is not None
+    decisions = decide_prune([tonight, retried], Policy(keep_last=1), NIGHT)
+    decided = {found.snapshot.name: decision.action for found, decision in decisions}
+    assert decided == {tonight.snapshot.name: "keep", retried.snapshot.name: "delete"}
+
+
+def test_copies_of_automatic_and_manual_snapshots_of_one_instance_are_apart() -> None:
+    """A migration's copy of a manual snapshot of web-1 is not weighed against the nightly
+    copies of web-1's automatic snapshots: each keeps its own newest."""
+    nights = [candidate(nightly(n)) for n in range(3)]
+    migrated = candidate(snapshot("web-1-mig", label="us-east-1/web-1-manual-1", night=9))
+    found = [f for f in (*nights, migrated) if f]
+    decided = {
+        f.snapshot.name: d.action for f, d in decide_prune(found, Policy(keep_last=1), NIGHT)
+    }
+    assert decided["web-1-mig"] == "keep"
+    assert decided[nightly(2).name] == "keep"
+    assert [decided[nightly(n).name] for n in (0, 1)] == ["delete", "delete"]
+
+
+def test_a_source_glob_names_the_source_or_the_origin() -> None:
+    """--include web-1 takes the copies of web-1's automatic snapshots and the copies of
+    manual snapshots taken of web-1, whatever those snapshots are called."""
+    auto = candidate(nightly(1))
+    manual = candidate(snapshot("m-1", label="us-east-1/before-upgrade", origin="web-1"))
+    other = candidate(snapshot("m-2", label="us-east-1/api-snap", origin="api-1"))
+    found = [f for f in (auto, manual, other) if f]
+    assert {f.snapshot.name for f in found if Scope(include=["web-1"]).wants(f)} == {
+        nightly(1).name,
+        "m-1",
+    }
+    assert {f.snapshot.name for f in found if Scope(exclude=["web-1"]).wants(f)} == {"m-2"}

@@ -86,6 +86,15 @@ class Seeded:
     def group(self) -> tuple[str, ...]:
         return (self.account, self.region, self.source_region, self.kind, self.origin)
 
+    @property
+    def taken(self) -> dt.datetime:
+        """When the data was taken, as retention weighs it: an automatic snapshot's date
+        (its label's), else the copy's creation time."""
+        if "@" in self.label:
+            day = dt.date.fromisoformat(self.label.rpartition("@")[2])
+            return dt.datetime.combine(day, dt.time(), dt.UTC)
+        return self.created
+
 
 def history(account: str = "", nights: int = NIGHTS) -> list[Seeded]:
     """Each stream's nights: some failed, some missing (an untagged snapshot, or one with a
@@ -210,7 +219,7 @@ def kept_by_restic(good: list[Seeded], rules: dict[str, Any]) -> set[str]:
     and the oldest one while the count lasts; keep-within keeps those newer than the
     newest less that span. And always the newest."""
     good = sorted(good, key=lambda s: s.name)
-    good.sort(key=lambda s: s.created, reverse=True)
+    good.sort(key=lambda s: s.taken, reverse=True)
     keep = {good[0].name} if good else set()
     last = rules.get("last", 0)
     keep |= {s.name for nr, s in enumerate(good) if last == -1 or nr < last}
@@ -219,15 +228,15 @@ def kept_by_restic(good: list[Seeded], rules: dict[str, Any]) -> set[str]:
         for nr, snap in enumerate(good):
             if count == 0:
                 break
-            value = period(snap.created)
+            value = period(snap.taken)
             if value != previous or nr == len(good) - 1:
                 keep.add(snap.name)
                 previous = value
                 count -= count > 0
     if rules.get("within") and good:
         years, months, days, hours = _within(rules["within"])
-        cutoff = _go_add_date(good[0].created, -years, -months, -days) - dt.timedelta(hours=hours)
-        keep |= {s.name for s in good if s.created > cutoff}
+        cutoff = _go_add_date(good[0].taken, -years, -months, -days) - dt.timedelta(hours=hours)
+        keep |= {s.name for s in good if s.taken > cutoff}
     return keep
 
 
@@ -289,7 +298,7 @@ def assert_nothing_else_touched(
     for snap in snapshots:
         if snap.ours and snap.state == "good":
             best = newest.get(snap.group)
-            if best is None or (snap.created, best.name) > (best.created, snap.name):
+            if best is None or (snap.taken, best.name) > (best.taken, snap.name):
                 newest[snap.group] = snap
     for snap in snapshots:
         safe = (
