@@ -674,7 +674,11 @@ async def test_nightly_run_prunes_the_older_nights_of_the_origins_it_copied(
         code, errors = await _start(scheduler, env)
         assert code == 0, errors
         assert f"{target}/web-1-auto-{yesterday}-{target}" in emulator.stats.copies_accepted
-        kept = _kept_by_policy(history | {today}, int(env["KEEP_DAILY"]), int(env["KEEP_WEEKLY"]))
+        # Each copy counts as the night its snapshot was taken: the day before it was made.
+        day = dt.timedelta(days=1)
+        taken = {night - day for night in history | {today}}
+        policy = (int(env["KEEP_DAILY"]), int(env["KEEP_WEEKLY"]))
+        kept = {snapshot + day for snapshot in _kept_by_policy(taken, *policy)}
         assert today in kept  # tonight's copy
         deleted = _names_of(history, target) - _names_of(kept, target)
         assert deleted  # the policy has something to delete
