@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -37,6 +38,7 @@ __all__ = [
     "Scope",
     "candidate",
     "decide_prune",
+    "name_shape",
 ]
 
 _NO_TIME = "Lightsail gave no creation time: it cannot be placed among the nights"
@@ -105,65 +107,65 @@ def candidate(info: SnapshotInfo, account: str = "") -> Candidate | None:
 class Scope:
     """Which candidates a prune considers: all of them, or those of some target regions,
     source regions, sources (globs on the source snapshot's name, on the instance or disk
-    of an automatic one, or on the origin the copy was made from), one run, or the groups
-    a manifest's jobs copy into (:meth:`of_jobs`).
+    of an automatic one, or on the origin the copy was made from), one run, or the copies a
+    manifest's jobs make on any night (:meth:`of_jobs`).
 
-    A nightly job's manifest names tonight's copies (their names carry the date): the
-    groups those copies belong to hold the earlier nights too, and those are what its
-    prune is for. ``targets`` (``[account/]region/name``, as :attr:`CopyJob.target`) and
-    ``sources`` (``[account/]region/source_region/source``: a job's source snapshot, or
-    the instance or disk of an automatic one) select groups: a group is in scope if one
-    of its copies is a target, or was made from a source, that the manifest names."""
+    A nightly job's manifest names tonight's copies, the night's date in their names
+    (``web-1-auto-2026-11-29-eu-central-1``); the same job made the earlier nights under
+    the same names with other dates, and those are what its prune is for. ``own`` holds,
+    per job, what its copies share whatever the night: ``(lane, shape, source_region,
+    source)``, the shape being the target name with every date in it standing for any
+    date (:func:`name_shape`), the source the instance or disk of an automatic snapshot
+    ("" for a manual one, whose name changes nightly). Copies another job made of the same
+    instance (an archive, a migration) have other names and stay out."""
 
     regions: Collection[str] = ()
     source_regions: Collection[str] = ()
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     run_id: str = ""
-    targets: Collection[str] | None = None  # None: no manifest, every group
-    sources: Collection[str] = ()
+    own: Collection[tuple[str, str, str, str]] | None = None  # None: no manifest
 
     @classmethod
     def of_jobs(cls, jobs: Iterable[CopyJob], **rest: Any) -> Scope:
-        """The scope of the groups ``jobs`` copy into (and ``rest``'s other limits); only
-        their target regions are listed, unless ``rest`` names regions."""
-        targets: set[str] = set()
-        sources: set[str] = set()
+        """The scope of the copies ``jobs`` make on any night (and ``rest``'s other limits);
+        only their target regions are listed, unless ``rest`` names regions."""
+        own: set[tuple[str, str, str, str]] = set()
         regions: set[str] = set()
         for job in jobs:
-            targets.add(job.target)
-            source = job.source_snapshot_name or job.source_resource_name
-            sources.add(f"{job.lane}/{job.source_region}/{source}")
+            shape = name_shape(job.target_snapshot_name)
+            own.add((job.lane, shape, job.source_region, job.source_resource_name or ""))
             regions.add(job.target_region)
         rest["regions"] = rest.get("regions") or tuple(sorted(regions))
-        return cls(targets=targets, sources=sources, **rest)
+        return cls(own=own, **rest)
 
     def wants(self, found: Candidate) -> bool:
-        """Whether ``found`` passes the limits a candidate can be judged on alone (all
-        but the manifest's groups: see :meth:`narrow`)."""
+        """Whether ``found`` is in scope."""
         info = found.snapshot
+        resource = found.source if found.date else ""
         checks = (
             not self.regions or info.region in self.regions,
             not self.source_regions or found.source_region in self.source_regions,
             not self.include or any(_matches(found, glob) for glob in self.include),
             not any(_matches(found, glob) for glob in self.exclude),
             not self.run_id or found.run_id == self.run_id,
+            self.own is None
+            or (_lane(found), name_shape(info.name), found.source_region, resource) in self.own,
         )
         return all(checks)
 
     def narrow(self, listed: Iterable[Candidate]) -> list[Candidate]:
-        """The candidates of one whole listing in scope: those :meth:`wants`, and with a
-        manifest, only those of the groups it copies into."""
-        wanted = [found for found in listed if self.wants(found)]
-        if self.targets is None:
-            return wanted
-        groups = {
-            found.group
-            for found in wanted
-            if f"{_lane(found)}/{found.snapshot.name}" in self.targets
-            or f"{_lane(found)}/{found.source_region}/{found.source}" in self.sources
-        }
-        return [found for found in wanted if found.group in groups]
+        """The candidates of one whole listing that are in scope."""
+        return [found for found in listed if self.wants(found)]
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def name_shape(name: str) -> str:
+    """``name`` with every date in it (YYYY-MM-DD) standing for any date: what the names a
+    nightly job gives its copies have in common."""
+    return _DATE.sub("{date}", name)
 
 
 PruneScope = Scope  # the public name (batchcopy.PruneScope)

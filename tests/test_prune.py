@@ -133,27 +133,32 @@ def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> 
     assert "no creation time" in undated_decision.reason
 
 
-def test_a_manifest_scopes_the_groups_its_jobs_copy_into() -> None:
-    """A nightly manifest names only tonight's copies; its scope is their groups in its
-    target regions, so every earlier night of the same origins is in it: found by
-    tonight's target name (a manual snapshot's copy) or by the automatic snapshot's
-    instance. Copies of other origins, and of the same origin in another region, stay out."""
+def test_a_manifest_scopes_the_copies_its_jobs_make_on_any_night() -> None:
+    """A nightly manifest names tonight's copies, the date in their names: its scope is
+    those names with any date, from the same instance (automatic) or source region
+    (manual), in its target regions. Another job's copies of the same instance (an archive
+    under other names), copies of other origins and other regions stay out."""
     from batchcopy.jobs import CopyJob
 
-    web = [candidate(nightly(n)) for n in range(5)]  # automatic: web-1@DATE
+    web = [candidate(nightly(n)) for n in range(5)]  # web-1-auto-DATE-eu-west-1, web-1@DATE
     data = [
-        candidate(snapshot(f"data-1-{n}-dr", label=f"us-east-1/data-1-{n}", origin="data-1"))
-        for n in range(5)
-    ]
-    other = candidate(snapshot("api-1-dr", label="us-east-1/api-1-s", origin="api-1"))
+        candidate(snapshot(f"data-1-2026-11-0{n}-dr", label=f"us-east-1/data-1-2026-11-0{n}",
+                           origin="data-1"))
+        for n in range(1, 5)
+    ]  # fmt: skip
+    archive = candidate(snapshot("web-1-archive-2026-11-01", label="us-east-1/web-1@2026-11-01"))
+    other = candidate(
+        snapshot("api-1-auto-2026-11-01-eu-west-1", label="us-east-1/api-1@2026-11-01")
+    )
     elsewhere = candidate(nightly(2, region="ap-south-1"))
-    listed = [found for found in (*web, *data, other, elsewhere) if found]
+    listed = [f for f in (*web, *data, archive, other, elsewhere) if f]
     tonight = [
         CopyJob(line=2, source_region="us-east-1", target_region="eu-west-1",
                 source_resource_name="web-1", restore_date="2026-11-06",
                 target_snapshot_name="web-1-auto-2026-11-06-eu-west-1"),  # not made yet
         CopyJob(line=3, source_region="us-east-1", target_region="eu-west-1",
-                source_snapshot_name="data-1-4", target_snapshot_name="data-1-4-dr"),
+                source_snapshot_name="data-1-2026-11-05",
+                target_snapshot_name="data-1-2026-11-05-dr"),
     ]  # fmt: skip
     scope = Scope.of_jobs(tonight)
     assert scope.regions == ("eu-west-1",)  # only the manifest's target regions are listed

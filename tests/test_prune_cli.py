@@ -426,6 +426,19 @@ def _nightly_seed() -> dict[str, Any]:
                 "tags": [{"key": SOURCE_TAG, "value": source_label(disk)}],
             }
         )
+    # Another job's copy of web-1 (a monthly archive, named otherwise): not this job's.
+    archive = CopyJob(
+        line=2, source_region="us-east-1", target_region=REGION, source_resource_name="web-1",
+        restore_date="2026-11-01", target_snapshot_name="web-1-archive-2026-11",
+    )  # fmt: skip
+    copies["instanceSnapshots"].append(
+        {
+            "name": archive.target_snapshot_name,
+            "fromInstanceName": "web-1",
+            "createdAt": "2026-11-01T05:00:00Z",
+            "tags": [{"key": SOURCE_TAG, "value": source_label(archive)}],
+        }
+    )
     source = {
         "instances": [{"name": "web-1"}, {"name": "api-1"}],
         "disks": [{"name": "data-1"}],
@@ -435,10 +448,13 @@ def _nightly_seed() -> dict[str, Any]:
     return {"regions": {"us-east-1": source, REGION: copies}}
 
 
-def test_prune_manifest_prunes_the_manifests_groups_and_no_other(tmp_path: Path) -> None:
-    """After a nightly run copied tonight's snapshots of web-1 and data-1, prune --manifest
-    --keep-last 2 --yes deletes the earlier nights of those origins beyond the newest two
-    and leaves every copy of api-1, which the manifest does not name."""
+def test_prune_manifest_prunes_its_jobs_copies_of_every_night_and_no_other(
+    tmp_path: Path,
+) -> None:
+    """After a nightly run copied tonight's snapshots of web-1 and data-1 (dated names, as
+    discover makes them), prune --manifest --keep-last 2 --yes deletes the earlier nights
+    the same jobs made beyond the newest two, and leaves every copy of api-1, which the
+    manifest does not name, and another job's archive copy of web-1."""
     seed = tmp_path / "nightly-seed.json"
     seed.write_text(json.dumps(_nightly_seed()))
     live = EmulatorProcess("--seed", str(seed))
@@ -446,8 +462,8 @@ def test_prune_manifest_prunes_the_manifests_groups_and_no_other(tmp_path: Path)
         manifest = write_manifest(
             tmp_path / "nightly.csv",
             [
-                f"us-east-1,{REGION},,web-1,,true,web-1-tonight",
-                f"us-east-1,{REGION},data-1-{_TONIGHT},,,,data-1-tonight-dr",
+                f"us-east-1,{REGION},,web-1,{_TONIGHT},,web-1-{_TONIGHT}",
+                f"us-east-1,{REGION},data-1-{_TONIGHT},,,,data-1-{_TONIGHT}-dr",
             ],
         )
         ran = run_cli(
@@ -467,9 +483,11 @@ def test_prune_manifest_prunes_the_manifests_groups_and_no_other(tmp_path: Path)
         lines = (tmp_path / "prune" / "results.jsonl").read_text().splitlines()
         statuses = {r["name"]: r["status"] for r in map(json.loads, lines)}
         assert {n for n, s in statuses.items() if s == "kept"} == {
-            "web-1-tonight", "web-1-2026-11-24", "data-1-tonight-dr", "data-1-2026-11-24-dr",
+            f"web-1-{_TONIGHT}", "web-1-2026-11-24", f"data-1-{_TONIGHT}-dr",
+            "data-1-2026-11-24-dr",
         }  # fmt: skip
         assert not any(name.startswith("api-1") for name in statuses)
+        assert "web-1-archive-2026-11" not in statuses
     finally:
         live.stop()
 

@@ -21,7 +21,8 @@ from batchcopy.accounts import Access
 from batchcopy.api import RunControl
 from batchcopy.emulator import Emulator, FaultConfig, running_emulator
 from batchcopy.errors import ReportDirError, SettingsError
-from batchcopy.prune import PruneResult, PruneStatus, Scope
+from batchcopy.jobs import CopyJob
+from batchcopy.prune import PruneResult, PruneStatus, Scope, name_shape
 from batchcopy.prune_report import PruneReport
 from batchcopy.pruner import prune_snapshots
 from batchcopy.retention import Policy, parse_duration
@@ -539,6 +540,15 @@ async def test_a_lane_that_cannot_be_listed_is_left_whole_and_fails_the_prune() 
 
 # -- 7: scope ---------------------------------------------------------------------------------
 
+# A nightly manifest's row: the copies it makes on any night are web-1-<date> in us-west-2.
+TONIGHT = CopyJob(
+    line=2,
+    source_region="us-east-1",
+    target_region="us-west-2",
+    source_resource_name="web-1",
+    restore_date="2026-10-20",
+    target_snapshot_name="web-1-2026-10-20",
+)
 SCOPES: list[tuple[Scope, Callable[[Seeded], bool]]] = [
     (Scope(regions={"eu-west-1"}), lambda s: s.region == "eu-west-1"),
     (Scope(regions={"us-west-2", "ap-south-1"}), lambda s: s.region in ("us-west-2", "ap-south-1")),
@@ -551,8 +561,22 @@ SCOPES: list[tuple[Scope, Callable[[Seeded], bool]]] = [
     ),
     (Scope(run_id=BACKFILL), lambda s: s.run_id == BACKFILL),
     (
-        Scope(targets={"us-west-2/web-1-2026-10-20"}),
-        lambda s: (s.region, s.origin) == ("us-west-2", "web-1"),
+        Scope.of_jobs(
+            [
+                CopyJob(
+                    line=2,
+                    source_region="us-east-1",
+                    target_region="us-west-2",
+                    source_resource_name="web-1",
+                    restore_date="2026-10-20",
+                    target_snapshot_name="web-1-2026-10-20",
+                ),
+            ]
+        ),
+        lambda s: (
+            (s.region, s.label.partition("@")[0], name_shape(s.name))
+            == ("us-west-2", "us-east-1/web-1", "web-1-{date}")
+        ),
     ),
 ]
 
@@ -561,9 +585,9 @@ SCOPES: list[tuple[Scope, Callable[[Seeded], bool]]] = [
 async def test_a_scope_limits_what_is_deleted(
     scope: Scope, in_scope: Callable[[Seeded], bool]
 ) -> None:
-    """Target regions, source regions, include and exclude globs, a run id and a manifest's
-    targets each limit the prune: copies in scope are pruned by the policy within what
-    is in scope, copies out of it all stay."""
+    """Target regions, source regions, include and exclude globs, a run id and the copies a
+    manifest's jobs make on any night each limit the prune: copies in scope are pruned by
+    the policy within what is in scope, copies out of it all stay."""
     snapshots = history()
     emulator = Emulator(seed=seed_of(snapshots))
     rules = {"last": 2, "weekly": 1}

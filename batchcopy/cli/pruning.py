@@ -65,7 +65,7 @@ def prune(
         int, typer.Option(help="Keep the N newest copies of each origin (-1: all).")
     ] = 0,
     keep_daily: Annotated[
-        int, typer.Option(help="Keep the newest copy of each of the last N days with one (UTC).")
+        int, typer.Option(help="Keep the newest copy of each of N days (UTC; -1: all).")
     ] = 0,
     keep_weekly: Annotated[int, typer.Option(help="... of each of N ISO weeks (-1: all).")] = 0,
     keep_monthly: Annotated[int, typer.Option(help="... of each of N months (-1: all).")] = 0,
@@ -82,7 +82,10 @@ def prune(
     ] = False,
     manifest: Annotated[
         str | None,
-        typer.Option(help="Only the copies this manifest makes (a scheduled job's own)."),
+        typer.Option(
+            help="Only the copies this manifest's jobs make on any night: its target names, "
+            "any date in them standing for any date (a nightly job's own)."
+        ),
     ] = None,
     region: Annotated[
         list[str] | None,
@@ -92,10 +95,14 @@ def prune(
         list[str] | None, typer.Option(help="Only copies from this source region (repeatable).")
     ] = None,
     include: Annotated[
-        list[str] | None, typer.Option(help="Only copies of sources matching this glob.")
+        list[str] | None,
+        typer.Option(
+            help="Only copies of sources (snapshot, instance or disk) matching this glob."
+        ),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Leave copies of sources matching this glob.")
+        list[str] | None,
+        typer.Option(help="Leave copies of sources (snapshot, instance or disk) matching this."),
     ] = None,
     run_id: Annotated[str | None, typer.Option(help="Only copies made by this run.")] = None,
     accounts: AccountsFile = None,
