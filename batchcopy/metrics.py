@@ -208,12 +208,15 @@ def write_prune_metrics(
     """Write a prune's metrics to ``path`` atomically: candidates by status, the gigabytes
     freed, delete requests, lanes that could not be listed, the exit code, and when the
     last prune that exited 0 ended (kept from the file until one does). ``summary`` None:
-    the prune ended before it started, with ``exit_code``. Raises OSError if it fails."""
+    the prune ended before it started, with ``exit_code``. A plan (no deletes asked for)
+    leaves the last success as it was. Raises OSError if it fails."""
     from batchcopy.prune import PruneStatus
 
     now = time.time()
     code = summary.exit_code if summary is not None else (exit_code or 0)
-    success = now if code == 0 else last_success(path, PRUNE_LAST_SUCCESS)
+    # A plan (no --yes) deletes nothing: it is no successful prune, whatever its code.
+    deleting = summary is not None and summary.delete
+    success = now if code == 0 and deleting else last_success(path, PRUNE_LAST_SUCCESS)
     counts = summary.counts if summary is not None else {}
     statuses = GaugeMetricFamily(
         "batchcopy_prune_snapshots",

@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 _NO_TIME = "Lightsail gave no creation time: it cannot be placed among the nights"
+_FUTURE = "it is dated in the future (a clock is wrong): it cannot be placed among the nights"
+_SKEW = 300.0  # seconds a copy may be dated after now: clocks a few minutes apart
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,15 +189,19 @@ def decide_prune(
 ) -> list[tuple[Candidate, Decision]]:
     """Each candidate with its decision, group by group (see :mod:`batchcopy.retention`),
     placed among the nights by :attr:`Candidate.taken_at`. A candidate whose time is not
-    known is kept ("never", with the reason)."""
+    known, or is more than a few minutes after ``now``, is kept ("never", with the reason),
+    and weighs nothing: a copy dated 2099 must not pass for the newest."""
     placed: list[Candidate] = []
     unplaced: list[tuple[Candidate, Decision]] = []
+    latest = now.timestamp() + _SKEW
     for found in candidates:
-        if found.taken_at > 0:
+        if 0 < found.taken_at <= latest:
             placed.append(found)
             continue
+        # A copy dated after now would pass for the newest and push the real nights out.
+        why = _FUTURE if found.taken_at > latest else _NO_TIME
         copy = Copy(name=found.snapshot.name, group=found.group, created_at=now, state="unknown")
-        unplaced.append((found, Decision(copy=copy, action="never", reason=_NO_TIME)))
+        unplaced.append((found, Decision(copy=copy, action="never", reason=why)))
     copies = [
         Copy(
             name=found.snapshot.name,

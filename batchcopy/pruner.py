@@ -47,6 +47,7 @@ from batchcopy.journal import refuse_journal
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.prune import Candidate, PruneResult, PruneStatus, Scope, candidate, decide_prune
 from batchcopy.prune_journal import PruneJournal
+from batchcopy.prune_recheck import LOST, recheck
 from batchcopy.prune_report import LaneFailure, PruneReport, summarize, write_prune_report
 from batchcopy.report import prepare_report_dir
 from batchcopy.retention import Policy
@@ -59,7 +60,6 @@ log = logging.getLogger("batchcopy")
 T = TypeVar("T")
 
 INTERRUPTED = "Interrupted"
-_LOST = "its delete's answer was lost; looked up: gone"
 _LISTINGS_AT_ONCE = 32  # lanes listed side by side
 
 
@@ -219,6 +219,7 @@ class _Prune:
         delete: bool,
     ) -> None:
         journal = self._journal
+        resumed = journal is not None and journal.past.plan is not None
         if journal is not None and journal.past.plan is not None:
             plan = journal.past.plan  # a resume: the recorded plan, never a new one
             self.failures = [LaneFailure.from_json(f) for f in journal.past.lanes_failed]
@@ -244,6 +245,19 @@ class _Prune:
                 self._settle(planned)
         for result in todo:  # every row is in the report, however the deletes end
             self.results.setdefault(result.key, result)
+        if resumed and todo and journal is not None:
+            checked = await self._unless_stopped(
+                recheck(
+                    api,
+                    self._guard,
+                    todo,
+                    plan,
+                    journal.past.intended,
+                    self._settle,
+                    self.failures,
+                )
+            )
+            todo = checked if checked is not None else todo
         if todo and not self._control.stopping.is_set():
             await self._delete_all(api, todo)
         for result in todo:
@@ -380,7 +394,7 @@ class _Prune:
         if tries.ambiguous:
             found = await lane.api.find_snapshot(info.region, info.name, info.kind)
             if found is None:
-                return self._done(planned, tries, PruneStatus.DELETED, _LOST)
+                return self._done(planned, tries, PruneStatus.DELETED, LOST)
             if candidate(found, planned.found.account) is None:
                 reason = "it no longer carries batchcopy's label; left alone"
                 return replace(planned, status=PruneStatus.SKIPPED, reason=reason)
@@ -412,6 +426,13 @@ class _Prune:
             raise
         lane.limiter.succeeded()
         if operation is None:
+            # NotFound: gone already, or an answer not to be believed: the snapshot says.
+            if await lane.api.find_snapshot(info.region, info.name, info.kind) is not None:
+                raise TransientError(
+                    "NotFoundException",
+                    "the delete was answered NotFound, but the snapshot is still there",
+                    ambiguous=False,
+                )
             reason = "already gone when its delete was sent"
             return self._done(planned, tries, PruneStatus.GONE, reason)
         return self._done(planned, tries, PruneStatus.DELETED, "", operation)

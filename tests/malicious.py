@@ -6,7 +6,8 @@ by ``body`` with status 200 (an HTML page, an empty body, ``{}``, broken JSON...
 garbage); otherwise the request never reaches it. ``rewrite`` changes the emulator's own
 answer to an action (a wrong field, a failed operation, a new page token each time) into a
 200 answer, ``drop`` closes the connection after the emulator has answered, and
-``redirect`` answers every request with a redirect elsewhere.
+``redirect`` answers every request with a redirect elsewhere, and ``refuse`` answers an
+action with a chosen error without asking the emulator.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Answers:
     drop: set[str] = field(default_factory=set)  # answered by the emulator, then cut off
     redirect: str = ""  # a URL every request is sent on to with a 307, when set
     status: int = 307
+    # Per action: (status, JSON body) answered at once; the emulator never sees the request.
+    refuse: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -58,6 +61,10 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
             return web.Response(status=answers.status, headers={"Location": location})
         if action in answers.bad and not answers.commit:
             return await _bad(request, answers, action)
+        if action in answers.refuse:
+            answers.served[action] = answers.served.get(action, 0) + 1
+            status, refusal = answers.refuse[action]
+            return web.json_response(refusal, status=status)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         async with (
             aiohttp.ClientSession() as session,

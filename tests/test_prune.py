@@ -12,6 +12,7 @@ from batchcopy.prune import Scope, candidate, decide_prune
 from batchcopy.retention import Policy
 
 NIGHT = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+LATER = NIGHT + dt.timedelta(days=30)  # a prune after every night of these tests
 
 
 def snapshot(
@@ -175,7 +176,8 @@ def test_a_night_counts_by_the_date_its_data_was_taken_not_when_it_was_copied() 
     retried = candidate(nightly(4, created=(NIGHT + dt.timedelta(days=5, hours=9)).timestamp()))
     assert tonight is not None
     assert retried is not None
-    decisions = decide_prune([tonight, retried], Policy(keep_last=1), NIGHT)
+    later = NIGHT + dt.timedelta(days=30)
+    decisions = decide_prune([tonight, retried], Policy(keep_last=1), later)
     decided = {found.snapshot.name: decision.action for found, decision in decisions}
     assert decided == {tonight.snapshot.name: "keep", retried.snapshot.name: "delete"}
 
@@ -187,7 +189,7 @@ def test_copies_of_automatic_and_manual_snapshots_of_one_instance_are_apart() ->
     migrated = candidate(snapshot("web-1-mig", label="us-east-1/web-1-manual-1", night=9))
     found = [f for f in (*nights, migrated) if f]
     decided = {
-        f.snapshot.name: d.action for f, d in decide_prune(found, Policy(keep_last=1), NIGHT)
+        f.snapshot.name: d.action for f, d in decide_prune(found, Policy(keep_last=1), LATER)
     }
     assert decided["web-1-mig"] == "keep"
     assert decided[nightly(2).name] == "keep"
@@ -206,3 +208,18 @@ def test_a_source_glob_names_the_source_or_the_origin() -> None:
         "m-1",
     }
     assert {f.snapshot.name for f in found if Scope(exclude=["web-1"]).wants(f)} == {"m-2"}
+
+
+def test_a_copy_dated_in_the_future_neither_goes_nor_pushes_the_real_nights_out() -> None:
+    """A copy Lightsail dates in 2099 (a wrong clock) is never deleted and does not count
+    as the newest: --keep-last 1 keeps the real newest night."""
+    nights = [candidate(nightly(n)) for n in range(3)]
+    future = dt.datetime(2099, 1, 1, tzinfo=dt.UTC).timestamp()
+    odd = candidate(snapshot("web-1-odd", label="us-east-1/web-1-manual", created=future))
+    found = [f for f in (*nights, odd) if f]
+    now = NIGHT + dt.timedelta(days=3)
+    decided = {f.snapshot.name: d for f, d in decide_prune(found, Policy(keep_last=1), now)}
+    assert decided["web-1-odd"].action == "never"
+    assert "future" in decided["web-1-odd"].reason
+    assert decided[nightly(2).name].action == "keep"
+    assert [decided[nightly(n).name].action for n in (0, 1)] == ["delete", "delete"]

@@ -28,6 +28,7 @@ from batchcopy.pruner import prune_snapshots
 from batchcopy.retention import Policy, parse_duration
 from batchcopy.retry import RetryPolicy
 from tests.helpers import settings_for
+from tests.malicious import Answers, malicious_server
 
 SOURCE_TAG, RUN_TAG = "batchcopy:source", "batchcopy:run-id"
 NIGHTS = 60
@@ -745,8 +746,9 @@ async def test_a_resumed_prune_fails_only_the_deletes_of_an_account_it_cannot_re
     tmp_path: Path,
 ) -> None:
     """When an account's role can no longer be assumed as a stopped prune resumes, that
-    account's deletes fail with the error and the other account's are done: the prune
-    exits 1 and writes its report, and nothing is deleted in the unreachable account."""
+    account's lanes cannot be checked again: its deletes are left undone (not_started,
+    with why; a later --resume tries again), its lanes are failures naming the error, the
+    other account's deletes are done, and the prune exits 1 and writes its report."""
     web, shop = history(WEB, nights=20), history(SHOP, nights=20)
     seed: dict[str, Any] = {"accounts": {MANAGEMENT: {"name": "management"}}}
     seed["accounts"][WEB] = {"roles": [ROLE], **seed_of(web)}
@@ -775,10 +777,114 @@ async def test_a_resumed_prune_fails_only_the_deletes_of_an_account_it_cannot_re
     want = expected_deletes(web, rules, lambda s: s.region in in_scope)
     assert keys_of(second.results, PruneStatus.DELETED) == want
     assert {s.key for s in web + shop} - remaining(emulator) == want
-    failed = [r for r in second.results if r.status is PruneStatus.FAILED]
-    assert {r.found.account for r in failed} == {SHOP}
-    assert keys_of(failed, PruneStatus.FAILED) == expected_deletes(
+    undone = [r for r in second.results if r.status is PruneStatus.NOT_STARTED]
+    assert {r.found.account for r in undone} == {SHOP}
+    assert keys_of(undone, PruneStatus.NOT_STARTED) == expected_deletes(
         shop, rules, lambda s: s.region in in_scope
     )
-    assert {r.error_code for r in failed} == {"AssumeRoleFailed"}
+    assert all("could not be listed again" in r.reason for r in undone)
+    failures = second.summary.lanes_failed
+    assert {(f.account, f.error_code) for f in failures} == {(SHOP, "AssumeRoleFailed")}
     assert json.loads((folder / "summary.json").read_text())["exit_code"] == 1
+
+
+async def test_a_delete_answered_not_found_while_the_snapshot_is_there_is_a_failure() -> None:
+    """A server that answers every delete NotFoundException without deleting anything: the
+    snapshots are looked up, found still there, and the deletes are reported failed with
+    exit 1, never "gone" with exit 0."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    emulator = Emulator(seed=seed_of(snapshots))
+    refusal = (400, {"__type": "NotFoundException", "message": "Snapshot not found"})
+    answers = Answers(refuse={"DeleteInstanceSnapshot": refusal, "DeleteDiskSnapshot": refusal})
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as lying:
+        report = await prune_snapshots(
+            policy_of({"last": 3}),
+            settings(lying),
+            scope=Scope(regions={"eu-west-1"}),
+            delete=True,
+            now=NOW,
+        )
+    planned = expected_deletes(snapshots, {"last": 3})
+    assert planned
+    assert report.exit_code == 1
+    assert keys_of(report.results, PruneStatus.FAILED) == planned
+    assert not keys_of(report.results, PruneStatus.GONE, PruneStatus.DELETED)
+    assert {s.key for s in snapshots} <= remaining(emulator)
+
+
+async def _planned_then_stopped(url: str, folder: Path, rules: dict[str, Any]) -> PruneReport:
+    """A journaled prune of eu-west-1 stopped as soon as its plan is made: no delete sent."""
+    control = RunControl(grace=0)
+    report = await prune_snapshots(
+        policy_of(rules),
+        settings(url),
+        scope=Scope(regions={"eu-west-1"}),
+        delete=True,
+        report_dir=folder,
+        control=control,
+        on_result=lambda _: control.stop(),
+        now=NOW,
+    )
+    assert report.exit_code == 130
+    return report
+
+
+async def test_a_resume_deletes_only_what_is_still_as_planned(tmp_path: Path) -> None:
+    """Between a stopped prune and its resume, a planned delete was made again under its
+    name without batchcopy's label, and in another group a copy the plan keeps was deleted
+    by hand: the resume deletes neither that look-alike nor anything of the group whose
+    kept copy is gone (it would be left without its newest), and deletes the rest."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    emulator = Emulator(seed=seed_of(snapshots))
+    rules = {"last": 3}
+    folder = tmp_path / "prune"
+    async with running_emulator(emulator) as url:
+        first = await _planned_then_stopped(url, folder, rules)
+        planned = [r for r in first.results if r.decision == "delete"]
+        kept = [r for r in first.results if r.decision == "keep"]
+        remade = next(r for r in planned if r.found.snapshot.kind == "instance")
+        lost = next(r for r in kept if r.found.group != remade.found.group)
+        region = emulator.sim.regions["eu-west-1"]
+        for gone in (remade, lost):
+            region.drop_snapshot(region.snapshots[gone.found.snapshot.name])
+        emulator.add_seed(
+            {"regions": {"eu-west-1": {"instanceSnapshots": [
+                {"name": remade.found.snapshot.name, "fromInstanceName": "web-1"}
+            ]}}}
+        )  # fmt: skip
+        resumed = await prune_snapshots(
+            None, settings(url), delete=True, report_dir=folder, resume=True, now=NOW
+        )
+    rows = {r.found.snapshot.name: r for r in resumed.results}
+    assert rows[remade.found.snapshot.name].status is PruneStatus.SKIPPED
+    assert remade.found.snapshot.name in region.snapshots  # the look-alike stays
+    broken = [r for r in planned if r.found.group == lost.found.group]
+    assert broken
+    for row in broken:
+        assert rows[row.found.snapshot.name].status is PruneStatus.SKIPPED
+        assert row.found.snapshot.name in region.snapshots
+    done = [r for r in planned if r.found.group == remade.found.group and r is not remade]
+    assert done
+    assert {rows[r.found.snapshot.name].status for r in done} == {PruneStatus.DELETED}
+    assert resumed.exit_code == 0
+
+
+async def test_a_resume_of_an_altered_plan_that_keeps_nothing_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A prune journal edited so that a group's kept copies read "delete": the resume
+    finds a group whose plan keeps nothing and deletes none of it."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    emulator = Emulator(seed=seed_of(snapshots))
+    folder = tmp_path / "prune"
+    async with running_emulator(emulator) as url:
+        await _planned_then_stopped(url, folder, {"last": 3})
+        journal = folder / "prune.jsonl"
+        journal.write_text(journal.read_text().replace('"decision":"keep"', '"decision":"delete"'))
+        before = set(emulator.sim.regions["eu-west-1"].snapshots)
+        resumed = await prune_snapshots(
+            None, settings(url), delete=True, report_dir=folder, resume=True, now=NOW
+        )
+    assert set(emulator.sim.regions["eu-west-1"].snapshots) == before
+    assert not keys_of(resumed.results, PruneStatus.DELETED)
+    assert delete_requests(emulator) == 0
