@@ -384,6 +384,7 @@ class Engine:
             tries.unresolved = False  # absent now: no earlier request made it
         await lane.limiter.acquire()
         if self._stop.is_set():
+            lane.limiter.halt()  # the jobs queued behind this one stop without waiting
             return self._stopped(job, tries, started)
         if tries.attempts == 0 and self._journal is not None:
             await self._journal.intent(job)

@@ -100,6 +100,7 @@ class RateLimiter:
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
         self._turn = anyio.Lock(fast_acquire=True)  # no yield when nobody queues
+        self.halted = False  # see halt()
 
     def __repr__(self) -> str:
         ahead = max(0.0, self._tat - self._clock())
@@ -205,8 +206,17 @@ class RateLimiter:
         taken in steps and measured again after each: in slow start the rate doubles
         within a round trip, and the slot comes sooner than it looked."""
         async with self._turn:
-            while self._next_slot() - self._clock() > RECHECK:
+            while self._next_slot() - self._clock() > RECHECK and not self.halted:
                 await self._sleep(RECHECK)
+            if self.halted:
+                return  # nothing is sent now: the caller, seeing why, sends nothing
             delay = self.reserve()
             if delay > 0:
                 await self._sleep(delay)
+
+    def halt(self) -> None:
+        """Let every caller waiting for a slot go at once (within ``RECHECK``), and every
+        later one without waiting: the run is stopping, and callers check that before
+        they send. Requests queued behind a slow rate would otherwise hold a gentle stop
+        for as long as the queue takes to drain."""
+        self.halted = True

@@ -328,6 +328,9 @@ class _Prune:
 
         async def enforce_grace() -> None:
             await control.stopping.wait()
+            for lane in lanes.values():
+                if isinstance(lane, _Lane):
+                    lane.limiter.halt()  # deletes waiting for their slot are not sent
             with anyio.move_on_after(control.grace):
                 await control.cancelling.wait()
             deleting.cancel()
@@ -399,6 +402,8 @@ class _Prune:
                 reason = "it no longer carries batchcopy's label; left alone"
                 return replace(planned, status=PruneStatus.SKIPPED, reason=reason)
             tries.ambiguous = False  # still there: no earlier delete went through
+        if self._control.stopping.is_set():
+            return self._interrupted(planned, tries)
         await lane.limiter.acquire()
         if self._control.stopping.is_set():
             return self._interrupted(planned, tries)

@@ -333,3 +333,31 @@ def test_a_burst_over_the_cap_is_cut_to_fit() -> None:
     limiter = RateLimiter(rate=2, burst=5, max_rate=2, clock=fake.clock, sleep=fake.sleep)
     assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0.5, 1.0])
     assert "burst=1" in repr(limiter)
+
+
+async def test_a_halted_limiter_lets_its_waiting_callers_go_at_once() -> None:
+    """At one request a second, ten callers queue for nine seconds; halted two seconds in
+    (a run stopping), the rest get through at once instead of draining at the rate, and so
+    does any later caller."""
+    fake = FakeTime()
+
+    async def sleep(seconds: float) -> None:
+        fake.now += seconds
+        if fake.now >= 2.0:
+            limiter.halt()
+        await anyio.lowlevel.checkpoint()
+
+    limiter = RateLimiter(rate=1, burst=1, clock=fake.clock, sleep=sleep)
+    passed: list[float] = []
+
+    async def caller() -> None:
+        await limiter.acquire()
+        passed.append(fake.now)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(caller)
+    assert len(passed) == 10
+    assert max(passed) < 2.5  # not 9 s: the queue did not drain at one a second
+    await limiter.acquire()
+    assert fake.now < 2.5
