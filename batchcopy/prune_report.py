@@ -76,7 +76,8 @@ class PruneSummary:
     by_account: dict[str, dict[str, int]]  # account ("base": the base credentials') -> ...
     freed_gb: int  # deleted (or, in a plan, would be)
     lanes_failed: list[LaneFailure] = field(default_factory=list)
-    requests: int = 0  # deletes sent, retries included
+    seen: int = 0  # batchcopy's copies listed, in scope or not (0: not listed, a resume)
+    requests: int = 0  # deletes sent by this invocation, retries included
     throttles: int = 0
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -88,7 +89,8 @@ class PruneSummary:
 
     @property
     def monthly_saving(self) -> float:
-        """Dollars a month the deletes save (Lightsail's $0.05 per GB-month)."""
+        """Dollars a month the deletes save at most (Lightsail's $0.05 per GB-month of the
+        snapshots' full size; it bills the storage they use, which may be less)."""
         return round(self.freed_gb * GB_MONTH_USD, 2)
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +101,7 @@ class PruneSummary:
             "mode": "delete" if self.delete else "plan",
             "policy": self.policy,
             "candidates": self.candidates,
+            "copies_seen": self.seen,
             "counts": self.counts,
             "by_region": self.by_region,
             "by_account": self.by_account,
@@ -137,6 +140,7 @@ def summarize(
     throttles: int,
     started_at: float,
     interrupted: int | None,
+    seen: int = 0,
 ) -> PruneReport:
     """The report of ``results`` (by key); ``interrupted``: the exit code of a signal."""
     rows = [results[key] for key in sorted(results)]
@@ -158,6 +162,7 @@ def summarize(
         by_account={account: dict(c) for account, c in sorted(by_account.items())},
         freed_gb=sum(r.found.snapshot.size_in_gb for r in rows if r.status in freeing),
         lanes_failed=failures,
+        seen=seen,
         requests=requests,
         throttles=throttles,
         started_at=started_at,

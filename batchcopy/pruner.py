@@ -131,6 +131,7 @@ async def prune_snapshots(
             delete=delete,
             requests=pruning.requests,
             throttles=pruning.throttles,
+            seen=pruning.seen,
             started_at=started,
             interrupted=control.exit_code if control.stopping.is_set() else None,
         )
@@ -207,6 +208,7 @@ class _Prune:
         self.failures: list[LaneFailure] = []
         self.requests = 0
         self.throttles = 0
+        self.seen = 0  # batchcopy's copies listed, in scope or not
 
     async def run(
         self,
@@ -306,6 +308,7 @@ class _Prune:
                 except LightsailError as exc:
                     self.failures.append(LaneFailure.of(account, region, exc))
                     return
+                self.seen += len(listed)
                 found.extend(scope.narrow(listed))
 
         async with anyio.create_task_group() as tg:

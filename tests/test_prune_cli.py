@@ -135,7 +135,7 @@ def test_without_yes_the_plan_is_printed_and_nothing_is_deleted(
     for name in UNLABELLED:
         assert name not in out
     gb = sum(_size(name) for name in to_delete())
-    assert f"{gb} GB would be deleted (give --yes to delete), ${gb * 0.05:.2f} a month" in out
+    assert f"{gb} GB would be deleted (give --yes to delete): up to ${gb * 0.05:.2f} a month" in out
     assert delete_requests(live) == {}
     assert live.stats()["deletes_accepted"] == {}
     assert list(tmp_path.iterdir()) == []
@@ -544,3 +544,32 @@ def test_a_new_prune_in_a_stopped_prunes_folder_names_the_resume_that_works(
     resumed = prune(live, *told.split()[2:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert deleted_names(live) == dict.fromkeys(to_delete(), 1)
+
+
+def test_a_plan_is_no_successful_prune_in_the_metrics_file(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A prune without --yes that exits 0 deletes nothing: its --metrics-file keeps the last
+    success time as it was (none yet: 0), so a cron line missing --yes does not keep a
+    staleness alert quiet; with --yes the time is set."""
+    path = tmp_path / "prune.prom"
+    planned = prune(live, "--keep-last", str(KEEP_LAST), "--metrics-file", str(path), cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert metrics(path)["batchcopy_prune_last_success_timestamp_seconds"] == 0
+    done = prune(
+        live, "--keep-last", str(KEEP_LAST), "--yes", "--report-dir", "r",
+        "--metrics-file", str(path), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert metrics(path)["batchcopy_prune_last_success_timestamp_seconds"] > 0
+
+
+def test_a_scope_that_takes_none_of_the_copies_listed_says_so(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A prune whose --run-id matches none of batchcopy's copies it listed says that none
+    is in scope (a misspelt option would otherwise prune nothing, quietly, every night)."""
+    done = prune(live, "--keep-last", "1", "--run-id", "no-such-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "None of the 120 copies of batchcopy's listed is in scope" in done.stdout
+    assert delete_requests(live) == {}

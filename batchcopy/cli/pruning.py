@@ -259,6 +259,11 @@ def _policy(
     from batchcopy.retention import Policy, parse_duration
 
     within = parse_duration(keep_within) if keep_within is not None else None
+    if keep_within is not None and not within and not any(counts.values()):
+        raise SettingsError(
+            f"--keep-within {keep_within} keeps nothing (a span of 0); give a longer span, "
+            "or a --keep-* count; nothing was deleted"
+        )
     if not any(counts.values()) and not within:
         if resume:
             return None  # the recorded policy
@@ -441,9 +446,9 @@ def _print_report(report: PruneReport, folder: Path | None, *, as_json: bool) ->
             )
             for column in ("origin", "copy", "created", "state", "GB", "plan", "why"):
                 table.add_column(column, justify="right" if column == "GB" else "left")
-            for r in report.results:
-                if r.lane != where:
-                    continue
+            rows = [r for r in report.results if r.lane == where]
+            rows.sort(key=lambda r: (r.found.origin, r.found.group, -r.found.taken_at))
+            for r in rows:  # each origin's copies, newest night first
                 row = r.to_row()
                 why = r.reason or " ".join(r.rules)
                 table.add_row(
@@ -469,15 +474,22 @@ def _print_report(report: PruneReport, folder: Path | None, *, as_json: bool) ->
     verb = "deleted" if summary.delete else "would be deleted (give --yes to delete)"
     console.print(
         f"{_plural(summary.candidates, 'copy', 'copies')} of batchcopy's; {summary.freed_gb} GB "
-        f"{verb}, ${summary.monthly_saving:.2f} a month saved. Policy: {summary.policy}.",
+        f"{verb}: up to ${summary.monthly_saving:.2f} a month saved (Lightsail bills the "
+        f"storage snapshots use, often less than their size). Policy: {summary.policy}.",
         highlight=False,
     )
+    if summary.seen > summary.candidates == 0:
+        console.print(
+            f"None of the {_plural(summary.seen, 'copy', 'copies')} of batchcopy's listed is "
+            "in scope: check --manifest, --region, --include, --exclude and --run-id.",
+            highlight=False,
+        )
     for failure in summary.lanes_failed:
         console.print(f"Not listed, so nothing pruned there: {failure}", highlight=False)
     if failed := summary.counts.get("failed", 0):
         console.print(
-            f"{_plural(failed, 'delete')} failed (the errors are in the report); running the "
-            "prune again tries them again.",
+            f"{_plural(failed, 'delete')} failed (the errors are in the report); a new prune "
+            "(not --resume, which keeps their outcome) tries them again.",
             highlight=False,
         )
     if (left := summary.counts.get("not_started", 0)) and folder is not None:
