@@ -41,7 +41,7 @@ __all__ = [
     "name_shape",
 ]
 
-_NO_TIME = "Lightsail gave no creation time: it cannot be placed among the nights"
+_NO_TIME = "its night is not known (no creation time, or one before 1970): it cannot be placed"
 _FUTURE = "it is dated in the future (a clock is wrong): it cannot be placed among the nights"
 _SKEW = 300.0  # seconds a copy may be dated after now: clocks a few minutes apart
 
@@ -115,50 +115,99 @@ class Scope:
     A nightly job's manifest names tonight's copies, the night's date in their names
     (``web-1-auto-2026-11-29-eu-central-1``); the same job made the earlier nights under
     the same names with other dates, and those are what its prune is for. ``own`` holds,
-    per job, what its copies share whatever the night: ``(lane, shape, source_region,
-    source)``, the shape being the target name with every date in it standing for any
-    date (:func:`name_shape`), the source the instance or disk of an automatic snapshot
-    ("" for a manual one, whose name changes nightly). Copies another job made of the same
-    instance (an archive, a migration) have other names and stay out."""
+    per job, ``(lane, shape, source_region, resource, target)``: the shape is the target
+    name with every date in it standing for any date (:func:`name_shape`), the resource
+    the instance or disk of an automatic snapshot. A copy is the job's if it is in the lane
+    with that shape, from that source region, and made from the same instance or disk: for
+    an automatic snapshot its label names it; for a manual one (whose name changes nightly)
+    it is the origin of tonight's copy, the job's own target, which must be in the listing
+    (without it, none of the job's other nights is taken). Copies another job made of the
+    same instance under names of another form (an archive, a migration) stay out.
+    """
 
     regions: Collection[str] = ()
     source_regions: Collection[str] = ()
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     run_id: str = ""
-    own: Collection[tuple[str, str, str, str]] | None = None  # None: no manifest
+    own: Collection[tuple[str, str, str, str, str]] | None = None  # None: no manifest
 
     @classmethod
     def of_jobs(cls, jobs: Iterable[CopyJob], **rest: Any) -> Scope:
         """The scope of the copies ``jobs`` make on any night (and ``rest``'s other limits);
         only their target regions are listed, unless ``rest`` names regions."""
-        own: set[tuple[str, str, str, str]] = set()
+        own: set[tuple[str, str, str, str, str]] = set()
         regions: set[str] = set()
         for job in jobs:
-            shape = name_shape(job.target_snapshot_name)
-            own.add((job.lane, shape, job.source_region, job.source_resource_name or ""))
+            name = job.target_snapshot_name
+            resource = job.source_resource_name or ""
+            own.add((job.lane, name_shape(name), job.source_region, resource, name))
             regions.add(job.target_region)
         rest["regions"] = rest.get("regions") or tuple(sorted(regions))
         return cls(own=own, **rest)
 
     def wants(self, found: Candidate) -> bool:
-        """Whether ``found`` is in scope."""
+        """Whether ``found`` passes the limits a candidate is judged on alone (all but the
+        manifest's: see :meth:`narrow`)."""
         info = found.snapshot
-        resource = found.source if found.date else ""
         checks = (
             not self.regions or info.region in self.regions,
             not self.source_regions or found.source_region in self.source_regions,
             not self.include or any(_matches(found, glob) for glob in self.include),
             not any(_matches(found, glob) for glob in self.exclude),
             not self.run_id or found.run_id == self.run_id,
-            self.own is None
-            or (_lane(found), name_shape(info.name), found.source_region, resource) in self.own,
         )
         return all(checks)
 
+    def to_json(self) -> dict[str, Any]:
+        """The scope as JSON values (a journal keeps it for a resume)."""
+        own = None if self.own is None else sorted(list(entry) for entry in self.own)
+        return {
+            "regions": sorted(self.regions),
+            "source_regions": sorted(self.source_regions),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "run_id": self.run_id,
+            "own": own,
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Scope:
+        """The scope :meth:`to_json` gave; ValueError, KeyError or TypeError if not one."""
+        own = values["own"]
+        return cls(
+            regions=tuple(str(r) for r in values["regions"]),
+            source_regions=tuple(str(r) for r in values["source_regions"]),
+            include=tuple(str(g) for g in values["include"]),
+            exclude=tuple(str(g) for g in values["exclude"]),
+            run_id=str(values["run_id"]),
+            own=None if own is None else {_own_entry(entry) for entry in own},
+        )
+
     def narrow(self, listed: Iterable[Candidate]) -> list[Candidate]:
         """The candidates of one whole listing that are in scope."""
-        return [found for found in listed if self.wants(found)]
+        wanted = [found for found in listed if self.wants(found)]
+        if self.own is None:
+            return wanted
+        by_name = {(_lane(found), found.snapshot.name): found for found in wanted}
+        made: set[tuple[str, str, str, str]] = set()  # (lane, shape, source region, origin)
+        for lane, shape, source_region, resource, target in self.own:
+            if resource:  # automatic: its label names the instance or disk, every night
+                made.add((lane, shape, source_region, f"automatic:{resource}"))
+            elif (tonight := by_name.get((lane, target))) is not None and not tonight.date:
+                made.add((lane, shape, source_region, f"manual:{tonight.origin}"))
+        return [found for found in wanted if _made_by(found) in made]
+
+
+def _made_by(found: Candidate) -> tuple[str, str, str, str]:
+    """What a manifest's job and its copies of every night have in common."""
+    made_from = f"automatic:{found.source}" if found.date else f"manual:{found.origin}"
+    return (_lane(found), name_shape(found.snapshot.name), found.source_region, made_from)
+
+
+def _own_entry(entry: Any) -> tuple[str, str, str, str, str]:
+    lane, shape, source_region, resource, target = entry
+    return (str(lane), str(shape), str(source_region), str(resource), str(target))
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)

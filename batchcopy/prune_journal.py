@@ -3,7 +3,8 @@
 It is JSON Lines in the report folder (``prune.jsonl``), written as a run's journal is
 (:class:`batchcopy.journal.RecordFile`: appended, group-committed, under the folder's lock)::
 
-    {"type": "prune", "version": 1, "run_id": ..., "policy": {...}, "resume": false, "at": ...}
+    {"type": "prune", "version": 1, "run_id": ..., "policy": {...}, "scope": {...},
+     "accounts": [...], "resume": false, "at": ...}
     {"type": "plan", "row": {...a results row...}}       one per candidate, with its decision
     {"type": "planned", "count": N, "lanes_failed": [...]}  the plan is whole
     {"type": "intent", "key": "eu-west-1/instance/web-1-2026-11-29"}
@@ -12,7 +13,9 @@ It is JSON Lines in the report folder (``prune.jsonl``), written as a run's jour
 The whole plan is on disk before the first delete is sent, and a resume continues that
 plan, never one made anew: a listing taken later would see the deletes already done and
 a newer night, and could decide otherwise. A journal cut off before its plan was whole
-has sent no delete; resuming it plans from the start. A delete with an intent and no
+has sent no delete; resuming it plans from the start, by the first run's policy, scope and
+accounts (kept in its first record: a resume gives no scope of its own). A delete with an
+intent and no
 outcome may have been done: a resume looks the snapshot up before anything else.
 """
 
@@ -35,7 +38,7 @@ from batchcopy.journal import (
     records,
     refuse_journal,
 )
-from batchcopy.prune import PruneResult, PruneStatus
+from batchcopy.prune import PruneResult, PruneStatus, Scope
 
 __all__ = ["PruneJournal", "PrunePast"]
 
@@ -49,6 +52,8 @@ class PrunePast:
 
     run_id: str = ""
     policy: dict[str, Any] | None = None  # the first run's, as Policy.to_json gives it
+    scope: dict[str, Any] | None = None  # the first run's, as Scope.to_json gives it
+    accounts: list[str] | None = None  # the first run's
     plan: list[PruneResult] | None = None  # None: no whole plan was recorded
     lanes_failed: list[dict[str, str]] = field(default_factory=list)
     intended: set[str] = field(default_factory=set)  # keys sent, or about to be
@@ -65,7 +70,14 @@ class PruneJournal(RecordFile):
 
     @classmethod
     def open(
-        cls, directory: Path, *, resume: bool, run_id: str, policy: dict[str, Any]
+        cls,
+        directory: Path,
+        *,
+        resume: bool,
+        run_id: str,
+        policy: dict[str, Any],
+        scope: dict[str, Any] | None = None,
+        accounts: list[str] | None = None,
     ) -> PruneJournal:
         """Open the journal in ``directory``: a new one, or (``resume``) the one there,
         read and checked line by line first (a damaged line: :class:`ReportDirError`
@@ -86,9 +98,12 @@ class PruneJournal(RecordFile):
             raise
         past.run_id = past.run_id or run_id
         past.policy = past.policy or policy
+        if past.scope is None:
+            past.scope, past.accounts = scope or {}, accounts or [""]
         journal = cls(path, handle, past, lock)
         header = {"type": "prune", "version": VERSION, "run_id": past.run_id}
-        journal.append(header | {"policy": past.policy, "resume": resume, "at": time.time()})
+        what = {"policy": past.policy, "scope": past.scope, "accounts": past.accounts}
+        journal.append(header | what | {"resume": resume, "at": time.time()})
         journal.sync_now()
         crash_point("prune-opened")
         return journal
@@ -130,6 +145,15 @@ def _read(path: Path) -> PrunePast:
                 plan = []  # a plan cut off by a crash, made again by this run
             if past.policy is None and isinstance(record.get("policy"), dict):
                 past.policy = record["policy"]
+            if past.scope is None:
+                scope, accounts = record.get("scope"), record.get("accounts")
+                try:
+                    Scope.from_json(scope)  # type: ignore[arg-type]  # checked here
+                except (KeyError, TypeError, ValueError):
+                    raise damaged(path, number, "its first record names no scope") from None
+                if not isinstance(accounts, list):
+                    raise damaged(path, number, "its first record names no accounts")
+                past.scope, past.accounts = scope, [str(account) for account in accounts]
         elif kind == "plan":
             if past.plan is None:  # a plan after a whole one would be a second plan
                 plan.append(_result(path, number, record["row"]))

@@ -12,14 +12,17 @@ delete goes ahead only if:
 - its group still holds every copy the plan keeps there, and the plan keeps at least one
   (the newest good copy always is: a plan that keeps none was not made by batchcopy).
 
-Every other planned delete is settled here, with the reason: gone already (``deleted``
-when this prune's own earlier delete took effect unseen, else ``gone``), or ``skipped``.
+Every other planned delete is settled here, with the reason: gone already, once a look-up
+agrees with the listing (``deleted`` when this prune's own earlier delete took effect
+unseen, else ``gone``), or ``skipped``: a delete the plan meant and did not do, so the
+prune exits 1.
 A lane that cannot be listed again leaves its deletes undone (``not_started``, exit 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 
@@ -83,6 +86,16 @@ async def recheck(
             settle(dataclasses.replace(result, reason=_UNLISTED))
             continue
         now = listing.get((info.kind, info.name))
+        if now is None:
+            # Missing from a listing is no proof of being gone (a page short, a listing
+            # not caught up): it is looked up, as a delete answered NotFound would be.
+            try:
+                reached = await api.account(result.found.account)
+                look = functools.partial(reached.find_snapshot, info.region, info.name, info.kind)
+                now = await guard(look)
+            except LightsailError as exc:
+                settle(dataclasses.replace(result, reason=f"{_UNLISTED} ({exc})"))
+                continue
         if now is None:
             mine = result.key in intended
             status = PruneStatus.DELETED if mine else PruneStatus.GONE

@@ -6,7 +6,8 @@ row: kept (with its rules), skipped (with the reason), would_delete (the plan), 
 gone (someone else deleted it first), failed (with the error) or not_started.
 
 Exit codes as a run's: 0 when every delete meant was done (or nothing was to be deleted),
-1 when one failed or was not started, or a lane (an account, a region) could not be listed;
+1 when one failed, was not started or was left alone (a resume found its plan no longer
+true), or a lane (an account, a region) could not be listed;
 130/143 when stopped by a signal.
 """
 
@@ -151,8 +152,13 @@ def summarize(
         by_region[result.found.snapshot.region][result.status.value] += 1
         by_account[result.found.account or BASE_ACCOUNT][result.status.value] += 1
     freeing = (PruneStatus.DELETED, PruneStatus.WOULD_DELETE)
+    skipped = PruneStatus.SKIPPED
     failures = list(failures)
-    trouble = bool(failures) or any(result.status.trouble for result in rows)
+    # A planned delete left alone (its plan was no longer true on a resume) was not done.
+    trouble = bool(failures) or any(
+        result.status.trouble or (result.decision == "delete" and result.status is skipped)
+        for result in rows
+    )
     summary = PruneSummary(
         run_id=run_id,
         delete=delete,

@@ -112,9 +112,22 @@ async def prune_snapshots(
     if directory is not None and delete:
         wanted = policy.to_json() if policy is not None else {}
         run_id = settings.run_id or _new_run_id()
-        journal = PruneJournal.open(directory, resume=resume, run_id=run_id, policy=wanted)
+        journal = PruneJournal.open(
+            directory,
+            resume=resume,
+            run_id=run_id,
+            policy=wanted,
+            scope=scope.to_json(),
+            accounts=list(accounts),
+        )
     try:
         policy = _policy_of(journal, policy)
+        if journal is not None and resume:
+            # The first run's scope and accounts: a plan it never finished is made again
+            # by them, never by a resume's (which names none).
+            past = journal.past
+            scope = Scope.from_json(past.scope or Scope().to_json())
+            accounts = past.accounts or [""]
         pruning = _Prune(settings, control, journal, on_result)
         started = time.time()
         async with contextlib.AsyncExitStack() as stack:

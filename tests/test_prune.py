@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 
 import pytest
 
@@ -137,8 +139,10 @@ def test_decisions_follow_the_policy_and_never_touch_what_cannot_be_placed() -> 
 def test_a_manifest_scopes_the_copies_its_jobs_make_on_any_night() -> None:
     """A nightly manifest names tonight's copies, the date in their names: its scope is
     those names with any date, from the same instance (automatic) or source region
-    (manual), in its target regions. Another job's copies of the same instance (an archive
-    under other names), copies of other origins and other regions stay out."""
+    (manual: the origin of tonight's copy), in its target regions. Another job's copies of
+    the same instance (an archive under other names), another disk's copies named alike,
+    copies of other origins and other regions stay out; a manual job whose copy tonight is
+    not there takes none of its other nights."""
     from batchcopy.jobs import CopyJob
 
     web = [candidate(nightly(n)) for n in range(5)]  # web-1-auto-DATE-eu-west-1, web-1@DATE
@@ -152,20 +156,27 @@ def test_a_manifest_scopes_the_copies_its_jobs_make_on_any_night() -> None:
         snapshot("api-1-auto-2026-11-01-eu-west-1", label="us-east-1/api-1@2026-11-01")
     )
     elsewhere = candidate(nightly(2, region="ap-south-1"))
-    listed = [f for f in (*web, *data, archive, other, elsewhere) if f]
+    # Another disk's manual copies whose names differ from data-1's only by a date.
+    lookalike = candidate(snapshot("data-1-2026-10-01-dr", label="us-east-1/data-1-2026-10-01",
+                                   origin="data-9"))  # fmt: skip
+    listed = [f for f in (*web, *data, archive, other, elsewhere, lookalike) if f]
     tonight = [
         CopyJob(line=2, source_region="us-east-1", target_region="eu-west-1",
                 source_resource_name="web-1", restore_date="2026-11-06",
                 target_snapshot_name="web-1-auto-2026-11-06-eu-west-1"),  # not made yet
         CopyJob(line=3, source_region="us-east-1", target_region="eu-west-1",
-                source_snapshot_name="data-1-2026-11-05",
-                target_snapshot_name="data-1-2026-11-05-dr"),
+                source_snapshot_name="data-1-2026-11-04",
+                target_snapshot_name="data-1-2026-11-04-dr"),  # made: its origin is data-1
     ]  # fmt: skip
     scope = Scope.of_jobs(tonight)
     assert scope.regions == ("eu-west-1",)  # only the manifest's target regions are listed
     chosen = {found.snapshot.name for found in scope.narrow(listed)}
     assert chosen == {found.snapshot.name for found in (*web, *data) if found}
     assert Scope.of_jobs([]).narrow(listed) == []
+    not_made = [dataclasses.replace(tonight[1], target_snapshot_name="data-1-2026-11-09-dr")]
+    assert Scope.of_jobs(not_made).narrow(listed) == []
+    again = Scope.from_json(json.loads(json.dumps(scope.to_json())))
+    assert again == scope  # as a journal keeps it for a resume
     assert len(Scope().narrow(listed)) == len(listed)
 
 

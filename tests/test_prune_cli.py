@@ -573,3 +573,17 @@ def test_a_scope_that_takes_none_of_the_copies_listed_says_so(
     assert done.returncode == 0, done.stderr
     assert "None of the 120 copies of batchcopy's listed is in scope" in done.stdout
     assert delete_requests(live) == {}
+
+
+def test_a_manifest_row_without_a_date_in_its_target_name_is_said(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A --manifest whose row names a target without a date (YYYY-MM-DD) cannot tell its
+    other nights' copies: prune says so on stderr instead of pruning nothing in silence."""
+    manifest = write_manifest(
+        tmp_path / "latest.csv", [f"us-east-1,{REGION},,web-1,,true,web-1-latest"]
+    )
+    done = prune(live, "--manifest", str(manifest), "--keep-last", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 row of" in done.stderr
+    assert "name a target without a date" in done.stderr

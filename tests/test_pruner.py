@@ -833,7 +833,8 @@ async def test_a_resume_deletes_only_what_is_still_as_planned(tmp_path: Path) ->
     """Between a stopped prune and its resume, a planned delete was made again under its
     name without batchcopy's label, and in another group a copy the plan keeps was deleted
     by hand: the resume deletes neither that look-alike nor anything of the group whose
-    kept copy is gone (it would be left without its newest), and deletes the rest."""
+    kept copy is gone (it would be left without its newest), deletes the rest, and exits
+    1: deletes the plan meant were not done."""
     snapshots = [s for s in history() if s.region == "eu-west-1"]
     emulator = Emulator(seed=seed_of(snapshots))
     rules = {"last": 3}
@@ -866,7 +867,7 @@ async def test_a_resume_deletes_only_what_is_still_as_planned(tmp_path: Path) ->
     done = [r for r in planned if r.found.group == remade.found.group and r is not remade]
     assert done
     assert {rows[r.found.snapshot.name].status for r in done} == {PruneStatus.DELETED}
-    assert resumed.exit_code == 0
+    assert resumed.exit_code == 1  # deletes the plan meant were left undone
 
 
 async def test_a_resume_of_an_altered_plan_that_keeps_nothing_deletes_nothing(
@@ -888,3 +889,63 @@ async def test_a_resume_of_an_altered_plan_that_keeps_nothing_deletes_nothing(
     assert set(emulator.sim.regions["eu-west-1"].snapshots) == before
     assert not keys_of(resumed.results, PruneStatus.DELETED)
     assert delete_requests(emulator) == 0
+
+
+async def test_a_prune_stopped_before_its_plan_resumes_in_its_own_scope(tmp_path: Path) -> None:
+    """A prune of eu-west-1 stopped before its plan was made (nothing decided, nothing
+    deleted), then resumed (a resume names no scope of its own): the plan is made by the
+    first run's scope, so nothing outside eu-west-1 is deleted."""
+    snapshots = history()
+    emulator = Emulator(seed=seed_of(snapshots))
+    rules = {"last": 2}
+    folder = tmp_path / "prune"
+    control = RunControl(grace=0)
+    control.stop()  # before the listings are done: no plan
+    async with running_emulator(emulator) as url:
+        first = await prune_snapshots(
+            policy_of(rules),
+            settings(url),
+            scope=Scope(regions={"eu-west-1"}),
+            delete=True,
+            report_dir=folder,
+            control=control,
+            now=NOW,
+        )
+        assert not first.results
+        resumed = await prune_snapshots(
+            None, settings(url), delete=True, report_dir=folder, resume=True, now=NOW
+        )
+    want = expected_deletes(snapshots, rules, lambda s: s.region == "eu-west-1")
+    assert want
+    assert keys_of(resumed.results, PruneStatus.DELETED) == want
+    assert {s.key for s in snapshots} - remaining(emulator) == want
+    assert resumed.exit_code == 0
+
+
+async def test_a_resume_looks_up_a_planned_copy_its_listing_leaves_out(tmp_path: Path) -> None:
+    """On a resume, a planned copy missing from the listing (a short page) is looked up,
+    found still there, and deleted; it is never reported gone while it exists."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    emulator = Emulator(seed=seed_of(snapshots))
+    folder = tmp_path / "prune"
+    async with running_emulator(emulator) as url:
+        first = await _planned_then_stopped(url, folder, {"last": 3})
+        hidden = next(
+            r.found.snapshot.name
+            for r in first.results
+            if r.decision == "delete" and r.found.snapshot.kind == "instance"
+        )
+
+        def short(body: Any) -> Any:
+            items = [i for i in body["instanceSnapshots"] if i["name"] != hidden]
+            return {**body, "instanceSnapshots": items}
+
+        answers = Answers(rewrite={"GetInstanceSnapshots": short})
+        async with malicious_server(url, answers) as proxy:
+            resumed = await prune_snapshots(
+                None, settings(proxy), delete=True, report_dir=folder, resume=True, now=NOW
+            )
+    row = next(r for r in resumed.results if r.found.snapshot.name == hidden)
+    assert (row.status, row.attempts) == (PruneStatus.DELETED, 1)
+    assert hidden not in emulator.sim.regions["eu-west-1"].snapshots
+    assert resumed.exit_code == 0

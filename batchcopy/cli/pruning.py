@@ -287,7 +287,7 @@ def _scope(
     """What the options limit the prune to, and the accounts a manifest names (None: no
     manifest, the account options say)."""
     from batchcopy.facts import lightsail_regions
-    from batchcopy.prune import Scope
+    from batchcopy.prune import Scope, name_shape
 
     known = lightsail_regions()
     for option, values in (("--region", regions), ("--source-region", source_regions)):
@@ -313,6 +313,15 @@ def _scope(
         _refuse_roleless("prune", loaded.per_account, settings)
     jobs = list(loaded.jobs())
     scope = Scope.of_jobs(jobs, **limits)
+    if undated := sum(name_shape(j.target_snapshot_name) == j.target_snapshot_name for j in jobs):
+        from batchcopy.logs import say
+
+        say(
+            f"batchcopy prune: {_plural(undated, 'row')} of {manifest} name a target without a "
+            "date (YYYY-MM-DD): only that very copy is theirs; copies of other nights under "
+            "other names are not pruned",
+            level="warning",
+        )
     accounts = sorted({job.account for job in jobs})
     return scope, accounts
 
@@ -444,7 +453,7 @@ def _print_report(report: PruneReport, folder: Path | None, *, as_json: bool) ->
             table = Table(
                 title=f"{where}: kept, skipped and would be deleted", title_justify="left"
             )
-            for column in ("origin", "copy", "created", "state", "GB", "plan", "why"):
+            for column in ("origin", "copy", "night", "state", "GB", "plan", "why"):
                 table.add_column(column, justify="right" if column == "GB" else "left")
             rows = [r for r in report.results if r.lane == where]
             rows.sort(key=lambda r: (r.found.origin, r.found.group, -r.found.taken_at))
@@ -454,7 +463,7 @@ def _print_report(report: PruneReport, folder: Path | None, *, as_json: bool) ->
                 table.add_row(
                     r.found.origin,
                     r.found.snapshot.name,
-                    row["created_at"][:16].replace("T", " "),
+                    r.found.date or row["created_at"][:16].replace("T", " "),
                     r.found.snapshot.state,
                     str(r.found.snapshot.size_in_gb),
                     r.status.value.replace("_", " "),
