@@ -47,6 +47,7 @@ class Scenario:
     rate: float = 5.0  # --rate: where the limiter starts
     client_burst: int = 5  # --burst
     max_rate: float = 10_000.0  # --max-rate
+    adaptive: bool = True  # --no-adaptive: the rate stays at ``rate``
     max_in_flight: int = 128  # --max-in-flight
     base_delay: float = 0.5  # the retry policy's: a throttle pauses up to min(this, 1) s
     seed: int = 1
@@ -131,7 +132,7 @@ async def _region(s: Scenario, rng: random.Random, counts: list[int]) -> tuple[f
     limiter = RateLimiter(
         s.rate,
         s.client_burst,
-        max_rate=s.max_rate,
+        max_rate=s.max_rate if s.adaptive else None,
         limit=s.max_rate,
         clock=loop.time,
         sleep=asyncio.sleep,
