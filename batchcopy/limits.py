@@ -5,26 +5,38 @@ slot at once and then sleeps until it comes, so concurrent callers are served in
 without polling, and a burst of ``burst`` requests passes with no wait. Time is injected
 (``clock`` and ``sleep``) so tests run on a fake clock.
 
-Lightsail publishes no rate limit, so the rate adapts (as botocore's adaptive mode does).
-Until the first throttle it doubles every round trip, as TCP's slow start does: each
-success adds ``ln 4 / latency`` requests/s (the successes of a round trip answer the
-requests of the one before, sent at half the rate), but never more than doubles it at
-once. The first throttle ends that and drops the rate to what got through over the last
-few successes (at most ``CUT`` of the rate, at least a quarter of the starting rate),
-since by then the rate has outrun the limit by an unknown factor. After that a throttle
-cuts the rate by ``CUT``, and to what got through if that is lower (at most once per
-``CUT_SPACING`` seconds or two round trips, if longer: throttles of requests sent before a
-cut say nothing new). A service whose bucket starts full lets slow start run far past its
-limit, and the first estimate, taken while the bucket emptied, is too high; the next cut,
-from successes at the service's own pace, lands on the limit instead of 15% at a time
-through hundreds of throttles (successes before a quiet spell of ``IDLE`` seconds are
-forgotten: a region without jobs for a while says nothing of the service's pace). Each
-success adds ``PROBE`` requests/s: the rate grows about 10% a second at any scale, and by
-at least ``PROBE_FLOOR`` requests/s a second, so a low rate recovers. It never goes above
-``max_rate`` nor below ``min_rate``, and no second sees more than ``limit`` requests (by
-default ``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests
-are paced evenly (the burst drops to 1): the service is at its limit, and a burst would
-only be throttled.
+Lightsail publishes no rate limit, so the rate adapts. What a throttle says: the service's
+bucket was empty when that request ARRIVED. Two throttles of one spell therefore bracket
+the service's own rate: what got through between them is what its bucket refilled, give
+or take a request, so (successes + 1) / seconds is at most its rate whatever ours was (BBR's
+delivery-rate estimate, made safe by the throttles at both ends). Every throttle caps the
+rate at ``1 - MARGIN`` of that bound (spells end after ``SPELL`` seconds without a throttle,
+four round trips or ``SPELL_REQUESTS`` requests, if longer: after a quiet spell the bucket
+may have refilled, and successes no longer measure its rate).
+
+Until the first throttle the rate doubles every round trip, as TCP's slow start does (each
+success adds ``ln 4 / latency``; never more than doubling at once), but at most every
+``DOUBLING`` seconds: a bucket that starts full lets its first ``burst`` requests through
+whatever the rate, and doubling every 20 ms round trip would run far past the limit before
+the first throttle, with every request then in flight throttled. The first throttle drops
+the rate to what got through over the last few successes (at least a quarter of the start).
+After that a throttle also cuts by ``CUT`` (once per ``CUT_SPACING`` seconds or two round
+trips: throttles of requests sent before a cut say nothing new), and the rate it came at
+becomes the plateau, as in CUBIC: below it the rate closes ``APPROACH`` of the gap a second;
+past it, it probes by ``PROBE`` a second (at least ``PROBE_FLOOR`` requests/s), doubling
+that every ``ESCAPE`` seconds without a throttle, so a limit that rose (or a plateau set by
+a burst, not the rate) is found again in seconds.
+
+The trade-off chosen where a service has no burst (a bucket of 1) and arrivals jitter by
+more than a small part of the spacing between requests: no sender can pace so that every
+request arrives after the previous one's token refilled, and a throttled request costs a
+send slot as well as a request (its retry takes a later slot), so pacing at the limit
+throttles half the requests and gets through two-thirds of the limit. The rule sits below
+the limit instead, at the rate where throttles stop: fewer requests, longer runs
+(``benchmarks/ratesim_matrix.py`` prints both). It never goes above ``max_rate`` nor
+below ``min_rate``, and no second sees more than ``limit`` requests (by default
+``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests are paced
+evenly (the burst drops to 1): a burst would only be throttled.
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -44,15 +56,21 @@ from batchcopy.errors import SettingsError
 
 __all__ = ["Clock", "RateLimiter", "Sleep"]
 
-# Chosen by simulating a service that throttles at 5 and 20 requests/s from starts 4x too
-# low and too high (tests/test_limits.py), then checked against the emulator with 8 regions
-# (benchmarks/targets.py).
-CUT = 0.85  # the rate is multiplied by this on a throttle
+# Chosen with benchmarks/ratesim_matrix.py (limits 1-50 req/s, buckets 1 to 5x the limit,
+# round trips 20-200 ms +/- 50%, starts 4x too low and too high), then checked against the
+# emulator (benchmarks/targets.py).
+CUT = 0.9  # the rate is multiplied by this on a throttle (0.85 cut too deep at low bursts)
+MARGIN = 0.03  # pace this far below the service's measured rate
+APPROACH = 1.0  # per second: the share of the gap to the plateau closed
+DOUBLING = 0.25  # seconds: slow start doubles the rate at most this often
+ESCAPE = 1.0  # seconds: past the plateau without a throttle, the probe doubles this often
+SPELL = 1.0  # seconds without a throttle that end a spell of them (or four round trips,
+SPELL_REQUESTS = 8  # or the time this many requests take, if longer)
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
-PROBE = 0.1  # requests/s added per success after a throttle: the rate grows ~10% a second
-PROBE_FLOOR = 0.5  # ... but by at least this many requests/s a second at low rates
+PROBE = 0.02  # past the plateau: this share of the rate added a second, at first
+PROBE_FLOOR = 0.05  # ... but at least this many requests/s a second
 DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
 IDLE = 1.0  # no requests this long (or for ten at the rate): earlier successes no longer count
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
@@ -96,6 +114,11 @@ class RateLimiter:
         self._delivered: deque[float] = deque(maxlen=DELIVERY_SAMPLE)  # success times
         self._start_rate = rate
         self._last_cut = -float("inf")
+        self._successes = 0
+        self._spell = (-math.inf, 0)  # the first throttle of this spell: when, successes then
+        self._last_throttle = -math.inf
+        self._plateau = rate
+        self._above_since = clock()  # when the rate last rose past the plateau
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
@@ -119,31 +142,54 @@ class RateLimiter:
         if not self.adaptive:
             return
         now = self._clock()
+        bound = self._served_at_most(now)
+        rate = min(self.rate, bound * (1 - MARGIN))
         # Throttles of requests sent before the last cut come back within a round trip.
-        if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
-            return
-        self._last_cut = now
-        self.burst = 1  # the service is at its limit: a burst now would only be throttled
-        rate = self.rate * CUT
-        if self._slow_start:
+        if now - self._last_cut >= max(CUT_SPACING, 2 * self.latency):
+            self._last_cut = now
+            self.burst = 1  # the service is at its limit: a burst now would only be throttled
+            self._plateau = min(self.rate, bound)
+            rate = min(rate, self.rate * CUT)
+            if self._slow_start:
+                rate = min(rate, max(self._got_through(now), self._start_rate / 4))
             self._slow_start = False
-            rate = min(rate, max(self._got_through(now), self._start_rate / 4))
-        elif self._delivered:
-            rate = min(rate, self._got_through(now))
+        self._plateau = min(self._plateau, bound)
+        self._above_since = now
         self._set_rate(max(self.min_rate, rate))
+
+    def _served_at_most(self, now: float) -> float:
+        """At most the service's own rate, from the throttles of this spell: its bucket was
+        empty at the first and at this one, so what got through in between is what it
+        refilled, give or take a request."""
+        if now - self._last_throttle > max(SPELL, 4 * self.latency, SPELL_REQUESTS / self.rate):
+            self._spell = (now, self._successes)  # a new spell
+        self._last_throttle = now
+        began, count = self._spell
+        if now <= began:
+            return math.inf
+        return (self._successes - count + 1) / (now - began)
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
         if self.max_rate is None:
             return
-        self._delivered.append(self._clock())
+        now = self._clock()
+        self._successes += 1
+        self._delivered.append(now)
         if self._slow_start:
             # Never more than doubling on one success: a service's first burst of
             # successes on a fast link must not throw the rate far ahead.
-            step = min(math.log(4) / self.latency, self.rate)
+            step = min(math.log(4) / max(self.latency, DOUBLING), self.rate)
+        elif self.rate < self._plateau * (1 - MARGIN):
+            # Below where the last throttle came: close the gap fast.
+            self._above_since = now
+            gap = self._plateau * (1 - MARGIN) - self.rate
+            step = max(APPROACH * gap, PROBE_FLOOR) / self.rate
         else:
-            step = min(max(PROBE, PROBE_FLOOR / self.rate), self.rate)  # at most doubling
-        self._set_rate(min(self.max_rate, self.rate + step))
+            # At or past it: slowly at first, faster the longer no throttle comes.
+            doublings = min((now - self._above_since) / ESCAPE, 30.0)  # no float overflow
+            step = max(PROBE * self.rate, PROBE_FLOOR) * 2**doublings / self.rate
+        self._set_rate(min(self.max_rate, self.rate + min(step, self.rate)))
 
     def _set_rate(self, rate: float) -> None:
         """Change the rate. A schedule booked at a slower rate is compressed to the faster

@@ -1,0 +1,53 @@
+"""The adaptive rate against simulated token buckets (tests/ratesim.py, virtual time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ratesim import Scenario, simulate
+
+# Services whose bucket holds a second of requests, starts 4x too low and too high, round
+# trips of 50 and 150 ms (+/- 50% each way), runs of 20 ideal seconds.
+QUIET = [
+    Scenario(limit=limit, burst=limit, rtt=rtt, jobs=round(21 * limit), rate=limit * factor)
+    for limit in (5.0, 10.0, 20.0, 50.0)
+    for rtt in (0.05, 0.15)
+    for factor in (0.25, 4.0)
+]
+
+
+@pytest.mark.parametrize("scenario", QUIET, ids=lambda s: f"{s.limit:g}/s-{s.rtt}s-{s.rate:g}")
+def test_a_second_of_burst_is_reached_quietly(scenario: Scenario) -> None:
+    """Against a bucket of a second's requests, the run ends within 1.05x of the ideal
+    time, from a start 4x too low or too high, with at most 1.10 requests per job (1.15
+    where the first throttles weigh most: 5 requests/s, or 150 ms round trips)."""
+    outcome = simulate(scenario)
+    assert outcome.ratio <= 1.05, outcome
+    quiet = scenario.limit >= 10 and scenario.rtt <= 0.05
+    assert outcome.per_job <= (1.10 if quiet else 1.15), outcome
+
+
+def test_a_huge_bucket_does_not_let_slow_start_run_away() -> None:
+    """A bucket of five seconds' requests, starting full, lets slow start run past the
+    limit before the first throttle; the requests throttled then stay under a fifth."""
+    outcome = simulate(Scenario(limit=10, burst=50, rtt=0.08, jobs=250, rate=5))
+    assert outcome.per_job <= 1.2, outcome
+    assert outcome.ratio <= 1.05, outcome
+
+
+def test_a_small_bucket_costs_time_not_requests() -> None:
+    """Against a bucket of 2 (little slack for arrival jitter), requests stay under 1.10
+    per job and the run within 1.25x of the ideal."""
+    outcome = simulate(Scenario(limit=10, burst=2, rtt=0.08, jobs=400, rate=5))
+    assert outcome.per_job <= 1.10, outcome
+    assert outcome.ratio <= 1.25, outcome
+
+
+def test_the_simulation_is_deterministic_and_a_fixed_rate_is_kept() -> None:
+    """The same seed gives the same run, and a fixed rate under the limit sends each job
+    once and takes N / rate seconds (the simulator itself adds no delay)."""
+    fixed = Scenario(limit=20, burst=20, jobs=201, rate=10, client_burst=1, adaptive=False)
+    first, again = simulate(fixed), simulate(fixed)
+    assert first == again
+    assert first.requests == 201
+    assert first.wall == pytest.approx(200 / 10 + fixed.rtt, rel=0.01)
