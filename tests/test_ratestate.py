@@ -246,7 +246,7 @@ def test_run_shows_where_each_region_started_and_why(live: EmulatorProcess, tmp_
 
 def test_no_rate_state_leaves_the_default_file_alone(live: EmulatorProcess, tmp_path: Path) -> None:
     """`run` remembers in the default file; --no-rate-state writes nothing; giving both
-    --rate-state and --no-rate-state is a usage error (exit 2)."""
+    --rate-state and --no-rate-state, or a max age of 0 days, is a usage error (exit 2)."""
     default = tmp_path / "default.json"
     env = {ENV: str(default)}
     manifest = str(write_manifest(tmp_path / "m.csv", ROWS[:1]))
@@ -262,6 +262,9 @@ def test_no_rate_state_leaves_the_default_file_alone(live: EmulatorProcess, tmp_
     )  # fmt: skip
     assert both.returncode == 2
     assert "--rate-state or --no-rate-state, not both" in both.stderr
+    ageless = run_cli("run", manifest, "--rate-state-max-age", "0", env=env)
+    assert ageless.returncode == 2
+    assert "--rate-state-max-age must be days above 0" in ageless.stderr
     other = str(write_manifest(tmp_path / "n.csv", ROWS[1:2]))  # a copy to make, to learn from
     on = run_cli(
         "run", other, "--endpoint-url", live.url, "--report-dir", str(tmp_path / "r2"), env=env,

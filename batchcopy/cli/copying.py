@@ -217,6 +217,11 @@ def run(
         rate = max_rate
     if rate_state is not None and no_rate_state:
         raise _fail("batchcopy run: give --rate-state or --no-rate-state, not both", EXIT_USAGE)
+    if not 0 < rate_state_max_age < math.inf:  # in days here: Settings would say seconds
+        message = (
+            f"batchcopy run: --rate-state-max-age must be days above 0, got {rate_state_max_age:g}"
+        )
+        raise _fail(message, EXIT_USAGE)
     rate_source = ctx.get_parameter_source("rate")
     try:
         exists = OnExists(on_exists)
