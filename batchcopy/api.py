@@ -45,6 +45,7 @@ from batchcopy.errors import (
 from batchcopy.jobs import CopyJob, JobResult, Sent, Status
 from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
 from batchcopy.manifest import Manifest
+from batchcopy.ratestate import RateState, scope_of
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
 from batchcopy.streams import each
@@ -175,7 +176,18 @@ async def _running(
             from batchcopy.lightsail import LightsailClients  # aiobotocore is slow to import
 
             api = await stack.enter_async_context(LightsailClients(settings))
-        engine = Engine(api, settings, journal=journal, intended=intended, stop=control.stopping)
+        memory = _rate_state(settings)
+        engine = Engine(
+            api,
+            settings,
+            journal=journal,
+            intended=intended,
+            stop=control.stopping,
+            remembered=memory.load() if memory else None,
+        )
+        if memory is not None:
+            # Also when the run ends in an error: what its lanes learned still holds.
+            stack.callback(lambda: memory.save(engine.learned))
         control._engine = engine
         waiter = Waiter(api, settings, stop=control.stopping) if settings.wait else None
         control._waiter = waiter
@@ -350,6 +362,7 @@ async def copy_snapshots(
                         exit_code=_exit_code(ended_by, control),
                         rates=live.engine.rates if live else None,
                         start_rate=settings.rate,
+                        start_rates=live.engine.starts if live else None,
                         max_rate=settings.max_rate,
                     )
                 finally:
@@ -358,6 +371,14 @@ async def copy_snapshots(
         finally:
             writer.close()  # only does something if finishing failed
     return report
+
+
+def _rate_state(settings: Settings) -> RateState | None:
+    """The rate state file the run remembers in, if any, as seen from where it calls."""
+    if settings.rate_state is None:
+        return None
+    scope = scope_of(settings.endpoint_url, settings.profile)
+    return RateState(settings.rate_state, scope=scope, max_age=settings.rate_state_max_age)
 
 
 def _exit_code(ended_by: BaseException | None, control: RunControl) -> int | None:

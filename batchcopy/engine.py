@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -64,8 +64,9 @@ from batchcopy.provenance import (
     pin,
     source_label,
 )
+from batchcopy.ratestate import LearnedRate
 from batchcopy.retry import Guard, guarded
-from batchcopy.settings import OnExists, Settings
+from batchcopy.settings import MIN_RATE, OnExists, Settings
 from batchcopy.streams import each, put
 
 __all__ = ["Engine", "RegionCounters", "SnapshotAPI"]
@@ -104,6 +105,10 @@ _READY = frozenset({"available", "completed"})
 # allowing this much difference between our clock and the service's (NTP keeps clocks far
 # closer; five minutes covers a machine that lost its time sync for a while).
 CLOCK_SKEW = 300.0
+
+# A lane whose limit an earlier run found starts this far below it: under it, even if the
+# limit fell a little since, and close enough to reach it within a second or two.
+KNOWN_START = 0.95
 
 
 @dataclass(slots=True)
@@ -154,7 +159,9 @@ class Engine:
     ``clock`` and ``sleep`` drive rate limits and retries; ``wall`` stamps results. With a
     ``journal``, each job's intent is on disk before its first CopySnapshot. ``intended``
     names targets an interrupted earlier run may have sent. Once ``stop`` is set nothing
-    new is sent.
+    new is sent. ``remembered``: what earlier runs learned, by lane (see
+    :mod:`batchcopy.ratestate`); a lane with an entry starts from it, unless the settings
+    chose the rate (``rate_chosen``) or fix it.
     """
 
     def __init__(
@@ -168,6 +175,7 @@ class Engine:
         journal: Journal | None = None,
         intended: Container[str] = frozenset(),
         stop: anyio.Event | None = None,
+        remembered: Mapping[str, LearnedRate] | None = None,
     ) -> None:
         self._api = api
         self._settings = settings
@@ -186,12 +194,46 @@ class Engine:
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
         self._lanes: dict[str, _Lane] = {}
+        self._remembered = remembered or {}
+        self._starts: dict[str, tuple[float, str]] = {}
 
     @property
     def rates(self) -> dict[str, float]:
         """The CopySnapshot rate of each lane (``region``, or ``account/region``) now, or
         when it ended, requests/s."""
         return {key: lane.limiter.rate for key, lane in sorted(self._lanes.items())}
+
+    @property
+    def starts(self) -> dict[str, tuple[float, str]]:
+        """Each lane's CopySnapshot rate at its start, requests/s, and why: "remembered"
+        (an earlier run's), "rate" (chosen in the settings) or "default"."""
+        return dict(sorted(self._starts.items()))
+
+    @property
+    def learned(self) -> dict[str, LearnedRate]:
+        """What each lane that ran learned, for the next run to start from."""
+        learned = {}
+        for key, lane in sorted(self._lanes.items()):
+            if (reached := lane.limiter.learned()) is not None:
+                rate, throttled = reached
+                learned[key] = LearnedRate(rate=rate, throttled=throttled, at=self._wall())
+        return learned
+
+    def _start(self, key: str) -> tuple[float, float | None, str]:
+        """A lane's first rate, the limit it knows (None: it slow-starts) and why. A
+        remembered limit is started just below; a rate reached without a throttle is only
+        a floor, so the start is the higher of it and the settings' rate."""
+        settings = self._settings
+        given = "rate" if settings.rate_chosen else "default"
+        entry = self._remembered.get(key)
+        if entry is None or settings.rate_chosen or not settings.adaptive:
+            return settings.rate, None, given
+        if entry.throttled:
+            limit = min(entry.rate, settings.max_rate)
+            return max(MIN_RATE, KNOWN_START * limit), limit, "remembered"
+        if entry.rate <= settings.rate:
+            return settings.rate, None, given
+        return min(entry.rate, settings.max_rate), None, "remembered"
 
     @property
     def counters(self) -> dict[str, RegionCounters]:
@@ -261,11 +303,14 @@ class Engine:
         results: MemoryObjectSendStream[JobResult],
     ) -> None:
         settings = self._settings
+        rate, known_limit, why = self._start(key)
+        self._starts[key] = (rate, why)
         limiter = RateLimiter(
-            settings.rate,
+            rate,
             settings.burst,
             max_rate=settings.max_rate if settings.adaptive else None,
             limit=settings.max_rate,  # a fixed rate's burst stays within the cap too
+            known_limit=known_limit,
             clock=self._clock,
             sleep=self._sleep,
         )

@@ -38,6 +38,10 @@ below ``min_rate``, and no second sees more than ``limit`` requests (by default
 ``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests are paced
 evenly (the burst drops to 1): a burst would only be throttled.
 
+A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
+the plateau from the start: no slow start, paced evenly, closing on it and probing past it
+as after a throttle there; :meth:`RateLimiter.learned` is what a run leaves the next one.
+
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
 latency (Little's law), with headroom, so the in-flight cap grows and shrinks with the rate.
@@ -94,6 +98,7 @@ class RateLimiter:
         max_rate: float | None = None,
         limit: float | None = None,
         min_rate: float = 0.1,
+        known_limit: float | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -124,6 +129,12 @@ class RateLimiter:
         self._tat = clock()  # theoretical arrival time of the next request
         self._turn = anyio.Lock(fast_acquire=True)  # no yield when nobody queues
         self.halted = False  # see halt()
+        if known_limit is not None and self.adaptive:
+            # Learned by an earlier run: no slow start, paced evenly, closing on it as after
+            # a throttle there.
+            self._slow_start = False
+            self._plateau = known_limit
+            self.burst = 1
 
     def __repr__(self) -> str:
         ahead = max(0.0, self._tat - self._clock())
@@ -156,6 +167,17 @@ class RateLimiter:
         self._plateau = min(self._plateau, bound)
         self._above_since = now
         self._set_rate(max(self.min_rate, rate))
+
+    def learned(self) -> tuple[float, bool] | None:
+        """What a next run can start from: the rate reached and whether it is the limit (a
+        throttle came at it, in this run or the one ``known_limit`` came from), then the
+        plateau (or the rate, if it went past it since). None if nothing was learned: a
+        fixed rate, or no request answered."""
+        if not self.adaptive or not (self._successes or self.throttles):
+            return None
+        if self._slow_start:
+            return self.rate, False
+        return max(self.rate, self._plateau), True
 
     def _served_at_most(self, now: float) -> float:
         """At most the service's own rate, from the throttles of this spell: its bucket was

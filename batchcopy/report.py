@@ -94,6 +94,9 @@ class Summary:
     exit_code: int
     report_dir: str | None = None
     start_rate: float | None = None  # each region's CopySnapshot rate at the start, requests/s
+    # Each lane's CopySnapshot rate at its start and why: {"rate": 4.75, "source":
+    # "remembered" (an earlier run's), "rate" (chosen: --rate) or "default"}.
+    start_rates: dict[str, dict[str, float | str]] = field(default_factory=dict)
     max_rate: float | None = None  # the cap no region's rate went above, requests/s
     format_version: int = FORMAT_VERSION
     run_id: str = ""  # the journal's, kept across resumes; the batchcopy:run-id tag
@@ -128,6 +131,7 @@ class Summary:
             "tag_failures": self.tag_failures,
             "rates": self.rates,
             "start_rate": self.start_rate,
+            "start_rates": self.start_rates,
             "max_rate": self.max_rate,
             "started_at": round(self.started_at, 3),
             "finished_at": round(self.finished_at, 3),
@@ -294,6 +298,7 @@ class ReportWriter:
         rates: Mapping[str, float] | None = None,
         start_rate: float | None = None,
         max_rate: float | None = None,
+        start_rates: Mapping[str, tuple[float, str]] | None = None,
     ) -> Report:
         """Write the files and return the report.
 
@@ -354,6 +359,10 @@ class ReportWriter:
             exit_code=exit_code if exit_code is not None else 0 if ok else 1,
             report_dir=str(self._directory) if self._directory else None,
             start_rate=start_rate,
+            start_rates={
+                lane: {"rate": round(rate, 2), "source": source}
+                for lane, (rate, source) in (start_rates or {}).items()
+            },
             max_rate=max_rate,
             run_id=self._run_id,
             finished=finished,

@@ -6,10 +6,12 @@ import enum
 import math
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from batchcopy.accounts import Access
 from batchcopy.errors import SettingsError
 from batchcopy.provenance import is_reserved
+from batchcopy.ratestate import MAX_AGE
 from batchcopy.retry import RetryPolicy
 
 __all__ = ["MIN_RATE", "OnExists", "Settings"]
@@ -35,6 +37,13 @@ class Settings:
     # back a region that does not (1000 held one region to ~900 copies/s here).
     max_rate: float = 10_000.0
     adaptive: bool = True  # cut the rate on throttles and probe upward while calls succeed
+    # rate was chosen for this run (--rate): it wins over a rate remembered in rate_state.
+    rate_chosen: bool = False
+    # Where each lane's learned rate is remembered between runs (batchcopy.ratestate), and
+    # where it starts from; None: nothing is remembered. The CLI's default is
+    # batchcopy.ratestate.default_path().
+    rate_state: Path | None = None
+    rate_state_max_age: float = MAX_AGE  # seconds: an older remembered rate is not used
     burst: int = 5  # requests that may go at once after a quiet spell
     max_in_flight: int = 128  # jobs open at once per target region, at most (follows the rate)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -103,7 +112,7 @@ class Settings:
         for name in ("burst", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"must be at least 1, got {getattr(self, name)}", field=name)
-        for name in ("connect_timeout", "read_timeout", "wait_timeout"):
+        for name in ("connect_timeout", "read_timeout", "wait_timeout", "rate_state_max_age"):
             value = getattr(self, name)
             if not 0 < value < math.inf:
                 raise SettingsError(

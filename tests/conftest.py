@@ -35,7 +35,7 @@ SMALL_SEED: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test reads the developer's AWS files or reaches anything but loopback."""
+    """No test reads the developer's AWS files or cache, or reaches anything but loopback."""
     empty = tmp_path_factory.mktemp("aws") / "none"
     empty.write_text("")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
@@ -43,6 +43,10 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Learned rates are remembered in a file of the test's own, never the user's cache.
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("BATCHCOPY_RATE_STATE", str(cache / "rates.json"))
     for name in (
         # Nothing of a CI runner's own AWS identity (containers, OIDC, SSO) is picked up.
         "AWS_PROFILE",

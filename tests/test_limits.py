@@ -406,3 +406,40 @@ async def test_a_halted_limiter_lets_its_waiting_callers_go_at_once() -> None:
     assert max(passed) < 2.5  # not 9 s: the queue did not drain at one a second
     await limiter.acquire()
     assert fake.now < 2.5
+
+
+def test_a_known_limit_is_closed_on_without_slow_start() -> None:
+    """Started below a limit an earlier run found, the rate closes on it and stays near it
+    while calls succeed: it never doubles as a slow start would, and it paces evenly."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        9.5, 5, max_rate=1000, known_limit=10.0, clock=fake.clock, sleep=fake.sleep
+    )
+    assert [limiter.reserve() for _ in range(2)] == pytest.approx([0, 1 / 9.5])
+    for _ in range(10):  # a second's successes
+        fake.now += 0.1
+        limiter.succeeded()
+    assert 9.5 < limiter.rate < 10.0 * (1 - MARGIN)  # closing on it, not doubling
+    assert limiter.learned() == (pytest.approx(max(limiter.rate, 10.0)), True)
+
+
+def test_what_a_limiter_learned_for_the_next_run() -> None:
+    """Nothing is learned before an answer or at a fixed rate; successes alone give the
+    rate reached (not a limit); a throttle makes it a limit the next run starts below."""
+    fake = FakeTime()
+    limiter = RateLimiter(5, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    assert limiter.learned() is None
+    fake.now += 0.5
+    limiter.succeeded()
+    rate, known = limiter.learned() or (0.0, True)
+    assert (rate, known) == (limiter.rate, False)
+    assert rate > 5
+    fake.now += 0.5
+    limiter.throttled()
+    rate, known = limiter.learned() or (0.0, False)
+    assert known
+    assert rate >= limiter.rate
+    fixed = RateLimiter(5, clock=fake.clock, sleep=fake.sleep)
+    fixed.succeeded()
+    fixed.throttled()
+    assert fixed.learned() is None

@@ -23,6 +23,7 @@ from batchcopy import RetryPolicy, Settings, SettingsError
         ({"connect_timeout": -1}, "connect_timeout"),
         ({"wait_timeout": math.nan}, "wait_timeout"),
         ({"wait_read_rate": 0}, "wait_read_rate"),
+        ({"rate_state_max_age": 0}, "rate_state_max_age"),
         ({"endpoint_url": "ftp://x"}, "endpoint_url"),
     ],
 )

@@ -90,6 +90,20 @@ def run(
             help="The most jobs open at once per target region; below it, the cap follows the rate."
         ),
     ] = 128,
+    rate_state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Remember each region's learned rate in this file, and start from it (default: "
+            "rates.json in the user's cache folder). An explicit --rate wins over it."
+        ),
+    ] = None,
+    no_rate_state: Annotated[
+        bool,
+        typer.Option("--no-rate-state", help="Neither start from nor remember learned rates."),
+    ] = False,
+    rate_state_max_age: Annotated[
+        float, typer.Option(help="Days after which a remembered rate is no longer used.")
+    ] = 7.0,
     max_attempts: Annotated[int, typer.Option(help="Tries per job before it fails.")] = 10,
     job_timeout: Annotated[
         float, typer.Option(help="Seconds from a job's first try after which it is not retried.")
@@ -172,6 +186,7 @@ def run(
     The first Ctrl-C (or SIGTERM) stops sending and lets calls in flight finish; a second
     one cancels at once. Either way the report and journal are written (exit 130 or 143)
     and --resume continues the run later."""
+    from batchcopy.ratestate import default_path
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import MIN_RATE, OnExists, Settings
 
@@ -200,6 +215,14 @@ def run(
                 f"below the default --rate {rate:g}"
             )
         rate = max_rate
+    if rate_state is not None and no_rate_state:
+        raise _fail("batchcopy run: give --rate-state or --no-rate-state, not both", EXIT_USAGE)
+    if not 0 < rate_state_max_age < math.inf:  # in days here: Settings would say seconds
+        message = (
+            f"batchcopy run: --rate-state-max-age must be days above 0, got {rate_state_max_age:g}"
+        )
+        raise _fail(message, EXIT_USAGE)
+    rate_source = ctx.get_parameter_source("rate")
     try:
         exists = OnExists(on_exists)
     except ValueError:
@@ -207,6 +230,9 @@ def run(
     try:
         settings = Settings(
             rate=rate,
+            rate_chosen=rate_source is not None and rate_source.name != "DEFAULT",
+            rate_state=None if no_rate_state else rate_state or default_path(),
+            rate_state_max_age=rate_state_max_age * 86400,
             burst=burst,
             max_rate=max_rate,
             adaptive=adaptive,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from batchcopy.jobs import Status, rates_by_region
+from batchcopy.jobs import Status, lane_parts, rates_by_region
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -81,6 +81,8 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
         console.print(table)
         if summary.by_account:
             console.print(_accounts_table(summary.by_account, statuses))
+        if summary.start_rates:
+            console.print(f"Rates at the start: {_start_rates(summary)}", highlight=False)
         if summary.rates:
             per_region = rates_by_region(summary.rates)
             rates = ", ".join(f"{r} {v:g}/s" for r, v in per_region.items())
@@ -101,6 +103,22 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
                 f"run again with --resume {summary.report_dir} to tag them.",
                 highlight=False,
             )
+
+
+# Why a lane started at its rate, as the user knows it.
+_WHY = {"remembered": "remembered", "rate": "--rate", "default": "default"}
+
+
+def _start_rates(summary: Summary) -> str:
+    """Each target region's starting rate (summed over its accounts' lanes) and why."""
+    rates = {lane: float(start["rate"]) for lane, start in summary.start_rates.items()}
+    why: dict[str, set[str]] = {}
+    for lane, start in summary.start_rates.items():
+        why.setdefault(lane_parts(lane)[1], set()).add(_WHY.get(str(start["source"]), "?"))
+    return ", ".join(
+        f"{region} {rate:g}/s ({', '.join(sorted(why[region]))})"
+        for region, rate in rates_by_region(rates).items()
+    )
 
 
 ACCOUNTS_SHOWN = 10  # accounts listed one by one at the end of a run; the rest are summed

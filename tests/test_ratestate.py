@@ -1,0 +1,273 @@
+"""Learned rates remembered between runs: the state file, and runs that start from it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from batchcopy import Status, copy_snapshots
+from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+from batchcopy.ratestate import ENV, LearnedRate, RateState, default_path, scope_of
+from tests.helpers import EmulatorProcess, manual, run_cli, settings_for, write_manifest
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+
+
+def state(path: Path, *, scope: str = "aws", max_age: float = 7 * DAY) -> RateState:
+    return RateState(path, scope=scope, max_age=max_age, wall=lambda: NOW)
+
+
+def learned(rate: float, *, throttled: bool = True, age: float = 0.0) -> LearnedRate:
+    return LearnedRate(rate=rate, throttled=throttled, at=NOW - age)
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_round_trip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a run saves, per lane (base account and named accounts), the next run loads."""
+    path = tmp_path / "cache" / "rates.json"  # its folder is made
+    saved = {
+        "eu-west-2": learned(4.8),
+        "123456789012/us-east-1": learned(12.5, throttled=False),
+    }
+    state(path).save(saved)
+    assert state(path).load() == saved
+    assert warnings(caplog) == []
+
+
+def test_each_endpoint_and_profile_keeps_its_own_rates(tmp_path: Path) -> None:
+    """Rates learned against an emulator, or with another profile, never set the pace of
+    runs against Lightsail with the default credentials."""
+    path = tmp_path / "rates.json"
+    state(path, scope=scope_of("http://127.0.0.1:8080", None)).save({"eu-west-2": learned(1.0)})
+    state(path, scope=scope_of(None, "prod")).save({"eu-west-2": learned(2.0)})
+    state(path, scope=scope_of(None, None)).save({"eu-west-2": learned(3.0)})
+    assert state(path, scope="aws").load() == {"eu-west-2": learned(3.0)}
+    assert state(path, scope="aws profile prod").load() == {"eu-west-2": learned(2.0)}
+
+
+def test_concurrent_runs_both_keep_their_lanes(tmp_path: Path) -> None:
+    """Runs that finish at the same moment each keep the lanes they learned: none is lost
+    to another's write."""
+    path = tmp_path / "rates.json"
+    writers = 16
+    start = threading.Barrier(writers)
+
+    def finish(i: int) -> None:
+        start.wait()
+        state(path).save({f"region-{i}": learned(float(i + 1))})
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state(path).load() == {f"region-{i}": learned(float(i + 1)) for i in range(writers)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format_version": 1, "endpoints": {"aws": {"eu-west-2": {"rate": 4.8, "thro',  # torn
+        "\x00\x9f\xff garbage",
+        '{"format_version": 1, "endpoints": {"aws": {"eu-west-2": {"rate": "fast"}}}}',
+        '{"format_version": 99, "endpoints": {}}',
+        "[]",
+    ],
+)
+def test_a_torn_or_corrupted_file_is_ignored_with_one_warning_then_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    """A state file cut short or not a state file: every lane starts afresh, one warning
+    names the file, and the run's own rates then replace it cleanly."""
+    path = tmp_path / "rates.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    memory = state(path)
+    assert memory.load() == {}
+    memory.save({"eu-west-2": learned(6.0)})
+    said = warnings(caplog)
+    assert len(said) == 1
+    assert str(path) in said[0]
+    assert "ignored" in said[0]
+    assert state(path).load() == {"eu-west-2": learned(6.0)}
+    assert json.loads(path.read_text())["format_version"] == 1
+
+
+def test_an_unwritable_state_file_is_a_warning_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A state file that can be neither read nor written (its folder is a file): the run
+    goes on, with one warning that names it."""
+    path = tmp_path / "not-a-folder" / "rates.json"
+    path.parent.write_text("")
+    memory = state(path)
+    assert memory.load() == {}
+    memory.save({"eu-west-2": learned(6.0)})
+    state(path).save({"eu-west-2": learned(6.0)})  # a run that only writes it
+    said = warnings(caplog)
+    assert len(said) == 2
+    assert "remembered rates ignored" in said[0]
+    assert "learned rates not remembered" in said[1]
+    assert all(str(path) in warning for warning in said)
+
+
+def test_stale_entries_are_ignored(tmp_path: Path) -> None:
+    """A rate learned longer ago than the run's max age is not used; a fresh one is."""
+    path = tmp_path / "rates.json"
+    state(path).save({"old": learned(9.0, age=8 * DAY), "new": learned(7.0, age=6 * DAY)})
+    assert state(path).load() == {"new": learned(7.0, age=6 * DAY)}
+    assert set(state(path, max_age=9 * DAY).load()) == {"old", "new"}
+
+
+def test_the_state_file_is_in_the_user_cache_unless_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """By default rates live in the user's cache folder; BATCHCOPY_RATE_STATE names another."""
+    monkeypatch.setenv(ENV, str(tmp_path / "mine.json"))
+    assert default_path() == tmp_path / "mine.json"
+    monkeypatch.delenv(ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_path() == tmp_path / "cache" / "batchcopy" / "rates.json"
+
+
+# -- runs that remember, against the emulator -----------------------------------------------
+
+LIMIT = 40  # eu-west-1's copy limit today, requests/s (a copy and its tags: two requests)
+FAULTS = {"regions": {"eu-west-1": {"copy_rate": LIMIT, "copy_burst": 2}}}
+
+
+async def test_a_limit_that_dropped_since_is_found_again_without_failing_jobs(
+    tmp_path: Path,
+) -> None:
+    """Remembered at 200 requests/s, a region limited to 40 today: every job still starts,
+    none fails, and the lower rate is what is remembered for the next run."""
+    path = tmp_path / "rates.json"
+    jobs = [manual(i + 2, "eu-west-1", f"copy-{i}") for i in range(40)]
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(FAULTS))
+    async with running_emulator(emulator) as url:
+        memory = RateState(path, scope=scope_of(url, None))
+        memory.save({"eu-west-1": LearnedRate(rate=200.0, throttled=True, at=time.time())})
+        report = await copy_snapshots(jobs, settings_for(url, rate=5, burst=5, rate_state=path))
+        after = memory.load()["eu-west-1"]
+    assert [r.status for r in report.results].count(Status.STARTED) == len(jobs)
+    assert report.summary.counts["failed"] == 0
+    assert report.summary.start_rates == {"eu-west-1": {"rate": 190.0, "source": "remembered"}}
+    assert report.summary.throttles > 0
+    assert after.throttled
+    assert after.rate < 2 * LIMIT
+
+
+async def test_the_next_run_starts_just_below_the_limit_the_last_one_found(
+    tmp_path: Path,
+) -> None:
+    """A first run slow-starts from the default rate and is throttled at the region's
+    limit; the next run of the same scenario starts just below the rate it remembered."""
+    path = tmp_path / "rates.json"
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(FAULTS))
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, rate=20, burst=5, rate_state=path)
+        first = await copy_snapshots(
+            [manual(i + 2, "eu-west-1", f"first-{i}") for i in range(30)], settings
+        )
+        remembered = RateState(path, scope=scope_of(url, None)).load()["eu-west-1"]
+        second = await copy_snapshots(
+            [manual(i + 2, "eu-west-1", f"second-{i}") for i in range(30)], settings
+        )
+        chosen = await copy_snapshots(
+            [manual(2, "eu-west-1", "chosen")],
+            settings_for(url, rate=5, rate_chosen=True, rate_state=path),
+        )
+    assert first.summary.start_rates == {"eu-west-1": {"rate": 20.0, "source": "default"}}
+    assert remembered.throttled
+    assert remembered.rate < 2 * LIMIT
+    assert second.summary.start_rates == {
+        "eu-west-1": {"rate": round(0.95 * remembered.rate, 2), "source": "remembered"}
+    }
+    assert second.summary.counts["started"] == 30
+    assert chosen.summary.start_rates == {"eu-west-1": {"rate": 5.0, "source": "rate"}}
+
+
+async def test_a_run_without_a_state_file_remembers_nothing(tmp_path: Path) -> None:
+    """Without rate_state (the API's default) a run neither starts from nor writes a file,
+    and a fixed rate is never remembered."""
+    path = tmp_path / "rates.json"
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(FAULTS))
+    async with running_emulator(emulator) as url:
+        off = await copy_snapshots([manual(2, "eu-west-1", "off-a")], settings_for(url, rate=5))
+        fixed = settings_for(url, rate=5, adaptive=False, rate_state=path)
+        await copy_snapshots([manual(3, "eu-west-1", "fixed-b")], fixed)
+    assert off.summary.start_rates == {"eu-west-1": {"rate": 5.0, "source": "default"}}
+    assert not path.exists()
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+ROWS = [f"us-east-1,eu-west-1,nyc-api-1-2026-11-20,,,,api-{i}" for i in range(8)]
+
+
+def test_run_shows_where_each_region_started_and_why(live: EmulatorProcess, tmp_path: Path) -> None:
+    """`run --rate-state FILE` prints each region's starting rate and why: the default the
+    first time, the remembered rate the next, --rate when given; summary.json has them."""
+    path = tmp_path / "rates.json"
+    common = ["--endpoint-url", live.url, "--rate-state", str(path)]
+    first = run_cli(
+        "run", str(write_manifest(tmp_path / "a.csv", ROWS)), *common,
+        "--report-dir", str(tmp_path / "r1"),
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "Rates at the start: eu-west-1 5/s (default)" in first.stdout
+    remembered = json.loads(path.read_text())["endpoints"][live.url]["eu-west-1"]
+    second = run_cli(
+        "run", str(write_manifest(tmp_path / "b.csv", [r + "-b" for r in ROWS])), *common,
+        "--report-dir", str(tmp_path / "r2"),
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    start = json.loads((tmp_path / "r2" / "summary.json").read_text())["start_rates"]
+    below = 0.95 if remembered["throttled"] else 1.0  # a limit found: just below it
+    assert start == {
+        "eu-west-1": {"rate": round(below * remembered["rate"], 2), "source": "remembered"}
+    }
+    assert f"eu-west-1 {start['eu-west-1']['rate']:g}/s (remembered)" in second.stdout
+    third = run_cli(
+        "run", str(write_manifest(tmp_path / "c.csv", [r + "-c" for r in ROWS])), *common,
+        "--report-dir", str(tmp_path / "r3"), "--rate", "3",
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr
+    assert "Rates at the start: eu-west-1 3/s (--rate)" in third.stdout
+
+
+def test_no_rate_state_leaves_the_default_file_alone(live: EmulatorProcess, tmp_path: Path) -> None:
+    """`run` remembers in the default file; --no-rate-state writes nothing; giving both
+    --rate-state and --no-rate-state, or a max age of 0 days, is a usage error (exit 2)."""
+    default = tmp_path / "default.json"
+    env = {ENV: str(default)}
+    manifest = str(write_manifest(tmp_path / "m.csv", ROWS[:1]))
+    off = run_cli(
+        "run", manifest, "--endpoint-url", live.url, "--report-dir", str(tmp_path / "r1"),
+        "--no-rate-state", env=env,
+    )  # fmt: skip
+    assert off.returncode == 0, off.stderr
+    assert not default.exists()
+    both = run_cli(
+        "run", manifest, "--endpoint-url", live.url, "--no-rate-state",
+        "--rate-state", str(tmp_path / "x.json"), env=env,
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "--rate-state or --no-rate-state, not both" in both.stderr
+    ageless = run_cli("run", manifest, "--rate-state-max-age", "0", env=env)
+    assert ageless.returncode == 2
+    assert "--rate-state-max-age must be days above 0" in ageless.stderr
+    other = str(write_manifest(tmp_path / "n.csv", ROWS[1:2]))  # a copy to make, to learn from
+    on = run_cli(
+        "run", other, "--endpoint-url", live.url, "--report-dir", str(tmp_path / "r2"), env=env,
+    )  # fmt: skip
+    assert on.returncode == 0, on.stderr
+    assert "eu-west-1" in json.loads(default.read_text())["endpoints"][live.url]
