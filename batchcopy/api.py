@@ -364,6 +364,7 @@ async def copy_snapshots(
                         start_rate=settings.rate,
                         start_rates=live.engine.starts if live else None,
                         max_rate=settings.max_rate,
+                        throttled_by_action=live.engine.throttled_by_action if live else None,
                     )
                 finally:
                     if earlier is not None:

@@ -198,6 +198,12 @@ class Engine:
         self._starts: dict[str, tuple[float, str]] = {}
 
     @property
+    def throttled_by_action(self) -> dict[str, int]:
+        """Requests the service throttled, by action, when the API counts them."""
+        counted: dict[str, int] = getattr(self._api, "throttled", {})
+        return dict(counted)
+
+    @property
     def rates(self) -> dict[str, float]:
         """The CopySnapshot rate of each lane (``region``, or ``account/region``) now, or
         when it ended, requests/s."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,6 +29,7 @@ from batchcopy.errors import (
     OperationFailedError,
     PermanentError,
     SettingsError,
+    ThrottledError,
     TransientError,
 )
 from batchcopy.facts import is_valid_date
@@ -116,6 +118,9 @@ class _Shared:
     # to one of them is a passing fault, to any other a wrong address.
     answered: set[str] = field(default_factory=set)
     accounts: dict[str, LightsailClients] = field(default_factory=dict)
+    # Requests the service throttled, by action (CopySnapshot, TagResource, GetOperation...):
+    # reads, tags and deletes spend budgets of their own, and the report says which.
+    throttled: Counter[str] = field(default_factory=Counter)
 
 
 class LightsailClients:
@@ -187,6 +192,11 @@ class LightsailClients:
         return clients
 
     @property
+    def throttled(self) -> dict[str, int]:
+        """Requests the service throttled so far, by action, over every account."""
+        return dict(sorted(self._shared.throttled.items()))
+
+    @property
     def role_assumed(self) -> bool:
         """Whether this account's calls are signed with an assumed role's keys."""
         return self._credentials is not None
@@ -256,7 +266,11 @@ class LightsailClients:
             elif endpoint not in answered and refused(exc):
                 # Retrying a wrong address would only delay saying so by the whole deadline.
                 raise EndpointUnreachableError(endpoint) from exc
-            raise translate_error(exc) from exc
+            error = translate_error(exc)
+            if isinstance(error, ThrottledError):
+                action = client.meta.method_to_api_mapping.get(method, method)
+                self._shared.throttled[action] += 1
+            raise error from exc
         finally:
             stop_signing_as(signing)
         answered.add(endpoint)

@@ -130,6 +130,14 @@ class _RunMetrics(Collector):
                 for status in Status:
                     accounts.add_metric([account, status.value], counts.get(status.value, 0))
             yield accounts
+        by_action = GaugeMetricFamily(
+            "batchcopy_throttled_requests_by_action",
+            "Requests of the last run that Lightsail throttled, by action (copies, tags, reads).",
+            labels=["action"],
+        )
+        for action, count in s.throttled_by_action.items():
+            by_action.add_metric([action], count)
+        yield by_action
         rates = GaugeMetricFamily(
             "batchcopy_region_copy_rate",
             "CopySnapshot requests per second each target region was allowed at the end of "

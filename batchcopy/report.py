@@ -105,6 +105,9 @@ class Summary:
     finished: int = 0
     # Account -> status -> count, when rows name accounts ("base": rows that do not).
     by_account: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Requests the service throttled, by action: copies, tags, reads (listings, look-ups,
+    # --wait), each spending a budget of its own.
+    throttled_by_action: dict[str, int] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -127,6 +130,7 @@ class Summary:
             "by_account": self.by_account,
             "attempts": self.attempts,
             "throttles": self.throttles,
+            "throttled_by_action": self.throttled_by_action,
             "reconciled": self.reconciled,
             "tag_failures": self.tag_failures,
             "rates": self.rates,
@@ -298,6 +302,7 @@ class ReportWriter:
         rates: Mapping[str, float] | None = None,
         start_rate: float | None = None,
         max_rate: float | None = None,
+        throttled_by_action: Mapping[str, int] | None = None,
         start_rates: Mapping[str, tuple[float, str]] | None = None,
     ) -> Report:
         """Write the files and return the report.
@@ -366,6 +371,7 @@ class ReportWriter:
             max_rate=max_rate,
             run_id=self._run_id,
             finished=finished,
+            throttled_by_action=dict(throttled_by_action or {}),
         )
         if self._directory is not None:
             try:

@@ -19,7 +19,8 @@ from tests.helpers import assert_each_target_copied_once, manual, mixed_jobs, ru
 
 async def test_throttle_storm_everything_completes() -> None:
     """A throttle storm (a bucket of one at 4 requests/s, a sender starting at 200) for a
-    while: calls are throttled, jobs wait it out and all complete."""
+    while: calls are throttled, jobs wait it out and all complete, and the summary counts
+    the throttled requests by action as the service saw them."""
     jobs = [manual(i, "eu-west-1", f"storm-{i}") for i in range(24)]
     emulator = Emulator(seed=demo_seed())
     storm = {"seed": 3, "regions": {"eu-west-1": {"copy_rate": 4, "copy_burst": 1}}}
@@ -40,6 +41,9 @@ async def test_throttle_storm_everything_completes() -> None:
     }
     assert sum(throttled.values()) >= len(jobs) // 3  # the storm throttled calls ...
     assert report.summary.throttles == throttled["CopySnapshot"]
+    # Every throttled request is counted by its action, tags and reads too.
+    counted = {a: n for a, n in throttled.items() if n}
+    assert report.summary.throttled_by_action == counted
     assert_each_target_copied_once(report, emulator)  # ... and none failed or doubled
 
 

@@ -229,3 +229,25 @@ def test_usage_error_replaces_the_last_runs_figures(live: EmulatorProcess, tmp_p
     assert value(metrics, "batchcopy_copy_requests") == 0
     assert value(metrics, "batchcopy_last_success_timestamp_seconds") == succeeded_at
     assert value(metrics, "batchcopy_last_run_timestamp_seconds") > succeeded_at
+
+
+def test_throttled_requests_are_in_the_metrics_by_action(tmp_path: Path) -> None:
+    """A run whose copies, tags and reads were throttled puts each action's count in its
+    metrics file (batchcopy_throttled_requests_by_action), beside the copies' own total."""
+    from batchcopy.metrics import write_metrics
+    from batchcopy.report import Summary
+
+    summary = Summary(
+        manifest="m.csv", manifest_sha256="", total=0,
+        counts={s.value: 0 for s in Status}, by_region={}, attempts=9, throttles=4,
+        reconciled=0, tag_failures=0, rates={}, started_at=1.0, finished_at=2.0, exit_code=0,
+        throttled_by_action={"CopySnapshot": 4, "GetOperation": 2, "TagResource": 1},
+    )  # fmt: skip
+    prom = tmp_path / "batchcopy.prom"
+    write_metrics(summary, prom)
+    assert read_metrics(prom)["batchcopy_throttled_requests_by_action"] == {
+        (("action", "CopySnapshot"),): 4,
+        (("action", "GetOperation"),): 2,
+        (("action", "TagResource"),): 1,
+    }
+    assert value(read_metrics(prom), "batchcopy_throttled_requests") == 4

@@ -95,6 +95,10 @@ def _print_summary(summary: Summary, *, as_json: bool) -> None:
             f"Run {summary.run_id}, report: {summary.report_dir}",
             highlight=False,
         )
+        others = {a: n for a, n in summary.throttled_by_action.items() if a != "CopySnapshot"}
+        if others:
+            shown = ", ".join(f"{action} {n}" for action, n in others.items())
+            console.print(f"Other requests throttled: {shown}.", highlight=False)
         if summary.tag_failures:
             # The table shows these as started or skipped: say why the run exits 1.
             copies = _plural(summary.tag_failures, "copy", "copies")
