@@ -194,6 +194,11 @@ class Engine:
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
         self._lanes: dict[str, _Lane] = {}
+        # Jobs open at once per target region, whatever their account (--max-in-flight): a
+        # lane has its own cap too, but many accounts' lanes of one region would otherwise
+        # each hold requests open from the start (hundreds at once), for nothing a single
+        # account's run does not get with a few.
+        self._region_slots: dict[str, anyio.CapacityLimiter] = {}
         self._remembered = remembered or {}
         self._starts: dict[str, tuple[float, str]] = {}
 
@@ -342,7 +347,15 @@ class Engine:
                     lane.slots.acquire_on_behalf_of_nowait(slot)
                 except anyio.WouldBlock:
                     await lane.slots.acquire_on_behalf_of(slot)
+                region_slots = self._region_slots.setdefault(
+                    region, anyio.CapacityLimiter(settings.max_in_flight)
+                )
+                try:
+                    region_slots.acquire_on_behalf_of_nowait(slot)
+                except anyio.WouldBlock:
+                    await region_slots.acquire_on_behalf_of(slot)
                 if self._stop.is_set():
+                    region_slots.release_on_behalf_of(slot)
                     lane.slots.release_on_behalf_of(slot)
                     continue  # drain without starting: these become not_started
                 tg.start_soon(self._job, lane, job, slot, results)
@@ -359,6 +372,7 @@ class Engine:
         finally:
             lane.fit()
             lane.slots.release_on_behalf_of(slot)
+            self._region_slots[lane.region].release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.pop(job.target, None)
         await put(results, result)

@@ -740,3 +740,16 @@ def test_an_accounts_file_with_aliases_or_too_large_is_refused(tmp_path: Path) -
     big.write_bytes(b" " * (accounts.MAX_ACCOUNTS_FILE + 1))
     with pytest.raises(SettingsError, match="larger than 16 MB"):
         load_accounts_file(big)
+
+
+async def test_jobs_open_at_once_are_capped_per_target_region_across_accounts() -> None:
+    """--max-in-flight is per target region, as its help says: four accounts' lanes into one
+    region together never hold more copies and tags open than that, however many lanes."""
+    accounts = CLIENTS[:-1]
+    emulator = Emulator(seed=fleet_seed(accounts, snapshots=6))
+    emulator.configure(FaultConfig.from_json({"latency_ms": 30}))
+    async with running_emulator(emulator) as url:
+        settings = with_role(url, max_in_flight=2)
+        report = await copy_snapshots(fleet_jobs(accounts, snapshots=6), settings)
+    assert {r.status for r in report.results} == {Status.STARTED}
+    assert emulator.stats.peak_writes_in_flight["eu-west-1"] == 2

@@ -56,6 +56,10 @@ class Stats:
     delete_requests: Counter[str] = field(default_factory=Counter)
     in_flight: Counter[str] = field(default_factory=Counter)
     peak_in_flight: Counter[str] = field(default_factory=Counter)
+    # Writes (copies, tags, deletes) open at once per region, whatever their account: what a
+    # client's cap on jobs open per target region shows.
+    writes_in_flight: Counter[str] = field(default_factory=Counter)
+    peak_writes_in_flight: Counter[str] = field(default_factory=Counter)
     assume_role: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +73,7 @@ class Stats:
             "deletes_accepted": dict(sorted(self.deletes_accepted.items())),
             "delete_requests": dict(sorted(self.delete_requests.items())),
             "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
+            "peak_writes_in_flight": dict(sorted(self.peak_writes_in_flight.items())),
             "assume_role": dict(sorted(self.assume_role.items())),
         }
 
@@ -254,13 +259,22 @@ class Emulator:
         if name := _DELETED.get(action):
             # Before any fault: a throttled or dropped delete was still sent.
             self.stats.delete_requests[f"{lane}/{params[name]}"] += 1
-        in_flight = self.stats.in_flight
+        stats = self.stats
+        in_flight, writes = stats.in_flight, stats.writes_in_flight
         in_flight[lane] += 1
-        self.stats.peak_in_flight[lane] = max(self.stats.peak_in_flight[lane], in_flight[lane])
+        stats.peak_in_flight[lane] = max(stats.peak_in_flight[lane], in_flight[lane])
+        write = action in _OPERATIONS and _OPERATIONS[action][1]
+        if write:
+            writes[region] += 1
+            stats.peak_writes_in_flight[region] = max(
+                stats.peak_writes_in_flight[region], writes[region]
+            )
         try:
             outcome, response = await self._run(request, faults, account, region, action, params)
         finally:
             in_flight[lane] -= 1
+            if write:
+                writes[region] -= 1
         self.stats.requests[region, action, outcome] += 1
         return response
 
