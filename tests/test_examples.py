@@ -517,6 +517,7 @@ def _nightly_env(tmp_path: Path, scheduler: str, url: str) -> dict[str, str]:
         "PATH": os.pathsep.join(path),
         "REPORTS": str(tmp_path / "reports"),
         "AWS_ENDPOINT_URL_LIGHTSAIL": url,
+        "BATCHCOPY_RATE_STATE": str(tmp_path / "rates.json"),
     }
 
 
@@ -828,7 +829,8 @@ def test_systemd_accepts_the_units() -> None:
 
 
 def test_cronjob_runs_alone_non_root_with_reports_on_the_claim() -> None:
-    """The CronJob never overlaps, runs as non-root, and keeps its reports on the claim."""
+    """The CronJob never overlaps, runs as non-root, and keeps its reports and the rates it
+    learned on the claim (the root file system is read-only)."""
     cronjob, by_kind = _cronjob()
     spec = cronjob["spec"]
     job = spec["jobTemplate"]["spec"]
@@ -867,6 +869,9 @@ def test_cronjob_runs_alone_non_root_with_reports_on_the_claim() -> None:
     assert volume_of(env["MANIFEST"])["configMap"]["optional"] is True
     claim = volume_of(env["REPORTS"])["persistentVolumeClaim"]["claimName"]
     assert claim == by_kind["PersistentVolumeClaim"]["metadata"]["name"]
+    # The root file system is read-only: the rates a night learned are kept on the claim.
+    rates = volume_of(env["BATCHCOPY_RATE_STATE"])["persistentVolumeClaim"]["claimName"]
+    assert rates == claim
 
 
 # -- IAM policy -------------------------------------------------------------------------------
