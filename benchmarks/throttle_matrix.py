@@ -417,6 +417,7 @@ def main() -> None:
         outcomes = asyncio.run(bounded())
     except TimeoutError:
         sys.exit(f"gave up after {args.timeout + 30:.0f} s")
+    outcomes.sort(key=lambda o: args.cells.index(o.cell))  # a cell's runs together, in order
     command = shlex.join(["python", "benchmarks/throttle_matrix.py", *sys.argv[1:]])
     print(f"- Command (from the project root): `{command}`")
     print(*machine(), f"- batchcopy: {source_state()}", sep="\n")
