@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -43,6 +43,7 @@ from batchcopy.facts import is_valid_date
 from batchcopy.jobs import INTERRUPTED_CODE, CopyJob, JobResult, Status
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "JOURNAL_NAME",
@@ -52,6 +53,7 @@ __all__ = [
     "RecordFile",
     "crash_point",
     "damaged",
+    "open_held",
     "records",
     "refuse_journal",
 ]
@@ -206,15 +208,12 @@ class Journal(RecordFile):
             raise ReportDirError(f"{directory}: no {JOURNAL_NAME} to resume from")
         if not resume:
             refuse_journal(directory)
-        lock = _lock(directory)
-        try:
-            if resume:
-                past = _read(path, manifest_sha256, force=force, defaults=defaults)
-                _mend_tail(path)  # or the next record would be glued onto the last line
-            handle = _open_append(path)
-        except BaseException:
-            lock.close()
-            raise
+
+        def read() -> _Past:
+            return _read(path, manifest_sha256, force=force, defaults=defaults)
+
+        handle, lock, earlier = open_held(directory, path, read if resume else None)
+        past = earlier or past
         past.run_id = past.run_id or run_id
         journal = cls(path, handle, past, lock)
         journal.append(
@@ -302,6 +301,23 @@ class Journal(RecordFile):
         where each outcome is, not the outcomes (reading them all back cost ~3.6 KB a job).
         ``first`` answers before the journal (this run's own results). Close it when done."""
         return EarlierResults(self.path, self.past.outcomes, first or {})
+
+
+def open_held(
+    directory: Path, path: Path, read: Callable[[], T] | None
+) -> tuple[IO[str], IO[str], T | None]:
+    """Hold ``directory``'s lock; then, for a resume (``read``), read the journal at
+    ``path`` and mend its torn end; then open it for appending. Returns the handle, the
+    lock and what ``read`` gave; the lock is let go if any of that fails."""
+    lock = _lock(directory)
+    try:
+        earlier = read() if read is not None else None
+        if read is not None:
+            _mend_tail(path)  # or the next record would be glued onto the last line
+        return _open_append(path), lock, earlier
+    except BaseException:
+        lock.close()
+        raise
 
 
 def _lock(directory: Path) -> IO[str]:

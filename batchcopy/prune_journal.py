@@ -21,6 +21,7 @@ outcome may have been done: a resume looks the snapshot up before anything else.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,9 @@ from batchcopy.errors import ReportDirError
 from batchcopy.journal import (
     PRUNE_JOURNAL_NAME,
     RecordFile,
-    _lock,
-    _mend_tail,
-    _open_append,
     crash_point,
     damaged,
+    open_held,
     records,
     refuse_journal,
 )
@@ -87,15 +86,9 @@ class PruneJournal(RecordFile):
             raise ReportDirError(f"{directory}: no {PRUNE_JOURNAL_NAME} to resume from")
         if not resume:
             refuse_journal(directory)
-        lock = _lock(directory)
-        try:
-            past = _read(path) if resume else PrunePast()
-            if resume:
-                _mend_tail(path)  # or the next record would be glued onto the last line
-            handle = _open_append(path)
-        except BaseException:
-            lock.close()
-            raise
+        read = functools.partial(_read, path) if resume else None
+        handle, lock, earlier = open_held(directory, path, read)
+        past = earlier or PrunePast()
         past.run_id = past.run_id or run_id
         past.policy = past.policy or policy
         if past.scope is None:

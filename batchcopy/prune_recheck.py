@@ -57,8 +57,8 @@ async def recheck(
     """The deletes of ``todo`` that may still go ahead; every other one is settled (with
     ``settle``), and a lane that cannot be listed again is added to ``failures``."""
     listings: dict[str, dict[tuple[str, str], SnapshotInfo] | None] = {}
-    for lane in dict.fromkeys(result.lane for result in todo):
-        first = next(result for result in todo if result.lane == lane)
+    firsts = {result.lane: result for result in reversed(todo)}  # a row of each lane
+    for lane, first in firsts.items():
         account, region = first.found.account, first.found.snapshot.region
         try:
             reached = await api.account(account)

@@ -42,7 +42,7 @@ from batchcopy.errors import (
     TransientError,
 )
 from batchcopy.facts import lightsail_regions
-from batchcopy.jobs import SnapshotInfo
+from batchcopy.jobs import INTERRUPTED_CODE, SnapshotInfo
 from batchcopy.journal import refuse_journal
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.prune import Candidate, PruneResult, PruneStatus, Scope, candidate, decide_prune
@@ -59,7 +59,6 @@ __all__ = ["PruneAPI", "prune_snapshots"]
 log = logging.getLogger("batchcopy")
 T = TypeVar("T")
 
-INTERRUPTED = "Interrupted"
 _LISTINGS_AT_ONCE = 32  # lanes listed side by side
 
 
@@ -191,8 +190,6 @@ class _Tries:
 
 @dataclass(slots=True)
 class _Lane:
-    account: str
-    region: str
     api: PruneAPI
     limiter: RateLimiter
     slots: anyio.CapacityLimiter
@@ -386,8 +383,6 @@ class _Prune:
             sleep=self._sleep,
         )
         return _Lane(
-            account=first.found.account,
-            region=first.found.snapshot.region,
             api=reached,
             limiter=limiter,
             slots=anyio.CapacityLimiter(settings.max_in_flight),
@@ -482,7 +477,7 @@ class _Prune:
             planned,
             status=PruneStatus.NOT_STARTED,
             reason=reason,
-            error_code=INTERRUPTED,
+            error_code=INTERRUPTED_CODE,
             attempts=tries.attempts,
         )
 
