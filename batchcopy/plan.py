@@ -27,7 +27,7 @@ from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.memo import Memo
 from batchcopy.provenance import Source, conflict, pin
-from batchcopy.retry import Guard, guarded
+from batchcopy.retry import Guard, paced
 from batchcopy.settings import OnExists, Settings
 
 __all__ = ["GB_MONTH_USD", "Plan", "PlanProblem", "make_plan"]
@@ -136,14 +136,9 @@ class _Planner:
         if budget is None:
             rate = max(self._settings.rate, 5.0)
             budget = self._budgets[where] = RateLimiter(
-                rate, max(1, int(rate)), clock=self._clock, sleep=self._sleep
+                rate, max(1, int(rate)), max_rate=rate, clock=self._clock, sleep=self._sleep
             )
-
-        async def read() -> T:
-            await budget.acquire()
-            return await call()
-
-        return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)
+        return await paced(budget, call, self._settings.retry, clock=self._clock, sleep=self._sleep)
 
     async def targets(self, api: PlanAPI, job: CopyJob) -> dict[str, SnapshotInfo] | LightsailError:
         """The snapshots in ``job``'s lane (its target region, in its account), listed once."""

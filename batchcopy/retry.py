@@ -34,9 +34,9 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from batchcopy.errors import SettingsError, ThrottledError, TransientError
-from batchcopy.limits import Clock, Sleep
+from batchcopy.limits import Clock, RateLimiter, Sleep
 
-__all__ = ["Guard", "RetryPolicy", "guarded", "is_retryable"]
+__all__ = ["Guard", "RetryPolicy", "guarded", "is_retryable", "paced"]
 
 T = TypeVar("T")
 
@@ -166,3 +166,29 @@ async def guarded(
                 raise failed.pop()
             return await call()
     raise AssertionError("the retry loop ends by returning or raising")  # pragma: no cover
+
+
+async def paced(
+    budget: RateLimiter,
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> T:
+    """``await call()`` on ``budget`` (each try waits its turn) under ``policy``. Each
+    answer tells an adaptive budget how it went: a throttle slows it, so a budget set
+    above what the service allows settles at its limit instead of drawing throttles for
+    the whole run."""
+
+    async def once() -> T:
+        await budget.acquire()
+        try:
+            answer = await call()
+        except ThrottledError:
+            budget.throttled()
+            raise
+        budget.succeeded()
+        return answer
+
+    return await guarded(once, policy, clock=clock, sleep=sleep)

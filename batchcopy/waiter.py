@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchcopy.errors import LightsailError, PermanentError, ThrottledError, TransientError
 from batchcopy.jobs import JobResult, SnapshotInfo, Status
 from batchcopy.limits import Clock, RateLimiter, Sleep
-from batchcopy.retry import Guard, guarded
+from batchcopy.retry import Guard, paced
 from batchcopy.settings import Settings
 from batchcopy.streams import each, put
 
@@ -119,8 +119,9 @@ class Waiter:
                 job = result.job
                 lane = self._lanes.get(job.lane)
                 if lane is None:
+                    rate = self._settings.wait_read_rate  # at most; a throttle slows it
                     budget = RateLimiter(
-                        self._settings.wait_read_rate, 2, clock=self._clock, sleep=self._sleep
+                        rate, 2, max_rate=rate, clock=self._clock, sleep=self._sleep
                     )
                     # The engine reached the account before it could start this copy.
                     api = await self._api.account(job.account)
@@ -271,9 +272,6 @@ class Waiter:
 
     async def _read(self, lane: _Lane, call: Callable[[], Awaitable[T]]) -> T:
         """One read on the region's waiting budget, under the retry policy."""
-
-        async def read() -> T:
-            await lane.budget.acquire()
-            return await call()
-
-        return await guarded(read, self._settings.retry, clock=self._clock, sleep=self._sleep)
+        return await paced(
+            lane.budget, call, self._settings.retry, clock=self._clock, sleep=self._sleep
+        )

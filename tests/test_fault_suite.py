@@ -47,6 +47,40 @@ async def test_throttle_storm_everything_completes() -> None:
     assert_each_target_copied_once(report, emulator)  # ... and none failed or doubled
 
 
+async def test_a_read_storm_neither_throttles_nor_slows_the_copies() -> None:
+    """Following copies (--wait) through a storm on reads (a bucket of one at 3 requests/s,
+    polled at up to 40): the waiting budget settles at the service's read limit (few reads
+    throttled, every copy seen succeeded), no CopySnapshot or TagResource is throttled and
+    the copy rate is never cut (a read's throttle is not the copies' limit), and the
+    summary counts the throttled reads by action."""
+    jobs = [manual(i, "eu-west-1", f"reads-{i}") for i in range(12)]
+    storm = {
+        "seed": 5,
+        "operation_seconds": 0.2,
+        "regions": {"eu-west-1": {"read_rate": 3, "read_burst": 1}},
+    }
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(storm))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(
+            jobs, settings_for(url, rate=20, burst=2, wait=True, wait_read_rate=40)
+        )
+    assert [r.status for r in report.results] == [Status.SUCCEEDED] * len(jobs)
+    requests = emulator.stats.requests
+    throttled = {
+        action: n
+        for (region, action, outcome), n in requests.items()
+        if region == "eu-west-1" and outcome == "throttled" and n
+    }
+    assert throttled, "the storm throttled no read"
+    assert throttled.get("GetInstanceSnapshot", 0) <= len(jobs)  # not 12x, as at a fixed 40/s
+    assert "CopySnapshot" not in throttled
+    assert "TagResource" not in throttled
+    assert report.summary.throttles == 0
+    assert report.summary.rates["eu-west-1"] >= 20  # never cut from where it started
+    assert report.summary.throttled_by_action == throttled
+    assert_each_target_copied_once(report, emulator)
+
+
 async def test_throttling_past_the_deadline_fails_only_those_jobs() -> None:
     """Throttling that outlasts the per-job deadline fails those jobs with the throttle code;
     jobs in other regions are unaffected."""
