@@ -35,7 +35,7 @@ from batchcopy.jobs import (
     Status,
 )
 from batchcopy.journal import crash_point, refuse_journal
-from batchcopy.timeline import TIMELINE_NAME, Timeline
+from batchcopy.timeline import TIMELINE_NAME, Timeline, copy_outcome
 
 __all__ = [
     "FORMAT_VERSION",
@@ -276,7 +276,7 @@ class ReportWriter:
         counted apart in the time series."""
         if self.timeline is not None:
             if earlier:
-                self.timeline.add_earlier(result)
+                self.timeline.add_earlier(result.job.target_region, copy_outcome(result.status))
             else:
                 self.timeline.add_result(result)
         self._done.add(hash(result.job.target))

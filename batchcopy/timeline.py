@@ -57,6 +57,8 @@ __all__ = [
     "WAIT_ERROR",
     "Timeline",
     "WaitHistogram",
+    "copy_outcome",
+    "prune_outcome",
 ]
 
 TIMELINE_NAME = "timeline.json"
@@ -76,16 +78,24 @@ _SMALLEST_CLASS = 8  # GB
 _PERCENTILES = (("p50_s", 0.5), ("p90_s", 0.9))
 
 _ENDED_WELL = frozenset({Status.STARTED, Status.SUCCEEDED, Status.SKIPPED})
+_PRUNED = frozenset({"deleted", "gone"})  # PruneStatus values (a prune's skipped: never deleted)
 
 
-def _ended(status: str) -> str | None:
-    """ "completed", "failed", or None for a job that did not end (see the module docstring);
-    copy and prune statuses alike."""
-    if status in _ENDED_WELL or status in ("deleted", "gone"):
+def copy_outcome(status: Status) -> str | None:
+    """A copy job's bucket: "completed", "failed", or None for one that did not end (see
+    the module docstring)."""
+    if status in _ENDED_WELL:
         return "completed"
-    if status == "failed":
-        return "failed"
-    return None
+    return "failed" if status is Status.FAILED else None
+
+
+def prune_outcome(status: str) -> str | None:
+    """A prune row's bucket (``status`` a :class:`batchcopy.prune.PruneStatus`):
+    "completed" for deleted or gone, "failed", or None for a plan's rows and those never
+    sent."""
+    if status in _PRUNED:
+        return "completed"
+    return "failed" if status == "failed" else None
 
 
 @dataclass(slots=True)
@@ -211,24 +221,24 @@ class Timeline:
         """Count a job that ended, in the bucket of ``now`` (see the module docstring for
         which statuses count); others are ignored."""
         job = result.job
-        self.add(job.target_region, job.account, result.status, now)
+        self.add(job.target_region, job.account, copy_outcome(result.status), now)
 
-    def add(self, region: str, account: str, status: str, now: float | None = None) -> None:
-        """Count one row of ``status`` (a copy's or a prune's) in ``region`` and
-        ``account`` ("": the base credentials')."""
-        kind = _ended(status)
+    def add(self, region: str, account: str, kind: str | None, now: float | None = None) -> None:
+        """Count one job (or prune row) that ended ``kind`` ("completed" or "failed"; None:
+        it did not end, not counted) in ``region`` and ``account`` ("": the base
+        credentials')."""
         if kind is None:
             return
         index = self._index(now)
         self._series(self._regions, region).bump(kind, index)
         self._series(self._accounts, account or BASE_ACCOUNT).bump(kind, index)
 
-    def add_earlier(self, result: JobResult) -> None:
-        """Count a result an earlier run recorded (a resume's): not in any bucket."""
-        kind = _ended(result.status)
+    def add_earlier(self, region: str, kind: str | None) -> None:
+        """Count a job (or row) in ``region`` that ended ``kind`` in an earlier run (a resume
+        takes it from the journal): not in any bucket, but under ``"earlier"``."""
         if kind is None:
             return
-        counts = self._earlier.setdefault(result.job.target_region, {})
+        counts = self._earlier.setdefault(region, {})
         counts[kind] = counts.get(kind, 0) + 1
 
     def request(self, region: str, now: float | None = None) -> None:

@@ -19,6 +19,7 @@ from batchcopy.timeline import (
     WaitHistogram,
 )
 from tests.helpers import manual, settings_for
+from tests.test_pruner import history, prune, seed_of
 
 START = 1_795_996_800.0  # 2026-11-30T00:00:00Z
 ENDED = {"completed": ("started", "succeeded", "skipped"), "failed": ("failed",)}
@@ -278,6 +279,8 @@ async def test_a_resumed_run_shows_its_own_time_and_counts_earlier_jobs_apart(
         done_first = {r.job.target for r in first.results if r.status.final}
         assert 3 <= len(done_first) < len(jobs)
         first_timeline = read_timeline(tmp_path)
+        first_summary = json.loads((tmp_path / "summary.json").read_text())
+        assert totals(first_timeline) == ended_by_region(first_summary["by_region"])
         await copy_snapshots(jobs, settings_for(url), report_dir=tmp_path, resume=True)
     summary = json.loads((tmp_path / "summary.json").read_text())
     data = read_timeline(tmp_path)
@@ -287,3 +290,20 @@ async def test_a_resumed_run_shows_its_own_time_and_counts_earlier_jobs_apart(
     assert earlier == len(done_first)
     in_buckets = sum(sum(c.values()) for c in totals(data, earlier=False).values())
     assert in_buckets == len(jobs) - len(done_first)
+
+
+async def test_a_throttled_prune_records_its_deletes(tmp_path: Path) -> None:
+    """A prune's timeline.json counts its deletes as requests and its rows deleted as
+    completed, per region, equal to its summary.json, with the throttles and the rate."""
+    snapshots = [s for s in history() if s.region == "eu-west-1"]
+    faults = FaultConfig.from_json({"regions": {"eu-west-1": {"copy_rate": 80, "copy_burst": 2}}})
+    emulator = Emulator(seed=seed_of(snapshots), faults=faults)
+    report = await prune(emulator, {"weekly": 3}, delete=True, report_dir=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    data = read_timeline(tmp_path)
+    ireland = data["regions"]["eu-west-1"]
+    deleted = summary["by_region"]["eu-west-1"]["deleted"]
+    assert (sum(ireland["completed"]), sum(ireland["failed"])) == (deleted, 0)
+    assert sum(ireland["requests"]) == summary["delete_requests"] == report.summary.requests
+    assert sum(ireland["throttled"]) >= summary["throttled_requests"] > 0
+    assert ireland["rate"][-1] is not None
