@@ -8,9 +8,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from batchcopy import RunControl, Status, copy_snapshots
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
 from batchcopy.jobs import CopyJob, JobResult
+from batchcopy.lightsail import LightsailClients
 from batchcopy.timeline import (
     ACCOUNTS_SHOWN,
     MAX_BUCKETS,
@@ -18,7 +21,7 @@ from batchcopy.timeline import (
     Timeline,
     WaitHistogram,
 )
-from tests.helpers import manual, settings_for
+from tests.helpers import EmulatorProcess, manual, run_cli, settings_for, write_manifest
 from tests.test_pruner import history, prune, seed_of
 
 START = 1_795_996_800.0  # 2026-11-30T00:00:00Z
@@ -307,3 +310,63 @@ async def test_a_throttled_prune_records_its_deletes(tmp_path: Path) -> None:
     assert sum(ireland["requests"]) == summary["delete_requests"] == report.summary.requests
     assert sum(ireland["throttled"]) >= summary["throttled_requests"] > 0
     assert ireland["rate"][-1] is not None
+
+
+def test_the_cli_run_writes_timeline_json_beside_summary_json(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """`batchcopy run --report-dir` leaves timeline.json next to summary.json, agreeing
+    with its counts."""
+    rows = [f"us-east-1,eu-west-1,nyc-web-2-2026-11-20,,,,cli-{i}" for i in range(3)]
+    rows.append("us-east-1,ap-south-1,no-such-snapshot,,,,cli-orphan")
+    manifest = write_manifest(tmp_path / "jobs.csv", rows)
+    report = tmp_path / "r"
+    done = run_cli(
+        "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report), "--quiet"
+    )
+    assert done.returncode == 1, done.stderr  # the orphan fails
+    summary = json.loads((report / "summary.json").read_text())
+    data = read_timeline(report)
+    assert totals(data) == ended_by_region(summary["by_region"])
+    assert totals(data) == {
+        "eu-west-1": {"completed": 3, "failed": 0},
+        "ap-south-1": {"completed": 0, "failed": 1},
+    }
+
+
+async def test_copies_cut_off_by_a_cancel_count_as_failed_when_the_run_ends(
+    tmp_path: Path,
+) -> None:
+    """Copies sent but cut off by a cancel are failed (Interrupted) in summary.json, and
+    the timeline counts them in the bucket the run ended in."""
+    faults = {"hang_rate": 1, "hang_seconds": 20, "actions": ["CopySnapshot"]}
+    jobs = [manual(i + 2, "eu-west-1", f"c-{i}") for i in range(3)]
+    control = RunControl(grace=0)
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    sending = anyio.Event()
+
+    class Watcher:
+        def on_call(self, region: str, action: str) -> None:
+            if action == "CopySnapshot":
+                sending.set()
+
+        def on_throttle(self, region: str, action: str) -> None:
+            pass
+
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, read_timeout=30)
+        async with LightsailClients(settings) as api, anyio.create_task_group() as tg:
+            api.watch(Watcher())
+
+            async def run() -> None:
+                await copy_snapshots(jobs, settings, report_dir=tmp_path, control=control, api=api)
+
+            tg.start_soon(run)
+            await sending.wait()  # a copy is on its way
+            control.cancel()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["counts"]["failed"] >= 1
+    data = read_timeline(tmp_path)
+    assert totals(data) == ended_by_region(summary["by_region"])
+    ireland = data["regions"]["eu-west-1"]
+    assert ireland["failed"][-1] == summary["counts"]["failed"]
