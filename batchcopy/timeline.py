@@ -272,7 +272,9 @@ class Timeline:
         self._waits.setdefault(size_class(size_gb), WaitHistogram()).add(seconds)
 
     def to_json(self) -> dict[str, Any]:
-        """timeline.json's content (the rates read once more first, if there is a source)."""
+        """timeline.json's content, up to now (the rates read once more first, if there is
+        a source): the last bucket is the run's end, even after a quiet spell."""
+        self._index(None, sample=False)
         if self.rates is not None:
             self.sample_rates(self.rates())
         count = max(1, self._buckets)

@@ -370,3 +370,13 @@ async def test_copies_cut_off_by_a_cancel_count_as_failed_when_the_run_ends(
     assert totals(data) == ended_by_region(summary["by_region"])
     ireland = data["regions"]["eu-west-1"]
     assert ireland["failed"][-1] == summary["counts"]["failed"]
+
+
+def test_the_last_bucket_is_the_runs_end() -> None:
+    """A run that ends after a quiet spell draws the spell: its buckets reach the end."""
+    clock = FakeClock()
+    timeline = Timeline(clock=clock)
+    timeline.add_result(result("eu-west-1", Status.STARTED))
+    clock.now = START + 9.5
+    ireland = timeline.to_json()["regions"]["eu-west-1"]
+    assert ireland["completed"] == [1] + [0] * 9
