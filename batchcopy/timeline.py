@@ -238,8 +238,7 @@ class Timeline:
         takes it from the journal): not in any bucket, but under ``"earlier"``."""
         if kind is None:
             return
-        counts = self._earlier.setdefault(region, {})
-        counts[kind] = counts.get(kind, 0) + 1
+        self._earlier.setdefault(region, {"completed": 0, "failed": 0})[kind] += 1
 
     def request(self, region: str, now: float | None = None) -> None:
         """A write request sent in ``region``."""
