@@ -42,13 +42,14 @@ from batchcopy.errors import (
     ReportDirError,
     unwrap,
 )
-from batchcopy.jobs import CopyJob, JobResult, Sent, Status
+from batchcopy.jobs import CopyJob, JobResult, Sent, Status, rates_by_region
 from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
 from batchcopy.manifest import Manifest
 from batchcopy.ratestate import RateState, scope_of
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
 from batchcopy.streams import each
+from batchcopy.timeline import Timeline
 from batchcopy.waiter import Waiter
 
 __all__ = ["RunControl", "copy_snapshots", "stream_copies"]
@@ -167,9 +168,11 @@ async def _running(
     *,
     journal: Journal | None = None,
     intended: Container[str] = frozenset(),
+    timeline: Timeline | None = None,
 ) -> AsyncIterator[_Live]:
     """The engine (and, with ``settings.wait``, the waiter behind it) running in a task
-    group, with the grace-period watch of ``control``."""
+    group, with the grace-period watch of ``control``; ``timeline`` records requests,
+    throttles, rates and wait times as they come."""
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(_fewer_collections())
         if api is None:
@@ -189,7 +192,15 @@ async def _running(
             # Also when the run ends in an error: what its lanes learned still holds.
             stack.callback(lambda: memory.save(engine.learned))
         control._engine = engine
-        waiter = Waiter(api, settings, stop=control.stopping) if settings.wait else None
+        if timeline is not None:
+            if (watch := getattr(api, "watch", None)) is not None:
+                watch(timeline)
+            timeline.rates = lambda: rates_by_region(engine.rates)
+        waiter = (
+            Waiter(api, settings, stop=control.stopping, timeline=timeline)
+            if settings.wait
+            else None
+        )
         control._waiter = waiter
         send, receive = anyio.create_memory_object_stream[JobResult](4 * settings.max_in_flight)
         engine_scope, watch_scope = anyio.CancelScope(), anyio.CancelScope()
@@ -324,7 +335,15 @@ async def copy_snapshots(
     said: set[tuple[str, str]] = set()  # errors logged in full once
     try:
         pending = (job for job in stream() if finished.get(job.target) != job_digest(job))
-        running = _running(pending, settings, control, api, journal=journal, intended=intended)
+        running = _running(
+            pending,
+            settings,
+            control,
+            api,
+            journal=journal,
+            intended=intended,
+            timeline=writer.timeline,
+        )
         async with running as live:
             async for result in each(live.results):
                 live.engine.handed_on.pop(result.job.target, None)
@@ -365,6 +384,7 @@ async def copy_snapshots(
                         start_rates=live.engine.starts if live else None,
                         max_rate=settings.max_rate,
                         throttled_by_action=live.engine.throttled_by_action if live else None,
+                        own=known,
                     )
                 finally:
                     if earlier is not None:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from aiobotocore.config import AioConfig
@@ -58,6 +58,7 @@ from batchcopy.translate import (
 __all__ = [
     "MALFORMED_ANSWER",
     "PROBE_ACTION",
+    "CallWatcher",
     "LightsailClients",
     "caller_identity",
     "printable",
@@ -105,6 +106,15 @@ _EXPIRED = frozenset({"ExpiredTokenException", "ExpiredToken", "UnrecognizedClie
 _RENEWALS = 3  # keys renewed for one call at most: expiries in a row, then the error stands
 
 
+class CallWatcher(Protocol):
+    """Told of each request as it is sent, and of each the service throttles, with its
+    region and action (:class:`batchcopy.timeline.Timeline` is one)."""
+
+    def on_call(self, region: str, action: str) -> None: ...
+
+    def on_throttle(self, region: str, action: str) -> None: ...
+
+
 @dataclass(slots=True)
 class _Shared:
     """What the clients of every account of a run share: the sessions, and one client per
@@ -121,6 +131,7 @@ class _Shared:
     # Requests the service throttled, by action (CopySnapshot, TagResource, GetOperation...):
     # reads, tags and deletes spend budgets of their own, and the report says which.
     throttled: Counter[str] = field(default_factory=Counter)
+    watchers: list[CallWatcher] = field(default_factory=list)
 
 
 class LightsailClients:
@@ -196,6 +207,11 @@ class LightsailClients:
         """Requests the service throttled so far, by action, over every account."""
         return dict(sorted(self._shared.throttled.items()))
 
+    def watch(self, watcher: CallWatcher) -> None:
+        """Tell ``watcher`` of every request sent and throttled from now on, in every
+        account (the run's time series counts them per region)."""
+        self._shared.watchers.append(watcher)
+
     @property
     def role_assumed(self) -> bool:
         """Whether this account's calls are signed with an assumed role's keys."""
@@ -252,6 +268,9 @@ class LightsailClients:
         endpoint = str(client.meta.endpoint_url)
         answered = self._shared.answered
         signing = signing_as(self._credentials)
+        action = client.meta.method_to_api_mapping.get(method, method)
+        for watcher in self._shared.watchers:
+            watcher.on_call(region, action)
         try:
             # botocore's read timeout is per read: an answer trickling a byte at a time
             # never trips it. A call as a whole gets connect + two reads' time.
@@ -268,8 +287,9 @@ class LightsailClients:
                 raise EndpointUnreachableError(endpoint) from exc
             error = translate_error(exc)
             if isinstance(error, ThrottledError):
-                action = client.meta.method_to_api_mapping.get(method, method)
                 self._shared.throttled[action] += 1
+                for watcher in self._shared.watchers:
+                    watcher.on_throttle(region, action)
             raise error from exc
         finally:
             stop_signing_as(signing)

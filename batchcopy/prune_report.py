@@ -29,6 +29,7 @@ from batchcopy.plan import GB_MONTH_USD
 from batchcopy.prune import PRUNE_COLUMNS, PruneResult, PruneStatus
 from batchcopy.report import FORMAT_VERSION, _inert, _write_atomically
 from batchcopy.retention import Policy
+from batchcopy.timeline import TIMELINE_NAME, Timeline
 
 __all__ = ["LaneFailure", "PruneReport", "PruneSummary", "summarize", "write_prune_report"]
 
@@ -178,9 +179,12 @@ def summarize(
     return PruneReport(summary, rows)
 
 
-def write_prune_report(directory: Path, report: PruneReport) -> None:
-    """summary.json, results.jsonl and results.csv in ``directory``, each whole or not at
-    all; summary.json last, so a reader that finds it finds the rows too."""
+def write_prune_report(
+    directory: Path, report: PruneReport, timeline: Timeline | None = None
+) -> None:
+    """summary.json, results.jsonl and results.csv (and ``timeline``'s timeline.json) in
+    ``directory``, each whole or not at all; summary.json last, so a reader that finds it
+    finds the rest too."""
     rows = [result.to_row() for result in report.results]
     lines = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
     _write_atomically(directory / "results.jsonl", lines)
@@ -190,5 +194,8 @@ def write_prune_report(directory: Path, report: PruneReport) -> None:
     for row in rows:
         writer.writerow({key: _inert(value) for key, value in row.items()})
     _write_atomically(directory / "results.csv", table.getvalue())
+    if timeline is not None:
+        text = json.dumps(timeline.to_json(), separators=(",", ":")) + "\n"
+        _write_atomically(directory / TIMELINE_NAME, text)
     summary = json.dumps(report.summary.to_json(), indent=2) + "\n"
     _write_atomically(directory / "summary.json", summary)

@@ -42,7 +42,7 @@ from batchcopy.errors import (
     TransientError,
 )
 from batchcopy.facts import lightsail_regions
-from batchcopy.jobs import INTERRUPTED_CODE, SnapshotInfo
+from batchcopy.jobs import INTERRUPTED_CODE, SnapshotInfo, rates_by_region
 from batchcopy.journal import refuse_journal
 from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.prune import Candidate, PruneResult, PruneStatus, Scope, candidate, decide_prune
@@ -53,6 +53,7 @@ from batchcopy.report import prepare_report_dir
 from batchcopy.retention import Policy
 from batchcopy.retry import Guard, guarded
 from batchcopy.settings import Settings
+from batchcopy.timeline import DELETE_WRITES, Timeline, prune_outcome
 
 __all__ = ["PruneAPI", "prune_snapshots"]
 
@@ -127,13 +128,17 @@ async def prune_snapshots(
             past = journal.past
             scope = Scope.from_json(past.scope or Scope().to_json())
             accounts = past.accounts or [""]
-        pruning = _Prune(settings, control, journal, on_result)
+        # The prune's time series (timeline.json): its deletes, throttles and rates.
+        timeline = Timeline(writes=DELETE_WRITES) if directory is not None else None
+        pruning = _Prune(settings, control, journal, on_result, timeline=timeline)
         started = time.time()
         async with contextlib.AsyncExitStack() as stack:
             if api is None:
                 from batchcopy.lightsail import LightsailClients  # slow to import
 
                 api = await stack.enter_async_context(LightsailClients(settings))
+            if timeline is not None and (watch := getattr(api, "watch", None)) is not None:
+                watch(timeline)
             await pruning.run(api, policy, scope, accounts, now, delete=delete)
         report = summarize(
             pruning.results,
@@ -148,7 +153,7 @@ async def prune_snapshots(
             interrupted=control.exit_code if control.stopping.is_set() else None,
         )
         if directory is not None and (delete or not resume):
-            write_prune_report(directory, report)
+            write_prune_report(directory, report, timeline)
         return report
     finally:
         if journal is not None:
@@ -207,9 +212,14 @@ class _Prune:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        timeline: Timeline | None = None,
     ) -> None:
         self._settings = settings
         self._control = control
+        self._timeline = timeline
+        self._lanes: dict[str, _Lane | LightsailError] = {}
+        if timeline is not None:
+            timeline.rates = self._rates
         self._journal = journal
         self._on_result = on_result
         self._clock = clock
@@ -293,8 +303,21 @@ class _Prune:
             tg.cancel_scope.cancel()
         return done[0] if done else None
 
+    def _rates(self) -> dict[str, float]:
+        """Each target region's delete rate now, requests/s, summed over its lanes."""
+        lanes = self._lanes.items()
+        return rates_by_region({k: v.limiter.rate for k, v in lanes if isinstance(v, _Lane)})
+
     def _settle(self, result: PruneResult, *, record: bool = True) -> None:
+        """Keep ``result`` as its candidate's row (``record``: this prune's, journaled;
+        else an earlier run's, taken from the journal)."""
         self.results[result.key] = result
+        if self._timeline is not None:
+            region, kind = result.found.snapshot.region, prune_outcome(result.status)
+            if record:
+                self._timeline.add(region, result.found.account, kind)
+            else:
+                self._timeline.add_earlier(region, kind)
         if record and self._journal is not None and result.decision == "delete":
             self._journal.outcome(result)
         if self._on_result is not None:
@@ -335,7 +358,7 @@ class _Prune:
     async def _delete_all(self, api: PruneAPI, todo: Iterable[PruneResult]) -> None:
         """Delete ``todo`` lane by lane; a gentle stop lets deletes in flight finish within
         the grace period, then cancels them (their rows say so; --resume looks them up)."""
-        lanes: dict[str, _Lane | LightsailError] = {}
+        lanes = self._lanes
         control = self._control
         deleting = anyio.CancelScope()
 

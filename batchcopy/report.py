@@ -35,6 +35,7 @@ from batchcopy.jobs import (
     Status,
 )
 from batchcopy.journal import crash_point, refuse_journal
+from batchcopy.timeline import TIMELINE_NAME, Timeline, copy_outcome
 
 __all__ = [
     "FORMAT_VERSION",
@@ -53,6 +54,7 @@ REPORT_FILES = (
     "retry.csv",
     "journal.jsonl",
     "prune.jsonl",
+    TIMELINE_NAME,
 )
 # Jobs worth running again: retry.csv lists them in manifest form.
 RETRY_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED, Status.IN_PROGRESS})
@@ -258,6 +260,8 @@ class ReportWriter:
         self._retry: IO[str] | None = None
         self._retry_writer: Any = None
         self.retry_rows = 0
+        # The run's time series (timeline.json), written with the report.
+        self.timeline = Timeline(clock=wall) if directory is not None else None
         if directory is not None:
             self._jsonl = _create(directory / "results.jsonl.partial")
             self._csv = _create(directory / "results.csv.partial", newline="")
@@ -267,8 +271,14 @@ class ReportWriter:
             self._retry_writer = csv.DictWriter(self._retry, (*MANIFEST_FIELDS, SENT_BEFORE))
             self._retry_writer.writeheader()
 
-    def add(self, result: JobResult) -> None:
-        """Count one result and write its row."""
+    def add(self, result: JobResult, *, earlier: bool = False) -> None:
+        """Count one result and write its row. ``earlier``: an earlier run's (a resume's),
+        counted apart in the time series."""
+        if self.timeline is not None:
+            if earlier:
+                self.timeline.add_earlier(result.job.target_region, copy_outcome(result.status))
+            else:
+                self.timeline.add_result(result)
         self._done.add(hash(result.job.target))
         self.counts[result.status] += 1
         self.by_region[result.job.target_region][result.status] += 1
@@ -304,6 +314,7 @@ class ReportWriter:
         max_rate: float | None = None,
         throttled_by_action: Mapping[str, int] | None = None,
         start_rates: Mapping[str, tuple[float, str]] | None = None,
+        own: Container[str] = (),
     ) -> Report:
         """Write the files and return the report.
 
@@ -312,7 +323,9 @@ class ReportWriter:
         followed) if there is one, ``failed`` (Interrupted) if its target is in
         ``interrupted`` (sent, outcome unknown; a mapping also gives the requests sent and
         the date each use_latest job was sent for), else ``not_started``. ``exit_code``
-        overrides the computed one (an interrupted run's 130 or 143)."""
+        overrides the computed one (an interrupted run's 130 or 143). ``own`` names the
+        targets in ``earlier`` that are this run's (handed on, never reported): the others
+        are earlier runs', kept out of the time series' buckets."""
         earlier = earlier or {}
         finished = self.counts.total() - self.counts[Status.NOT_STARTED] - self.interrupted
         if len(self._done) < self._total:
@@ -322,7 +335,7 @@ class ReportWriter:
                 known = earlier.get(job.target)
                 if known is not None and known.job.to_row() == job.to_row():
                     # The manifest's job as it is now (its line may have moved).
-                    self.add(dataclasses.replace(known, job=job))
+                    self.add(dataclasses.replace(known, job=job), earlier=job.target not in own)
                 elif job.target in interrupted:
                     sent = interrupted[job.target] if isinstance(interrupted, Mapping) else Sent()
                     self.add(
@@ -377,6 +390,11 @@ class ReportWriter:
             try:
                 self._close_rows()
                 crash_point("report-write")
+                if self.timeline is not None:
+                    _write_atomically(
+                        self._directory / TIMELINE_NAME,
+                        json.dumps(self.timeline.to_json(), separators=(",", ":")) + "\n",
+                    )
                 _write_atomically(
                     self._directory / "summary.json",
                     json.dumps(summary.to_json(), indent=2) + "\n",

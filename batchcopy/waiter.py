@@ -32,6 +32,7 @@ from batchcopy.limits import Clock, RateLimiter, Sleep
 from batchcopy.retry import Guard, paced
 from batchcopy.settings import Settings
 from batchcopy.streams import each, put
+from batchcopy.timeline import Timeline
 
 __all__ = ["Waiter"]
 
@@ -78,10 +79,15 @@ class _Lane:
     wake: anyio.Event = field(default_factory=anyio.Event)
     misses: dict[str, int] = field(default_factory=dict)
     closed: bool = False
+    since: dict[str, float] = field(default_factory=dict)  # name -> accepted at (clock)
 
 
 class Waiter:
-    """Turns ``started`` results into ``succeeded``, ``failed`` or ``in_progress`` ones."""
+    """Turns ``started`` results into ``succeeded``, ``failed`` or ``in_progress`` ones.
+
+    ``timeline``, if given, is told how long each copy that finished took, from its
+    acceptance (its result reaching the waiter) to the waiter seeing it done, and its size.
+    """
 
     def __init__(
         self,
@@ -92,8 +98,10 @@ class Waiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
         wall: Clock = time.time,
+        timeline: Timeline | None = None,
     ) -> None:
         self._api = api
+        self._timeline = timeline
         self._settings = settings
         self._stop = stop
         self._clock = clock
@@ -130,6 +138,7 @@ class Waiter:
                     tg.start_soon(self._poll, lane, out.clone())
                 give_up_at = self._clock() + self._settings.wait_timeout
                 lane.pending[result.job.target_snapshot_name] = (result, give_up_at)
+                lane.since[result.job.target_snapshot_name] = self._clock()
                 lane.wake.set()
             for lane in self._lanes.values():
                 lane.closed = True
@@ -182,6 +191,11 @@ class Waiter:
                         timed_out=now >= give_up_at,
                     )
                     if final is not None:
+                        accepted = lane.since.pop(name, now)
+                        target = states.get(name)
+                        if self._timeline is not None and final.status is Status.SUCCEEDED:
+                            assert target is not None  # seen done
+                            self._timeline.waited(target.size_in_gb, now - accepted)
                         await out.send(final)
                         del lane.pending[name]
                         lane.misses.pop(name, None)
@@ -202,6 +216,7 @@ class Waiter:
                 )
             )
             del lane.pending[name]
+            lane.since.pop(name, None)
 
     async def _states(self, lane: _Lane) -> dict[str, SnapshotInfo | None]:
         """The current snapshot of every pending target (None: it is gone); targets left out
