@@ -315,7 +315,7 @@ async def test_the_async_api_leaves_the_page_beside_summary_json(url: str, tmp_p
     from batchcopy import copy_snapshots
     from tests.helpers import manual, settings_for
 
-    jobs = [manual(2, "eu-west-1", "a", "web-1-snap"), manual(3, "eu-west-1", "b", "nope")]
+    jobs = [manual(2, "eu-west-1", "aa", "web-1-snap"), manual(3, "eu-west-1", "bb", "nope")]
     report = await copy_snapshots(jobs, settings_for(url), report_dir=tmp_path / "r")
     assert report.exit_code == 1, report.summary.counts
     page = (tmp_path / "r" / "report.html").read_text()
