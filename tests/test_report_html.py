@@ -23,9 +23,11 @@ FAST = ["--rate", "200", "--burst", "50", "--quiet"]
 HOSTILE = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """Headless Chromium, the distribution's (.ci/run installs it when missing)."""
+    """Headless Chromium, the distribution's (.ci/run installs it when missing). One per
+    test: Playwright's sync API holds an event loop while it runs, which the async tests
+    here need free."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: apt-get install chromium (as .ci/run does)")
     with playwright_api.sync_playwright() as driver:
@@ -321,3 +323,69 @@ async def test_the_async_api_leaves_the_page_beside_summary_json(url: str, tmp_p
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Needs attention" in page
     assert '<li data-status="failed"><span aria-hidden="true">✖</span> <b>1</b> failed</li>' in page
+
+
+@pytest.mark.parametrize(("found", "said"), [(True, ""), (False, "no browser found here")])
+def test_open_hands_the_page_to_the_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, found: bool, said: str
+) -> None:
+    """`batchcopy report DIR --open` opens report.html's file:// address in the browser,
+    and says so in one line where there is no browser (the exit code stays 0)."""
+    import webbrowser
+
+    from typer.testing import CliRunner
+
+    from batchcopy.cli import app
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or found)
+    folder = _folder(tmp_path / "r", [_row(2, "succeeded")])
+    done = CliRunner().invoke(app, ["report", str(folder), "--open"])
+    assert done.exit_code == 0, done.output
+    assert opened == [(folder / "report.html").resolve().as_uri()]
+    assert said in done.output
+
+
+def test_print_hides_the_filters_and_dark_mode_changes_the_colours(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Printed, the page drops the filters and pager and says the table is partial; in the
+    browser's dark mode it is drawn light on dark."""
+    folder = _folder(tmp_path / "r", [_row(2, "failed", error_code="X"), _row(3, "succeeded")])
+    write_html_report(folder)
+    visit = Visit(browser, folder / "report.html")
+    try:
+        page = visit.page
+        background = "getComputedStyle(document.body).backgroundColor"
+        page.emulate_media(color_scheme="light")
+        assert page.evaluate(background) == "rgb(255, 255, 255)"
+        page.emulate_media(color_scheme="dark")
+        assert page.evaluate(background) == "rgb(13, 17, 23)"
+        assert page.is_visible("#filters")
+        page.emulate_media(media="print")
+        assert not page.is_visible("#filters")
+        assert not page.is_visible("#prev")
+        assert page.is_visible(".print-only")
+        assert len(visit.table()) == 2
+    finally:
+        visit.close()
+
+
+def test_filters_and_table_are_named_for_screen_readers(tmp_path: Path, browser: Any) -> None:
+    """Each filter is found by its label, the table has a caption and column headers with
+    scope, and statuses read as words, not only colours."""
+    folder = _folder(tmp_path / "r", [_row(2, "failed", error_code="X"), _row(3, "succeeded")])
+    write_html_report(folder)
+    visit = Visit(browser, folder / "report.html")
+    try:
+        page = visit.page
+        for label in ("Status", "Region", "Account", "Error code", "Search by name"):
+            assert page.get_by_label(label, exact=True).count() == 1, label
+        assert page.inner_text("#rows caption")
+        scopes = page.eval_on_selector_all("#rows-head th", "ths => ths.map(th => th.scope)")
+        assert set(scopes) == {"col"}
+        statuses = [row[visit.column("Status")] for row in visit.table()]
+        assert statuses == ["✖ failed", "✔ succeeded"]
+        assert page.inner_text("#verdict .word") == "Needs attention"
+    finally:
+        visit.close()
