@@ -22,6 +22,7 @@ from typing import Any
 from batchcopy.advice import fix_for
 from batchcopy.errors import ReportDirError
 from batchcopy.html_pictures import pictures
+from batchcopy.jobs import BASE_ACCOUNT
 
 __all__ = ["MAX_ROWS", "html_report_or_warn", "render_html", "write_html_report"]
 
@@ -112,7 +113,9 @@ def render_html(directory: Path) -> str:
     summary = _read_summary(directory)
     prune = summary.get("command") == "prune"
     columns = PRUNE_COLUMNS if prune else RUN_COLUMNS
-    rows, total, codes = _read_rows(directory / "results.jsonl", columns, prune=prune)
+    # Over several accounts, rows naming none are the base account's, as summary.json says.
+    base = BASE_ACCOUNT if summary.get("by_account") else ""
+    rows, total, codes = _read_rows(directory / "results.jsonl", columns, prune=prune, base=base)
     timeline, why_no_timeline = _read_timeline(directory / "timeline.json")
     order = PRUNE_ORDER if prune else RUN_ORDER
     counts = {s: int(n) for s, n in summary.get("counts", {}).items() if n}
@@ -186,7 +189,7 @@ def _read_summary(directory: Path) -> dict[str, Any]:
 
 
 def _read_rows(
-    path: Path, columns: Sequence[_Column], *, prune: bool
+    path: Path, columns: Sequence[_Column], *, prune: bool, base: str
 ) -> tuple[list[list[Any]], int, set[str]]:
     """The rows as arrays in ``columns`` order, those needing attention first (then by
     manifest line), at most MAX_ROWS of them; the count of all rows; the error codes."""
@@ -202,7 +205,7 @@ def _read_rows(
             codes.add(str(row["error_code"]))
         keep = urgent if status in rank else rest
         if len(keep) < MAX_ROWS:
-            cells = [_cell(row, column.key, prune=prune) for column in columns]
+            cells = [_cell(row, column.key, prune=prune, base=base) for column in columns]
             line = row["line"] if isinstance(row.get("line"), int) else number
             keep.append((rank.get(status, len(rank)), line, cells))
     urgent.sort(key=lambda item: item[:2])
@@ -226,7 +229,7 @@ def _rows(path: Path) -> Iterator[Mapping[str, Any]]:
                 yield row
 
 
-def _cell(row: Mapping[str, Any], key: str, *, prune: bool) -> Any:
+def _cell(row: Mapping[str, Any], key: str, *, prune: bool, base: str) -> Any:
     if key == "source" and not prune:
         name = row.get("source_snapshot_name") or row.get("source_resource_name") or ""
         when = row.get("restore_date") or (
@@ -234,6 +237,8 @@ def _cell(row: Mapping[str, Any], key: str, *, prune: bool) -> Any:
         )
         return f"{name} ({when})" if when and not row.get("source_snapshot_name") else name
     value = row.get(key, "")
+    if key == "account" and not value:
+        return base
     if key == "duration" and isinstance(value, int | float):
         return round(value, 1)
     return value if isinstance(value, int | float | str) else ("" if value is None else str(value))

@@ -389,3 +389,24 @@ def test_filters_and_table_are_named_for_screen_readers(tmp_path: Path, browser:
         assert page.inner_text("#verdict .word") == "Needs attention"
     finally:
         visit.close()
+
+
+def test_the_account_filter_finds_rows_of_the_base_account(tmp_path: Path, browser: Any) -> None:
+    """In a run over several accounts, the account filter's "base" finds the rows that
+    name no account, and the per-account status bars are drawn."""
+    rows = [_row(2, "succeeded"), _row(3, "failed", account="111122223333", error_code="X")]
+    folder = _folder(tmp_path / "r", rows)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["by_account"] = {"111122223333": {"failed": 1}, "base": {"succeeded": 1}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    write_html_report(folder)
+    visit = Visit(browser, folder / "report.html")
+    try:
+        name = visit.column("Target snapshot")
+        visit.page.select_option("#f-account", "base")
+        assert [row[name] for row in visit.table()] == ["copy-2"]
+        visit.page.select_option("#f-account", "111122223333")
+        assert [row[name] for row in visit.table()] == ["copy-3"]
+        assert visit.page.query_selector("svg[aria-labelledby='by-account-t by-account-d']")
+    finally:
+        visit.close()
