@@ -42,6 +42,7 @@ from batchcopy.errors import (
     ReportDirError,
     unwrap,
 )
+from batchcopy.html_report import html_report_or_warn
 from batchcopy.jobs import CopyJob, JobResult, Sent, Status, rates_by_region
 from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
 from batchcopy.manifest import Manifest
@@ -391,6 +392,8 @@ async def copy_snapshots(
                         earlier.close()
         finally:
             writer.close()  # only does something if finishing failed
+            if directory is not None and control.report is not None:
+                html_report_or_warn(directory)  # last: a view of the files written above
     return report
 
 

@@ -42,6 +42,7 @@ from batchcopy.errors import (
     TransientError,
 )
 from batchcopy.facts import lightsail_regions
+from batchcopy.html_report import html_report_or_warn
 from batchcopy.jobs import INTERRUPTED_CODE, SnapshotInfo, rates_by_region
 from batchcopy.journal import refuse_journal
 from batchcopy.limits import Clock, RateLimiter, Sleep
@@ -154,6 +155,7 @@ async def prune_snapshots(
         )
         if directory is not None and (delete or not resume):
             write_prune_report(directory, report, timeline)
+            html_report_or_warn(directory)
         return report
     finally:
         if journal is not None:

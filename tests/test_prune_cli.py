@@ -142,8 +142,8 @@ def test_without_yes_the_plan_is_printed_and_nothing_is_deleted(
 
 
 def test_a_plan_writes_its_report_only_where_told(live: EmulatorProcess, tmp_path: Path) -> None:
-    """A plan with --report-dir writes summary.json (mode plan) and a would_delete row for
-    every copy the policy does not keep; still nothing is deleted."""
+    """A plan with --report-dir writes summary.json (mode plan), a would_delete row for
+    every copy the policy does not keep, and report.html; still nothing is deleted."""
     done = prune(live, "--keep-last", str(KEEP_LAST), "--report-dir", "plan", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     got = rows(tmp_path / "plan")
@@ -151,6 +151,9 @@ def test_a_plan_writes_its_report_only_where_told(live: EmulatorProcess, tmp_pat
     summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
     assert summary["mode"] == "plan"
     assert not (tmp_path / "plan" / "prune.jsonl").exists()
+    page = (tmp_path / "plan" / "report.html").read_text()
+    assert "batchcopy prune report" in page
+    assert f"<b>{len(to_delete())}</b> would delete" in page
     assert delete_requests(live) == {}
 
 
