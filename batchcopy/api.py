@@ -48,6 +48,7 @@ from batchcopy.manifest import Manifest
 from batchcopy.ratestate import RateState, scope_of
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
+from batchcopy.shards import Shard, refuse_other_report, select, select_jobs
 from batchcopy.streams import each
 from batchcopy.waiter import Waiter
 
@@ -262,6 +263,7 @@ async def copy_snapshots(
     on_result: Callable[[JobResult], None] | None = None,
     keep_results: bool = True,
     api: SnapshotAPI | None = None,
+    shard: Shard | None = None,
 ) -> Report:
     """Run every job and return the report; with ``report_dir``, also write its files.
 
@@ -274,19 +276,33 @@ async def copy_snapshots(
     cancelled, and when the run ends with an error after it started; a run that ends with
     :class:`CredentialsError` before sending anything leaves no report (and no folder,
     if it made it).
+
+    ``shard`` runs only that shard's lanes (:mod:`batchcopy.shards`): the report's total
+    and rows are the shard's, and its summary and journal name the shard and assignment.
     """
+    assignment = None
     if isinstance(jobs, Manifest):
+        if shard is not None:
+            jobs, assignment = select(jobs, shard)
         name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
     else:
         listed = list(jobs)
         _refuse_shared_targets(listed)
-        name, total, stream = "<api>", len(listed), lambda: iter(listed)
         rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
+        if shard is not None:
+            listed, assignment = select_jobs(listed, shard)
+        name, total, stream = "<api>", len(listed), lambda: iter(listed)
+    part = (str(shard), assignment.digest) if shard and assignment else ("", "")
     control = control or RunControl()
     settings = settings or Settings()
     if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
+    if report_dir is not None and not resume:
+        refuse_other_report(Path(report_dir), sha256, *part)
+    if shard is not None:
+        extra = f"{settings.user_agent_extra} {shard.tag}".strip()
+        settings = dataclasses.replace(settings, user_agent_extra=extra)
     made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
@@ -301,6 +317,8 @@ async def copy_snapshots(
                 force=force,
                 run_id=run_id,
                 defaults=_defaults_of(jobs),
+                shard=part[0],
+                assignment_digest=part[1],
             )
             run_id = journal.past.run_id  # a resume keeps the first run's id
         writer = ReportWriter(
@@ -310,6 +328,8 @@ async def copy_snapshots(
             total=total,
             keep_results=keep_results,
             run_id=run_id,
+            shard=part[0],
+            assignment_digest=part[1],
         )
     except BaseException:
         if journal is not None:
