@@ -338,3 +338,30 @@ def test_a_shards_folder_is_refused_to_another_shard_or_shard_count(
     assert live.stats()["requests_total"] == before
     again = run_cli("run", str(manifest), "--resume", str(report), "--shard", "0/2", *common)
     assert again.returncode == 0, again.stderr
+
+
+def test_plan_of_a_shard_checks_only_its_lanes(live: EmulatorProcess, tmp_path: Path) -> None:
+    """plan --shard I/N checks the shard's jobs only, with the shard's tag on its reads."""
+    manifest = demo_manifest(tmp_path / "m.csv")
+    result = run_cli("plan", str(manifest), "--endpoint-url", live.url, "--shard", "0/4", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["total"] == 2
+    assert plan["per_region"] == {"ap-south-1": 2}
+    assert live.stats()["clients"]["ap-south-1"] == ["batchcopy-shard/0-4"]
+    assert "eu-west-1" not in live.stats()["clients"]
+
+
+async def test_make_plan_takes_a_shard(tmp_path: Path) -> None:
+    """The API's make_plan(shard=) plans that shard's jobs, from a manifest or a list."""
+    from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+    from batchcopy.plan import make_plan
+    from tests.helpers import settings_for
+
+    loaded = load_manifest(demo_manifest(tmp_path / "m.csv"))
+    async with running_emulator(Emulator(seed=demo_seed(), faults=FaultConfig())) as url:
+        shard = Shard.parse("1/4")
+        whole = await make_plan(loaded, settings_for(url), shard=shard)
+        listed = await make_plan(list(loaded.jobs()), settings_for(url), shard=shard)
+    assert whole.total == listed.total == 2
+    assert dict(whole.per_region) == dict(listed.per_region) == {"eu-west-1": 2}
