@@ -123,16 +123,23 @@ async def stream_copies(
     *,
     control: RunControl | None = None,
     api: SnapshotAPI | None = None,
+    shard: Shard | None = None,
 ) -> AsyncIterator[AsyncIterator[JobResult]]:
     """Run ``jobs``; yield an async iterator of their results, each as it finishes.
 
     Leaving the block early cancels the jobs still running. ``api`` replaces the real
-    Lightsail clients (for a different backend).
+    Lightsail clients (for a different backend). ``shard``: only that shard's lanes.
     """
     if not isinstance(jobs, Manifest):  # a manifest has refused them itself
         jobs = list(jobs)
         _refuse_shared_targets(jobs)
     settings = settings or Settings()
+    if shard is not None:
+        if isinstance(jobs, Manifest):
+            jobs = select(jobs, shard)[0].jobs()
+        else:
+            jobs = select_jobs(list(jobs), shard)[0]
+        settings = _tagged(settings, shard)
     async with _running(jobs, settings, control or RunControl(), api) as live:
         yield live.results
 
@@ -301,8 +308,7 @@ async def copy_snapshots(
     if report_dir is not None and not resume:
         refuse_other_report(Path(report_dir), sha256, *part)
     if shard is not None:
-        extra = f"{settings.user_agent_extra} {shard.tag}".strip()
-        settings = dataclasses.replace(settings, user_agent_extra=extra)
+        settings = _tagged(settings, shard)
     made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
@@ -392,6 +398,12 @@ async def copy_snapshots(
         finally:
             writer.close()  # only does something if finishing failed
     return report
+
+
+def _tagged(settings: Settings, shard: Shard) -> Settings:
+    """``settings`` whose requests say which shard sent them (in the User-Agent)."""
+    extra = f"{settings.user_agent_extra} {shard.tag}".strip()
+    return dataclasses.replace(settings, user_agent_extra=extra)
 
 
 def _rate_state(settings: Settings) -> RateState | None:

@@ -42,6 +42,7 @@ from batchcopy.report import (
 __all__ = ["MergeError", "merge_reports"]
 
 RUN_ROWS = 50_000  # rows sorted in memory at a time
+FAN_IN = 64  # sorted runs merged at once: files open at once, far below any ulimit
 _CODES_OF_A_RUN = (0, 1)  # codes the rows decide; any other (130, 253) ended a shard early
 
 
@@ -107,7 +108,8 @@ def merge_reports(
     absent = _absent_jobs(ordered, missing, manifest) if missing else None
     directory = prepare_report_dir(out)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".merge-") as scratch:
-        runs = [run for part in ordered for run in _sorted_runs(part, Path(scratch))]
+        files = [run for part in ordered for run in _sorted_runs(part, Path(scratch))]
+        runs = [_read_run(path) for path in _fewer_runs(files, Path(scratch))]
         if absent is not None:
             runs.append(absent)
         return _write(directory, ordered, runs, missing, first)
@@ -149,11 +151,11 @@ def _key(row: dict[str, Any]) -> _Key:
     return (int(row["line"]), str(row["target_region"]), str(row.get("account") or ""))
 
 
-def _sorted_runs(part: _Part, scratch: Path) -> list[Iterator[_Row]]:
-    """The shard's rows as sorted runs in temporary files, each read back a row at a time;
-    the count of rows checked against its summary's total."""
+def _sorted_runs(part: _Part, scratch: Path) -> list[Path]:
+    """The shard's rows as sorted runs in temporary files; the count of rows checked
+    against its summary's total."""
     path = part.directory / "results.jsonl"
-    runs: list[Iterator[_Row]] = []
+    runs: list[Path] = []
     rows = 0
     chunk: list[_Row] = []
 
@@ -162,7 +164,7 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Iterator[_Row]]:
         fd, name = tempfile.mkstemp(dir=scratch, suffix=".jsonl")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.writelines(line for _, line, _ in chunk)
-        runs.append(_read_run(Path(name)))
+        runs.append(Path(name))
         chunk.clear()
 
     with path.open(encoding="utf-8") as file:
@@ -182,6 +184,20 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Iterator[_Row]]:
             f"{path} has {rows} rows, its summary.json says {part.summary.get('total')}: "
             "the folder is not a finished shard's report"
         )
+    return runs
+
+
+def _fewer_runs(runs: list[Path], scratch: Path) -> list[Path]:
+    """At most :data:`FAN_IN` runs, so the last merge keeps few files open however many
+    shards there are: runs beyond it are merged into longer runs first."""
+    runs = list(runs)
+    while len(runs) > FAN_IN:
+        group, runs = runs[:FAN_IN], runs[FAN_IN:]
+        fd, name = tempfile.mkstemp(dir=scratch, suffix=".jsonl")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            merged = heapq.merge(*map(_read_run, group), key=lambda row: row[0])
+            handle.writelines(line for _, line, _ in merged)
+        runs.append(Path(name))
     return runs
 
 

@@ -365,3 +365,25 @@ async def test_make_plan_takes_a_shard(tmp_path: Path) -> None:
         listed = await make_plan(list(loaded.jobs()), settings_for(url), shard=shard)
     assert whole.total == listed.total == 2
     assert dict(whole.per_region) == dict(listed.per_region) == {"eu-west-1": 2}
+
+
+async def test_stream_copies_of_a_shard_runs_only_its_lanes() -> None:
+    """stream_copies(shard=) runs the shard's lanes only, its requests tagged with it."""
+    from batchcopy import stream_copies
+    from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+    from tests.helpers import mixed_jobs, settings_for
+
+    jobs = mixed_jobs(12)
+    shard = Shard.parse("2/3")
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig())
+    async with (
+        running_emulator(emulator) as url,
+        stream_copies(jobs, settings_for(url), shard=shard) as results,
+    ):
+        done = [result async for result in results]
+    lanes = set(assign(lanes_of(jobs), 3).lanes_in(2))
+    assert lanes
+    assert {r.job.target for r in done} == {j.target for j in jobs if j.lane in lanes}
+    assert {lane: emulator.stats.clients[lane] for lane in lanes} == {
+        lane: {"batchcopy-shard/2-3"} for lane in lanes
+    }
