@@ -387,3 +387,22 @@ async def test_stream_copies_of_a_shard_runs_only_its_lanes() -> None:
     assert {lane: emulator.stats.clients[lane] for lane in lanes} == {
         lane: {"batchcopy-shard/2-3"} for lane in lanes
     }
+
+
+async def test_emulator_stats_name_the_clients_of_each_lane() -> None:
+    """The emulator's stats say which clients called each region: a shard by its tag,
+    any other client by the first word of its User-Agent."""
+    from batchcopy import copy_snapshots
+    from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
+    from tests.helpers import manual, settings_for
+
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig())
+    async with running_emulator(emulator) as url:
+        await copy_snapshots([manual(2, "eu-west-1", "copy-a")], settings_for(url))
+        await copy_snapshots(
+            [manual(2, "ap-south-1", "copy-b")], settings_for(url), shard=Shard.parse("0/1")
+        )
+    clients = emulator.stats.to_json()["clients"]
+    assert clients["ap-south-1"] == ["batchcopy-shard/0-1"]
+    assert len(clients["eu-west-1"]) == 1
+    assert clients["eu-west-1"][0].startswith(("Botocore/", "aiobotocore/"))
