@@ -75,13 +75,17 @@ def merge_reports(
         raise MergeError("give the report folders of the shards to merge")
     first = parts[0]
     for part in parts[1:]:
+        if part.count != first.count:
+            raise MergeError(
+                f"{part.directory} is a shard of another shard count than {first.directory} "
+                f"({part.count} shards against {first.count}); merge the shards of one run"
+            )
         for key, what in (("manifest_sha256", "manifest"), ("assignment_digest", "assignment")):
-            if part.summary.get(key) != first.summary.get(key) or part.count != first.count:
-                what = "shard count" if part.count != first.count else what
+            if part.summary.get(key) != first.summary.get(key):
                 raise MergeError(
                     f"{part.directory} is a shard of another {what} than {first.directory} "
-                    f"({_said(part, key)} against {_said(first, key)}); merge the shards of "
-                    "one run"
+                    f"({str(part.summary.get(key))[:12]}... against "
+                    f"{str(first.summary.get(key))[:12]}...); merge the shards of one run"
                 )
     by_index: dict[int, _Part] = {}
     for part in parts:
@@ -113,13 +117,6 @@ def merge_reports(
         if absent is not None:
             runs.append(absent)
         return _write(directory, ordered, runs, missing, first)
-
-
-def _said(part: _Part, key: str) -> str:
-    if key == "assignment_digest" and part.count != int(part.summary["shard"].split("/")[1]):
-        return f"{part.count} shards"
-    value = str(part.summary.get(key))
-    return f"{value[:12]}..." if key != "shard" else value
 
 
 def _read_part(directory: Path) -> _Part:
