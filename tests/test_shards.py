@@ -3,6 +3,7 @@ content), --shard I/N and --shard auto, validate --shards, and a shard's report 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -406,3 +407,26 @@ async def test_emulator_stats_name_the_clients_of_each_lane() -> None:
     assert clients["ap-south-1"] == ["batchcopy-shard/0-1"]
     assert len(clients["eu-west-1"]) == 1
     assert clients["eu-west-1"][0].startswith(("Botocore/", "aiobotocore/"))
+
+
+def test_a_prune_shard_with_a_manifest_takes_the_lanes_its_copy_shard_has() -> None:
+    """prune --manifest --shard I/N lists the lanes that run --shard I/N copies into (the
+    manifest's split); without a manifest, every (account, region) once over the shards."""
+    from batchcopy.prune import Scope
+
+    jobs = jobs_of({(a, r): 1 + (i % 7) for i, (a, r) in enumerate(
+        (a, r) for a in ACCOUNTS[:4] for r in REGIONS
+    )})  # fmt: skip
+    made = assign(lanes_of(jobs), 3)
+    accounts = [j.account for j in jobs]
+    for index in range(3):
+        scope = dataclasses.replace(Scope.of_jobs(jobs), shard=f"{index}/3")
+        lanes = scope.lanes(accounts, scope.regions)
+        assert sorted(f"{a}/{r}" for a, r in lanes) == made.lanes_in(index)
+        again = Scope.from_json(json.loads(json.dumps(scope.to_json())))
+        assert again.lanes(accounts, scope.regions) == lanes  # a resume keeps the shard
+    every = [Scope(shard=f"{i}/3").lanes(["", ACCOUNTS[0]], REGIONS) for i in range(3)]
+    assert sorted(pair for part in every for pair in part) == sorted(
+        (a, r) for a in ("", ACCOUNTS[0]) for r in REGIONS
+    )
+    assert [len(part) for part in every] == [4, 3, 3]
