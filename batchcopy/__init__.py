@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from batchcopy.jobs import CopyJob, JobResult, Status
     from batchcopy.manifest import Manifest, load_manifest
+    from batchcopy.merge import merge_reports
     from batchcopy.prune import PruneResult, PruneScope, PruneStatus
     from batchcopy.prune_report import PruneReport, PruneSummary
     from batchcopy.pruner import prune_snapshots
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from batchcopy.retention import Duration, Policy, parse_duration
     from batchcopy.retry import RetryPolicy
     from batchcopy.settings import OnExists, Settings
+    from batchcopy.shards import Shard
 
 __version__ = "0.1.0"
 
@@ -72,12 +74,14 @@ _EXPORTS = {
     "RunControl": "batchcopy.api",
     "Settings": "batchcopy.settings",
     "SettingsError": "batchcopy.errors",
+    "Shard": "batchcopy.shards",
     "Status": "batchcopy.jobs",
     "Summary": "batchcopy.report",
     "ThrottledError": "batchcopy.errors",
     "TransientError": "batchcopy.errors",
     "copy_snapshots": "batchcopy.api",
     "load_manifest": "batchcopy.manifest",
+    "merge_reports": "batchcopy.merge",
     "parse_duration": "batchcopy.retention",
     "prune_snapshots": "batchcopy.pruner",
     "stream_copies": "batchcopy.api",
@@ -119,6 +123,7 @@ __all__ = [
     "RunControl",
     "Settings",
     "SettingsError",
+    "Shard",
     "Status",
     "Summary",
     "ThrottledError",
@@ -126,6 +131,7 @@ __all__ = [
     "__version__",
     "copy_snapshots",
     "load_manifest",
+    "merge_reports",
     "parse_duration",
     "prune_snapshots",
     "stream_copies",

@@ -49,6 +49,7 @@ from batchcopy.manifest import Manifest
 from batchcopy.ratestate import RateState, scope_of
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
 from batchcopy.settings import Settings
+from batchcopy.shards import Shard, refuse_other_report, select, select_jobs
 from batchcopy.streams import each
 from batchcopy.timeline import Timeline
 from batchcopy.waiter import Waiter
@@ -124,16 +125,23 @@ async def stream_copies(
     *,
     control: RunControl | None = None,
     api: SnapshotAPI | None = None,
+    shard: Shard | None = None,
 ) -> AsyncIterator[AsyncIterator[JobResult]]:
     """Run ``jobs``; yield an async iterator of their results, each as it finishes.
 
     Leaving the block early cancels the jobs still running. ``api`` replaces the real
-    Lightsail clients (for a different backend).
+    Lightsail clients (for a different backend). ``shard``: only that shard's lanes.
     """
     if not isinstance(jobs, Manifest):  # a manifest has refused them itself
         jobs = list(jobs)
         _refuse_shared_targets(jobs)
     settings = settings or Settings()
+    if shard is not None:
+        if isinstance(jobs, Manifest):
+            jobs = select(jobs, shard)[0].jobs()
+        else:
+            jobs = select_jobs(list(jobs), shard)[0]
+        settings = _tagged(settings, shard)
     async with _running(jobs, settings, control or RunControl(), api) as live:
         yield live.results
 
@@ -274,6 +282,7 @@ async def copy_snapshots(
     on_result: Callable[[JobResult], None] | None = None,
     keep_results: bool = True,
     api: SnapshotAPI | None = None,
+    shard: Shard | None = None,
 ) -> Report:
     """Run every job and return the report; with ``report_dir``, also write its files.
 
@@ -286,19 +295,32 @@ async def copy_snapshots(
     cancelled, and when the run ends with an error after it started; a run that ends with
     :class:`CredentialsError` before sending anything leaves no report (and no folder,
     if it made it).
+
+    ``shard`` runs only that shard's lanes (:mod:`batchcopy.shards`): the report's total
+    and rows are the shard's, and its summary and journal name the shard and assignment.
     """
+    assignment = None
     if isinstance(jobs, Manifest):
+        if shard is not None:
+            jobs, assignment = select(jobs, shard)
         name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
     else:
         listed = list(jobs)
         _refuse_shared_targets(listed)
-        name, total, stream = "<api>", len(listed), lambda: iter(listed)
         rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
+        if shard is not None:
+            listed, assignment = select_jobs(listed, shard)
+        name, total, stream = "<api>", len(listed), lambda: iter(listed)
+    part = (str(shard), assignment.digest) if shard and assignment else ("", "")
     control = control or RunControl()
     settings = settings or Settings()
     if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
+    if report_dir is not None and not resume:
+        refuse_other_report(Path(report_dir), sha256, *part)
+    if shard is not None:
+        settings = _tagged(settings, shard)
     made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
@@ -313,6 +335,8 @@ async def copy_snapshots(
                 force=force,
                 run_id=run_id,
                 defaults=_defaults_of(jobs),
+                shard=part[0],
+                assignment_digest=part[1],
             )
             run_id = journal.past.run_id  # a resume keeps the first run's id
         writer = ReportWriter(
@@ -322,6 +346,8 @@ async def copy_snapshots(
             total=total,
             keep_results=keep_results,
             run_id=run_id,
+            shard=part[0],
+            assignment_digest=part[1],
         )
     except BaseException:
         if journal is not None:
@@ -395,6 +421,12 @@ async def copy_snapshots(
             if directory is not None and control.report is not None:
                 html_report_or_warn(directory)  # last: a view of the files written above
     return report
+
+
+def _tagged(settings: Settings, shard: Shard) -> Settings:
+    """``settings`` whose requests say which shard sent them (in the User-Agent)."""
+    extra = f"{settings.user_agent_extra} {shard.tag}".strip()
+    return dataclasses.replace(settings, user_agent_extra=extra)
 
 
 def _rate_state(settings: Settings) -> RateState | None:

@@ -108,6 +108,9 @@ class _Past:
     dates: dict[str, str] = field(default_factory=dict)  # automatic snapshot dates sent
     torn: bool = False  # the last line was cut short by a crash
     run_id: str = ""  # the first run's id, kept across resumes (the batchcopy:run-id tag)
+    # The shard ("I/N", "" for a whole run) and assignment digest its run record names;
+    # None: no run record (cut short before it reached the disk).
+    shard: tuple[str, str] | None = None
 
 
 class RecordFile:
@@ -194,12 +197,16 @@ class Journal(RecordFile):
         force: bool = False,
         run_id: str = "",
         defaults: dict[str, str] | None = None,
+        shard: str = "",
+        assignment_digest: str = "",
     ) -> Journal:
         """Open the journal in ``directory``: a new one, or (``resume``) the one there.
 
         A journal made for a different manifest, or for the same one with other
         ``defaults`` (the source and target regions given for rows that leave them out: they
-        change the jobs), is refused unless ``force``.
+        change the jobs), is refused unless ``force``. A journal of another shard (``shard``
+        "I/N" and the assignment's digest; "" for a whole run) is always refused: its jobs
+        are another process's.
         """
         defaults = defaults or {}
         path = directory / JOURNAL_NAME
@@ -210,7 +217,9 @@ class Journal(RecordFile):
             refuse_journal(directory)
 
         def read() -> _Past:
-            return _read(path, manifest_sha256, force=force, defaults=defaults)
+            past = _read(path, manifest_sha256, force=force, defaults=defaults)
+            _check_shard(path, past, shard, assignment_digest)
+            return past
 
         handle, lock, earlier = open_held(directory, path, read if resume else None)
         past = earlier or past
@@ -223,6 +232,7 @@ class Journal(RecordFile):
                 "manifest": manifest,
                 "manifest_sha256": manifest_sha256,
                 "defaults": defaults,
+                **({"shard": shard, "assignment_digest": assignment_digest} if shard else {}),
                 "resume": resume,
                 "run_id": past.run_id,
                 "at": round(time.time(), 3),
@@ -575,6 +585,7 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             "the jobs; give the same, or --force"
         )
     past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
+    past.shard = (str(header.get("shard") or ""), str(header.get("assignment_digest") or ""))
     for _, offset, record in lines:  # every line is checked before anything is sent
         target = record.get("target", "")
         if record["type"] == "intent":
@@ -603,6 +614,26 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
     past.accepted = {t: a for t, a in past.accepted.items() if t in past.intended}
     past.dates = {t: d for t, d in past.dates.items() if t in past.intended}
     return past
+
+
+def _check_shard(path: Path, past: _Past, shard: str, assignment_digest: str) -> None:
+    """Refuse to resume another shard's journal (or a whole run's as a shard, or back)."""
+    if past.shard is None:
+        return  # cut short before its first record: nothing was sent
+    was, digest = past.shard
+    if was != shard:
+        said = f"shard {was}" if was else "a whole run (no --shard)"
+        now = f"shard {shard}" if shard else "a whole run"
+        raise JournalMismatch(
+            f"{path} is the journal of {said}, this run is {now}; resume each shard with "
+            "its own report folder and the same --shard"
+        )
+    if digest != assignment_digest:
+        raise JournalMismatch(
+            f"{path} is the journal of shard {was} of another assignment (digest "
+            f"{digest[:12]}..., this one is {assignment_digest[:12]}...): the manifest's "
+            "lanes or the shard count changed; resume with the manifest and --shard it ran with"
+        )
 
 
 # -- deterministic crash points, for the crash tests ------------------------------------------

@@ -164,6 +164,7 @@ class LightsailClients:
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
                 http_session_cls=NoRedirects,
+                user_agent_extra=settings.user_agent_extra or None,
             ),
             deadline=settings.connect_timeout + 2 * settings.read_timeout,
         )

@@ -14,11 +14,12 @@ a month (Lightsail charges $0.05 per GB-month for snapshots), and lists every pr
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 
@@ -29,6 +30,9 @@ from batchcopy.memo import Memo
 from batchcopy.provenance import Source, conflict, pin
 from batchcopy.retry import Guard, paced
 from batchcopy.settings import OnExists, Settings
+
+if TYPE_CHECKING:
+    from batchcopy.shards import Shard
 
 __all__ = ["GB_MONTH_USD", "Plan", "PlanProblem", "make_plan"]
 
@@ -266,9 +270,23 @@ async def make_plan(
     api: PlanAPI | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    shard: Shard | None = None,
 ) -> Plan:
-    """Check every job with read-only calls and return the plan; nothing is copied."""
+    """Check every job with read-only calls and return the plan; nothing is copied.
+
+    ``shard``: only the jobs of that shard's lanes (:mod:`batchcopy.shards`)."""
     import contextlib
+
+    if shard is not None:
+        from batchcopy.manifest import Manifest
+        from batchcopy.shards import select, select_jobs
+
+        if isinstance(jobs, Manifest):
+            jobs = select(jobs, shard)[0].jobs()
+        else:
+            jobs = select_jobs(list(jobs), shard)[0]
+        extra = f"{settings.user_agent_extra} {shard.tag}".strip()
+        settings = dataclasses.replace(settings, user_agent_extra=extra)
 
     async with contextlib.AsyncExitStack() as stack:
         if api is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -131,6 +132,10 @@ class Scope:
     exclude: Sequence[str] = ()
     run_id: str = ""
     own: Collection[tuple[str, str, str, str, str]] | None = None  # None: no manifest
+    # Only this shard's lanes ("I/N", batchcopy.shards): those of the manifest's split when
+    # there is one (so a lane is pruned by the shard that copies into it), else every
+    # (account, region) listed, one each. "": every lane.
+    shard: str = ""
 
     @classmethod
     def of_jobs(cls, jobs: Iterable[CopyJob], **rest: Any) -> Scope:
@@ -169,6 +174,7 @@ class Scope:
             "exclude": list(self.exclude),
             "run_id": self.run_id,
             "own": own,
+            **({"shard": self.shard} if self.shard else {}),
         }
 
     @classmethod
@@ -182,7 +188,24 @@ class Scope:
             exclude=tuple(str(g) for g in values["exclude"]),
             run_id=str(values["run_id"]),
             own=None if own is None else {_own_entry(entry) for entry in own},
+            shard=str(values.get("shard") or ""),
         )
+
+    def lanes(self, accounts: Iterable[str], regions: Iterable[str]) -> list[tuple[str, str]]:
+        """The (account, region) lanes to list: every pair, or this shard's."""
+        pairs = [(account, region) for account in dict.fromkeys(accounts) for region in regions]
+        if not self.shard:
+            return pairs
+        from batchcopy.shards import Shard, assign
+
+        shard = Shard.parse(self.shard)
+        keys = {pair: f"{pair[0]}/{pair[1]}" if pair[0] else pair[1] for pair in pairs}
+        if self.own is not None:
+            weights: Counter[str] = Counter(entry[0] for entry in self.own)
+        else:
+            weights = Counter(keys.values())
+        made = assign(weights, shard.count)
+        return [pair for pair in pairs if made.shard_of.get(keys[pair]) == shard.index]
 
     def narrow(self, listed: Iterable[Candidate]) -> list[Candidate]:
         """The candidates of one whole listing that are in scope."""

@@ -127,7 +127,14 @@ async def prune_snapshots(
             # The first run's scope and accounts: a plan it never finished is made again
             # by them, never by a resume's (which names none).
             past = journal.past
-            scope = Scope.from_json(past.scope or Scope().to_json())
+            recorded = Scope.from_json(past.scope or Scope().to_json())
+            if scope.shard and scope.shard != recorded.shard:
+                was = f"shard {recorded.shard}" if recorded.shard else "a whole prune"
+                raise ReportDirError(
+                    f"{directory} is the prune of {was}, not shard {scope.shard}; resume "
+                    "each shard's prune with its own folder"
+                )
+            scope = recorded
             accounts = past.accounts or [""]
         # The prune's time series (timeline.json): its deletes, throttles and rates.
         timeline = Timeline(writes=DELETE_WRITES) if directory is not None else None
@@ -346,14 +353,17 @@ class _Prune:
                 self.seen += len(listed)
                 found.extend(scope.narrow(listed))
 
+        lanes: dict[str, list[str]] = {}
+        for account, region in scope.lanes(accounts, regions):
+            lanes.setdefault(account, []).append(region)
         async with anyio.create_task_group() as tg:
-            for account in dict.fromkeys(accounts):
+            for account, in_scope in lanes.items():
                 try:
                     reached = await api.account(account)
                 except LightsailError as exc:
                     self.failures.append(LaneFailure.of(account, "", exc))
                     continue
-                for region in regions:
+                for region in in_scope:
                     tg.start_soon(lane, account, region, reached)
         return found
 

@@ -110,6 +110,10 @@ class Summary:
     # Requests the service throttled, by action: copies, tags, reads (listings, look-ups,
     # --wait), each spending a budget of its own.
     throttled_by_action: dict[str, int] = field(default_factory=dict)
+    # A shard's run ("I/N", batchcopy.shards) and the digest of the assignment it is part
+    # of; "" for a whole run. ``total`` and every count are then the shard's.
+    shard: str = ""
+    assignment_digest: str = ""
 
     @property
     def duration(self) -> float:
@@ -146,6 +150,11 @@ class Summary:
             "jobs_per_second": round(self.jobs_per_second, 2),
             "exit_code": self.exit_code,
             "report_dir": self.report_dir,
+            **(
+                {"shard": self.shard, "assignment_digest": self.assignment_digest}
+                if self.shard
+                else {}
+            ),
         }
 
 
@@ -239,7 +248,10 @@ class ReportWriter:
         keep_results: bool = False,
         wall: Any = time.time,
         run_id: str = "",
+        shard: str = "",
+        assignment_digest: str = "",
     ) -> None:
+        self._shard = (shard, assignment_digest)
         self._directory = directory
         self._run_id = run_id
         self._manifest = manifest
@@ -385,6 +397,8 @@ class ReportWriter:
             run_id=self._run_id,
             finished=finished,
             throttled_by_action=dict(throttled_by_action or {}),
+            shard=self._shard[0],
+            assignment_digest=self._shard[1],
         )
         if self._directory is not None:
             try:

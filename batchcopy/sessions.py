@@ -120,6 +120,7 @@ async def caller_identity(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             http_session_cls=NoRedirects,
+            user_agent_extra=settings.user_agent_extra or None,
         )
     }
     if credentials is not None:
@@ -434,6 +435,7 @@ class Sessions:
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
                 http_session_cls=NoRedirects,
+                user_agent_extra=settings.user_agent_extra or None,
             )
             kwargs: dict[str, Any] = {
                 "config": config,

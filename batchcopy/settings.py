@@ -58,6 +58,9 @@ class Settings:
     tags: tuple[tuple[str, str], ...] = ()  # put on every copy (TagResource)
     copy_tags: bool = False  # also put the source snapshot's tags on its copy
     run_id: str = ""  # the batchcopy:run-id tag; copy_snapshots sets one
+    # Added to every request's User-Agent, so the service (or the emulator) can tell which
+    # process sent it: a shard's run sets batchcopy-shard/I-N.
+    user_agent_extra: str = ""
     access: Access = field(default_factory=Access)  # roles that reach other accounts
     # Static credentials, for the built-in emulator; None uses the normal credential chain.
     credentials: tuple[str, str] | None = field(default=None, repr=False)

@@ -590,3 +590,40 @@ def test_a_manifest_row_without_a_date_in_its_target_name_is_said(
     assert done.returncode == 0, done.stderr
     assert "1 row of" in done.stderr
     assert "name a target without a date" in done.stderr
+
+
+def test_the_shards_of_a_prune_list_each_region_once_and_plan_the_whole_prune(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """prune --shard I/N for every I: each region is listed by one shard only (its tag in
+    the User-Agent), and the shards' plans together are the whole prune's; resuming a
+    shard's prune as another shard is refused."""
+    planned: list[str] = []
+    for index in range(2):
+        done = prune(
+            live, "--keep-last", str(KEEP_LAST), "--json", "--shard", f"{index}/2", cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        planned += [
+            r["name"] for r in json.loads(done.stdout)["results"] if r["status"] == "would_delete"
+        ]
+    assert sorted(planned) == sorted(to_delete())
+    clients = live.stats()["clients"]
+    assert len(clients) > 2
+    assert all(len(seen) == 1 for seen in clients.values()), clients
+    assert {tag for seen in clients.values() for tag in seen} == {
+        "batchcopy-shard/0-2",
+        "batchcopy-shard/1-2",
+    }
+    assert delete_requests(live) == {}
+    shard = clients[REGION][0].removeprefix("batchcopy-shard/").replace("-", "/")
+    done = prune(
+        live, "--keep-last", str(KEEP_LAST), "--yes", "--report-dir", "r", "--shard", shard,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert deleted_names(live) == dict.fromkeys(to_delete(), 1)
+    other = "1/2" if shard == "0/2" else "0/2"
+    refused = prune(live, "--resume", "r", "--yes", "--shard", other, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert f"the prune of shard {shard}, not shard {other}" in refused.stderr

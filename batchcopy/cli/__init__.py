@@ -9,7 +9,7 @@ code the process exits with.
 The package, one concern a module: ``command`` (how options are parsed, help for flags),
 ``exits`` (one line and an exit code), ``options`` (options the commands share),
 ``checking`` (validate, plan, doctor), ``copying`` (run, demo), ``discovering`` (discover),
-``pruning`` (prune), ``reporting`` (report),
+``pruning`` (prune), ``reporting`` (report), ``sharding`` (--shard, merge),
 ``progress`` (the live display and the signal watch) and ``render`` (tables and JSON on
 stdout). This module holds the app, the order of its commands, the emulator command (which
 ``python -m batchcopy.emulator`` also runs alone) and the entry points.
@@ -30,6 +30,7 @@ from batchcopy.cli.discovering import discover
 from batchcopy.cli.exits import EXIT_USAGE, _fail, _metrics_not_run, _unwritten_metrics
 from batchcopy.cli.pruning import prune
 from batchcopy.cli.reporting import report
+from batchcopy.cli.sharding import merge
 
 __all__ = ["app", "emulator_main", "main"]
 
@@ -89,6 +90,7 @@ def emulator(
 app.command()(validate)
 app.command()(run)
 app.command()(plan)
+app.command()(merge)
 app.command()(discover)
 app.command()(prune)
 app.command()(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -41,6 +42,7 @@ from batchcopy.cli.options import (
     _regions,
 )
 from batchcopy.cli.render import _console, _plural, _print_plan
+from batchcopy.cli.sharding import ShardOption, ShardsOption, _chosen_shard, _shard_part
 from batchcopy.errors import BatchcopyError, CredentialsError, unwrap
 
 if TYPE_CHECKING:
@@ -53,10 +55,28 @@ def validate(
     manifest: ManifestArg,
     source_region: SourceRegion = None,
     target_region: TargetRegion = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            help="Show how N shards split the manifest: jobs and lanes per shard.",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Check a manifest without calling AWS: every problem at once, then jobs per region."""
+    """Check a manifest without calling AWS: every problem at once, then jobs per region
+    (with --shards, per shard)."""
     loaded = _load(manifest, source_region, target_region)
+    if shards is not None:
+        from batchcopy.cli.sharding import _print_assignment
+        from batchcopy.shards import assignment_of
+
+        try:
+            assignment = assignment_of(loaded, shards)
+        except BatchcopyError as exc:
+            raise _fail(f"batchcopy validate: --shards {shards}: {exc}", EXIT_USAGE) from None
+        _print_assignment(loaded, assignment, as_json=as_json)
+        return
     if as_json:
         body = {
             "manifest": loaded.name,
@@ -94,6 +114,8 @@ def plan(
     external_id: ExternalId = None,
     role_session_name: RoleSessionName = None,
     role_duration: RoleDuration = 3600,
+    shard: ShardOption = None,
+    shards: ShardsOption = None,
     as_json: AsJson = False,
     verbose: Verbose = 0,
     debug: Debug = False,
@@ -107,6 +129,7 @@ def plan(
 
     _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
+    chosen = _chosen_shard("plan", shard, shards)
     try:
         settings = Settings(
             profile=profile,
@@ -119,7 +142,9 @@ def plan(
         raise _settings_error("plan", exc) from None
     if loaded.per_account:
         _refuse_roleless("plan", loaded.per_account, settings)
-    _show_plan(loaded, settings, as_json=as_json)
+    if chosen is not None:
+        settings = dataclasses.replace(settings, user_agent_extra=chosen.tag)
+    _show_plan(_shard_part("plan", loaded, chosen, quiet=False), settings, as_json=as_json)
 
 
 def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None:

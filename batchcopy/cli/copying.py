@@ -52,6 +52,7 @@ from batchcopy.cli.options import (
 )
 from batchcopy.cli.progress import _Progress, _run_with_progress
 from batchcopy.cli.render import _print_summary
+from batchcopy.cli.sharding import ShardOption, ShardsOption, _chosen_shard, _shard_part
 from batchcopy.errors import (
     BatchcopyError,
 )
@@ -174,6 +175,8 @@ def run(
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds calls in flight get to finish after Ctrl-C or SIGTERM.")
     ] = 30.0,
+    shard: ShardOption = None,
+    shards: ShardsOption = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
     verbose: Verbose = 0,
@@ -195,6 +198,7 @@ def run(
     _metrics_by_account["on"] = metrics_by_account
     _logging(verbose, debug, log_format, log_file)
     loaded = _load(manifest, source_region, target_region)
+    chosen = _chosen_shard("run", shard, shards)
     if not 0 <= shutdown_grace < math.inf:
         message = f"batchcopy run: --shutdown-grace must be 0 seconds or more, got {shutdown_grace}"
         raise _fail(message, EXIT_USAGE)
@@ -254,9 +258,10 @@ def run(
     _check_metrics_file(metrics_file, "run")
     if loaded.per_account:
         _refuse_roleless("run", loaded.per_account, settings)
+    part = _shard_part("run", loaded, chosen, quiet=quiet)
 
     if dry_run:
-        _show_plan(loaded, settings, as_json=as_json)
+        _show_plan(part, settings, as_json=as_json)
     if resume is not None and report_dir is not None and resume != report_dir:
         raise _fail("batchcopy run: --resume already names the report folder", EXIT_USAGE)
     folder = resume or report_dir or _new_report_dir()
@@ -273,12 +278,11 @@ def run(
             control=control,
             on_result=progress.add,
             keep_results=False,
+            shard=chosen,
         )
 
     _finish(
-        _run_with_progress(
-            go, loaded, quiet=quiet, grace=shutdown_grace, metrics_file=metrics_file
-        ),
+        _run_with_progress(go, part, quiet=quiet, grace=shutdown_grace, metrics_file=metrics_file),
         as_json=as_json,
         metrics_file=metrics_file,
     )

@@ -3,6 +3,7 @@ keeps; without --yes, only show the plan."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ from batchcopy.cli.options import (
 )
 from batchcopy.cli.progress import _watch_signals
 from batchcopy.cli.render import _console, _plural
+from batchcopy.cli.sharding import ShardOption, ShardsOption, _chosen_shard
 from batchcopy.errors import BatchcopyError, CredentialsError, SettingsError, StorageError
 
 if TYPE_CHECKING:
@@ -146,6 +148,8 @@ def prune(
     endpoint_url: EndpointUrl = None,
     read_timeout: ReadTimeout = 60.0,
     connect_timeout: ConnectTimeout = 10.0,
+    shard: ShardOption = None,
+    shards: ShardsOption = None,
     quiet: Quiet = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary and every row as JSON on stdout.")
@@ -207,6 +211,14 @@ def prune(
         raise _settings_error("prune", exc) from None
     _check_metrics_file(metrics_file, "prune")
     scope, listed = _scope(manifest, region, source_region, include, exclude, run_id, settings)
+    if (chosen := _chosen_shard("prune", shard, shards)) is not None:
+        # The lanes of the manifest's split (or of every account and region, one each).
+        scope = dataclasses.replace(scope, shard=str(chosen))
+        settings = dataclasses.replace(settings, user_agent_extra=chosen.tag)
+        if not quiet:
+            from batchcopy.logs import say
+
+            say(f"batchcopy prune: shard {chosen} from {chosen.source}")
     folder = resume or report_dir or (_new_report_dir() if yes else None)
 
     async def go(progress: _PruneProgress, control: RunControl) -> PruneReport:

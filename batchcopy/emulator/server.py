@@ -61,6 +61,9 @@ class Stats:
     writes_in_flight: Counter[str] = field(default_factory=Counter)
     peak_writes_in_flight: Counter[str] = field(default_factory=Counter)
     assume_role: Counter[str] = field(default_factory=Counter)
+    # Who sent a lane's Lightsail requests: the batchcopy-shard/I-N of their User-Agent, or
+    # its first word; so a test can see that one process alone called a lane.
+    clients: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def to_json(self) -> dict[str, Any]:
         requests: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -75,7 +78,18 @@ class Stats:
             "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
             "peak_writes_in_flight": dict(sorted(self.peak_writes_in_flight.items())),
             "assume_role": dict(sorted(self.assume_role.items())),
+            "clients": {lane: sorted(seen) for lane, seen in sorted(self.clients.items())},
         }
+
+
+_SHARD_TAG = re.compile(r"batchcopy-shard/\d+-\d+", re.ASCII)
+
+
+def _client_of(user_agent: str) -> str:
+    """Which client a User-Agent names: a shard's tag if it carries one, else its first word."""
+    if tag := _SHARD_TAG.search(user_agent):
+        return tag.group()
+    return user_agent.split(" ", 1)[0] or "-"
 
 
 class Emulator:
@@ -260,6 +274,7 @@ class Emulator:
             # Before any fault: a throttled or dropped delete was still sent.
             self.stats.delete_requests[f"{lane}/{params[name]}"] += 1
         stats = self.stats
+        stats.clients[lane].add(_client_of(request.headers.get("User-Agent", "")))
         in_flight, writes = stats.in_flight, stats.writes_in_flight
         in_flight[lane] += 1
         stats.peak_in_flight[lane] = max(stats.peak_in_flight[lane], in_flight[lane])

@@ -46,6 +46,8 @@ class Manifest:
     target_region: str | None = None
     # The file as checked (inode, size, modification time): read again only while it is so.
     stamp: tuple[int, int, int] = (0, 0, 0)
+    # A shard's part (batchcopy.shards.select): only jobs of these lanes; None: every job.
+    lanes: frozenset[str] | None = None
 
     def jobs(self) -> Iterator[CopyJob]:
         """Read the file again and yield its jobs in file order.
@@ -69,7 +71,8 @@ class Manifest:
                             issues = [i for i in checked if isinstance(i, _Issue)]
                             problems = [Problem(file=self.name, **i._asdict()) for i in issues]
                             raise ManifestError([*problems, changed])
-                        yield job
+                        if self.lanes is None or job.lane in self.lanes:
+                            yield job
         except OSError as exc:
             raise ManifestError([_unreadable(self.name, exc), changed]) from exc
 
