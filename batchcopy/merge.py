@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from batchcopy.errors import BatchcopyError, ManifestError, ReportDirError
+from batchcopy.html_report import html_report_or_warn
 from batchcopy.jobs import BASE_ACCOUNT, MANIFEST_FIELDS, SENT_BEFORE, JobResult, Status
 from batchcopy.journal import JOURNAL_NAME, records
 from batchcopy.report import (
@@ -116,7 +117,9 @@ def merge_reports(
         runs = [_read_run(path) for path in _fewer_runs(files, Path(scratch))]
         if absent is not None:
             runs.append(absent)
-        return _write(directory, ordered, runs, missing, first)
+        report = _write(directory, ordered, runs, missing, first)
+    html_report_or_warn(directory)  # last: a view of the files written above
+    return report
 
 
 def _read_part(directory: Path) -> _Part:

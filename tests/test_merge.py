@@ -70,7 +70,8 @@ async def test_merged_shards_are_the_single_runs_report_line_for_line(
     served: str, tmp_path: Path
 ) -> None:
     """Three shards merged: every job once, in manifest line order, with the statuses,
-    counts and exit code of one run of the whole manifest; the CSV holds the same rows."""
+    counts and exit code of one run of the whole manifest; the CSV holds the same rows, and
+    the merged folder has its report.html."""
     manifest = manifest_of(tmp_path / "m.csv")
     folders = await run_shards(served, manifest, tmp_path)
     merged = merge_reports(folders, tmp_path / "out")
@@ -95,6 +96,9 @@ async def test_merged_shards_are_the_single_runs_report_line_for_line(
     assert summary["manifest_sha256"] == single.summary.manifest_sha256
     assert [p["shard"] for p in summary["merged_from"]] == ["0/3", "1/3", "2/3"]
     assert not (tmp_path / "out" / "retry.csv").exists()
+    page = (tmp_path / "out" / "report.html").read_text()  # the fleet's one page
+    assert summary["run_id"] in page
+    assert f'<li data-status="total"><b>{summary["total"]}</b> total</li>' in page
 
 
 async def test_merge_refuses_folders_that_are_not_one_runs_shards(
