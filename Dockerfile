@@ -7,7 +7,8 @@
 #     docker run --rm -v "$PWD:/work" -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY \
 #         -e AWS_SESSION_TOKEN batchcopy:0.1.0 run manifest.csv --report-dir report
 #
-# The Kubernetes and AWS Batch examples (examples/kubernetes/, examples/aws-batch/) run it.
+# The Kubernetes examples (examples/kubernetes/) run this image; the AWS Batch one
+# (examples/aws-batch/) runs its aws-batch target (docker build --target aws-batch), below.
 # tests/test_dockerfile.py checks this file's structure.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -22,7 +23,7 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 # Run: that wheel and its dependencies, binary wheels only (this image has no compiler to
 # build one, so a dependency without a wheel for the platform fails here, not at run time).
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS runtime
 COPY --from=build /dist/batchcopy-*-py3-none-any.whl /tmp/
 RUN pip install --no-cache-dir --only-binary=:all: /tmp/batchcopy-*-py3-none-any.whl \
     && rm /tmp/batchcopy-*-py3-none-any.whl \
@@ -37,3 +38,14 @@ WORKDIR /work
 # journal and exits 143.
 ENTRYPOINT ["batchcopy"]
 CMD ["--help"]
+
+# AWS Batch: a job definition can neither replace an image's entrypoint nor give its
+# command to a shell, so an array job's child could not name its own report folder from
+# AWS_BATCH_JOB_ARRAY_INDEX. This target takes its command as one shell script instead
+# (examples/aws-batch/job-definition.json's, which ends in `exec batchcopy ...`).
+FROM runtime AS aws-batch
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["exec batchcopy --help"]
+
+# The default target: the image above, batchcopy as its entrypoint.
+FROM runtime

@@ -23,11 +23,18 @@ SLIM = {"python:3.11-slim", "python:3.12-slim"}
 
 @dataclass
 class Stage:
-    """One FROM ... stage: its base image, name and instructions, in order."""
+    """One FROM ... stage: its base image (an earlier stage's, when built on one), name,
+    the stage it is built on, and its own instructions, in order."""
 
     base: str
     name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
+    parent: Stage | None = None
+    own: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def instructions(self) -> list[tuple[str, str]]:
+        """Its instructions and those of the stages it is built on, the first ones first."""
+        return (self.parent.instructions if self.parent else []) + self.own
 
     def all(self, keyword: str) -> list[str]:
         return [args for kw, args in self.instructions if kw == keyword]
@@ -62,10 +69,11 @@ def _stages() -> list[Stage]:
             words = rest.split()
             base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], words[0])
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=base, name=name))
+            parent = next((stage for stage in stages if stage.name == base), None)
+            stages.append(Stage(base=parent.base if parent else base, name=name, parent=parent))
         else:
             assert stages, f"{keyword} before the first FROM"
-            stages[-1].instructions.append((keyword, rest))
+            stages[-1].own.append((keyword, rest))
     return stages
 
 
@@ -94,12 +102,17 @@ def _pip_calls(stage: Stage, verb: str) -> list[list[str]]:
 
 
 def test_image_is_built_in_two_stages_on_a_slim_python() -> None:
-    """The wheel is built in a stage of its own; the image is a slim Python holding it."""
-    *builders, final = _stages()
+    """The wheel is built in a stage of its own; the image (the default target, the last
+    stage) is a slim Python holding it, not built on the stage that has the build's files."""
+    stages = _stages()
+    copied_from = {args.split()[0].removeprefix("--from=") for args in stages[-1].all("COPY")}
+    builders = [stage for stage in stages if stage.name in copied_from]
     assert builders
-    assert final.base in SLIM
-    assert all(stage.base in SLIM for stage in builders)
-    assert final.name is None or final.name not in {b.name for b in builders}
+    assert all(stage.base in SLIM for stage in stages)
+    final: Stage | None = stages[-1]
+    while final is not None:
+        assert final not in builders
+        final = final.parent
 
 
 def test_build_stage_makes_the_wheel_pip_wheel_makes() -> None:
@@ -169,6 +182,19 @@ def test_image_runs_batchcopy_as_a_numeric_non_root_user() -> None:
     assert "batchcopy" in scripts
     runs = " ".join(final.all("RUN"))
     assert re.search(rf"useradd --uid {uid}\b", runs)  # the user exists, with a home
+
+
+def test_aws_batch_target_runs_its_command_as_a_shell_script_as_the_same_user() -> None:
+    """`docker build --target aws-batch` is the image with `/bin/sh -c` as its entrypoint
+    (AWS Batch cannot replace one), built on the default image, so its user and batchcopy
+    are the same."""
+    stages = _stages()
+    (batch,) = [stage for stage in stages if stage.name == "aws-batch"]
+    assert batch.parent is not None
+    assert batch.parent is stages[-1].parent
+    assert json.loads(batch.all("ENTRYPOINT")[-1]) == ["/bin/sh", "-c"]
+    assert batch.all("USER") == stages[-1].all("USER")
+    assert not [keyword for keyword, _ in batch.own if keyword in {"USER", "RUN", "COPY"}]
 
 
 def test_dockerignore_sends_only_what_the_build_copies() -> None:
