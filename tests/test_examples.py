@@ -1387,3 +1387,81 @@ def test_batch_merge_merges_every_child_folder(tmp_path: Path) -> None:
     assert merged["command"] == "merge"
     assert merged["directories"] == [reports / f"shard-{index}" for index in range(size)]
     assert merged["out"] == reports / "merged"
+
+
+def _fleet(
+    engine: str,
+) -> tuple[str, str, dict[str, str], int, Callable[[int, int], dict[str, str]]]:
+    """An engine's shard script, merge script, variables, shard count, and the variables
+    the engine gives shard I of N."""
+    if engine == "kubernetes":
+        script, env, shards = _indexed_job_script()
+        (merge,) = _pod(_by_kind(KUBERNETES / "merge-job.yaml")["Job"])["containers"]
+        return (
+            script,
+            _after_dash_c(merge["command"]),
+            env,
+            shards,
+            lambda i, n: {"JOB_COMPLETION_INDEX": str(i)},
+        )
+    definition, submit, merge_job = _batch()
+    container = definition["containerProperties"]
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    env |= {item["name"]: item["value"] for item in merge_job["containerOverrides"]["environment"]}
+    (script,) = container["command"]
+    (merge_script,) = merge_job["containerOverrides"]["command"]
+    return (
+        script,
+        merge_script,
+        env,
+        submit["arrayProperties"]["size"],
+        lambda i, n: {"AWS_BATCH_JOB_ARRAY_INDEX": str(i), "AWS_BATCH_JOB_ARRAY_SIZE": str(n)},
+    )
+
+
+@pytest.mark.parametrize("engine", ["kubernetes", "aws-batch"])
+async def test_fleet_example_shards_copy_every_job_once_and_merge_into_one_report(
+    tmp_path: Path, engine: str
+) -> None:
+    """The example's own scripts, run as its engine runs them (every shard at once, then the
+    merge) against the emulator seeded with seed.json: every job of the manifest is copied
+    once, by one shard, and the merged report has each of its rows once; a shard started
+    again resumes its folder and sends no copy twice."""
+    script, merge, variables, shards, engine_env = _fleet(engine)
+    scripts = Path(sys.executable).parent
+    assert (scripts / "batchcopy").exists(), "the package is installed in this environment"
+    manifest = batchcopy.load_manifest(EXAMPLES / "manifest.csv")
+    reports = tmp_path / "reports"
+    emulator = build_emulator(seed=SEED)
+    async with running_emulator(emulator) as url:
+        env = {
+            **os.environ,
+            **variables,
+            "PATH": os.pathsep.join([str(scripts), "/usr/bin", "/bin"]),
+            "MANIFEST": str(EXAMPLES / "manifest.csv"),
+            "REPORTS": str(reports),
+            "BATCHCOPY_RATE_STATE": str(tmp_path / "rates.json"),
+            "AWS_ENDPOINT_URL_LIGHTSAIL": url,
+        }
+
+        async def shard(index: int) -> None:
+            done = await anyio.run_process(
+                ["/bin/sh", "-c", script], env={**env, **engine_env(index, shards)}, check=False
+            )
+            assert done.returncode == 0, done.stderr.decode()
+
+        async with anyio.create_task_group() as group:
+            for index in range(shards):
+                group.start_soon(shard, index)
+        await shard(0)  # started again: resumes its folder
+        merged = await anyio.run_process(["/bin/sh", "-c", merge], env=env, check=False)
+    assert merged.returncode == 0, merged.stderr.decode()
+    assert sorted(emulator.stats.copies_accepted.values()) == [1] * manifest.total
+    rows = [
+        json.loads(line) for line in (reports / "merged/results.jsonl").read_text().splitlines()
+    ]
+    assert sorted(row["target_snapshot_name"] for row in rows) == sorted(
+        job.target_snapshot_name for job in manifest.jobs()
+    )
+    assert {row["status"] for row in rows} == {"started"}
+    assert _runs(reports / "shard-0") == [False, True]
