@@ -989,13 +989,10 @@ def test_no_example_installs_batchcopy_from_a_package_index(path: Path) -> None:
         assert not re.fullmatch(r"batchcopy([\[=<>~!].*)?", requirement), (path, requirement)
 
 
-@pytest.mark.parametrize(
-    "path", [SYSTEMD / "batchcopy.service", EXAMPLES / "kubernetes/cronjob.yaml"]
-)
-def test_scheduled_examples_install_from_the_repository_and_say_so(path: Path) -> None:
-    """The systemd and Kubernetes steps build a wheel from a checkout and install that, and
-    say why (batchcopy is not on a package index)."""
-    text = path.read_text()
+def test_systemd_installs_from_the_repository_and_says_so() -> None:
+    """The systemd steps build a wheel from a checkout and install that, and say why
+    (batchcopy is not on a package index)."""
+    text = (SYSTEMD / "batchcopy.service").read_text()
     words = " ".join(text.replace("#", " ").split())  # comments' line breaks undone
     assert "batchcopy is not on a package index" in words
     assert "pip wheel --no-deps -w dist ." in words
@@ -1068,3 +1065,403 @@ def test_async_api_example_writes_a_report_folder_only_if_asked(
         assert str(report) in done.stdout
     else:
         assert list(tmp_path.iterdir()) == []
+
+
+# -- fleets: a Kubernetes Indexed Job and an AWS Batch array job, from the image ------------
+
+KUBERNETES = EXAMPLES / "kubernetes"
+BATCH = EXAMPLES / "aws-batch"
+# Every Kubernetes and AWS Batch example: each runs the image the Dockerfile builds.
+CONTAINER_EXAMPLES = [
+    KUBERNETES / "cronjob.yaml",
+    KUBERNETES / "indexed-job.yaml",
+    KUBERNETES / "merge-job.yaml",
+    BATCH / "job-definition.json",
+]
+
+
+def _by_kind(path: Path) -> dict[str, dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    by_kind = {doc["kind"]: doc for doc in docs}
+    assert len(by_kind) == len(docs), "one document of each kind"
+    return by_kind
+
+
+def _pod(job: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = job["spec"]["template"]["spec"]
+    return pod
+
+
+def _env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def _images(path: Path) -> set[str]:
+    """The images a Kubernetes or AWS Batch example runs."""
+    if path.suffix == ".json":
+        return {json.loads(path.read_text())["containerProperties"]["image"]}
+    found = set()
+    for doc in _by_kind(path).values():
+        spec = doc.get("spec", {}).get("jobTemplate", doc).get("spec", {})
+        pod = spec.get("template", {}).get("spec", {})
+        found |= {c["image"] for c in (*pod.get("initContainers", []), *pod.get("containers", []))}
+    return found
+
+
+def _image_user() -> int:
+    """The numeric user the Dockerfile's image runs as."""
+    (user,) = set(re.findall(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.M))
+    return int(user)
+
+
+def _argv_of(script: str, env: dict[str, str], tmp_path: Path) -> list[str]:
+    """The command line ``script`` execs batchcopy with, run by /bin/sh under ``env`` with
+    a batchcopy on PATH that only writes down its arguments."""
+    fake = tmp_path / "fake-bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "batchcopy").write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
+    (fake / "batchcopy").chmod(0o755)
+    out = tmp_path / "argv"
+    out.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={**env, "PATH": f"{fake}:/usr/bin:/bin", "ARGV_OUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_text().split("\0")[:-1]
+
+
+def _parsed(argv: list[str]) -> dict[str, Any]:
+    """``argv`` (``batchcopy COMMAND ...``) as the real CLI's parser reads it: the
+    command's parameters, or the parser's error (an option it does not have)."""
+    command = typer.main.get_command(app).commands[argv[0]]
+    with command.make_context(argv[0], argv[1:]) as context:
+        return {"command": argv[0], **context.params}
+
+
+def _last_line(script: str) -> str:
+    return script.strip().splitlines()[-1].strip()
+
+
+@pytest.mark.parametrize("path", CONTAINER_EXAMPLES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_container_examples_run_the_image_the_dockerfile_builds(path: Path) -> None:
+    """Every Kubernetes and AWS Batch example runs the image built from the top-level
+    Dockerfile (the build command its steps give), installs nothing at start-up, and runs
+    as the image's non-root user."""
+    # Where each file's build step is: its own comments, or the run's steps it is part of.
+    steps = {BATCH: BATCH / "README.md"}.get(path.parent, path)
+    if path.name == "merge-job.yaml":
+        steps = KUBERNETES / "indexed-job.yaml"
+    words = " ".join(steps.read_text().replace("#", " ").split())
+    assert "batchcopy is not on a package index" in words
+    assert "Dockerfile at the top of a batchcopy checkout" in words
+    builds = re.findall(r"docker build (?:--target (\S+) )?-t (\S+) \.", words)
+    assert builds
+    built = {tag for _, tag in builds}
+    assert _images(path) <= built
+    if path.parent == BATCH:  # the target whose entrypoint is a shell: Batch runs a script
+        assert {target for target, tag in builds if tag in _images(path)} == {"aws-batch"}
+    else:
+        assert {target for target, tag in builds if tag in _images(path)} == {""}
+        for doc in _by_kind(path).values():
+            if doc["kind"] in ("Job", "CronJob"):
+                spec = doc["spec"].get("jobTemplate", doc)
+                assert _pod(spec)["securityContext"]["runAsUser"] == _image_user()
+    text = path.read_text()
+    assert not re.search(r"\bpip3? (install|wheel)\b", text)
+
+
+def test_indexed_job_is_an_indexed_job_of_shards_that_resume_on_a_shared_volume() -> None:
+    """indexed-job.yaml is an Indexed Job of SHARDS pods at once, each index retried on its
+    own (backoffLimitPerIndex, restartPolicy Never) and failed at once on 1, 2 or 253, run
+    as non-root on a read-only root file system, its reports and learned rates on one
+    ReadWriteMany claim and its manifest from a ConfigMap."""
+    by_kind = _by_kind(KUBERNETES / "indexed-job.yaml")
+    job = by_kind["Job"]
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    spec = job["spec"]
+    pod = _pod(job)
+    (container,) = pod["containers"]
+    env = _env_of(container)
+    shards = int(env["SHARDS"])
+    assert shards >= 2
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == shards
+    assert spec["backoffLimitPerIndex"] >= 1
+    assert "backoffLimit" not in spec  # per index instead
+    assert pod["restartPolicy"] == "Never"  # backoffLimitPerIndex requires it
+    (fail,) = [rule for rule in spec["podFailurePolicy"]["rules"] if rule["action"] == "FailIndex"]
+    assert fail["onExitCodes"]["operator"] == "In"
+    assert set(fail["onExitCodes"]["values"]) == {1, 2, 253}
+    assert fail["onExitCodes"]["containerName"] == container["name"]
+    (ignore,) = [rule for rule in spec["podFailurePolicy"]["rules"] if rule["action"] == "Ignore"]
+    assert ignore["onPodConditions"] == [{"type": "DisruptionTarget"}]
+    assert spec["activeDeadlineSeconds"] > 0
+    assert pod["terminationGracePeriodSeconds"] > 30  # batchcopy's default --shutdown-grace
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert pod["serviceAccountName"] == account["name"]
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+
+    def volume_of(path: str) -> dict[str, Any]:
+        (found,) = [v for mount, v in mounts.items() if Path(path).is_relative_to(mount)]
+        return found
+
+    assert volume_of(env["MANIFEST"])["configMap"]["name"]
+    claim = by_kind["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # pods on several nodes write
+    for variable in ("REPORTS", "BATCHCOPY_RATE_STATE"):
+        used = volume_of(env[variable])["persistentVolumeClaim"]["claimName"]
+        assert used == claim["metadata"]["name"], variable
+    assert volume_of("/tmp")["emptyDir"] == {}  # noqa: S108 (the pod's own /tmp: a mount path)
+
+
+def _indexed_job_script() -> tuple[str, dict[str, str], int]:
+    (container,) = _pod(_by_kind(KUBERNETES / "indexed-job.yaml")["Job"])["containers"]
+    env = _env_of(container)
+    return _after_dash_c(container["command"]), env, int(env["SHARDS"])
+
+
+def test_indexed_job_pods_run_their_shard_into_their_own_folder_and_resume_it(
+    tmp_path: Path,
+) -> None:
+    """Each pod runs `batchcopy run MANIFEST --shard auto --shards N` (the real parser
+    accepts it) into REPORTS/shard-INDEX, a folder no other index uses; a pod started again
+    for an index whose folder has a journal resumes that folder."""
+    script, env, shards = _indexed_job_script()
+    assert re.match(r"exec batchcopy run ", _last_line(script))
+    reports = tmp_path / "reports"
+    folders = []
+    for index in range(shards):
+        run = {**env, "REPORTS": str(reports), "JOB_COMPLETION_INDEX": str(index)}
+        first = _parsed(_argv_of(script, run, tmp_path))
+        assert first["command"] == "run"
+        assert str(first["manifest"]) == env["MANIFEST"]
+        assert (first["shard"], first["shards"]) == ("auto", shards)
+        assert first["resume"] is None
+        folders.append(first["report_dir"])
+        first["report_dir"].mkdir(parents=True)
+        (first["report_dir"] / "journal.jsonl").write_text("")  # the pod was stopped
+        again = _parsed(_argv_of(script, run, tmp_path))
+        assert again["resume"] == first["report_dir"]
+        assert again["report_dir"] is None
+        assert (again["shard"], again["shards"]) == ("auto", shards)
+    assert folders == [reports / f"shard-{index}" for index in range(shards)]
+
+
+def test_merge_job_merges_every_shard_folder_of_the_indexed_job(tmp_path: Path) -> None:
+    """merge-job.yaml runs `batchcopy merge` (the real parser accepts it) over the folder of
+    every index the Indexed Job has, each once, into REPORTS/merged, on the same claim and
+    with the manifest where the shards read it (for --allow-missing)."""
+    _, shard_env, shards = _indexed_job_script()
+    shard_pod = _pod(_by_kind(KUBERNETES / "indexed-job.yaml")["Job"])
+    job = _by_kind(KUBERNETES / "merge-job.yaml")["Job"]
+    pod = _pod(job)
+    (container,) = pod["containers"]
+    env = _env_of(container)
+    assert int(env["SHARDS"]) == shards
+    assert env["REPORTS"] == shard_env["REPORTS"]
+    assert pod["restartPolicy"] == "Never"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    claims = {v["name"]: v for v in (*pod["volumes"], *shard_pod["volumes"])}
+    for mount in container["volumeMounts"]:
+        (same,) = [m for m in shard_pod["containers"][0]["volumeMounts"] if m == mount]
+        assert claims[same["name"]]
+    assert {v["name"]: v for v in pod["volumes"]} == {
+        v["name"]: v for v in shard_pod["volumes"] if v["name"] in claims
+    }
+    script = _after_dash_c(container["command"])
+    assert re.match(r"exec batchcopy merge ", _last_line(script))
+    reports = tmp_path / "reports"
+    merged = _parsed(_argv_of(script, {**env, "REPORTS": str(reports)}, tmp_path))
+    assert merged["command"] == "merge"
+    assert merged["directories"] == [reports / f"shard-{index}" for index in range(shards)]
+    assert merged["out"] == reports / "merged"
+
+
+# AWS Batch's API as botocore knows it: the JSON files are inputs of these operations.
+_BATCH_INPUTS = {
+    "job-definition.json": "RegisterJobDefinition",
+    "submit-job.json": "SubmitJob",
+    "submit-merge.json": "SubmitJob",
+}
+
+
+@pytest.mark.parametrize("name", _BATCH_INPUTS)
+def test_batch_files_are_valid_inputs_of_the_batch_api(name: str) -> None:
+    """Each AWS Batch file is a valid --cli-input-json of its call (register-job-definition,
+    submit-job), as botocore's model of the Batch API reads it."""
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("batch")
+    shape = model.operation_model(_BATCH_INPUTS[name]).input_shape
+    report = ParamValidator().validate(json.loads((BATCH / name).read_text()), shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def _batch() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return tuple(json.loads((BATCH / name).read_text()) for name in _BATCH_INPUTS)  # type: ignore[return-value]
+
+
+def test_batch_array_job_is_n_children_that_resume_on_a_shared_file_system() -> None:
+    """The array job submits N children of the job definition, which retries a child (its
+    host lost, a timeout) but not on exit 1, 2 or 253, runs on a read-only root file system
+    and keeps the manifest, the reports and the learned rates on the EFS volume."""
+    definition, submit, merge = _batch()
+    assert submit["jobDefinition"] == merge["jobDefinition"] == definition["jobDefinitionName"]
+    assert submit["arrayProperties"]["size"] >= 2
+    assert "arrayProperties" not in merge
+    retry = definition["retryStrategy"]
+    assert retry["attempts"] >= 2
+    exits = {rule["onExitCode"] for rule in retry["evaluateOnExit"] if rule["action"] == "EXIT"}
+    assert exits == {"1", "2", "253"}
+    container = definition["containerProperties"]
+    assert container["readonlyRootFilesystem"] is True
+    assert container["jobRoleArn"].startswith("arn:aws:iam::")
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    volumes = {volume["name"]: volume for volume in container["volumes"]}
+    mounts = {m["containerPath"]: volumes[m["sourceVolume"]] for m in container["mountPoints"]}
+
+    def volume_of(path: str) -> dict[str, Any]:
+        (found,) = [v for mount, v in mounts.items() if Path(path).is_relative_to(mount)]
+        return found
+
+    for variable in ("MANIFEST", "REPORTS", "BATCHCOPY_RATE_STATE"):
+        assert volume_of(env[variable])["efsVolumeConfiguration"]["fileSystemId"], variable
+    assert "efsVolumeConfiguration" not in volume_of("/tmp")  # noqa: S108 (a mount path)
+    assert not any(name.startswith("AWS_BATCH") for name in env)  # Batch's own, reserved
+
+
+def test_batch_children_run_their_shard_into_their_own_folder_and_resume_it(
+    tmp_path: Path,
+) -> None:
+    """Each child runs `batchcopy run MANIFEST --shard auto` (the real parser accepts it;
+    Batch gives the index and the size) into REPORTS/shard-INDEX; a child Batch runs again
+    resumes that folder."""
+    definition, submit, _ = _batch()
+    container = definition["containerProperties"]
+    (script,) = container["command"]
+    assert re.match(r"exec batchcopy run ", _last_line(script))
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    size = submit["arrayProperties"]["size"]
+    reports = tmp_path / "reports"
+    folders = []
+    for index in range(size):
+        batch = {"AWS_BATCH_JOB_ARRAY_INDEX": str(index), "AWS_BATCH_JOB_ARRAY_SIZE": str(size)}
+        run = {**env, **batch, "REPORTS": str(reports)}
+        first = _parsed(_argv_of(script, run, tmp_path))
+        assert first["command"] == "run"
+        assert str(first["manifest"]) == env["MANIFEST"]
+        assert (first["shard"], first["shards"]) == ("auto", None)
+        folders.append(first["report_dir"])
+        first["report_dir"].mkdir(parents=True)
+        (first["report_dir"] / "journal.jsonl").write_text("")
+        again = _parsed(_argv_of(script, run, tmp_path))
+        assert again["resume"] == first["report_dir"]
+        assert again["report_dir"] is None
+    assert folders == [reports / f"shard-{index}" for index in range(size)]
+
+
+def test_batch_merge_merges_every_child_folder(tmp_path: Path) -> None:
+    """The merge job runs `batchcopy merge` (the real parser accepts it) over the folder of
+    every child of the array job, each once, into REPORTS/merged."""
+    definition, submit, merge = _batch()
+    container = definition["containerProperties"]
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    overrides = merge["containerOverrides"]
+    env |= {item["name"]: item["value"] for item in overrides["environment"]}
+    size = submit["arrayProperties"]["size"]
+    assert int(env["SHARDS"]) == size
+    (script,) = overrides["command"]
+    assert re.match(r"exec batchcopy merge ", _last_line(script))
+    reports = tmp_path / "reports"
+    merged = _parsed(_argv_of(script, {**env, "REPORTS": str(reports)}, tmp_path))
+    assert merged["command"] == "merge"
+    assert merged["directories"] == [reports / f"shard-{index}" for index in range(size)]
+    assert merged["out"] == reports / "merged"
+
+
+def _fleet(
+    engine: str,
+) -> tuple[str, str, dict[str, str], int, Callable[[int, int], dict[str, str]]]:
+    """An engine's shard script, merge script, variables, shard count, and the variables
+    the engine gives shard I of N."""
+    if engine == "kubernetes":
+        script, env, shards = _indexed_job_script()
+        (merge,) = _pod(_by_kind(KUBERNETES / "merge-job.yaml")["Job"])["containers"]
+        return (
+            script,
+            _after_dash_c(merge["command"]),
+            env,
+            shards,
+            lambda i, n: {"JOB_COMPLETION_INDEX": str(i)},
+        )
+    definition, submit, merge_job = _batch()
+    container = definition["containerProperties"]
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    env |= {item["name"]: item["value"] for item in merge_job["containerOverrides"]["environment"]}
+    (script,) = container["command"]
+    (merge_script,) = merge_job["containerOverrides"]["command"]
+    return (
+        script,
+        merge_script,
+        env,
+        submit["arrayProperties"]["size"],
+        lambda i, n: {"AWS_BATCH_JOB_ARRAY_INDEX": str(i), "AWS_BATCH_JOB_ARRAY_SIZE": str(n)},
+    )
+
+
+@pytest.mark.parametrize("engine", ["kubernetes", "aws-batch"])
+async def test_fleet_example_shards_copy_every_job_once_and_merge_into_one_report(
+    tmp_path: Path, engine: str
+) -> None:
+    """The example's own scripts, run as its engine runs them (every shard at once, then the
+    merge) against the emulator seeded with seed.json: every job of the manifest is copied
+    once, by one shard, and the merged report has each of its rows once; a shard started
+    again resumes its folder and sends no copy twice."""
+    script, merge, variables, shards, engine_env = _fleet(engine)
+    scripts = Path(sys.executable).parent
+    assert (scripts / "batchcopy").exists(), "the package is installed in this environment"
+    manifest = batchcopy.load_manifest(EXAMPLES / "manifest.csv")
+    reports = tmp_path / "reports"
+    emulator = build_emulator(seed=SEED)
+    async with running_emulator(emulator) as url:
+        env = {
+            **os.environ,
+            **variables,
+            "PATH": os.pathsep.join([str(scripts), "/usr/bin", "/bin"]),
+            "MANIFEST": str(EXAMPLES / "manifest.csv"),
+            "REPORTS": str(reports),
+            "BATCHCOPY_RATE_STATE": str(tmp_path / "rates.json"),
+            "AWS_ENDPOINT_URL_LIGHTSAIL": url,
+        }
+
+        async def shard(index: int) -> None:
+            done = await anyio.run_process(
+                ["/bin/sh", "-c", script], env={**env, **engine_env(index, shards)}, check=False
+            )
+            assert done.returncode == 0, done.stderr.decode()
+
+        async with anyio.create_task_group() as group:
+            for index in range(shards):
+                group.start_soon(shard, index)
+        await shard(0)  # started again: resumes its folder
+        merged = await anyio.run_process(["/bin/sh", "-c", merge], env=env, check=False)
+    assert merged.returncode == 0, merged.stderr.decode()
+    assert sorted(emulator.stats.copies_accepted.values()) == [1] * manifest.total
+    rows = [
+        json.loads(line) for line in (reports / "merged/results.jsonl").read_text().splitlines()
+    ]
+    assert sorted(row["target_snapshot_name"] for row in rows) == sorted(
+        job.target_snapshot_name for job in manifest.jobs()
+    )
+    assert {row["status"] for row in rows} == {"started"}
+    assert _runs(reports / "shard-0") == [False, True]
