@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -244,12 +245,16 @@ async def test_every_copy_carries_its_source_label() -> None:
 async def test_a_copy_still_being_made_is_started_not_skipped_or_reconciled() -> None:
     """Re-run while an earlier run's copy is pending: started (not done, so not skipped), not
     counted as reconciled, nothing sent; with --wait it is followed until it succeeds."""
-    emulator = Emulator(seed=SEED, faults=FaultConfig.from_json({"operation_seconds": 2}))
+    now = [time.time()]  # the emulator's clock stands still until the copy may finish
+    emulator = Emulator(
+        seed=SEED, faults=FaultConfig.from_json({"operation_seconds": 2}), clock=lambda: now[0]
+    )
     job = manual("web-1-2026-11-20")
     async with running_emulator(emulator) as url:
         await copy_snapshots([job], settings_for(url))
         plan = await make_plan([job], settings_for(url))
         rerun = await copy_snapshots([job], settings_for(url))
+        now[0] += 3
         waited = await copy_snapshots([job], settings_for(url, wait=True, wait_read_rate=100))
     result = only(rerun)
     assert (result.status, result.reconciled, result.attempts) == (Status.STARTED, False, 0)

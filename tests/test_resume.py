@@ -207,7 +207,7 @@ def test_running_again_without_a_journal_copies_nothing(
 
 
 def start_run(
-    live: EmulatorProcess, manifest: Path, report: Path, *extra: str
+    live: EmulatorProcess, manifest: Path, report: Path, *extra: str, rate: str = "2"
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -221,7 +221,7 @@ def start_run(
             "--report-dir",
             str(report),
             "--rate",
-            "2",
+            rate,
             "--burst",
             "1",
             "--fixed-rate",  # slow on purpose: the signal must arrive mid-run
@@ -433,7 +433,7 @@ def test_a_folder_in_use_by_a_run_is_refused_to_a_second_one(
     doctor --report-dir all say it is in use by that run's pid (not "resume it"), and
     touch nothing; once the run has ended, the resume goes through."""
     report = tmp_path / "r"
-    first = start_run(live, manifest, report)
+    first = start_run(live, manifest, report, rate="0.3")  # still running for the checks below
     try:
         wait_for_journal(report, 2)
         in_use = f"in use by another batchcopy run (pid {first.pid})"
