@@ -2,7 +2,8 @@
 
 Time is cut into buckets of ``bucket_seconds`` from the run's start. Per target region (all
 accounts together) each bucket holds the jobs that ended well or failed in it, the write
-requests sent (CopySnapshot; the deletes for a prune), the requests throttled (any action),
+requests sent (CopySnapshot and TagResource, which the lane's rate paces together; the
+deletes for a prune), those of them throttled,
 and the lanes' summed rate at the end of the bucket. There are never more than
 :data:`MAX_BUCKETS`: when the run outlasts them the width doubles and neighbouring buckets
 merge (counts add, the rate is the later one), so a day-long run of a million jobs writes a
@@ -66,7 +67,8 @@ TIMELINE_VERSION = 1
 MAX_BUCKETS = 600
 FIRST_BUCKET = 1.0  # seconds
 ACCOUNTS_SHOWN = 50  # beyond, accounts are summed as "other": the file stays small
-COPY_WRITES = frozenset({"CopySnapshot"})
+# The requests a copy lane's rate paces: each copy, and the tags batchcopy puts on it.
+COPY_WRITES = frozenset({"CopySnapshot", "TagResource"})
 DELETE_WRITES = frozenset({"DeleteInstanceSnapshot", "DeleteDiskSnapshot"})
 # Rates are read at most this often per bucket: reading them walks every lane.
 _SAMPLES_PER_BUCKET = 4
@@ -245,7 +247,7 @@ class Timeline:
         self._series(self._regions, region).bump("requests", self._index(now))
 
     def throttled(self, region: str, now: float | None = None) -> None:
-        """A request (of any action) throttled in ``region``."""
+        """A write request throttled in ``region``."""
         self._series(self._regions, region).bump("throttled", self._index(now))
 
     def on_call(self, region: str, action: str) -> None:
@@ -257,8 +259,11 @@ class Timeline:
             self._index(None)  # still a moment to read the rates at
 
     def on_throttle(self, region: str, action: str) -> None:
-        """A request of ``action`` throttled in ``region`` (the clients' hook)."""
-        self.throttled(region)
+        """A request of ``action`` throttled in ``region`` (the clients' hook): a write's
+        throttle is drawn beside the writes sent; a read's has a budget of its own, and
+        summary.json counts it by action."""
+        if action in self._writes:
+            self.throttled(region)
 
     def sample_rates(self, rates: Mapping[str, float], now: float | None = None) -> None:
         """Each region's rate now, requests/s: the bucket's rate, unless a later one in it."""
