@@ -342,7 +342,10 @@ class LightsailClients:
         operation = _field(response, "operation", dict, "GetOperation")
         if not isinstance(operation.get("status"), str):
             raise malformed("GetOperation", "operation.status")
-        return {k: str(operation.get(k) or "") for k in ("status", "errorCode", "errorDetails")}
+        return {
+            k: printable(str(operation.get(k) or ""))
+            for k in ("status", "errorCode", "errorDetails")
+        }
 
     async def find_snapshot(
         self, region: str, name: str, kind: str | None = None

@@ -129,12 +129,16 @@ MALFORMED_ANSWER = "MalformedAnswer"
 PARSER_CHOKED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A JSON answer may escape half of a surrogate pair alone ("\ud800"): a str no UTF-8 file
+# can hold, so every report and journal line with it would fail to be written.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
     """``text`` from the service with control characters (ANSI escapes' ESC included) made
-    spaces: it may reach a terminal or a log line."""
-    return _CONTROL.sub(" ", text)
+    spaces, as it may reach a terminal or a log line, and lone surrogates made U+FFFD, as
+    it is written to UTF-8 files."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
 
 
 def malformed(action: str, what: str, *, ambiguous: bool = False) -> TransientError:

@@ -144,3 +144,25 @@ async def test_a_time_botocore_cannot_parse_is_a_malformed_answer_naming_the_fie
     assert "not as Lightsail does" in failed["lightsail eu-west-1"].detail
     assert found.value.code == "MalformedAnswer"
     assert "createdAt" in str(found.value)
+
+
+async def test_a_message_with_half_a_surrogate_pair_is_reported_not_fatal(tmp_path: Path) -> None:
+    """A refusal whose message escapes half a surrogate pair ("\\ud800", which no UTF-8 file
+    can hold) fails its job with the message readable (U+FFFD in its place): every job has
+    its row, the report and page are written, and nothing stops the run."""
+    refusal = (400, {"__type": "InvalidInputException", "message": "lone \ud800 <b>x</b>"})
+    jobs = [manual(i + 2, "eu-west-1", f"half-{i}") for i in range(3)]
+    async with (
+        running_emulator(Emulator(seed=demo_seed())) as url,
+        malicious_server(url, Answers(refuse={"CopySnapshot": refusal})) as lying,
+    ):
+        few = RetryPolicy(base_delay=0.0, max_delay=0.0, deadline=30, max_attempts=1)
+        report = await copy_snapshots(
+            jobs, settings_for(lying, retry=few), report_dir=tmp_path / "r"
+        )
+    assert report.exit_code == 1
+    rows = (tmp_path / "r" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == len(jobs)
+    assert all(r.status is Status.FAILED for r in report.results)
+    assert all(r.error_message == "lone \ufffd <b>x</b>" for r in report.results)
+    assert (tmp_path / "r" / "report.html").is_file()
