@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from batchcopy.jobs import INTERRUPTED_CODE
 
-__all__ = ["RERUN", "fix_for"]
+__all__ = ["RERUN", "STATUS_FIXES", "fix_for"]
 
 RERUN = "then `batchcopy run retry.csv` runs the job again"
 
@@ -23,6 +23,11 @@ _REFUSED = (
     "the credentials were refused: renew them (`aws sso login`, or a new access key), "
     "then `batchcopy run --resume DIR`"
 )
+# The failed copy stays behind in state error under the target name, in the way of the next.
+_COPY_FAILED = (
+    "Lightsail could not finish the copy: delete the target it left in state error "
+    "(aws lightsail delete-instance-snapshot or delete-disk-snapshot), " + RERUN
+)
 _THROTTLED = "Lightsail kept throttling: lower --rate or --max-rate, " + RERUN
 _SERVICE = "a fault on Lightsail's side: wait a while, " + RERUN
 
@@ -31,13 +36,12 @@ _FIXES: dict[str, str] = {
     "them), " + RERUN,
     "SourceNotFound": "check source_region and the source name (`batchcopy discover` lists "
     "them), " + RERUN,
-    "TargetExists": "another snapshot holds this name: choose another target_snapshot_name, or "
-    "for a copy of the same source run with --on-exists skip",
+    "TargetExists": "another snapshot holds this name (the message says what it is): choose "
+    "another target_snapshot_name, " + RERUN,
     "TargetFailed": "delete the target left in state error, " + RERUN,
     "TargetMissing": "the copy vanished while it was followed: " + RERUN,
-    "CopyFailed": "Lightsail could not finish the copy: check the source snapshot, " + RERUN,
-    "SnapshotCopyFailed": "Lightsail could not finish the copy: check the source snapshot, "
-    + RERUN,
+    "CopyFailed": _COPY_FAILED,
+    "SnapshotCopyFailed": _COPY_FAILED,
     "CannotTell": "`batchcopy run --resume DIR` looks at the target again",
     "ClockSkew": "check this machine's clock (NTP), then `batchcopy run --resume DIR`",
     INTERRUPTED_CODE: "`batchcopy run --resume DIR` (or retry.csv) finishes it; a copy it "
@@ -66,10 +70,23 @@ _FIXES: dict[str, str] = {
     "ExpiredTokenException": _REFUSED,
 }
 FIXES: Mapping[str, str] = MappingProxyType(_FIXES)
+# Rows with no error that still need something done.
+STATUS_FIXES: Mapping[str, str] = MappingProxyType(
+    {
+        "in_progress": "still copying when the wait ended: `batchcopy run retry.csv --wait` "
+        "follows it to the end without copying again",
+        "not_started": "never sent: `batchcopy run MANIFEST --resume DIR` (or `batchcopy run "
+        "retry.csv`) runs it",
+    }
+)
+# A prune's failed delete: its folder has no retry.csv, and a resume finishes only its plan.
+_PRUNE_AGAIN = "a new prune (not --resume) plans and tries it again"
 
 
-def fix_for(code: str) -> str:
-    """The fix to suggest for a row that failed with ``code``; "" for a row with no error."""
+def fix_for(code: str, *, prune: bool = False) -> str:
+    """The fix to suggest for a row that failed with ``code`` (in a prune's report with
+    ``prune``); "" for a row with no error."""
     if not code:
         return ""
-    return FIXES.get(code, "read the error message, " + RERUN)
+    fix = FIXES.get(code, "read the error message, " + RERUN)
+    return fix.replace(RERUN, _PRUNE_AGAIN) if prune else fix

@@ -112,6 +112,8 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 120:
         return f"{seconds / 60:.0f} min"
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f} s"  # a short run's ticks: 0 s, 0.5 s, 1 s, not 0 s, 0 s, 1 s
     return f"{seconds:.0f} s"
 
 
@@ -174,6 +176,13 @@ def line_chart(
     for number, (name, (values, _)) in enumerate(thinned.items()):
         dash = DASHES[number % len(DASHES)]
         for run in _runs(values, count, ymax):
+            if " " not in run:  # one point (a run of one bucket): a dot, as no line is drawn
+                cx, cy = run.split(",")
+                parts.append(
+                    f'<circle class="dot c{number % 8}" data-series="{escape(name)}" cx="{cx}" '
+                    f'cy="{cy}" r="3"><title>{escape(name)}</title></circle>'
+                )
+                continue
             parts.append(
                 f'<polyline class="line c{number % 8}" data-series="{escape(name)}" '
                 f'stroke-dasharray="{dash}" points="{run}"><title>{escape(name)}</title>'

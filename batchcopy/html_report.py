@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchcopy.advice import fix_for
+from batchcopy.advice import STATUS_FIXES, fix_for
 from batchcopy.errors import ReportDirError
 from batchcopy.html_pictures import pictures
 from batchcopy.jobs import BASE_ACCOUNT
@@ -29,8 +30,9 @@ __all__ = ["MAX_ROWS", "html_report_or_warn", "render_html", "write_html_report"
 log = logging.getLogger("batchcopy")
 
 # Rows embedded at most (those needing attention first): a page far past this would not
-# open on a laptop; results.csv holds every row.
-MAX_ROWS = 250_000
+# open on a laptop, and drawing it holds them in memory at the end of a run (twice: those
+# needing attention and the rest); results.csv holds every row.
+MAX_ROWS = 100_000
 PAGE_ROWS = 100
 
 ICONS = {
@@ -104,7 +106,7 @@ def html_report_or_warn(directory: Path) -> Path | None:
     try:
         return write_html_report(directory)
     except Exception as exc:
-        log.warning("batchcopy: report.html was not written in %s: %s", directory, exc)
+        log.warning("report.html was not written in %s: %s", directory, exc)
         return None
 
 
@@ -116,6 +118,8 @@ def render_html(directory: Path) -> str:
     # Over several accounts, rows naming none are the base account's, as summary.json says.
     base = BASE_ACCOUNT if summary.get("by_account") else ""
     rows, total, codes = _read_rows(directory / "results.jsonl", columns, prune=prune, base=base)
+    if isinstance(summary.get("total"), int):
+        total = max(total, summary["total"])  # rows lost from results.jsonl still count
     timeline, why_no_timeline = _read_timeline(directory / "timeline.json")
     order = PRUNE_ORDER if prune else RUN_ORDER
     counts = {s: int(n) for s, n in summary.get("counts", {}).items() if n}
@@ -134,7 +138,8 @@ def render_html(directory: Path) -> str:
             "message": index["reason" if prune else "error_message"],
         },
         "icons": ICONS,
-        "fixes": {code: fix_for(code) for code in sorted(codes)},
+        "fixes": {code: fix_for(code, prune=prune) for code in sorted(codes)},
+        "status_fixes": {} if prune else dict(STATUS_FIXES),
         "page": PAGE_ROWS,
         "total": total,
     }
@@ -152,16 +157,25 @@ def render_html(directory: Path) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    try:
+        drawn = pictures(summary, timeline, order, ICONS)
+    except (ArithmeticError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        # A damaged timeline.json costs the pictures over time, never the page.
+        drawn = pictures(summary, None, order, ICONS)
+        why_no_timeline = (
+            f"timeline.json cannot be drawn ({exc}); the pictures over time are left out."
+        )
     template = env.get_template("report.html.j2")
     return template.render(
         kind="prune" if prune else "run",
         verdict=_verdict(summary, counts, prune=prune),
+        caveats=_caveats(summary, counts, timeline, prune=prune),
         facts=_facts(summary, prune=prune),
         counts=[(s, counts[s], ICONS.get(s, "")) for s in options["status"]],
         total=total,
         shown=len(rows),
         options=options,
-        pictures=pictures(summary, timeline, order, ICONS),
+        pictures=drawn,
         timeline_note=why_no_timeline,
         retry=(directory / "retry.csv").is_file(),
         meta_json=_script_json(meta),
@@ -239,6 +253,8 @@ def _cell(row: Mapping[str, Any], key: str, *, prune: bool, base: str) -> Any:
     value = row.get(key, "")
     if key == "account" and not value:
         return base
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN or an infinity from a hand-edited file: no JSON can hold it
     if key == "duration" and isinstance(value, int | float):
         return round(value, 1)
     return value if isinstance(value, int | float | str) else ("" if value is None else str(value))
@@ -270,7 +286,7 @@ def _verdict(
         return {"state": "succeeded", "icon": "✔", "word": "Succeeded"}
     if exit_code in (130, 143):
         return {"state": "attention", "icon": "⚠", "word": "Needs attention: interrupted"}
-    if not ok:
+    if not ok and counts.get("failed"):
         return {"state": "failed", "icon": "✖", "word": "Failed"}
     return {"state": "attention", "icon": "⚠", "word": "Needs attention"}
 
@@ -292,11 +308,12 @@ def _facts(summary: Mapping[str, Any], *, prune: bool) -> list[tuple[str, str]]:
             if isinstance(started, int | float)
             else "?",
         ),
-        ("Run id", str(summary.get("run_id") or "?")),
+        ("Run id", str(summary.get("run_id") or "none")),
     ]
     if prune:
         facts.append(("Policy", str(summary.get("policy", ""))))
-        facts.append(("Freed", f"{summary.get('freed_gb', 0)} GB"))
+        freed = "Freed" if summary.get("mode") == "delete" else "Would free"
+        facts.append((freed, f"{summary.get('freed_gb', 0)} GB"))
     else:
         facts.append(("Manifest", str(summary.get("manifest", ""))))
         facts.append(("Manifest sha256", str(summary.get("manifest_sha256", ""))[:16] + "…"))
@@ -305,6 +322,42 @@ def _facts(summary: Mapping[str, Any], *, prune: bool) -> list[tuple[str, str]]:
     facts.append(("Regions", ", ".join(sorted(summary.get("by_region") or {})) or "none"))
     facts.append(("Accounts", ", ".join(accounts) if accounts else "the base account"))
     return facts
+
+
+def _caveats(
+    summary: Mapping[str, Any],
+    counts: Mapping[str, int],
+    timeline: Mapping[str, Any] | None,
+    *,
+    prune: bool,
+) -> list[str]:
+    """What the verdict alone would leave a reader to believe wrongly."""
+    said = []
+    if prune and summary.get("mode") != "delete":
+        said.append("A plan: nothing was deleted. `batchcopy prune` with --yes deletes it.")
+    if not prune and (started := counts.get("started")):
+        said.append(
+            f"{started} {'copy was' if started == 1 else 'copies were'} started: Lightsail "
+            "accepted them, and this run did not follow them to the end (a run with --wait "
+            "does; a copy can still fail inside Lightsail)."
+        )
+    if not prune and (untagged := summary.get("tag_failures")):
+        said.append(
+            f"{untagged} {'copy' if untagged == 1 else 'copies'} could not be tagged (the "
+            "tag_error column of results.csv says why): `batchcopy run MANIFEST --resume DIR` "
+            "tags them, and prune never deletes an untagged copy."
+        )
+    earlier = (timeline or {}).get("earlier")
+    if isinstance(earlier, dict) and earlier:
+        done = 0
+        for region in earlier.values():
+            if isinstance(region, dict):
+                done += sum(n for n in region.values() if isinstance(n, int))
+        said.append(
+            f"A resumed run: {done} jobs finished by earlier runs are in the counts and the "
+            "table, not in the pictures over time (they show this process's own time)."
+        )
+    return said
 
 
 def _script_json(value: object) -> str:

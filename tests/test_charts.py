@@ -56,8 +56,30 @@ def test_nan_infinity_and_none_break_the_line_and_never_reach_the_svg() -> None:
     assert "nan" not in text.lower()
     assert "inf" not in text.lower()
     svg = _svg(text)
-    runs = [_values(el, float(svg.attrib["data-ymax"])) for el in svg.iter(f"{SVG}polyline")]
-    assert runs == [[1.0], [2.0], [4.0]]
+    runs = [_drawn(el, float(svg.attrib["data-ymax"])) for el in svg if "data-series" in el.attrib]
+    assert runs == [[1.0], [2.0], [4.0]]  # a stretch of one value is a dot
+
+
+def _drawn(element: ET.Element, ymax: float) -> list[float]:
+    """The values a polyline or a dot draws."""
+    if element.tag == f"{SVG}circle":
+        plot = charts.Plot()
+        y = float(element.attrib["cy"])
+        return [round(ymax * (1 - (y - plot.top) / plot.inner_height), 1)]
+    return _values(element, ymax)
+
+
+def test_a_run_of_one_bucket_is_drawn_with_ticks_that_differ() -> None:
+    """A run shorter than one bucket (one value per series) still shows its value, as a dot,
+    and the time axis of a short run reads 0 s, 0.5 s, 1 s (not 0 s, 0 s, 1 s)."""
+    text = charts.line_chart(
+        ident="t", title="done", series={"eu-west-1": [86]}, step=1.0, unit="jobs"
+    )
+    svg = _svg(text)
+    dots = [el for el in svg.iter(f"{SVG}circle") if el.attrib.get("data-series") == "eu-west-1"]
+    assert [_drawn(dot, float(svg.attrib["data-ymax"])) for dot in dots] == [[86.0]]
+    ticks = [el.text for el in svg.iter(f"{SVG}text") if el.text and el.text.endswith(" s")]
+    assert ticks == ["0 s", "0.5 s", "1 s"]
 
 
 @pytest.mark.parametrize(

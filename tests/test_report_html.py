@@ -5,6 +5,7 @@ text, and 100,000 rows open fast; and the hooks and `batchcopy report` that writ
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from collections.abc import Iterator
@@ -270,6 +271,65 @@ def test_timeline_pictures_appear_only_with_a_timeline(tmp_path: Path) -> None:
     assert "has no timeline.json" in without
     assert 'aria-labelledby="completed-t' not in without
     assert 'aria-labelledby="by-region-t' in without  # the status bars need no timeline
+
+
+def test_the_verdict_says_what_it_does_not_show(tmp_path: Path) -> None:
+    """Copies only started say they were not followed to the end; copies still copying at
+    the wait's end (no failure) need attention, not "Failed"; untagged copies and a
+    resumed run's earlier jobs are said; the fix column covers rows with no error."""
+    started = render_html(_folder(tmp_path / "started", [_row(2, "started")]))
+    assert "Succeeded" in started
+    assert "did not follow them to the end" in started
+    copying = _folder(tmp_path / "copying", [_row(2, "in_progress"), _row(3, "succeeded")])
+    summary = json.loads((copying / "summary.json").read_text())
+    summary.update(exit_code=1, tag_failures=1)
+    (copying / "summary.json").write_text(json.dumps(summary))
+    resumed = {**TIMELINE, "earlier": {"eu-west-1": {"completed": 4, "failed": 0}}}
+    (copying / "timeline.json").write_text(json.dumps(resumed))
+    text = render_html(copying)
+    assert 'data-state="attention"' in text
+    assert "1 copy could not be tagged" in text
+    assert "A resumed run: 4 jobs finished by earlier runs" in text
+    assert "follows it to the end without copying again" in text  # in_progress's fix
+
+
+def test_a_prune_plan_says_what_would_be_freed_and_its_fixes_are_a_prunes(
+    tmp_path: Path,
+) -> None:
+    """A prune's plan page says "Would free" and that nothing was deleted; a failed
+    delete's fix is a new prune, not a retry.csv a prune never writes."""
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    summary = {
+        "command": "prune", "mode": "plan", "run_id": "", "exit_code": 0, "freed_gb": 4816,
+        "counts": {"would_delete": 1, "failed": 1}, "by_region": {}, "by_account": {},
+    }  # fmt: skip
+    (folder / "summary.json").write_text(json.dumps(summary))
+    row = {"status": "failed", "name": "a", "region": "eu-west-1", "error_code": "ServiceException"}
+    (folder / "results.jsonl").write_text(json.dumps(row) + "\n")
+    text = render_html(folder)
+    assert "Would free" in text
+    assert ">Freed<" not in text
+    assert "nothing was deleted" in text
+    assert "a new prune (not --resume)" in text
+    assert "retry.csv" not in text
+
+
+def test_damaged_files_cost_their_part_of_the_page_not_the_page(tmp_path: Path) -> None:
+    """A timeline.json of the wrong shapes loses only the pictures over time (said in one
+    line), a NaN in a hand-edited row is shown empty (the rows stay readable JSON), and
+    the total is summary.json's even when rows are missing from results.jsonl."""
+    rows = [_row(2, "failed", duration=math.nan, attempts=math.inf), _row(3, "succeeded")]
+    folder = _folder(tmp_path / "r", rows, timeline={**TIMELINE, "regions": [1, 2]})
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["total"] = 5
+    (folder / "summary.json").write_text(json.dumps(summary))
+    text = render_html(folder)
+    assert "timeline.json cannot be drawn" in text
+    assert '<li data-status="total"><b>5</b> total</li>' in text
+    data = re.search(r'<script type="application/json" id="report-rows">(.*?)</script>', text)
+    assert data is not None
+    json.loads(data.group(1), parse_constant=lambda name: pytest.fail(f"{name} in the rows"))
 
 
 def test_the_page_names_no_other_address(tmp_path: Path) -> None:
