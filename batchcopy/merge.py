@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from batchcopy.errors import BatchcopyError, ManifestError, ReportDirError
 from batchcopy.html_report import html_report_or_warn
@@ -39,6 +39,10 @@ from batchcopy.report import (
     _write_atomically,
     prepare_report_dir,
 )
+
+if TYPE_CHECKING:
+    from batchcopy.manifest import Manifest
+    from batchcopy.shards import Assignment
 
 __all__ = ["MergeError", "merge_reports"]
 
@@ -110,6 +114,10 @@ def merge_reports(
     if (out / JOURNAL_NAME).exists():
         raise MergeError(f"{out} holds a run's journal; merge into a new folder")
     ordered = [by_index[i] for i in sorted(by_index)]
+    if manifest is not None:
+        # A manifest given is tonight's: folders a shard left from an earlier night (it
+        # refused tonight's run, exit 2) are refused, never merged into tonight's report.
+        _shards_manifest(ordered, manifest)
     absent = _absent_jobs(ordered, missing, manifest) if missing else None
     directory = prepare_report_dir(out)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".merge-") as scratch:
@@ -213,31 +221,7 @@ def _absent_jobs(
 ) -> Iterator[_Row]:
     """The jobs of the missing shards as not_started rows, in line order, read from the
     manifest the shards ran (checked by its sha256 and the assignment's digest)."""
-    from batchcopy.manifest import load_manifest
-    from batchcopy.shards import assignment_of
-
-    first = parts[0].summary
-    path = Path(given) if given is not None else Path(str(first.get("manifest")))
-    defaults = _defaults(parts[0].directory)
-    try:
-        manifest = load_manifest(
-            path,
-            source_region=defaults.get("source_region"),
-            target_region=defaults.get("target_region"),
-        )
-    except ManifestError as exc:
-        raise MergeError(
-            f"--allow-missing reads the missing shards' jobs from the manifest: {exc}; "
-            "give it with --manifest"
-        ) from None
-    if manifest.sha256 != first.get("manifest_sha256"):
-        raise MergeError(
-            f"{path} is not the manifest the shards ran (sha256 {manifest.sha256[:12]}..., "
-            f"theirs {str(first.get('manifest_sha256'))[:12]}...); give it with --manifest"
-        )
-    assignment = assignment_of(manifest, parts[0].count)
-    if assignment.digest != first.get("assignment_digest"):
-        raise MergeError(f"{path} splits into another assignment than the shards ran")
+    manifest, assignment = _shards_manifest(parts, given)
     wanted = {lane for i in missing for lane in assignment.lanes_in(i)}
 
     def rows() -> Iterator[_Row]:
@@ -253,6 +237,36 @@ def _absent_jobs(
         yield from sorted(group)
 
     return rows()
+
+
+def _shards_manifest(parts: list[_Part], given: Path | str | None) -> tuple[Manifest, Assignment]:
+    """The manifest the shards ran (``given``, or the path their summaries name) and its
+    assignment; refused unless its sha256 and the assignment's digest are theirs."""
+    from batchcopy.manifest import load_manifest
+    from batchcopy.shards import assignment_of
+
+    first = parts[0].summary
+    path = Path(given) if given is not None else Path(str(first.get("manifest")))
+    defaults = _defaults(parts[0].directory)
+    try:
+        manifest = load_manifest(
+            path,
+            source_region=defaults.get("source_region"),
+            target_region=defaults.get("target_region"),
+        )
+    except ManifestError as exc:
+        raise MergeError(
+            f"the manifest the shards ran cannot be read: {exc}; give it with --manifest"
+        ) from None
+    if manifest.sha256 != first.get("manifest_sha256"):
+        raise MergeError(
+            f"{path} is not the manifest the shards ran (sha256 {manifest.sha256[:12]}..., "
+            f"theirs {str(first.get('manifest_sha256'))[:12]}...); give it with --manifest"
+        )
+    assignment = assignment_of(manifest, parts[0].count)
+    if assignment.digest != first.get("assignment_digest"):
+        raise MergeError(f"{path} splits into another assignment than the shards ran")
+    return manifest, assignment
 
 
 def _defaults(directory: Path) -> dict[str, str]:

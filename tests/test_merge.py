@@ -132,7 +132,8 @@ async def test_allow_missing_reports_the_missing_shards_jobs_not_started(
     served: str, tmp_path: Path
 ) -> None:
     """--allow-missing: the missing shard's jobs (read from the manifest) are not_started
-    rows in line order and in retry.csv; the merge exits 1, as a run that never sent them."""
+    rows in line order and in retry.csv; the merge says which shard is missing and exits 1,
+    as a run that never sent them."""
     manifest = manifest_of(tmp_path / "m.csv")
     folders = await run_shards(served, manifest, tmp_path)
     gone = json.loads((folders[1] / "summary.json").read_text())["total"]
@@ -141,6 +142,7 @@ async def test_allow_missing_reports_the_missing_shards_jobs_not_started(
         "--allow-missing", "--manifest", str(manifest), "--json",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
+    assert "shard 1/3 missing" in result.stderr
     summary = json.loads(result.stdout)
     assert summary["missing_shards"] == ["1/3"]
     assert summary["counts"]["not_started"] == gone > 0
@@ -156,6 +158,27 @@ async def test_allow_missing_reports_the_missing_shards_jobs_not_started(
     refused = run_cli("merge", str(folders[0]), str(folders[2]), "-o", str(tmp_path / "o2"))
     assert refused.returncode == 2
     assert "missing shard 1/3" in refused.stderr
+
+
+async def test_a_manifest_given_refuses_folders_an_earlier_night_left(
+    served: str, tmp_path: Path
+) -> None:
+    """Folders that shards of another manifest left (last night's, when tonight's shards
+    refused their folders) are refused by a merge given tonight's --manifest, never merged
+    into a report of tonight with exit 0; tonight's own folders merge."""
+    last_night = await run_shards(served, manifest_of(tmp_path / "m.csv"), tmp_path / "a")
+    tonight = manifest_of(tmp_path / "tonight.csv", count=12)
+    refused = run_cli(
+        "merge", *map(str, last_night), "-o", str(tmp_path / "out"), "--manifest", str(tonight)
+    )
+    assert refused.returncode == 2
+    assert "is not the manifest the shards ran" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    folders = await run_shards(served, tonight, tmp_path / "b")
+    merged = run_cli(
+        "merge", *map(str, folders), "-o", str(tmp_path / "out"), "--manifest", str(tonight)
+    )
+    assert merged.returncode == 0, merged.stderr
 
 
 def synthetic_shard(folder: Path, index: int, count: int, lines: range, seed: int) -> None:

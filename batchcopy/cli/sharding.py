@@ -154,6 +154,13 @@ def merge(
     except BatchcopyError as exc:
         raise _fail(f"batchcopy merge: {exc}", EXIT_USAGE) from None
     summary = report.summary
+    written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    if missing := written.get("missing_shards"):
+        typer.echo(
+            f"batchcopy merge: shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            "missing: their jobs are reported not_started (and listed in retry.csv)",
+            err=True,
+        )
     with _stdout_may_close(summary.exit_code):
         if as_json:  # as written: with the shards it was merged from
             typer.echo((out / "summary.json").read_text(encoding="utf-8"), nl=False)
