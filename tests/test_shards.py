@@ -268,16 +268,17 @@ def test_a_bad_shard_exits_2_before_any_request(
 def test_shard_auto_says_what_it_read_and_records_the_shard(
     live: EmulatorProcess, tmp_path: Path
 ) -> None:
-    """--shard auto in an Indexed Job says on stderr what it read; the summary and the
+    """--shard auto in an Indexed Job says on stderr what it read (with --quiet too: a pod's
+    log must name its shard); the summary and the
     journal's first record name the shard and the assignment; requests carry the shard."""
     manifest = demo_manifest(tmp_path / "m.csv")
     report = tmp_path / "r"
     result = run_cli(
         "run", str(manifest), "--endpoint-url", live.url, "--report-dir", str(report),
-        "--shard", "auto", "--shards", "4", env={"JOB_COMPLETION_INDEX": "1"},
+        "--shard", "auto", "--shards", "4", "--quiet", env={"JOB_COMPLETION_INDEX": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "shard 1/4 from JOB_COMPLETION_INDEX=1, --shards 4" in result.stderr
+    assert "shard 1/4 from JOB_COMPLETION_INDEX=1, --shards 4" in result.stderr  # --quiet too
     summary = json.loads((report / "summary.json").read_text())
     first = json.loads((report / "journal.jsonl").read_text().splitlines()[0])
     assert summary["shard"] == first["shard"] == "1/4"

@@ -144,7 +144,7 @@ def plan(
         _refuse_roleless("plan", loaded.per_account, settings)
     if chosen is not None:
         settings = dataclasses.replace(settings, user_agent_extra=chosen.tag)
-    _show_plan(_shard_part("plan", loaded, chosen, quiet=False), settings, as_json=as_json)
+    _show_plan(_shard_part("plan", loaded, chosen), settings, as_json=as_json)
 
 
 def _show_plan(manifest: Manifest, settings: Settings, *, as_json: bool) -> None:

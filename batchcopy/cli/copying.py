@@ -258,7 +258,7 @@ def run(
     _check_metrics_file(metrics_file, "run")
     if loaded.per_account:
         _refuse_roleless("run", loaded.per_account, settings)
-    part = _shard_part("run", loaded, chosen, quiet=quiet)
+    part = _shard_part("run", loaded, chosen)
 
     if dry_run:
         _show_plan(part, settings, as_json=as_json)

@@ -62,9 +62,10 @@ def _chosen_shard(command: str, shard: str | None, shards: int | None) -> Shard 
         raise _fail(f"batchcopy {command}: --shard {shard}: {exc}", EXIT_USAGE) from None
 
 
-def _shard_part(command: str, loaded: Manifest, shard: Shard | None, *, quiet: bool) -> Manifest:
-    """The part of ``loaded`` the shard runs, said on stderr (unless ``quiet``): which
-    shard, from where, and its lanes and jobs; a shard with no lanes says so."""
+def _shard_part(command: str, loaded: Manifest, shard: Shard | None) -> Manifest:
+    """The part of ``loaded`` the shard runs, said on stderr (with --quiet too: the one
+    line that names the shard in a log many shards share): which shard, from where, and
+    its lanes and jobs; a shard with no lanes says so."""
     if shard is None:
         return loaded
     from batchcopy.logs import say
@@ -78,7 +79,7 @@ def _shard_part(command: str, loaded: Manifest, shard: Shard | None, *, quiet: b
             f"manifest has {_plural(len(assignment.shard_of), 'lane')} for "
             f"{_plural(shard.count, 'shard')}); nothing to do"
         )
-    elif not quiet:
+    else:
         say(
             f"batchcopy {command}: shard {shard} from {shard.source}: "
             f"{_plural(len(lanes), 'lane')}, {_plural(part.total, 'job')} of {loaded.total}"
