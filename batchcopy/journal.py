@@ -55,6 +55,7 @@ __all__ = [
     "damaged",
     "open_held",
     "records",
+    "refuse_if_held",
     "refuse_journal",
 ]
 
@@ -81,7 +82,7 @@ def refuse_journal(directory: Path) -> None:
     )
     for name, whose, resume in refusals:
         if (directory / name).exists():
-            _refuse_if_held(directory)
+            refuse_if_held(directory)
             raise ReportDirError(
                 f"{directory} already holds {whose} journal; resume it with {resume}, or "
                 "choose another --report-dir"
@@ -352,7 +353,7 @@ def _lock(directory: Path) -> IO[str]:
     return handle
 
 
-def _refuse_if_held(directory: Path) -> None:
+def refuse_if_held(directory: Path) -> None:
     """Raise :class:`ReportDirError` naming the pid if a run holds ``directory``'s lock;
     looks without creating the lock file and lets go at once."""
     try:

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 from batchcopy.errors import BatchcopyError, ManifestError, ReportDirError
 from batchcopy.html_report import html_report_or_warn
 from batchcopy.jobs import BASE_ACCOUNT, MANIFEST_FIELDS, SENT_BEFORE, JobResult, Status
-from batchcopy.journal import JOURNAL_NAME, records
+from batchcopy.journal import JOURNAL_NAME, records, refuse_if_held
 from batchcopy.report import (
     RESULT_COLUMNS,
     Report,
@@ -146,7 +146,31 @@ def _read_part(directory: Path) -> _Part:
         raise MergeError(f"{path}: shard {shard!r} is not I/N")
     if not (directory / "results.jsonl").is_file():
         raise MergeError(f"{directory}: no results.jsonl; is the shard's run still going?")
+    try:
+        refuse_if_held(directory)
+    except ReportDirError as exc:
+        raise MergeError(f"{exc}: a shard still running has no report to merge yet") from None
+    began = _journal_run_id(directory)
+    if began is not None and began != summary.get("run_id"):
+        # A run started afresh in the folder (its journal new) and never wrote its report:
+        # the summary left there is an earlier run's, however finished it looks.
+        raise MergeError(
+            f"{path} is run {summary.get('run_id')}'s, but the folder's journal is run "
+            f"{began}'s, which never finished its report; resume it (--resume {directory} "
+            f"--shard {shard}), then merge"
+        )
     return _Part(directory=directory, summary=summary, index=int(index), count=int(count))
+
+
+def _journal_run_id(directory: Path) -> str | None:
+    """The run id the folder's journal begins with, if it has one that can be read."""
+    try:
+        with (directory / JOURNAL_NAME).open(encoding="utf-8") as journal:
+            first = json.loads(journal.readline())
+    except (OSError, ValueError):
+        return None
+    run_id = first.get("run_id") if isinstance(first, dict) else None
+    return run_id if isinstance(run_id, str) else None
 
 
 _Key = tuple[int, str, str]
@@ -165,6 +189,7 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Path]:
     path = part.directory / "results.jsonl"
     runs: list[Path] = []
     rows = 0
+    statuses: Counter[str] = Counter()
     chunk: list[_Row] = []
 
     def spill() -> None:
@@ -180,6 +205,7 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Path]:
             try:
                 row = json.loads(line)
                 chunk.append((_key(row), line if line.endswith("\n") else line + "\n", False))
+                statuses[str(row["status"])] += 1
             except (ValueError, KeyError, TypeError):
                 raise MergeError(f"{path}:{number}: not a row batchcopy writes") from None
             rows += 1
@@ -191,6 +217,16 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Path]:
         raise MergeError(
             f"{path} has {rows} rows, its summary.json says {part.summary.get('total')}: "
             "the folder is not a finished shard's report"
+        )
+    said = part.summary.get("counts")
+    if isinstance(said, dict) and {k: v for k, v in said.items() if v} != dict(statuses):
+        # The rows of one run, the summary of another: a run killed while it wrote its
+        # report (the rows are moved into place first).
+        raise MergeError(
+            f"{path} and its summary.json count other statuses ({dict(statuses)} against "
+            f"{ {k: v for k, v in said.items() if v} }): the shard's last run did not finish "
+            f"its report; resume it (--resume {part.directory} --shard "
+            f"{part.index}/{part.count}), then merge"
         )
     return runs
 
