@@ -627,3 +627,18 @@ def test_the_shards_of_a_prune_list_each_region_once_and_plan_the_whole_prune(
     refused = prune(live, "--resume", "r", "--yes", "--shard", other, cwd=tmp_path)
     assert refused.returncode == 2, refused.stderr
     assert f"the prune of shard {shard}, not shard {other}" in refused.stderr
+
+
+def test_shards_of_a_prune_over_the_organization_need_one_account_list(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """prune --shard with --org (or --ou) and no --manifest exits 2 before any request:
+    each shard would list the organization for itself, and an account that joined between
+    two of them would move lanes, so some would be pruned by no shard."""
+    for scope in (["--org"], ["--ou", "/Clients"]):
+        refused = prune(
+            live, "--keep-last", "1", *scope, "--role-name", "R", "--shard", "0/2", cwd=tmp_path
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "every shard must split the same accounts" in refused.stderr
+    assert live.stats()["requests_total"] == 0

@@ -212,6 +212,16 @@ def prune(
     _check_metrics_file(metrics_file, "prune")
     scope, listed = _scope(manifest, region, source_region, include, exclude, run_id, settings)
     if (chosen := _chosen_shard("prune", shard, shards)) is not None:
+        if manifest is None and (org or ou):
+            # Each shard would ask the organization for itself: an account that joins or
+            # leaves between two asks moves lanes, so some would be pruned by no shard.
+            raise _settings_error(
+                "prune",
+                SettingsError(
+                    "--shard with --org or --ou: every shard must split the same accounts; "
+                    "give --manifest (the lanes of its split) or an --accounts file"
+                ),
+            )
         # The lanes of the manifest's split (or of every account and region, one each).
         scope = dataclasses.replace(scope, shard=str(chosen))
         settings = dataclasses.replace(settings, user_agent_extra=chosen.tag)
