@@ -144,6 +144,8 @@ def _read_part(directory: Path) -> _Part:
     index, _, count = shard.partition("/")
     if not (index.isdigit() and count.isdigit()):
         raise MergeError(f"{path}: shard {shard!r} is not I/N")
+    if not isinstance(summary.get("exit_code"), int) or not isinstance(summary.get("total"), int):
+        raise MergeError(f"{path}: no exit code or total: not a finished shard's report")
     if not (directory / "results.jsonl").is_file():
         raise MergeError(f"{directory}: no results.jsonl; is the shard's run still going?")
     try:
@@ -205,7 +207,7 @@ def _sorted_runs(part: _Part, scratch: Path) -> list[Path]:
             try:
                 row = json.loads(line)
                 chunk.append((_key(row), line if line.endswith("\n") else line + "\n", False))
-                statuses[str(row["status"])] += 1
+                statuses[Status(row["status"]).value] += 1
             except (ValueError, KeyError, TypeError):
                 raise MergeError(f"{path}:{number}: not a row batchcopy writes") from None
             rows += 1

@@ -284,3 +284,21 @@ def test_a_folder_whose_rows_do_not_match_its_summary_is_refused(tmp_path: Path)
         file.write("\n")
     with pytest.raises(MergeError, match=re.escape("has 20 rows, its summary.json says 19")):
         merge_reports([tmp_path / "s0", tmp_path / "s1"], tmp_path / "out")
+
+
+def test_a_summary_without_an_exit_code_or_a_row_of_no_status_is_refused(tmp_path: Path) -> None:
+    """A shard's summary.json without its exit code, or a row whose status batchcopy has no
+    name for, is refused with the file named (not a traceback, no merged report)."""
+    for index in range(2):
+        synthetic_shard(tmp_path / f"s{index}", index, 2, range(2 + index, 40, 2), seed=index)
+    folders = [tmp_path / "s0", tmp_path / "s1"]
+    summary = json.loads((folders[1] / "summary.json").read_text())
+    (folders[1] / "summary.json").write_text(json.dumps({**summary, "exit_code": None}))
+    with pytest.raises(MergeError, match="no exit code or total"):
+        merge_reports(folders, tmp_path / "out")
+    (folders[1] / "summary.json").write_text(json.dumps(summary))
+    rows = (folders[0] / "results.jsonl").read_text().replace('"started"', '"copied"', 1)
+    (folders[0] / "results.jsonl").write_text(rows)
+    with pytest.raises(MergeError, match="not a row batchcopy writes"):
+        merge_reports(folders, tmp_path / "out")
+    assert not (tmp_path / "out" / "summary.json").exists()
