@@ -266,7 +266,7 @@ def _read_timeline(path: Path) -> tuple[dict[str, Any] | None, str]:
         timeline = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, (
-            "This folder has no timeline.json (an older batchcopy wrote it, or a merge), "
+            "This folder has no timeline.json (an older batchcopy wrote it), "
             "so the pictures over time are left out."
         )
     except (OSError, ValueError) as exc:

@@ -39,6 +39,7 @@ from batchcopy.report import (
     _write_atomically,
     prepare_report_dir,
 )
+from batchcopy.timeline import TIMELINE_NAME, merge_timelines
 
 if TYPE_CHECKING:
     from batchcopy.manifest import Manifest
@@ -126,8 +127,25 @@ def merge_reports(
         if absent is not None:
             runs.append(absent)
         report = _write(directory, ordered, runs, missing, first)
+    _write_timeline(directory, ordered)
     html_report_or_warn(directory)  # last: a view of the files written above
     return report
+
+
+def _write_timeline(directory: Path, parts: list[_Part]) -> None:
+    """The shards' timelines as the run's one, for the page's pictures over time (shards
+    from an older batchcopy have none: the page then says so)."""
+    read = []
+    for part in parts:
+        try:
+            timeline = json.loads((part.directory / TIMELINE_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(timeline, dict):
+            read.append(timeline)
+    if (merged := merge_timelines(read)) is not None:
+        text = json.dumps(merged, separators=(",", ":"))
+        _write_atomically(directory / TIMELINE_NAME, text)
 
 
 def _read_part(directory: Path) -> _Part:

@@ -41,7 +41,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ __all__ = [
     "Timeline",
     "WaitHistogram",
     "copy_outcome",
+    "merge_timelines",
     "prune_outcome",
 ]
 
@@ -377,3 +379,98 @@ def _accounts_json(accounts: dict[str, _Series], count: int) -> dict[str, Any]:
                     mine[i] += value
         data["other"] = _series_json(other, count)
     return data
+
+
+def merge_timelines(timelines: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The timeline of a run split over shards (``batchcopy merge``), from theirs: one clock
+    from the earliest start, buckets as wide as the widest shard's (widened further to
+    stay within :data:`MAX_BUCKETS`); counts add, and a region's rate is the sum of the
+    shards' rates in it (each paces its own lanes). How long copies waited is not merged
+    (percentiles do not add); ``earlier`` counts add. None when no shard left a timeline
+    that can be read."""
+    parts = []
+    for timeline in timelines:
+        try:
+            start = _parse_start(str(timeline["started_at"]))
+            width = float(timeline["bucket_seconds"])
+            regions = dict(timeline["regions"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if width > 0 and math.isfinite(width) and math.isfinite(start):
+            parts.append((start, width, regions, dict(timeline.get("accounts") or {}), timeline))
+    if not parts:
+        return None
+    began = min(start for start, *_ in parts)
+    width = max(w for _, w, *_ in parts)
+    ends = max(start - began + w * _length(regions) for start, w, regions, *_ in parts)
+    while ends / width > MAX_BUCKETS:
+        width *= 2
+    count = max(1, math.ceil(ends / width))
+    regions_out: dict[str, dict[str, list[Any]]] = {}
+    accounts_out: dict[str, dict[str, list[int]]] = {}
+    earlier: dict[str, Counter[str]] = {}
+    for start, w, regions, accounts, timeline in parts:
+
+        def at(j: int, start: float = start, w: float = w) -> int:
+            return min(count - 1, int((start - began + j * w) // width))
+
+        for name, series in regions.items():
+            out = regions_out.setdefault(name, _empty_series(count, rates=True))
+            _add_counts(out, series, at, ("completed", "failed", "requests", "throttled"))
+            rates: list[float | None] = [None] * count
+            for j, rate in enumerate(series.get("rate") or []):
+                if isinstance(rate, int | float):
+                    rates[at(j)] = float(rate)  # the later reading of the bucket
+            for i, rate in enumerate(rates):
+                if rate is not None:
+                    out["rate"][i] = (out["rate"][i] or 0.0) + rate
+        for name, series in accounts.items():
+            out = accounts_out.setdefault(name, _empty_series(count))
+            _add_counts(out, series, at, ("completed", "failed"))
+        for region, counts in dict(timeline.get("earlier") or {}).items():
+            earlier.setdefault(region, Counter()).update(
+                {k: v for k, v in dict(counts).items() if isinstance(v, int)}
+            )
+    data: dict[str, Any] = {
+        "version": TIMELINE_VERSION,
+        "started_at": dt.datetime.fromtimestamp(began, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "bucket_seconds": width,
+        "regions": dict(sorted(regions_out.items())),
+    }
+    if len(accounts_out) > 1:
+        data["accounts"] = dict(sorted(accounts_out.items()))
+    if earlier:
+        data["earlier"] = {region: dict(counts) for region, counts in sorted(earlier.items())}
+    return data
+
+
+def _parse_start(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _length(regions: Mapping[str, Any]) -> int:
+    return max(
+        [len(s.get("completed") or []) for s in regions.values() if isinstance(s, dict)] + [1]
+    )
+
+
+def _empty_series(count: int, *, rates: bool = False) -> dict[str, list[Any]]:
+    kinds = ("completed", "failed", "requests", "throttled") if rates else ("completed", "failed")
+    series: dict[str, list[Any]] = {kind: [0] * count for kind in kinds}
+    if rates:
+        series["rate"] = [None] * count
+    return series
+
+
+def _add_counts(
+    out: dict[str, list[Any]],
+    series: Mapping[str, Any],
+    at: Callable[[int], int],
+    kinds: Iterable[str],
+) -> None:
+    for kind in kinds:
+        for j, value in enumerate(series.get(kind) or []):
+            if isinstance(value, int):
+                out[kind][at(j)] += value

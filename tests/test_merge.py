@@ -98,6 +98,13 @@ async def test_merged_shards_are_the_single_runs_report_line_for_line(
     assert not (tmp_path / "out" / "retry.csv").exists()
     page = (tmp_path / "out" / "report.html").read_text()  # the fleet's one page
     assert summary["run_id"] in page
+    timeline = json.loads((tmp_path / "out" / "timeline.json").read_text())  # the shards' own
+    ended = {
+        region: sum(sum(series[kind]) for kind in ("completed", "failed"))
+        for region, series in timeline["regions"].items()
+    }
+    assert ended == {region: sum(c.values()) for region, c in summary["by_region"].items()}
+    assert 'aria-labelledby="completed-t' in page  # the pictures over time
     assert f'<li data-status="total"><b>{summary["total"]}</b> total</li>' in page
 
 

@@ -20,6 +20,7 @@ from batchcopy.timeline import (
     WAIT_ERROR,
     Timeline,
     WaitHistogram,
+    merge_timelines,
 )
 from tests.helpers import EmulatorProcess, manual, run_cli, settings_for, write_manifest
 from tests.test_pruner import history, prune, seed_of
@@ -385,3 +386,40 @@ def test_the_last_bucket_is_the_runs_end() -> None:
     clock.now = START + 9.5
     ireland = timeline.to_json()["regions"]["eu-west-1"]
     assert ireland["completed"] == [1] + [0] * 9
+
+
+def test_shards_timelines_merge_into_one_clock_with_every_count_and_summed_rates() -> None:
+    """Timelines of shards that started apart, with buckets of other widths, merge into one
+    from the earliest start: every count kept, each bucket's rate the sum of the shards'
+    in that region, within MAX_BUCKETS, and the earlier runs' counts added."""
+    first = {
+        "version": 1, "started_at": "2026-11-30T08:00:00.000Z", "bucket_seconds": 1.0,
+        "regions": {"eu-west-1": {"completed": [1, 2, 3], "failed": [0, 1, 0],
+                                  "requests": [2, 3, 3], "throttled": [1, 0, 0],
+                                  "rate": [2.0, 3.0, None]}},
+        "earlier": {"eu-west-1": {"completed": 4, "failed": 1}},
+    }  # fmt: skip
+    second = {
+        "version": 1, "started_at": "2026-11-30T08:00:01.000Z", "bucket_seconds": 2.0,
+        "regions": {"eu-west-1": {"completed": [5, 0], "failed": [0, 2],
+                                  "requests": [5, 2], "throttled": [0, 0], "rate": [4.0, 4.0]},
+                    "ap-south-1": {"completed": [7] * 700, "failed": [0] * 700,
+                                   "requests": [7] * 700, "throttled": [0] * 700,
+                                   "rate": [1.0] * 700}},
+    }  # fmt: skip
+    merged = merge_timelines([first, second, {"broken": True}])
+    assert merged is not None
+    assert merged["started_at"] == "2026-11-30T08:00:00.000Z"
+    assert len(lengths(merged)) == 1  # every array as long
+    assert len(merged["regions"]["eu-west-1"]["completed"]) <= MAX_BUCKETS
+    for region, shards in {"eu-west-1": (first, second), "ap-south-1": (second,)}.items():
+        for kind in ("completed", "failed", "requests", "throttled"):
+            want = sum(sum(t["regions"][region][kind]) for t in shards)  # type: ignore[index]
+            assert sum(merged["regions"][region][kind]) == want
+    assert merged["bucket_seconds"] >= 2.0
+    # The first bucket (4 s wide, to stay within MAX_BUCKETS) holds each shard's later
+    # reading, added: both shards paced lanes in the region.
+    assert merged["bucket_seconds"] == 4.0
+    assert merged["regions"]["eu-west-1"]["rate"][0] == 3.0 + 4.0
+    assert merged["earlier"] == {"eu-west-1": {"completed": 4, "failed": 1}}
+    assert merge_timelines([{"broken": True}]) is None
