@@ -342,7 +342,7 @@ def test_the_page_names_no_other_address(tmp_path: Path) -> None:
 
 def test_report_command_writes_the_page_and_refuses_other_folders(tmp_path: Path) -> None:
     """`batchcopy report DIR` writes DIR/report.html and prints its path; a folder with no
-    summary.json exits 2 saying it is not a report folder."""
+    summary.json exits 2 saying it is not a report folder; a page it cannot write exits 1."""
     folder = _folder(tmp_path / "r", [_row(2, "succeeded")])
     done = run_cli("report", str(folder))
     assert done.returncode == 0, done.stderr
@@ -353,6 +353,11 @@ def test_report_command_writes_the_page_and_refuses_other_folders(tmp_path: Path
     assert refused.returncode == 2
     assert "is not a report folder" in refused.stderr
     assert not (tmp_path / "empty" / "report.html").exists()
+    blocked = _folder(tmp_path / "blocked", [_row(2, "succeeded")])
+    (blocked / "report.html").mkdir()  # a page that cannot be written there
+    failed = run_cli("report", str(blocked))
+    assert failed.returncode == 1, failed.stderr
+    assert "report.html" in failed.stderr
 
 
 def test_a_page_that_cannot_be_written_changes_nothing_else(

@@ -237,6 +237,27 @@ def test_validate_shards_prints_jobs_and_lanes_per_shard(tmp_path: Path) -> None
     assert "--shards 0" in bad.stderr
 
 
+def test_validate_shards_of_a_fleet_names_a_few_lanes_per_shard(tmp_path: Path) -> None:
+    """validate --shards over hundreds of lanes keeps each shard's row short: the first
+    lanes and how many more (the JSON lists them all)."""
+    rows = "\n".join(
+        f"{200_000_000_000 + n:012d},us-east-1,{region},web-1,web-1-dr"
+        for n in range(60)
+        for region in ("eu-west-1", "eu-central-1")
+    )
+    manifest = tmp_path / "fleet.csv"
+    manifest.write_text(
+        "account,source_region,target_region,source_snapshot_name,target_snapshot_name\n"
+        + rows
+        + "\n"
+    )
+    table = run_cli("validate", str(manifest), "--shards", "3")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("... and 34 more (--json lists them)") == 3  # 40 lanes each
+    listed = json.loads(run_cli("validate", str(manifest), "--shards", "3", "--json").stdout)
+    assert sum(len(p["lanes"]) for p in listed["per_shard"]) == 120
+
+
 @pytest.mark.parametrize(
     ("args", "env", "said"),
     [

@@ -114,7 +114,10 @@ def run(
     ] = "skip",
     report_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder for summary.json, results.jsonl, results.csv (default: new)."),
+        typer.Option(
+            help="Folder for summary.json, results.jsonl/csv, report.html and the rest "
+            "(default: new)."
+        ),
     ] = None,
     metrics_file: Annotated[
         Path | None,

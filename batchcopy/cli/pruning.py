@@ -130,7 +130,8 @@ def prune(
     report_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for summary.json, results.jsonl, results.csv (with --yes, default: new)."
+            help="Folder for summary.json, results.jsonl/csv, report.html and the rest "
+            "(with --yes, default: new)."
         ),
     ] = None,
     resume: Annotated[

@@ -87,6 +87,17 @@ def _shard_part(command: str, loaded: Manifest, shard: Shard | None) -> Manifest
     return part
 
 
+# Lanes named per shard in the table; --json lists them all.
+LANES_SHOWN = 6
+
+
+def _some(lanes: list[str]) -> str:
+    """The first lanes, and how many more: a fleet's shard holds hundreds."""
+    more = len(lanes) - LANES_SHOWN
+    shown = ", ".join(lanes[:LANES_SHOWN])
+    return f"{shown}, ... and {more} more (--json lists them)" if more > 0 else shown
+
+
 def _print_assignment(loaded: Manifest, assignment: Assignment, *, as_json: bool) -> None:
     """validate --shards: jobs and lanes per shard."""
     if as_json:
@@ -107,7 +118,7 @@ def _print_assignment(loaded: Manifest, assignment: Assignment, *, as_json: bool
             f"{index}/{assignment.count}",
             str(assignment.jobs_in(index)),
             str(len(lanes)),
-            ", ".join(lanes) or "(none: this shard has nothing to do)",
+            _some(lanes) or "(none: this shard has nothing to do)",
         )
     console = _console()
     with _stdout_may_close(0):
