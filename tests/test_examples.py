@@ -1285,6 +1285,7 @@ def test_merge_job_merges_every_shard_folder_of_the_indexed_job(tmp_path: Path) 
     assert merged["command"] == "merge"
     assert merged["directories"] == [reports / f"shard-{index}" for index in range(shards)]
     assert merged["out"] == reports / "merged"
+    assert str(merged["manifest"]) == env["MANIFEST"] == shard_env["MANIFEST"]  # refuses others
 
 
 # AWS Batch's API as botocore knows it: the JSON files are inputs of these operations.
@@ -1387,6 +1388,7 @@ def test_batch_merge_merges_every_child_folder(tmp_path: Path) -> None:
     assert merged["command"] == "merge"
     assert merged["directories"] == [reports / f"shard-{index}" for index in range(size)]
     assert merged["out"] == reports / "merged"
+    assert merged["manifest"] is not None  # the children's: folders of another are refused
 
 
 def _fleet(
