@@ -67,14 +67,8 @@ def pictures(
             )
         )
         for number, (region, series) in enumerate(sorted(regions.items())):
-            sent = [
-                v / step if v is not None else None
-                for v in charts.clean(series.get("requests", []))
-            ]
-            throttled = [
-                v / step if v is not None else None
-                for v in charts.clean(series.get("throttled", []))
-            ]
+            sent = _per_second(series.get("requests", []), step)
+            throttled = _per_second(series.get("throttled", []), step)
             # The rate is batchcopy's own pacing: unthrottled, it climbs to --max-rate, far
             # above what was sent; the chart's top follows what was sent, and clips the rate.
             busiest = max([v for v in sent + throttled if v is not None] or [0.0])
@@ -83,7 +77,7 @@ def pictures(
             label = "batchcopy's rate (req/s)"
             if top is not None and any(r is not None and r > top for r in rates):
                 rates = [min(r, top) if r is not None else None for r in rates]
-                label = f"batchcopy's rate (req/s; clipped at {charts.nice_ceiling(top):g})"
+                label = f"batchcopy's rate (req/s; clipped at {top:g})"
             pictures.append(
                 (
                     f"Request rate in {region}",
@@ -136,3 +130,8 @@ def pictures(
             )
         )
     return pictures
+
+
+def _per_second(counts: Sequence[float | None], step: float) -> list[float | None]:
+    """Counts per bucket of ``step`` seconds as rates (gaps stay gaps)."""
+    return [v / step if v is not None else None for v in charts.clean(counts)]

@@ -115,11 +115,11 @@ def merge_reports(
     if (out / JOURNAL_NAME).exists():
         raise MergeError(f"{out} holds a run's journal; merge into a new folder")
     ordered = [by_index[i] for i in sorted(by_index)]
-    if manifest is not None:
-        # A manifest given is tonight's: folders a shard left from an earlier night (it
-        # refused tonight's run, exit 2) are refused, never merged into tonight's report.
-        _shards_manifest(ordered, manifest)
-    absent = _absent_jobs(ordered, missing, manifest) if missing else None
+    # A manifest given is tonight's: folders a shard left from an earlier night (it refused
+    # tonight's run, exit 2) are refused, never merged into tonight's report. Missing shards'
+    # jobs are read from it (or from the one the summaries name).
+    ran = _shards_manifest(ordered, manifest) if manifest is not None or missing else None
+    absent = _absent_jobs(*ran, missing) if ran is not None and missing else None
     directory = prepare_report_dir(out)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".merge-") as scratch:
         files = [run for part in ordered for run in _sorted_runs(part, Path(scratch))]
@@ -272,12 +272,9 @@ def _read_run(path: Path) -> Iterator[_Row]:
     path.unlink()
 
 
-def _absent_jobs(
-    parts: list[_Part], missing: list[int], given: Path | str | None
-) -> Iterator[_Row]:
+def _absent_jobs(manifest: Manifest, assignment: Assignment, missing: list[int]) -> Iterator[_Row]:
     """The jobs of the missing shards as not_started rows, in line order, read from the
-    manifest the shards ran (checked by its sha256 and the assignment's digest)."""
-    manifest, assignment = _shards_manifest(parts, given)
+    manifest the shards ran (:func:`_shards_manifest` checked it)."""
     wanted = {lane for i in missing for lane in assignment.lanes_in(i)}
 
     def rows() -> Iterator[_Row]:

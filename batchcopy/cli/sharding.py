@@ -166,16 +166,16 @@ def merge(
     except BatchcopyError as exc:
         raise _fail(f"batchcopy merge: {exc}", EXIT_USAGE) from None
     summary = report.summary
-    written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    if missing := written.get("missing_shards"):
+    text = (out / "summary.json").read_text(encoding="utf-8")  # with the shards it came from
+    if missing := json.loads(text).get("missing_shards"):
         typer.echo(
             f"batchcopy merge: shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             "missing: their jobs are reported not_started (and listed in retry.csv)",
             err=True,
         )
     with _stdout_may_close(summary.exit_code):
-        if as_json:  # as written: with the shards it was merged from
-            typer.echo((out / "summary.json").read_text(encoding="utf-8"), nl=False)
+        if as_json:  # as written
+            typer.echo(text, nl=False)
         else:
             _print_summary(summary, as_json=False)
     raise typer.Exit(summary.exit_code)
