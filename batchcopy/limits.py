@@ -6,37 +6,41 @@ without polling, and a burst of ``burst`` requests passes with no wait. Time is 
 (``clock`` and ``sleep``) so tests run on a fake clock.
 
 Lightsail publishes no rate limit, so the rate adapts. What a throttle says: the service's
-bucket was empty when that request ARRIVED. Two throttles of one spell therefore bracket
-the service's own rate: what got through between them is what its bucket refilled, give
-or take a request, so (successes + 1) / seconds is at most its rate whatever ours was (BBR's
-delivery-rate estimate, made safe by the throttles at both ends). Every throttle caps the
-rate at ``1 - MARGIN`` of that bound (spells end after ``SPELL`` seconds without a throttle,
-four round trips or ``SPELL_REQUESTS`` requests, if longer: after a quiet spell the bucket
-may have refilled, and successes no longer measure its rate).
+bucket was empty when that request ARRIVED. Between two throttles, then, what got through
+is what the bucket refilled: successes / seconds is the service's rate (BBR's
+delivery-rate estimate), when the rate was above it all along; less, when the rate was
+below it a while and the bucket overflowed.
 
-Until the first throttle the rate doubles every round trip, as TCP's slow start does (each
-success adds ``ln 4 / latency``; never more than doubling at once), but at most every
-``DOUBLING`` seconds: a bucket that starts full lets its first ``burst`` requests through
-whatever the rate, and doubling every 20 ms round trip would run far past the limit before
-the first throttle, with every request then in flight throttled. The first throttle drops
-the rate to what got through over the last few successes (at least a quarter of the start).
-After that a throttle also cuts by ``CUT`` (once per ``CUT_SPACING`` seconds or two round
-trips: throttles of requests sent before a cut say nothing new), and the rate it came at
-becomes the plateau, as in CUBIC: below it the rate closes ``APPROACH`` of the gap a second;
-past it, it probes by ``PROBE`` a second (at least ``PROBE_FLOOR`` requests/s), doubling
-that every ``ESCAPE`` seconds without a throttle, so a limit that rose (or a plateau set by
-a burst, not the rate) is found again in seconds.
+- **Slow start.** Until the first throttle the rate doubles every ``DOUBLING`` seconds (or
+  round trip, if longer) while answers come, and requests go one at a time: a bucket of
+  one would throttle a burst. A bucket that starts full hides the service's rate until it
+  runs dry, so the first throttle may come far above it: the rate drops to a quarter,
+  then climbs back as in slow start to ``REGROW`` of the rate it came at (TCP's
+  ssthresh), then probes.
+- **A throttle** (once per ``CUT_SPACING`` seconds or two round trips: throttles of
+  requests sent before a cut say nothing new, nor do successes within a round trip of
+  it) sets the rate to ``1 - MARGIN`` of what got through since the last one. The
+  plateau, where the probing slows down, is the rate the throttle came at, at most
+  ``SLACK`` above that. A throttle after ``SETTLED`` quiet successes ends a slow climb to
+  the limit: the rate it came at is the limit, and the rate stays within ``2 MARGIN`` of
+  it (a bucket of one overflows below its rate, so what got through undercounts it).
+  After fewer, the count is coarse (one success either way), and the rate climbs back to
+  its upper end as in slow start. Idle spells (nothing to send) are left out of the time.
+- **Between throttles** the rate closes ``APPROACH`` of the gap to the plateau per
+  success, then probes past it by ``PROBE`` of it per success, doubling that every
+  ``ESCAPE`` successes (or ``ESCAPE_SECONDS``, if fewer) without a throttle: quiet near
+  the limit, and a limit that rose is found again. A throttle is paced in successes, not
+  seconds, so at 1 request/s it costs as few requests as at 50.
 
-The trade-off chosen where a service has no burst (a bucket of 1) and arrivals jitter by
-more than a small part of the spacing between requests: no sender can pace so that every
-request arrives after the previous one's token refilled, and a throttled request costs a
-send slot as well as a request (its retry takes a later slot), so pacing at the limit
-throttles half the requests and gets through two-thirds of the limit. The rule sits below
-the limit instead, at the rate where throttles stop: fewer requests, longer runs
-(``benchmarks/ratesim_matrix.py`` prints both). It never goes above ``max_rate`` nor
-below ``min_rate``, and no second sees more than ``limit`` requests (by default
-``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests are paced
-evenly (the burst drops to 1): a burst would only be throttled.
+Requests are paced on the sender's clock and a cut applies at once: a caller waiting for a
+slot booked at the old rate waits again for one at the new. Where a service has no burst
+(a bucket of 1), or a bucket smaller than the arrival jitter, no sender can pace so that
+every request arrives after the previous one's token refilled: there the rule sits a little
+below the limit, trading time for requests (``benchmarks/ratesim_matrix.py`` prints both,
+beside the best a sender that knew the limit could do). The rate never goes above
+``max_rate`` nor below ``min_rate``, and no second sees more than ``limit`` requests (by
+default ``max_rate``): the burst shrinks as the rate nears it. Once throttled, requests are
+paced evenly (the burst drops to 1).
 
 A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
 the plateau from the start: no slow start, paced evenly, closing on it and probing past it
@@ -51,7 +55,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -61,22 +64,21 @@ from batchcopy.errors import SettingsError
 __all__ = ["Clock", "RateLimiter", "Sleep"]
 
 # Chosen with benchmarks/ratesim_matrix.py (limits 1-50 req/s, buckets 1 to 5x the limit,
-# round trips 20-200 ms +/- 50%, starts 4x too low and too high), then checked against the
-# emulator (benchmarks/targets.py).
-CUT = 0.9  # the rate is multiplied by this on a throttle (0.85 cut too deep at low bursts)
+# round trips 20-200 ms +/- 50%, runs of 15 s to 3 min from the default --rate), then
+# checked against the emulator (benchmarks/throttle_matrix.py).
+REGROW = 0.75  # after the first throttle: back to this share of where it came, as in slow start
+SETTLED = 20  # successes between two throttles that make a long quiet climb
+SLACK = 0.1  # the plateau is at most this far above what got through since the last cut
 MARGIN = 0.03  # pace this far below the service's measured rate
-APPROACH = 1.0  # per second: the share of the gap to the plateau closed
-DOUBLING = 0.25  # seconds: slow start doubles the rate at most this often
-ESCAPE = 1.0  # seconds: past the plateau without a throttle, the probe doubles this often
-SPELL = 1.0  # seconds without a throttle that end a spell of them (or four round trips,
-SPELL_REQUESTS = 8  # or the time this many requests take, if longer)
+APPROACH = 0.5  # per success: the share of the gap to the plateau closed
+DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
+ESCAPE = 40  # successes past the plateau without a throttle after which the probe doubles
+ESCAPE_SECONDS = 4.0  # ... or seconds, if fewer
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
-PROBE = 0.02  # past the plateau: this share of the rate added a second, at first
-PROBE_FLOOR = 0.05  # ... but at least this many requests/s a second
-DELIVERY_SAMPLE = 10  # recent successes that tell the rate that got through
-IDLE = 1.0  # no requests this long (or for ten at the rate): earlier successes no longer count
+PROBE = 0.002  # past the plateau: this share of the plateau added per success, at first
+IDLE = 1.0  # no request this long (or ten at the rate): idle, not measured as the service's
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
@@ -116,14 +118,16 @@ class RateLimiter:
         self.latency = FIRST_LATENCY  # moving average of request round trips, seconds
         self._timed = False
         self._slow_start = True
-        self._delivered: deque[float] = deque(maxlen=DELIVERY_SAMPLE)  # success times
-        self._start_rate = rate
-        self._last_cut = -float("inf")
+        self._last_cut = -math.inf
+        self._cut_successes = 0  # successes before the last cut
+        self._cuts = 0
+        self._idle = 0.0  # seconds since the last cut with nothing to send
         self._successes = 0
-        self._spell = (-math.inf, 0)  # the first throttle of this spell: when, successes then
-        self._last_throttle = -math.inf
         self._plateau = rate
-        self._above_since = clock()  # when the rate last rose past the plateau
+        self._above = 0  # successes since the rate last rose past the plateau
+        self._above_since = clock()
+        self._grown_at = clock()  # when slow start last raised the rate
+        self._regrow_to = 0.0  # after the first throttle: back to this rate as in slow start
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
@@ -148,25 +152,49 @@ class RateLimiter:
         return self.max_rate is not None
 
     def throttled(self) -> None:
-        """The service said slow down: cut the rate (once per ``CUT_SPACING`` seconds)."""
+        """The service said slow down: cut the rate to what got through (once per
+        ``CUT_SPACING`` seconds)."""
         self.throttles += 1
         if not self.adaptive:
             return
         now = self._clock()
-        bound = self._served_at_most(now)
-        rate = min(self.rate, bound * (1 - MARGIN))
         # Throttles of requests sent before the last cut come back within a round trip.
-        if now - self._last_cut >= max(CUT_SPACING, 2 * self.latency):
-            self._last_cut = now
-            self.burst = 1  # the service is at its limit: a burst now would only be throttled
-            self._plateau = min(self.rate, bound)
-            rate = min(rate, self.rate * CUT)
-            if self._slow_start:
-                rate = min(rate, max(self._got_through(now), self._start_rate / 4))
+        if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
+            return
+        if self._slow_start:
+            # The first throttle: the service's bucket ran dry, maybe only now after a
+            # burst that hid its rate. Far below, then probing up.
+            self._regrow_to = self.rate * REGROW
+            self._grown_at = now
+            self._set_rate(max(self.min_rate, self.rate / 4))
+            self._plateau = self.rate
             self._slow_start = False
-        self._plateau = min(self._plateau, bound)
-        self._above_since = now
-        self._set_rate(max(self.min_rate, rate))
+        else:
+            # What got through since the last cut is what the bucket refilled (or less,
+            # if the rate was below the limit a while): the service's rate, give or take.
+            # The rate it came at, unless well above that, is where the limit is.
+            got = self._successes - self._cut_successes
+            busy = max(now - self._last_cut - self._idle, 1e-3)
+            rate = got / busy if got else self.rate / 2
+            plateau = min(self.rate, rate * (1 + SLACK))
+            again = min(self.rate, rate) * (1 - MARGIN)
+            self._regrow_to = 0.0
+            if got >= SETTLED:  # a long quiet climb: the rate it ended at is the limit
+                plateau = max(plateau, self.rate * (1 - 2 * MARGIN))
+                again = max(again, plateau * (1 - 2 * MARGIN))
+            else:
+                # Few successes measure the rate coarsely: it may be up to one more a
+                # span above. Back there as in slow start, then probing.
+                self._regrow_to = min(self.rate, (got + 1) / busy) * (1 - MARGIN)
+                self._grown_at = now
+            self._plateau = max(self.min_rate, plateau)
+            self._set_rate(max(self.min_rate, again))
+        self._last_cut = now
+        self._cuts += 1
+        self._cut_successes = self._successes
+        self._idle = 0.0
+        self.burst = 1  # the service is at its limit: a burst now would only be throttled
+        self._above = 0
 
     def learned(self) -> tuple[float, bool] | None:
         """What a next run can start from: the rate reached and whether it is the limit (a
@@ -179,54 +207,45 @@ class RateLimiter:
             return self.rate, False
         return max(self.rate, self._plateau), True
 
-    def _served_at_most(self, now: float) -> float:
-        """At most the service's own rate, from the throttles of this spell: its bucket was
-        empty at the first and at this one, so what got through in between is what it
-        refilled, give or take a request."""
-        if now - self._last_throttle > max(SPELL, 4 * self.latency, SPELL_REQUESTS / self.rate):
-            self._spell = (now, self._successes)  # a new spell
-        self._last_throttle = now
-        began, count = self._spell
-        if now <= began:
-            return math.inf
-        return (self._successes - count + 1) / (now - began)
-
     def succeeded(self) -> None:
         """A call went through: probe upward."""
         if self.max_rate is None:
             return
         now = self._clock()
         self._successes += 1
-        self._delivered.append(now)
-        if self._slow_start:
-            # Never more than doubling on one success: a service's first burst of
-            # successes on a fast link must not throw the rate far ahead.
-            step = min(math.log(4) / max(self.latency, DOUBLING), self.rate)
+        if now - self._last_cut < self.latency:
+            return  # sent before the cut: says nothing of the new rate
+        if self._slow_start or self.rate < self._regrow_to:
+            # Doubling every DOUBLING seconds (or round trip, if longer) while answers come.
+            period = max(self.latency, DOUBLING)
+            step = self.rate * (2 ** min((now - self._grown_at) / period, 1.0) - 1)
+            if not self._slow_start:
+                step = min(step, self._regrow_to - self.rate)
+                self._plateau = max(self._plateau, self.rate + step)
+            self._grown_at = now
         elif self.rate < self._plateau * (1 - MARGIN):
             # Below where the last throttle came: close the gap fast.
-            self._above_since = now
+            self._above = 0
             gap = self._plateau * (1 - MARGIN) - self.rate
-            step = max(APPROACH * gap, PROBE_FLOOR) / self.rate
+            step = max(APPROACH * gap, PROBE * self._plateau)
         else:
-            # At or past it: slowly at first, faster the longer no throttle comes.
-            doublings = min((now - self._above_since) / ESCAPE, 30.0)  # no float overflow
-            step = max(PROBE * self.rate, PROBE_FLOOR) * 2**doublings / self.rate
+            # Past it: slowly at first, faster the longer no throttle comes.
+            if not self._above:
+                self._above_since = now
+            self._above += 1
+            doublings = max(self._above / ESCAPE, (now - self._above_since) / ESCAPE_SECONDS)
+            step = PROBE * self._plateau * 2 ** min(doublings, 30.0)
         self._set_rate(min(self.max_rate, self.rate + min(step, self.rate)))
 
     def _set_rate(self, rate: float) -> None:
-        """Change the rate. A schedule booked at a slower rate is compressed to the faster
-        one, so it does not hold the next callers back for seconds."""
-        ahead = self._tat - self._clock()
-        if ahead > 0 and rate > self.rate:
-            self._tat -= ahead * (1 - self.rate / rate)
+        """Change the rate. What is booked ahead is rescaled to the new rate: compressed
+        when it grows, so a slow start from a low rate does not stall; stretched when it
+        is cut, so the next request waits by the new rate."""
+        now = self._clock()
+        ahead = self._tat - now
+        if ahead > 0:
+            self._tat = now + ahead * self.rate / rate
         self.rate = rate
-
-    def _got_through(self, now: float) -> float:
-        """Successes per second lately: over the last ``DELIVERY_SAMPLE`` successes, so the
-        estimate follows a rate that was climbing, at any scale."""
-        if not self._delivered:
-            return 0.0
-        return len(self._delivered) / max(now - self._delivered[0], 1e-3)
 
     def timed(self, seconds: float) -> None:
         """One request took ``seconds`` from send to answer. A sample is taken as at most
@@ -248,9 +267,12 @@ class RateLimiter:
         """The burst allowed now: within ``limit``. A burst of b then the rate r put
         b + r - 1 requests in one second, so b is cut to limit - r + 1 (at least 1): at a
         rate at the limit, requests go one at a time."""
+        burst = self.burst
+        if self._slow_start and self.adaptive:
+            burst = 1  # a bucket of 1 takes one at a time
         if self.limit is None:
-            return self.burst
-        return max(1, min(self.burst, math.floor(self.limit - self.rate + 1)))
+            return burst
+        return max(1, min(burst, math.floor(self.limit - self.rate + 1)))
 
     def _next_slot(self) -> float:
         """When the next request may go, at the current rate (not booked)."""
@@ -259,8 +281,8 @@ class RateLimiter:
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""
         now = self._clock()
-        if now - self._tat > max(IDLE, DELIVERY_SAMPLE / self.rate):
-            self._delivered.clear()  # idle a while: earlier successes say nothing of the pace
+        if now - self._tat > max(IDLE, 10 / self.rate):
+            self._idle += now - self._tat  # nothing to send: no measure of the service's rate
         allowed_at = max(now, self._next_slot())
         self._tat = max(self._tat, now) + 1.0 / self.rate
         return allowed_at - now
@@ -274,13 +296,18 @@ class RateLimiter:
         taken in steps and measured again after each: in slow start the rate doubles
         within a round trip, and the slot comes sooner than it looked."""
         async with self._turn:
-            while self._next_slot() - self._clock() > RECHECK and not self.halted:
-                await self._sleep(RECHECK)
-            if self.halted:
-                return  # nothing is sent now: the caller, seeing why, sends nothing
-            delay = self.reserve()
-            if delay > 0:
-                await self._sleep(delay)
+            while True:
+                while self._next_slot() - self._clock() > RECHECK and not self.halted:
+                    await self._sleep(RECHECK)
+                if self.halted:
+                    return  # nothing is sent now: the caller, seeing why, sends nothing
+                cuts = self._cuts
+                delay = self.reserve()
+                if delay > 0:
+                    await self._sleep(delay)
+                if self._cuts == cuts:
+                    return
+                # Cut while waiting: the slot was booked at the old rate.
 
     def halt(self) -> None:
         """Let every caller waiting for a slot go at once (within ``RECHECK``), and every

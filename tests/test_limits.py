@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import CUT, DOUBLING, MARGIN, RateLimiter
+from batchcopy.limits import DOUBLING, MARGIN, REGROW, RateLimiter
 
 
 class FakeTime:
@@ -70,133 +68,165 @@ def test_nonsense_settings_are_refused(rate: float, burst: int) -> None:
         RateLimiter(rate=rate, burst=burst)
 
 
-def test_adaptive_rate_doubles_every_round_trip_until_the_first_throttle() -> None:
-    """Before any throttle each success adds ln 4 / latency: a round trip's successes,
-    answering the requests of the round trip before (at half the rate), double the rate
-    (slow start)."""
-    fake = FakeTime()
-    limiter = RateLimiter(rate=20, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(50):
-        limiter.timed(0.5)
-    for _ in range(3):
+def _successes(limiter: RateLimiter, fake: FakeTime, count: int, every: float) -> None:
+    for _ in range(count):
+        fake.now += every
         limiter.succeeded()
-    assert limiter.rate == pytest.approx(20 + 3 * math.log(4) / 0.5, rel=0.01)
-    rate, sent = limiter.rate, 0.0
-    while sent < rate / 2 * 0.5:  # a round trip's successes, sent at half the rate
-        limiter.succeeded()
-        sent += 1
-    assert 1.7 * rate < limiter.rate < 2.2 * rate  # about doubled (whole successes)
 
 
-def test_slow_start_on_a_fast_link_doubles_at_most_every_doubling_period() -> None:
-    """On a 20 ms round trip slow start still takes DOUBLING seconds to double the rate:
-    a bucket that starts full answers everything at first, and doubling every 20 ms would
-    run far past the limit before the first throttle comes back."""
+def test_slow_start_doubles_every_doubling_period_while_answers_come() -> None:
+    """Before any throttle the rate doubles every DOUBLING seconds of successes (a round
+    trip, if longer), never more than doubling on one success, however fast the answers:
+    a bucket that starts full answers everything at first."""
     fake = FakeTime()
     limiter = RateLimiter(rate=20, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
     for _ in range(50):
         limiter.timed(0.02)
-    sent = 0.0
-    while sent < 20 / 2 * DOUBLING:  # a doubling period's successes, at half the rate
-        limiter.succeeded()
-        sent += 1
-    assert 20 * 1.5 < limiter.rate < 20 * 2.2  # not the 2**12 of a 20 ms doubling
+    _successes(limiter, fake, 100, 2 * DOUBLING / 100)  # two doubling periods, 20 ms apart
+    assert limiter.rate == pytest.approx(80, rel=0.01)  # not the 2**40 of a 20 ms doubling
+    slow = RateLimiter(rate=20, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(50):
+        slow.timed(2.0)  # two-second round trips: a doubling a round trip
+    _successes(slow, fake, 10, 0.2)
+    assert slow.rate == pytest.approx(40, rel=0.01)
+    fake.now += 60  # a minute without answers, then one: doubles, no more
+    slow.succeeded()
+    assert slow.rate == pytest.approx(80, rel=0.01)
 
 
-def test_first_throttle_drops_to_what_got_through() -> None:
-    """The throttle that ends slow start drops the rate to what the last successes got
-    through, however far the rate had run ahead; never below a quarter of the start."""
+def test_slow_start_sends_one_at_a_time() -> None:
+    """Until the service has said where its limit is, requests are paced one at a time,
+    whatever --burst says: a bucket of one would throttle all but the first of a burst."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=5, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(30):  # 30 successes a second; the rate runs far ahead
-        fake.now += 1 / 30
-        limiter.succeeded()
-    assert limiter.rate > 60
-    fake.now += 1 / 30
-    limiter.throttled()
-    assert limiter.rate == pytest.approx(30, rel=0.05)
-    early = RateLimiter(rate=40, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
-    early.throttled()  # throttled before anything got through: a start far too high
-    assert early.rate == pytest.approx(10)
+    limiter = RateLimiter(rate=10, burst=5, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    assert [limiter.reserve() for _ in range(3)] == pytest.approx([0, 0.1, 0.2])
+    fixed = RateLimiter(rate=10, burst=5, clock=fake.clock, sleep=fake.sleep)
+    assert [fixed.reserve() for _ in range(3)] == [0, 0, 0]  # a fixed rate keeps its burst
 
 
-def test_a_throttle_after_an_idle_spell_cuts_by_cut_only() -> None:
-    """What got through before a quiet spell (a region with no jobs for a while) is not
-    taken for the service's pace: a throttle after it cuts by CUT, not to that rate."""
+def test_the_first_throttle_drops_to_a_quarter_then_climbs_back_as_in_slow_start() -> None:
+    """The throttle that ends slow start may come far above the service's rate (a bucket
+    that started full hid it): the rate drops to a quarter, then climbs back as in slow
+    start to REGROW of where the throttle came (TCP's ssthresh), and from there probes."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=20, max_rate=100, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()  # ends slow start
-    for _ in range(10):  # ten successes at 20/s
-        fake.now += 0.05
-        limiter.reserve()
-        limiter.succeeded()
-    fake.now += 60  # no requests for a minute
-    limiter.reserve()
-    rate = limiter.rate
+    limiter = RateLimiter(rate=80, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
     limiter.throttled()
-    assert limiter.rate == pytest.approx(rate * CUT)
+    assert limiter.rate == pytest.approx(20)
+    fake.now += 0.3  # past the round trip after the cut
+    _successes(limiter, fake, 1, DOUBLING / 5)
+    assert 20 < limiter.rate <= 40  # doubling at most
+    _successes(limiter, fake, 10, DOUBLING / 5)
+    assert limiter.rate == pytest.approx(80 * REGROW, rel=0.02)  # and not far past it
+    _successes(limiter, fake, 20, 1 / 60)
+    assert 80 * REGROW < limiter.rate < 80 * REGROW * 1.1  # probing
 
 
-def test_throttle_cuts_the_rate_once_per_spell() -> None:
-    """After slow start a throttle cuts the rate by CUT; more throttles from calls already
-    sent do not cut again."""
+def test_throttles_of_requests_sent_before_a_cut_do_not_cut_again() -> None:
+    """Throttles within CUT_SPACING of a cut (requests already on their way) and successes
+    within a round trip of it say nothing of the new rate: neither moves it."""
     fake = FakeTime()
     limiter = RateLimiter(rate=80, max_rate=100, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()  # ends slow start
-    fake.now += 2
-    start = limiter.rate
-    for _ in range(5):
-        limiter.throttled()
-    assert limiter.rate == pytest.approx(start * CUT)
-    fake.now += 2
+    for _ in range(50):
+        limiter.timed(0.1)
     limiter.throttled()
-    assert limiter.rate == pytest.approx(start * CUT * CUT)
-    assert limiter.throttles == 7
+    rate = limiter.rate
+    for _ in range(5):
+        fake.now += 0.01
+        limiter.throttled()
+        limiter.succeeded()
+    assert limiter.rate == rate
+    assert limiter.throttles == 6
 
 
-def test_throttles_of_one_spell_cap_the_rate_at_what_the_service_let_through() -> None:
-    """Two throttles a second apart with 9 successes between say the service's bucket
-    refills about 10 times a second, whatever the rate was: the rate drops to just under
-    that at once, not 10% per cut."""
+def test_a_throttle_cuts_to_what_got_through_since_the_last_one() -> None:
+    """Throttles a second apart with 9 successes between say the service's bucket refills
+    about 9 times a second, whatever the rate was: the rate drops to just under that at
+    once; with nothing through between them it halves."""
     fake = FakeTime()
     limiter = RateLimiter(rate=200, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()  # ends slow start; opens the spell
+    limiter.throttled()  # ends slow start
     limiter._set_rate(100.0)  # as if it had climbed back meanwhile
-    for _ in range(9):
-        fake.now += 0.1
-        limiter.succeeded()
+    _successes(limiter, fake, 9, 0.1)
     fake.now += 0.1
     limiter.throttled()
-    assert limiter.rate == pytest.approx((9 + 1) / 1.0 * (1 - MARGIN), rel=0.01)
+    assert limiter.rate == pytest.approx(9 / 1.0 * (1 - MARGIN), rel=0.01)
+    fake.now += 1
+    rate = limiter.rate
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(rate / 2 * (1 - MARGIN), rel=0.01)
+
+
+def test_a_throttle_after_an_idle_spell_measures_only_the_busy_time() -> None:
+    """A lane with nothing to send for a minute (a region whose jobs ran out for a while)
+    does not take that minute for the service's slowness: what got through is counted over
+    the time it was sending."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=40, max_rate=100, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start at 10/s
+    for _ in range(10):  # ten successes at 10/s
+        fake.now += 0.1
+        limiter.reserve()
+        limiter.succeeded()
+    fake.now += 60  # nothing to send for a minute
+    limiter.reserve()
+    limiter.throttled()
+    assert limiter.rate > 5  # not the 10 / 61 s of the whole spell
+
+
+def test_after_a_long_quiet_climb_the_rate_stays_near_where_the_throttle_came() -> None:
+    """A throttle that ends a climb of SETTLED quiet successes or more marks the limit:
+    the rate stays within twice the margin of where it came, even where little got
+    through (a bucket of one wastes what refills while the rate is below it)."""
+    fake = FakeTime()
+    limiter = RateLimiter(rate=40, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start
+    _successes(limiter, fake, 30, 1.0)  # thirty quiet successes over 30 s
+    fake.now += 1
+    came_at = limiter.rate
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(came_at * (1 - 2 * MARGIN) ** 2, rel=0.01)
 
 
 def test_below_the_plateau_the_rate_climbs_back_fast_then_probes_slowly() -> None:
-    """After a cut the rate returns to where the throttle came within a few seconds, then
-    creeps past it (PROBE a second), and speeds up the longer no throttle comes (CUBIC's
-    plateau), so a limit that rose is found again in seconds too."""
+    """After a cut the rate returns to the plateau within a few successes, then creeps
+    past it, and speeds up the longer no throttle comes (CUBIC's plateau), so a limit that
+    rose is found again."""
     fake = FakeTime()
-    limiter = RateLimiter(rate=40, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()  # ends slow start: a quarter of the start
-    fake.now += 10
-    limiter._set_rate(20.0)
-    limiter.throttled()  # a plateau at 20, cut to 18
-    assert limiter.rate == pytest.approx(20 * CUT)
-
-    def second() -> None:
-        for _ in range(round(limiter.rate)):
-            fake.now += 1 / limiter.rate
-            limiter.succeeded()
-
-    for _ in range(3):
-        second()
-    assert 19 < limiter.rate < 20.5  # back near the plateau (less the margin)
-    second()
+    limiter = RateLimiter(rate=80, max_rate=10_000, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start at 20
+    limiter._regrow_to = 0.0  # no climb back as in slow start: the plateau alone
+    limiter._plateau = 20.0
+    limiter._set_rate(15.0)
+    fake.now += 1  # past the round trip after the cut
+    _successes(limiter, fake, 5, 1 / 15)
+    assert 19 < limiter.rate <= 20 * (1 - MARGIN) + 0.1  # back near the plateau
     near = limiter.rate
-    second()
+    _successes(limiter, fake, 20, 1 / 20)
     assert near < limiter.rate < near * 1.1  # creeping
-    for _ in range(5):
-        second()
-    assert limiter.rate > 2 * near  # no throttle for seconds: the probe speeds up
+    _successes(limiter, fake, 200, 1 / 20)
+    assert limiter.rate > 2 * near  # no throttle for long: the probe speeds up
+
+
+async def test_a_caller_waiting_when_the_rate_is_cut_waits_by_the_new_rate() -> None:
+    """A caller already waiting for a slot booked at the old rate, when a throttle cuts
+    it, waits for a slot at the new rate instead of sending into the service's limit."""
+    fake = FakeTime()
+    cut_at = 0.09  # while it sleeps the last part of its wait
+
+    async def sleep(seconds: float) -> None:
+        if fake.now < cut_at <= fake.now + seconds:
+            fake.now = cut_at
+            limiter.throttled()  # a throttle comes back while the caller waits
+            await anyio.lowlevel.checkpoint()
+            return
+        fake.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+    limiter = RateLimiter(rate=10, max_rate=100, clock=fake.clock, sleep=sleep)
+    await limiter.acquire()
+    await limiter.acquire()  # its slot was 0.1 s away at 10/s
+    assert limiter.rate == pytest.approx(2.5)
+    assert fake.now >= cut_at + 1 / 2.5  # booked again, at 2.5/s
 
 
 def test_a_long_run_without_throttles_never_overflows() -> None:
@@ -215,8 +245,7 @@ def test_rate_never_goes_above_the_cap_or_below_the_floor() -> None:
     """However many successes or throttles, the rate stays within [min_rate, max_rate]."""
     fake = FakeTime()
     limiter = RateLimiter(rate=5, max_rate=8, min_rate=1, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(1000):
-        limiter.succeeded()
+    _successes(limiter, fake, 1000, 0.1)
     assert limiter.rate == 8
     for _ in range(100):
         fake.now += 5
@@ -269,15 +298,14 @@ def test_in_flight_cap_follows_rate_and_latency() -> None:
         limiter.timed(0.1)  # requests take 100 ms
     slow = limiter.in_flight(ceiling=500)
     assert slow == pytest.approx(2 * 100 * 0.1 + 2, abs=1)
-    for _ in range(200):
-        limiter.succeeded()  # the rate climbs
+    _successes(limiter, fake, 200, 0.05)  # the rate climbs
     fast = limiter.in_flight(ceiling=500)
     assert fast > 10 * slow
     assert limiter.in_flight(ceiling=16) == 16
     for _ in range(10):
         limiter.throttled()
         fake.now += 1.0  # each throttle a second apart, so each one cuts
-    assert limiter.in_flight(ceiling=500) < fast * CUT**9
+    assert limiter.in_flight(ceiling=500) < fast / 10
     for _ in range(30):
         limiter.timed(1.0)  # the service got slower: more open requests for the same rate
     assert limiter.in_flight(ceiling=10_000) > limiter.rate * 1.0
@@ -290,11 +318,10 @@ def test_a_faster_rate_applies_to_slots_booked_at_the_slower_one() -> None:
     limiter = RateLimiter(rate=1, burst=1, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
     limiter.reserve()
     limiter.reserve()  # booked a second ahead, at 1 request/s
-    for _ in range(10):
-        limiter.succeeded()
+    _successes(limiter, fake, 10, DOUBLING / 2)  # five doublings
     assert limiter.rate > 20
-    # The two slots already booked, at the new rate: well under a tenth of a second.
-    assert limiter.reserve() == pytest.approx(2 / limiter.rate)
+    # What was left of the slot booked, at the new rate: well under a tenth of a second.
+    assert limiter.reserve() < 0.1
 
 
 async def test_a_caller_already_waiting_goes_as_soon_as_the_rate_grows() -> None:
@@ -304,15 +331,14 @@ async def test_a_caller_already_waiting_goes_as_soon_as_the_rate_grows() -> None
 
     async def sleep(seconds: float) -> None:
         fake.now += seconds
-        for _ in range(10):  # successes come back while the caller waits
-            limiter.succeeded()
+        limiter.succeeded()  # successes come back while the caller waits
         await anyio.lowlevel.checkpoint()
 
     limiter = RateLimiter(rate=1, burst=1, max_rate=1000, clock=fake.clock, sleep=sleep)
     await limiter.acquire()  # the first request goes at once; the next slot is a second away
     await limiter.acquire()
-    assert limiter.rate > 20
-    assert fake.now < 0.1  # not the second the slot was worth at 1 request/s
+    assert limiter.rate > 2
+    assert fake.now < 0.7  # not the second the slot was worth at 1 request/s
 
 
 def test_after_a_throttle_requests_are_paced_without_bursts() -> None:
@@ -320,7 +346,6 @@ def test_after_a_throttle_requests_are_paced_without_bursts() -> None:
     quiet spell: a burst would only be throttled again."""
     fake = FakeTime()
     limiter = RateLimiter(rate=10, burst=5, max_rate=100, clock=fake.clock, sleep=fake.sleep)
-    assert [limiter.reserve() for _ in range(3)] == [0, 0, 0]  # a burst passes at first
     limiter.throttled()
     fake.now += 10  # a quiet spell
     delays = [limiter.reserve() for _ in range(3)]
@@ -419,7 +444,7 @@ def test_a_known_limit_is_closed_on_without_slow_start() -> None:
     for _ in range(10):  # a second's successes
         fake.now += 0.1
         limiter.succeeded()
-    assert 9.5 < limiter.rate < 10.0 * (1 - MARGIN)  # closing on it, not doubling
+    assert 9.5 < limiter.rate < 10.0  # closing on it, not doubling
     assert limiter.learned() == (pytest.approx(max(limiter.rate, 10.0)), True)
 
 
