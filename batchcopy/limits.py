@@ -139,6 +139,7 @@ class RateLimiter:
             self._slow_start = False
             self._plateau = known_limit
             self.burst = 1
+            self._last_cut = clock()  # what gets through is measured from the start
 
     def __repr__(self) -> str:
         ahead = max(0.0, self._tat - self._clock())

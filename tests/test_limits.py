@@ -448,6 +448,18 @@ def test_a_known_limit_is_closed_on_without_slow_start() -> None:
     assert limiter.learned() == (pytest.approx(max(limiter.rate, 10.0)), True)
 
 
+def test_a_throttle_below_a_known_limit_cuts_to_what_got_through() -> None:
+    """The first throttle of a run that started from a remembered limit (no slow start, no
+    earlier cut) measures what got through since the start: the rate drops just under it,
+    not to the floor."""
+    fake = FakeTime()
+    limiter = RateLimiter(4.75, max_rate=1000, known_limit=5.0, clock=fake.clock, sleep=fake.sleep)
+    _successes(limiter, fake, 10, 1 / 4)  # the limit fell to 4 a second
+    fake.now += 0.25
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(10 / 2.75 * (1 - MARGIN), rel=0.01)
+
+
 def test_what_a_limiter_learned_for_the_next_run() -> None:
     """Nothing is learned before an answer or at a fixed rate; successes alone give the
     rate reached (not a limit); a throttle makes it a limit the next run starts below."""
