@@ -19,9 +19,9 @@ below it a while and the bucket overflowed.
   ssthresh), then probes.
 - **A throttle** (once per ``CUT_SPACING`` seconds or two round trips: throttles of
   requests sent before a cut say nothing new, nor do successes within a round trip of
-  it) sets the rate to ``1 - MARGIN`` of what got through since the last one. The
-  plateau, where the probing slows down, is the rate the throttle came at, at most
-  ``SLACK`` above that. A throttle after ``SETTLED`` quiet successes ends a slow climb to
+  it) sets the rate to ``1 - MARGIN`` of what got through since the last one, and the
+  plateau, where the probing slows down, to what got through (or the rate the throttle
+  came at, if lower). A throttle after ``SETTLED`` quiet successes ends a slow climb to
   the limit: the rate it came at is the limit, and the rate stays within ``2 MARGIN`` of
   it (a bucket of one overflows below its rate, so what got through undercounts it).
   After fewer, the count is coarse (one success either way), and the rate climbs back to
@@ -68,12 +68,11 @@ __all__ = ["Clock", "RateLimiter", "Sleep"]
 # checked against the emulator (benchmarks/throttle_matrix.py).
 REGROW = 0.75  # after the first throttle: back to this share of where it came, as in slow start
 SETTLED = 20  # successes between two throttles that make a long quiet climb
-SLACK = 0.1  # the plateau is at most this far above what got through since the last cut
 MARGIN = 0.03  # pace this far below the service's measured rate
 APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
-ESCAPE = 40  # successes past the plateau without a throttle after which the probe doubles
-ESCAPE_SECONDS = 4.0  # ... or seconds, if fewer
+ESCAPE = 80  # successes past the plateau without a throttle after which the probe doubles
+ESCAPE_SECONDS = 10.0  # ... or seconds, if fewer
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
@@ -177,7 +176,7 @@ class RateLimiter:
             got = self._successes - self._cut_successes
             busy = max(now - self._last_cut - self._idle, 1e-3)
             rate = got / busy if got else self.rate / 2
-            plateau = min(self.rate, rate * (1 + SLACK))
+            plateau = min(self.rate, rate)
             again = min(self.rate, rate) * (1 - MARGIN)
             self._regrow_to = 0.0
             if got >= SETTLED:  # a long quiet climb: the rate it ended at is the limit

@@ -6,6 +6,8 @@ second, and the same seed gives the same figures. The real :class:`RateLimiter` 
 simulated, through its clock and sleep injection; around it sits what the engine does with
 it, per region (``engine.py``'s ``_run_lane``, ``_attempt`` and ``retry.py``'s ``_backoff``):
 
+- a start from a remembered limit as the engine makes it (``KNOWN_START`` of it, with
+  ``known_limit``), when the scenario has one;
 - an in-flight cap from ``limiter.in_flight(max_in_flight)``, refitted as each job ends;
 - each try: ``acquire()``, then a one-way latency, then the service's token bucket decides
   at the request's ARRIVAL, then the answer takes the return latency; ``timed()`` gets the
@@ -29,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from batchcopy.engine import KNOWN_START
 from batchcopy.limits import RateLimiter
 
 __all__ = ["Outcome", "Scenario", "simulate"]
@@ -50,6 +53,7 @@ class Scenario:
     adaptive: bool = True  # --no-adaptive: the rate stays at ``rate``
     max_in_flight: int = 128  # --max-in-flight
     base_delay: float = 0.5  # the retry policy's: a throttle pauses up to min(this, 1) s
+    known_limit: float | None = None  # a limit remembered from an earlier run (rate state)
     seed: int = 1
 
     @property
@@ -130,10 +134,11 @@ async def _region(s: Scenario, rng: random.Random, counts: list[int]) -> tuple[f
     """One lane against one bucket; returns (time of the last answer, rate at the end)."""
     loop = asyncio.get_running_loop()
     limiter = RateLimiter(
-        s.rate,
+        s.rate if s.known_limit is None else KNOWN_START * s.known_limit,
         s.client_burst,
         max_rate=s.max_rate if s.adaptive else None,
         limit=s.max_rate,
+        known_limit=s.known_limit,
         clock=loop.time,
         sleep=asyncio.sleep,
     )
