@@ -198,14 +198,18 @@ class RateLimiter:
 
     def learned(self) -> tuple[float, bool] | None:
         """What a next run can start from: the rate reached and whether it is the limit (a
-        throttle came at it, in this run or the one ``known_limit`` came from), then the
-        plateau (or the rate, if it went past it since). None if nothing was learned: a
+        throttle came at it, in this run or the one ``known_limit`` came from), then what
+        got through: at the last throttle, or since, if more. Not the rate itself, which
+        may be probing past the limit when the run ends. None if nothing was learned: a
         fixed rate, or no request answered."""
         if not self.adaptive or not (self._successes or self.throttles):
             return None
         if self._slow_start:
             return self.rate, False
-        return max(self.rate, self._plateau), True
+        busy = self._clock() - self._last_cut - self._idle
+        got = self._successes - self._cut_successes
+        since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
+        return max(self._plateau, since), True
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""

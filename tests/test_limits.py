@@ -461,6 +461,28 @@ def test_a_throttle_below_a_known_limit_cuts_to_what_got_through() -> None:
     assert limiter.rate == pytest.approx(10 / 2.75 * (1 - MARGIN), rel=0.01)
 
 
+def test_what_is_learned_is_what_got_through_not_a_probing_rate() -> None:
+    """A run that ends while probing past the limit leaves what got through at its last
+    throttle, not the probe's rate: the next run starts below the limit, not above it.
+    Successes since then at a higher pace (a limit that rose) are what it leaves instead."""
+    fake = FakeTime()
+    limiter = RateLimiter(40, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter.throttled()  # ends slow start at 10/s
+    fake.now += 0.3
+    _successes(limiter, fake, 10, 0.2)  # 5 a second got through
+    limiter.throttled()
+    limit = limiter.learned()
+    assert limit is not None
+    assert limit[0] == pytest.approx(10 / 2.3, rel=0.01)
+    limiter._set_rate(6.0)  # probing past it when the run ends
+    _successes(limiter, fake, 3, 1 / 6)
+    assert limiter.learned() == (pytest.approx(limit[0]), True)
+    _successes(limiter, fake, 60, 1 / 8)  # the limit rose: 8 a second get through
+    rate, known = limiter.learned() or (0.0, False)
+    assert known
+    assert limit[0] * 1.2 < rate <= limiter.rate
+
+
 def test_what_a_limiter_learned_for_the_next_run() -> None:
     """Nothing is learned before an answer or at a fixed rate; successes alone give the
     rate reached (not a limit); a throttle makes it a limit the next run starts below."""
