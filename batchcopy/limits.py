@@ -21,9 +21,10 @@ below it a while and the bucket overflowed.
   requests sent before a cut say nothing new, nor do successes within a round trip of
   it) sets the rate to ``1 - MARGIN`` of what got through since the last one, and the
   plateau, where the probing slows down, to what got through (or the rate the throttle
-  came at, if lower). A throttle after ``SETTLED`` quiet successes ends a slow climb to
-  the limit: the rate it came at is the limit, and the rate stays within ``2 MARGIN`` of
-  it (a bucket of one overflows below its rate, so what got through undercounts it).
+  came at, if lower). A throttle after ``SETTLED`` quiet successes, with what got through
+  at least ``NEAR`` of the rate, ends a slow climb to the limit: the rate it came at is the
+  limit, and the rate stays within ``2 MARGIN`` of it (a bucket of one overflows below its
+  rate, so what got through undercounts it).
   After fewer, the count is coarse (one success either way), and the rate climbs back to
   its upper end as in slow start. Idle spells (nothing to send) are left out of the time.
 - **Between throttles** the rate closes ``APPROACH`` of the gap to the plateau per
@@ -68,6 +69,7 @@ __all__ = ["Clock", "RateLimiter", "Sleep"]
 # checked against the emulator (benchmarks/throttle_matrix.py).
 REGROW = 0.75  # after the first throttle: back to this share of where it came, as in slow start
 SETTLED = 20  # successes between two throttles that make a long quiet climb
+NEAR = 0.8  # ... if what got through over it was at least this share of the rate
 MARGIN = 0.03  # pace this far below the service's measured rate
 APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
@@ -179,7 +181,10 @@ class RateLimiter:
             plateau = min(self.rate, rate)
             again = min(self.rate, rate) * (1 - MARGIN)
             self._regrow_to = 0.0
-            if got >= SETTLED:  # a long quiet climb: the rate it ended at is the limit
+            if got >= SETTLED and rate >= NEAR * self.rate:
+                # A long quiet climb, and what got through kept up with the rate: the rate
+                # it ended at is the limit. (Far behind it, the rate ran ahead of what was
+                # sent or served: what got through is what counts.)
                 plateau = max(plateau, self.rate * (1 - 2 * MARGIN))
                 again = max(again, plateau * (1 - 2 * MARGIN))
             else:

@@ -19,8 +19,10 @@ It is a cache, never a reason to fail: a file that cannot be read or parsed is i
 one warning (and replaced at the end of the run), one that cannot be written is left with
 one warning. Runs that end at once both keep their lanes: each takes a lock, reads the file
 again, merges its own lanes in and renames a complete new file into place, so no reader
-ever sees half of one. Entries older than the run's ``max_age`` are not used; entries not
-refreshed for ``FORGET`` are dropped when the file is written.
+ever sees half of one. Entries older than the run's ``max_age``, or dated more than
+``CLOCK_SKEW`` ahead, are not used; an entry that is not a learned rate (0, negative, NaN)
+costs its own lane only, with the one warning; entries not refreshed for ``FORGET`` are
+dropped when the file is written.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 ENV = "BATCHCOPY_RATE_STATE"  # a state file to use instead of the one in the cache folder
 FORMAT_VERSION = 1
 MAX_AGE = 7 * 86400.0  # seconds: an older entry may describe a limit that has changed
+CLOCK_SKEW = 3600.0  # seconds: an entry dated further ahead than this is not used
 FORGET = 90 * 86400.0  # seconds: entries this old are dropped when the file is written
 LOCK_WAIT = 5.0  # seconds to wait for another run's write before leaving the file as it is
 LOCK_POLL = 0.01
@@ -115,6 +118,7 @@ class RateState:
         self.max_age = max_age
         self._wall = wall
         self._warned = False  # a run says what is wrong with its state file once
+        self.damaged: list[str] = []  # entries the last read could not use, and why
 
     def __repr__(self) -> str:
         return f"<RateState {str(self.path)!r} scope={self.scope!r} max_age={self.max_age:g}s>"
@@ -127,9 +131,13 @@ class RateState:
         except (OSError, ValueError) as exc:
             self._warn(f"remembered rates ignored ({exc}); every lane starts afresh")
             return {}
-        oldest = self._wall() - self.max_age
+        if self.damaged:
+            self._warn(f"{len(self.damaged)} remembered rates ignored ({self.damaged[0]})")
+        now = self._wall()
+        oldest, newest = now - self.max_age, now + CLOCK_SKEW
         lanes = endpoints.get(self.scope, {})
-        return {lane: learned for lane, learned in lanes.items() if learned.at >= oldest}
+        # An entry from the future (a clock set wrong, or a hand edit) is no measure of now.
+        return {lane: learned for lane, learned in lanes.items() if oldest <= learned.at <= newest}
 
     def save(self, learned: Mapping[str, LearnedRate]) -> None:
         """Record ``learned`` for this scope, keeping every other lane the file holds (an
@@ -174,10 +182,16 @@ class RateState:
             isinstance(lanes, dict) for lanes in endpoints.values()
         ):
             raise ValueError("its endpoints are not objects of lanes")
-        return {
-            scope: {lane: LearnedRate.from_json(entry) for lane, entry in lanes.items()}
-            for scope, lanes in endpoints.items()
-        }
+        result: dict[str, dict[str, LearnedRate]] = {}
+        self.damaged = []
+        for scope, lanes in endpoints.items():
+            kept = result.setdefault(scope, {})
+            for lane, entry in lanes.items():
+                try:
+                    kept[lane] = LearnedRate.from_json(entry)
+                except ValueError as exc:  # one bad entry costs that lane, not every lane
+                    self.damaged.append(f"{lane}: {exc}")
+        return result
 
     def _write(self, endpoints: dict[str, dict[str, LearnedRate]]) -> None:
         """Write the file whole under a temporary name, then rename it into place."""

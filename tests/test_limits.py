@@ -175,16 +175,18 @@ def test_a_throttle_after_an_idle_spell_measures_only_the_busy_time() -> None:
 
 def test_after_a_long_quiet_climb_the_rate_stays_near_where_the_throttle_came() -> None:
     """A throttle that ends a climb of SETTLED quiet successes or more marks the limit:
-    the rate stays within twice the margin of where it came, even where little got
-    through (a bucket of one wastes what refills while the rate is below it)."""
+    the rate stays within twice the margin of where it came, even where less got through
+    (a bucket of one wastes what refills while the rate is below it)."""
     fake = FakeTime()
     limiter = RateLimiter(rate=40, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
-    limiter.throttled()  # ends slow start
-    _successes(limiter, fake, 30, 1.0)  # thirty quiet successes over 30 s
-    fake.now += 1
+    limiter.throttled()  # ends slow start at 10/s
+    limiter._regrow_to = 0.0  # no climb back as in slow start: probing alone
+    _successes(limiter, fake, 30, 1 / 9.5)  # quiet, 9.5 a second through at 10-11
+    fake.now += 1 / 9.5
     came_at = limiter.rate
     limiter.throttled()
     assert limiter.rate == pytest.approx(came_at * (1 - 2 * MARGIN) ** 2, rel=0.01)
+    assert limiter.rate > 30 / (31 / 9.5) * (1 - MARGIN)  # above what got through, less 3%
 
 
 def test_below_the_plateau_the_rate_climbs_back_fast_then_probes_slowly() -> None:

@@ -57,6 +57,18 @@ def test_near_the_limit_throttles_come_per_successes_not_per_seconds(
     assert 20 <= per_throttle <= 60, (first, whole)
 
 
+@pytest.mark.parametrize("limit", [200.0, 300.0])
+def test_a_fast_service_does_not_let_the_rate_run_away(limit: float) -> None:
+    """At hundreds of requests a second every throttle comes after many successes; the
+    rate must still fall to what got through, not climb on to --max-rate while the
+    in-flight cap hides how far it is ahead (a throttle storm: 2.2-2.8 requests per job)."""
+    scenario = Scenario(limit=limit, burst=limit, rtt=0.02, jobs=round(30 * limit))
+    outcome = simulate(scenario)
+    assert outcome.per_job <= 1.10, outcome
+    assert outcome.ratio <= 1.10, outcome  # 30 s, a second of it slow start from 5/s
+    assert max(outcome.rates) < 1.5 * limit, outcome
+
+
 def test_the_simulation_is_deterministic_and_a_fixed_rate_is_kept() -> None:
     """The same seed gives the same run, and a fixed rate under the limit sends each job
     once and takes N / rate seconds (the simulator itself adds no delay)."""

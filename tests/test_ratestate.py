@@ -119,6 +119,37 @@ def test_an_unwritable_state_file_is_a_warning_not_a_failure(
     assert all(str(path) in warning for warning in said)
 
 
+def test_a_bad_entry_costs_its_own_lane_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One entry with an impossible rate (0, negative, NaN) among good ones: that lane
+    starts afresh, with one warning; every other lane, of this endpoint and of others (a
+    real account's, learned by other runs), is used and kept when the run saves."""
+    path = tmp_path / "rates.json"
+    state(path).save({"eu-west-1": learned(5.0), "eu-west-2": learned(6.0)})
+    state(path, scope="http://127.0.0.1:4566").save({"eu-west-1": learned(2.0)})
+    data = json.loads(path.read_text())
+    data["endpoints"]["aws"]["eu-west-1"]["rate"] = -5
+    path.write_text(json.dumps(data))
+    memory = state(path)
+    assert memory.load() == {"eu-west-2": learned(6.0)}
+    said = warnings(caplog)
+    assert len(said) == 1
+    assert "1 remembered rates ignored" in said[0]
+    memory.save({"eu-west-3": learned(7.0)})
+    assert state(path).load() == {"eu-west-2": learned(6.0), "eu-west-3": learned(7.0)}
+    other = state(path, scope="http://127.0.0.1:4566").load()
+    assert other == {"eu-west-1": learned(2.0)}
+
+
+def test_an_entry_from_the_future_is_not_used(tmp_path: Path) -> None:
+    """An entry dated ahead of now (a clock set wrong, a hand edit) passes no age check:
+    it is not used; one from a few minutes ahead (clocks a little apart) is."""
+    path = tmp_path / "rates.json"
+    state(path).save({"far": learned(9.0, age=-10 * 365 * DAY), "near": learned(7.0, age=-60)})
+    assert state(path).load() == {"near": learned(7.0, age=-60)}
+
+
 def test_stale_entries_are_ignored(tmp_path: Path) -> None:
     """A rate learned longer ago than the run's max age is not used; a fresh one is."""
     path = tmp_path / "rates.json"
