@@ -130,7 +130,7 @@ def _progress_until_first_status(
     live.control(
         "POST",
         "config",
-        {"operation_seconds": 60, "regions": {"eu-west-2": {"copy_rate": 5, "copy_burst": 1}}},
+        {"operation_seconds": 60, "regions": {"eu-west-2": {"copy_rate": 10, "copy_burst": 2}}},
     )
     rows = [f"us-east-1,eu-west-2,nyc-web-1-2026-11-20,,,,slow-{i}" for i in range(12)]
     rows += [f"us-east-1,eu-west-1,no-such-snapshot,,,,missing-{i}" for i in range(2)]
