@@ -70,7 +70,13 @@ def run(
     rate: Annotated[
         float, typer.Option(help="CopySnapshot requests per second, per target region.")
     ] = 5.0,
-    burst: Annotated[int, typer.Option(help="Requests allowed at once after a quiet spell.")] = 5,
+    burst: Annotated[
+        int,
+        typer.Option(
+            help="Requests allowed at once after a quiet spell, at a fixed rate (an adaptive "
+            "one sends one at a time until it knows the limit).",
+        ),
+    ] = 5,
     max_rate: Annotated[
         float,
         typer.Option(
