@@ -121,7 +121,6 @@ class RateLimiter:
         self._slow_start = True
         self._last_cut = -math.inf
         self._cut_successes = 0  # successes before the last cut
-        self._cuts = 0
         self._idle = 0.0  # seconds since the last cut with nothing to send
         self._successes = 0
         self._plateau = rate
@@ -175,11 +174,11 @@ class RateLimiter:
             # What got through since the last cut is what the bucket refilled (or less,
             # if the rate was below the limit a while): the service's rate, give or take.
             # The rate it came at, unless well above that, is where the limit is.
-            got = self._successes - self._cut_successes
-            busy = max(now - self._last_cut - self._idle, 1e-3)
+            got, busy = self._since_cut(now)
+            busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
             plateau = min(self.rate, rate)
-            again = min(self.rate, rate) * (1 - MARGIN)
+            again = plateau * (1 - MARGIN)
             self._regrow_to = 0.0
             if got >= SETTLED and rate >= NEAR * self.rate:
                 # A long quiet climb, and what got through kept up with the rate: the rate
@@ -195,7 +194,6 @@ class RateLimiter:
             self._plateau = max(self.min_rate, plateau)
             self._set_rate(max(self.min_rate, again))
         self._last_cut = now
-        self._cuts += 1
         self._cut_successes = self._successes
         self._idle = 0.0
         self.burst = 1  # the service is at its limit: a burst now would only be throttled
@@ -211,10 +209,13 @@ class RateLimiter:
             return None
         if self._slow_start:
             return self.rate, False
-        busy = self._clock() - self._last_cut - self._idle
-        got = self._successes - self._cut_successes
+        got, busy = self._since_cut(self._clock())
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
         return max(self._plateau, since), True
+
+    def _since_cut(self, now: float) -> tuple[int, float]:
+        """Successes since the last cut, and the seconds there was something to send."""
+        return self._successes - self._cut_successes, now - self._last_cut - self._idle
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
@@ -310,11 +311,11 @@ class RateLimiter:
                     await self._sleep(RECHECK)
                 if self.halted:
                     return  # nothing is sent now: the caller, seeing why, sends nothing
-                cuts = self._cuts
+                last_cut = self._last_cut
                 delay = self.reserve()
                 if delay > 0:
                     await self._sleep(delay)
-                if self._cuts == cuts:
+                if self._last_cut == last_cut:
                     return
                 # Cut while waiting: the slot was booked at the old rate.
 

@@ -118,7 +118,6 @@ class RateState:
         self.max_age = max_age
         self._wall = wall
         self._warned = False  # a run says what is wrong with its state file once
-        self.damaged: list[str] = []  # entries the last read could not use, and why
 
     def __repr__(self) -> str:
         return f"<RateState {str(self.path)!r} scope={self.scope!r} max_age={self.max_age:g}s>"
@@ -127,12 +126,12 @@ class RateState:
         """This scope's entries younger than ``max_age``, by lane; none (with one warning)
         if the file cannot be read or is not a state file."""
         try:
-            endpoints = self._read()
+            endpoints, damaged = self._read()
         except (OSError, ValueError) as exc:
             self._warn(f"remembered rates ignored ({exc}); every lane starts afresh")
             return {}
-        if self.damaged:
-            self._warn(f"{len(self.damaged)} remembered rates ignored ({self.damaged[0]})")
+        if damaged:
+            self._warn(f"{len(damaged)} remembered rates ignored ({damaged[0]})")
         now = self._wall()
         oldest, newest = now - self.max_age, now + CLOCK_SKEW
         lanes = endpoints.get(self.scope, {})
@@ -149,7 +148,7 @@ class RateState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._locked():
                 try:
-                    endpoints = self._read()
+                    endpoints, _ = self._read()
                 except ValueError:
                     endpoints = {}  # said when the run loaded it; replaced now
                 endpoints.setdefault(self.scope, {}).update(learned)
@@ -162,13 +161,14 @@ class RateState:
             self._warned = True
             log.warning("%s: %s", self.path, problem)
 
-    def _read(self) -> dict[str, dict[str, LearnedRate]]:
-        """Every entry in the file, by scope and lane: none if there is no file;
-        ValueError if it is not a state file (torn, corrupted, another format)."""
+    def _read(self) -> tuple[dict[str, dict[str, LearnedRate]], list[str]]:
+        """Every entry in the file, by scope and lane, and the entries left out because they
+        are not learned rates (with why): none if there is no file; ValueError if it is not
+        a state file (torn, corrupted, another format)."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {}
+            return {}, []
         except UnicodeDecodeError as exc:
             raise ValueError("not text") from exc
         try:
@@ -183,15 +183,15 @@ class RateState:
         ):
             raise ValueError("its endpoints are not objects of lanes")
         result: dict[str, dict[str, LearnedRate]] = {}
-        self.damaged = []
+        damaged: list[str] = []  # entries that are not learned rates, and why
         for scope, lanes in endpoints.items():
             kept = result.setdefault(scope, {})
             for lane, entry in lanes.items():
                 try:
                     kept[lane] = LearnedRate.from_json(entry)
                 except ValueError as exc:  # one bad entry costs that lane, not every lane
-                    self.damaged.append(f"{lane}: {exc}")
-        return result
+                    damaged.append(f"{lane}: {exc}")
+        return result, damaged
 
     def _write(self, endpoints: dict[str, dict[str, LearnedRate]]) -> None:
         """Write the file whole under a temporary name, then rename it into place."""
