@@ -114,7 +114,8 @@ async def test_multi_account_example_runs_against_its_seed(tmp_path: Path) -> No
 def test_iam_examples_for_accounts_are_documents_iam_accepts() -> None:
     """IAM accepts the member role's trust policy (with the external id accounts.yaml
     gives) and the caller's policy, which allows AssumeRole of the roles the examples name
-    and the Organizations reads discover --org makes."""
+    and the Organizations reads discover --org and --ou make (tests/test_accounts.py holds
+    those to this list)."""
     trust = (EXAMPLES / "iam" / "member-trust-policy.json").read_text()
     caller = (EXAMPLES / "iam" / "caller-policy.json").read_text()
     with mock_aws():
@@ -134,6 +135,7 @@ def test_iam_examples_for_accounts_are_documents_iam_accepts() -> None:
         "organizations:ListAccounts",
         "organizations:ListAccountsForParent",
         "organizations:ListOrganizationalUnitsForParent",
+        "organizations:ListRoots",
     } == allowed
 
 
