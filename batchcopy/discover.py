@@ -298,6 +298,10 @@ async def accounts_to_list(
     listed = list(settings.access.accounts)
     if organization or units:
         listed += await organization_accounts(settings, units=units)
+    if strays := sorted(set(exclude) - set(listed)):
+        # A mistyped id would leave the account it meant in: say so, as a warning (an
+        # account that has left the organization is no reason to stop a nightly job).
+        log.warning("--exclude-account %s: not among the accounts listed", ", ".join(strays))
     return [account for account in dict.fromkeys(listed) if account not in exclude]
 
 
