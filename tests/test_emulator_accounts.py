@@ -114,6 +114,21 @@ async def test_assume_role_is_denied_as_iam_would(
     assert emulator.stats.assume_role[account] == 1
 
 
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+async def test_a_role_in_another_partition_is_denied(
+    emulator: Emulator, url: str, partition: str
+) -> None:
+    """The emulator is an aws partition: a role ARN of aws-cn or aws-us-gov, as an accounts
+    file may name by mistake, is out of its callers' reach (a rehearsal must not pass what
+    STS would refuse)."""
+    arn = f"arn:{partition}:iam::{WEB}:role/OrganizationAccountAccessRole"
+    async with aws(url, "sts") as sts:
+        with pytest.raises(ClientError) as caught:
+            await sts.assume_role(RoleArn=arn, RoleSessionName="test")
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert arn in caught.value.response["Error"]["Message"]
+
+
 async def test_the_external_id_a_role_requires_opens_it(url: str) -> None:
     """With the right external id, the role that requires one can be assumed."""
     shop = await assume(url, SHOP, "Batchcopy", ExternalId="shop-1")

@@ -107,8 +107,12 @@ def assume_role(
     account_id, role_name = match.group(2), match.group(3)
     account = accounts.get(account_id)
     role = account.role(role_name) if account and account.state == "ACTIVE" else None
-    if role is None or (
-        role.external_id is not None and form.get("ExternalId") != role.external_id
+    # A role in another partition (aws-cn, aws-us-gov) is out of reach of this one's callers.
+    foreign = match.group(1) != caller_arn.split(":")[1]
+    if (
+        role is None
+        or foreign
+        or (role.external_id is not None and form.get("ExternalId") != role.external_id)
     ):
         raise ApiError(
             "AccessDenied",
