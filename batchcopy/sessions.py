@@ -523,9 +523,25 @@ async def organization_accounts(
                     found[account_id] = state
     except ValueError as exc:  # botocore's word for a malformed endpoint or region
         raise SettingsError(f"cannot make an Organizations client: {exc}") from None
+    except PermanentError as exc:
+        if exc.code not in _ORG_REFUSALS:
+            raise
+        raise PermanentError(exc.code, f"{exc.message} {_ORG_HINT}", status=exc.status) from exc
     except Exception as exc:
         raise translate_error(exc) from exc
     return sorted(a for a in found if a not in exclude)
+
+
+# Organizations refusing the base credentials, and what to do about it.
+_ORG_REFUSALS = frozenset(
+    {"AccessDenied", "AccessDeniedException", "AWSOrganizationsNotInUseException"}
+)
+_ORG_HINT = (
+    "(listing an organization's accounts takes the management account's credentials, or a "
+    "delegated administrator's, allowed organizations:ListAccounts, ListRoots, "
+    "ListAccountsForParent and ListOrganizationalUnitsForParent: see "
+    "examples/iam/caller-policy.json; or name the accounts in --accounts FILE instead)"
+)
 
 
 async def roleless(settings: Settings, accounts: Iterable[str]) -> list[str]:

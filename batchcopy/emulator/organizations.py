@@ -45,11 +45,9 @@ def answer(
             "Your account is not a member of an organization.",
         )
     if caller != org.management:
-        raise ApiError(
-            "AccessDeniedException",
-            "You don't have permissions to access this resource: only the management "
-            f"account {org.management} can list the organization.",
-        )
+        # As AWS words it: only the management account (here) may list the organization.
+        refusal = "You don't have permissions to access this resource."
+        raise ApiError("AccessDeniedException", refusal)
     size = _max_results(params.get("MaxResults"), page_size)
     if action == "ListRoots":
         items: Sequence[Any] = [_unit(org.root(), roots=True)]
