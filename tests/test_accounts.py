@@ -33,6 +33,7 @@ from tests.helpers import (
 
 MANAGEMENT = "111111111111"
 ROLE = "OrganizationAccountAccessRole"
+CALLER_POLICY = Path(__file__).resolve().parent.parent / "examples" / "iam" / "caller-policy.json"
 CLIENTS = [f"{n}" * 12 for n in range(2, 7)]  # 222222222222 ... 666666666666
 DENIED = CLIENTS[-1]  # lists no role batchcopy may assume
 
@@ -363,6 +364,10 @@ def test_discover_lists_the_organizations_accounts(
     )  # fmt: skip
     assert excluded.returncode == 0, excluded.stderr
     assert {r["account"] for r in read_csv(tmp_path / "reachable.csv")} == set(CLIENTS[:-1])
+    assert "not among the accounts listed" not in excluded.stderr
+    mistyped = run_cli("discover", "--org", *common, "--exclude-account", "999999999999")
+    assert mistyped.returncode == 1  # DENIED is listed, and left out as unreachable
+    assert "--exclude-account 999999999999: not among the accounts listed" in mistyped.stderr
     ou_id = _unit_id(reset_fleet.url, "Prod")
     under = run_cli("discover", "--ou", ou_id, *common, "-o", str(tmp_path / "prod.csv"))
     assert under.returncode == 0, under.stderr
@@ -372,6 +377,22 @@ def test_discover_lists_the_organizations_accounts(
         "--role-name", ROLE, "--report-dir", str(tmp_path / "r"), "--quiet",
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
+
+
+def test_discover_org_where_organizations_refuses_says_what_it_takes(
+    live: EmulatorProcess,
+) -> None:
+    """Base credentials Organizations refuses (here an account in no organization): exit 1
+    naming the refusal and what listing an organization takes, nothing written."""
+    refused = run_cli(
+        "discover", "--org", "--source-region", "us-east-1", "--target-region", "eu-west-1",
+        "--endpoint-url", live.url, "--role-name", ROLE,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "AWSOrganizationsNotInUseException" in refused.stderr
+    assert "management account" in refused.stderr
+    assert "--accounts FILE" in refused.stderr
+    assert refused.stdout == ""
 
 
 def test_discover_lists_the_accounts_files_accounts(
@@ -451,6 +472,12 @@ async def test_the_end_of_run_table_reads_with_many_accounts(
     assert f"{len(many) + 1 - ACCOUNTS_SHOWN} other accounts" in out
     assert "Rates at the end: eu-west-1 " in out
     assert "/eu-west-1" not in out
+    # The start: each lane's rate, summed, saying over how many (the denied one never started).
+    start = report.summary.start_rates[f"{many[0]}/eu-west-1"]
+    total = sum(float(s["rate"]) for s in report.summary.start_rates.values())
+    assert len(report.summary.start_rates) == len(many)
+    over = f"over {len(many)} accounts ({start['source']})"
+    assert f"Rates at the start: eu-west-1 {total:g}/s {over}" in out
 
     plain, detailed = tmp_path / "plain.prom", tmp_path / "detailed.prom"
     write_metrics(report.summary, plain)
@@ -554,6 +581,13 @@ def test_discover_takes_an_organizational_unit_by_its_path(
     wrong = run_cli("discover", "--ou", "/Prod/Shop", *common)
     assert wrong.returncode == 2
     assert "--ou /Prod/Shop: no unit 'Shop' under /Prod (there: Web)" in wrong.stderr
+    # Every Organizations read it made is one the example caller policy allows.
+    asked = {op for ops in reset_fleet.stats()["requests"].values() for op in ops}
+    reads = {f"organizations:{op}" for op in asked if op.startswith("List")}
+    caller = json.loads(CALLER_POLICY.read_text())
+    allowed = {a for statement in caller["Statement"] for a in statement["Action"]}
+    assert "organizations:ListRoots" in reads
+    assert reads <= allowed
 
 
 def test_plain_progress_names_the_accounts_furthest_behind(

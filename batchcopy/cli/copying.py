@@ -68,7 +68,11 @@ def run(
     source_region: SourceRegion = None,
     target_region: TargetRegion = None,
     rate: Annotated[
-        float, typer.Option(help="CopySnapshot requests per second, per target region.")
+        float,
+        typer.Option(
+            help="CopySnapshot requests per second to start with, per target region (and "
+            "account, in a run over many)."
+        ),
     ] = 5.0,
     burst: Annotated[
         int,
@@ -80,8 +84,8 @@ def run(
     max_rate: Annotated[
         float,
         typer.Option(
-            help="The adaptive rate never goes above this (requests/s); by default a safety "
-            "cap only."
+            help="The adaptive rate never goes above this (requests/s per target region and "
+            "account); by default a safety cap only."
         ),
     ] = 10_000.0,
     adaptive: Annotated[

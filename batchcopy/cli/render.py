@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import typer
@@ -114,13 +115,19 @@ _WHY = {"remembered": "remembered", "rate": "--rate", "default": "default"}
 
 
 def _start_rates(summary: Summary) -> str:
-    """Each target region's starting rate (summed over its accounts' lanes) and why."""
+    """Each target region's starting rate (summed over its accounts' lanes, if more than
+    one, saying how many) and why."""
     rates = {lane: float(start["rate"]) for lane, start in summary.start_rates.items()}
     why: dict[str, set[str]] = {}
+    lanes: Counter[str] = Counter()
     for lane, start in summary.start_rates.items():
-        why.setdefault(lane_parts(lane)[1], set()).add(_WHY.get(str(start["source"]), "?"))
+        region = lane_parts(lane)[1]
+        why.setdefault(region, set()).add(_WHY.get(str(start["source"]), "?"))
+        lanes[region] += 1
     return ", ".join(
-        f"{region} {rate:g}/s ({', '.join(sorted(why[region]))})"
+        f"{region} {rate:g}/s"
+        + (f" over {lanes[region]} accounts" if lanes[region] > 1 else "")
+        + f" ({', '.join(sorted(why[region]))})"
         for region, rate in rates_by_region(rates).items()
     )
 
