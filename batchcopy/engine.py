@@ -227,21 +227,24 @@ class Engine:
         for key, lane in sorted(self._lanes.items()):
             if (reached := lane.limiter.learned()) is not None:
                 rate, throttled = reached
-                learned[key] = LearnedRate(rate=rate, throttled=throttled, at=self._wall())
+                burst = lane.limiter.bucket() if throttled else 1
+                learned[key] = LearnedRate(
+                    rate=rate, throttled=throttled, burst=burst, at=self._wall()
+                )
         return learned
 
-    def _start(self, key: str) -> tuple[float, float | None, str]:
-        """A lane's first rate, the limit it knows (None: it slow-starts) and why. A
-        remembered limit is started just below; a rate reached without a throttle is only
-        a floor, so the start is the higher of it and the settings' rate."""
+    def _start(self, key: str) -> tuple[float, LearnedRate | None, str]:
+        """A lane's first rate, what it knows of the service (None: it slow-starts) and
+        why. A remembered limit is started just below; a rate reached without a throttle
+        is only a floor, so the start is the higher of it and the settings' rate."""
         settings = self._settings
         given = "rate" if settings.rate_chosen else "default"
         entry = self._remembered.get(key)
         if entry is None or settings.rate_chosen or not settings.adaptive:
             return settings.rate, None, given
         if entry.throttled:
-            limit = min(entry.rate, settings.max_rate)
-            return max(MIN_RATE, KNOWN_START * limit), limit, "remembered"
+            known = dataclasses.replace(entry, rate=min(entry.rate, settings.max_rate))
+            return max(MIN_RATE, KNOWN_START * known.rate), known, "remembered"
         if entry.rate <= settings.rate:
             return settings.rate, None, given
         return min(entry.rate, settings.max_rate), None, "remembered"
@@ -314,14 +317,15 @@ class Engine:
         results: MemoryObjectSendStream[JobResult],
     ) -> None:
         settings = self._settings
-        rate, known_limit, why = self._start(key)
+        rate, known, why = self._start(key)
         self._starts[key] = (rate, why)
         limiter = RateLimiter(
             rate,
             settings.burst,
             max_rate=settings.max_rate if settings.adaptive else None,
             limit=settings.max_rate,  # a fixed rate's burst stays within the cap too
-            known_limit=known_limit,
+            known_limit=known.rate if known else None,
+            known_burst=known.burst if known else 1,
             clock=self._clock,
             sleep=self._sleep,
         )

@@ -44,8 +44,16 @@ default ``max_rate``): the burst shrinks as the rate nears it. Once throttled, r
 paced evenly (the burst drops to 1).
 
 A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
-the plateau from the start: no slow start, paced evenly, closing on it and probing past it
-as after a throttle there; :meth:`RateLimiter.learned` is what a run leaves the next one.
+the plateau from the start: no slow start, closing on it as after a throttle there, and
+probing past it only after ``HOLD`` successes (a remembered limit is likely still the
+limit; each probe that finds it costs a throttle); :meth:`RateLimiter.learned` is what a
+run leaves the next one. With it
+comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
+full lets that many requests through at once, and the lane spends them at its start, as
+the service allows, instead of pacing them out. The first throttle of a run that spends a
+full bucket (in slow start, or within a known burst) measures it: what got through up to
+then, less what the bucket refilled meanwhile at the rate found (requests sent in the
+round trip before the throttle's answer are not counted, so it errs low).
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
@@ -75,6 +83,7 @@ APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
 ESCAPE = 80  # successes past the plateau without a throttle after which the probe doubles
 ESCAPE_SECONDS = 10.0  # ... or seconds, if fewer
+HOLD = 40  # successes a run started from a known limit stays under it before probing past
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
@@ -102,6 +111,7 @@ class RateLimiter:
         limit: float | None = None,
         min_rate: float = 0.1,
         known_limit: float | None = None,
+        known_burst: int = 1,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -128,6 +138,12 @@ class RateLimiter:
         self._above_since = clock()
         self._grown_at = clock()  # when slow start last raised the rate
         self._regrow_to = 0.0  # after the first throttle: back to this rate as in slow start
+        self._first_sent: float | None = None  # when the first request was booked
+        self._spending = True  # the bucket the service started with is being spent
+        # At the throttle that ended that: successes, and seconds since the first request.
+        self._drained: tuple[int, float] | None = None
+        self._known_burst = 1
+        self._hold = 0  # successes left before probing past the plateau
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
@@ -138,7 +154,9 @@ class RateLimiter:
             # a throttle there.
             self._slow_start = False
             self._plateau = known_limit
-            self.burst = 1
+            self.burst = self._known_burst = max(1, known_burst)
+            self._spending = self.burst > 1
+            self._hold = HOLD
             self._last_cut = clock()  # what gets through is measured from the start
 
     def __repr__(self) -> str:
@@ -159,6 +177,8 @@ class RateLimiter:
         if not self.adaptive:
             return
         now = self._clock()
+        if self._spending or self.burst > 1:
+            self._burst_spent(now)
         # Throttles of requests sent before the last cut come back within a round trip.
         if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
@@ -196,8 +216,19 @@ class RateLimiter:
         self._last_cut = now
         self._cut_successes = self._successes
         self._idle = 0.0
-        self.burst = 1  # the service is at its limit: a burst now would only be throttled
+        self._hold = 0
         self._above = 0
+
+    def _burst_spent(self, now: float) -> None:
+        """The service's bucket ran dry: requests go one at a time from now on (a burst
+        would only be throttled), and one spent goes on from its last request, not repaid
+        by a wait. If it was the bucket the service started with, what got through so far
+        measures it (see :meth:`bucket`)."""
+        if self._spending and self._first_sent is not None:
+            self._drained = (self._successes, max(0.0, now - self.latency - self._first_sent))
+        self._spending = False
+        self._tat -= (self._burst() - 1) / self.rate
+        self.burst = 1
 
     def learned(self) -> tuple[float, bool] | None:
         """What a next run can start from: the rate reached and whether it is the limit (a
@@ -213,6 +244,19 @@ class RateLimiter:
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
         return max(self._plateau, since), True
 
+    def bucket(self) -> int:
+        """The service's burst as this run measured it, for a next run that starts from
+        :meth:`learned`: what got through before the bucket first ran dry, less what it
+        refilled meanwhile at the learned limit; or the known burst, if spent without a
+        throttle; 1 if unknown."""
+        if self._drained is None:
+            return self._known_burst
+        learned = self.learned()
+        if learned is None or not learned[1]:
+            return 1
+        got, seconds = self._drained
+        return max(1, math.floor(got - learned[0] * seconds))
+
     def _since_cut(self, now: float) -> tuple[int, float]:
         """Successes since the last cut, and the seconds there was something to send."""
         return self._successes - self._cut_successes, now - self._last_cut - self._idle
@@ -223,6 +267,8 @@ class RateLimiter:
             return
         now = self._clock()
         self._successes += 1
+        if self._spending and not self._slow_start and self._successes >= self._known_burst:
+            self._spending = False  # the known burst went through
         if now - self._last_cut < self.latency:
             return  # sent before the cut: says nothing of the new rate
         if self._slow_start or self.rate < self._regrow_to:
@@ -238,6 +284,9 @@ class RateLimiter:
             self._above = 0
             gap = self._plateau * (1 - MARGIN) - self.rate
             step = max(APPROACH * gap, PROBE * self._plateau)
+        elif self._hold:
+            self._hold -= 1  # a known limit: held a while before probing past it
+            step = 0.0
         else:
             # Past it: slowly at first, faster the longer no throttle comes.
             if not self._above:
@@ -291,6 +340,8 @@ class RateLimiter:
     def reserve(self) -> float:
         """Book the next slot; return how many seconds until it comes (0 if it is now)."""
         now = self._clock()
+        if self._first_sent is None:
+            self._first_sent = now
         if now - self._tat > max(IDLE, 10 / self.rate):
             self._idle += now - self._tat  # nothing to send: no measure of the service's rate
         allowed_at = max(now, self._next_slot())

@@ -9,8 +9,12 @@ The state is one small JSON file (by default ``rates.json`` in the user's cache 
 platformdirs gives it; ``BATCHCOPY_RATE_STATE`` names another)::
 
     {"format_version": 1,
-     "endpoints": {"aws": {"eu-west-2": {"rate": 4.8, "throttled": true, "at": 1764000000.0},
+     "endpoints": {"aws": {"eu-west-2": {"rate": 4.8, "throttled": true, "burst": 3,
+                                         "at": 1764000000.0},
                            "123456789012/us-east-1": {...}}}}
+
+``burst`` (1 if absent, as files written before it have it) is the service's bucket as the
+run measured it: how many requests a lane may send at once at its start.
 
 Lanes are keyed as :attr:`CopyJob.lane` is, under the endpoint (and profile) the run spoke
 to: a rehearsal against an emulator must not set the pace of runs against Lightsail.
@@ -56,19 +60,27 @@ LOCK_POLL = 0.01
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LearnedRate:
     """What one lane learned: the CopySnapshot ``rate`` it reached (requests/s), whether it
-    was ``throttled`` at it (so it is the lane's limit, not just as far as it got), and
-    ``at``, when (Unix time)."""
+    was ``throttled`` at it (so it is the lane's limit, not just as far as it got), the
+    service's ``burst`` it measured (1 if none), and ``at``, when (Unix time)."""
 
     rate: float
     throttled: bool
     at: float
+    burst: int = 1
 
     def __post_init__(self) -> None:
         if not (0 < self.rate < math.inf and math.isfinite(self.at)):
             raise ValueError(f"not a learned rate: {self.rate!r} at {self.at!r}")
+        if self.burst < 1:
+            raise ValueError(f"not a burst: {self.burst!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"rate": round(self.rate, 3), "throttled": self.throttled, "at": round(self.at, 3)}
+        return {
+            "rate": round(self.rate, 3),
+            "throttled": self.throttled,
+            "burst": self.burst,
+            "at": round(self.at, 3),
+        }
 
     @classmethod
     def from_json(cls, entry: Any) -> LearnedRate:
@@ -78,7 +90,10 @@ class LearnedRate:
         rate, throttled, at = entry.get("rate"), entry.get("throttled"), entry.get("at")
         if not (_number(rate) and _number(at) and isinstance(throttled, bool)):
             raise ValueError(f"an entry lacks rate, throttled or at: {entry!r}")
-        return cls(rate=float(rate), throttled=throttled, at=float(at))
+        burst = entry.get("burst", 1)
+        if not (isinstance(burst, int) and not isinstance(burst, bool)):
+            raise ValueError(f"an entry's burst is not a whole number: {entry!r}")
+        return cls(rate=float(rate), throttled=throttled, at=float(at), burst=burst)
 
 
 def _number(value: Any) -> TypeGuard[int | float]:

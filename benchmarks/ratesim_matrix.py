@@ -16,8 +16,9 @@ the bucket overflows), the cell is "out of reach" and shown with both figures.
     python benchmarks/ratesim_matrix.py            # the whole matrix, about 6 minutes
     python benchmarks/ratesim_matrix.py --quick    # one latency (80 ms), 60 s runs
 
-A second pass starts each cell from a remembered limit (the rate state file: ``KNOWN_START``
-of the limit, no slow start) and holds it, where the oracle meets the first pass's bound, to
+A second pass starts each cell from what its first run learned, as the rate state file
+keeps it (each region's limit and bucket: ``KNOWN_START`` of the limit, no slow start, the
+bucket spent at the start) and holds it, where the oracle meets the first pass's bound, to
 1.02x and 1.03 requests per job.
 
 Figures are simulated, so they do not depend on the machine; the same seeds give the same
@@ -147,7 +148,7 @@ def main() -> None:
                             by_length[length][1] += 1
                         else:
                             misses.append((s, o, best))
-                        again = simulate(dataclasses.replace(s, known_limit=limit))
+                        again = simulate(dataclasses.replace(s, known=o.learned))
                         remembered[0] += 1
                         remembered[1] += meets(again, REMEMBERED_BOUND)
                         remembered[2] = max(remembered[2], again.ratio)

@@ -6,8 +6,9 @@ second, and the same seed gives the same figures. The real :class:`RateLimiter` 
 simulated, through its clock and sleep injection; around it sits what the engine does with
 it, per region (``engine.py``'s ``_run_lane``, ``_attempt`` and ``retry.py``'s ``_backoff``):
 
-- a start from a remembered limit as the engine makes it (``KNOWN_START`` of it, with
-  ``known_limit``), when the scenario has one;
+- a start from what an earlier run learned, as the engine makes it (``KNOWN_START`` of the
+  limit, with ``known_limit`` and ``known_burst``), when the scenario has it (``known``:
+  each region's, as :attr:`Outcome.learned` gives them);
 - an in-flight cap from ``limiter.in_flight(max_in_flight)``, refitted as each job ends;
 - each try: ``acquire()``, then a one-way latency, then the service's token bucket decides
   at the request's ARRIVAL, then the answer takes the return latency; ``timed()`` gets the
@@ -53,7 +54,9 @@ class Scenario:
     adaptive: bool = True  # --no-adaptive: the rate stays at ``rate``
     max_in_flight: int = 128  # --max-in-flight
     base_delay: float = 0.5  # the retry policy's: a throttle pauses up to min(this, 1) s
-    known_limit: float | None = None  # a limit remembered from an earlier run (rate state)
+    # Per region, (limit, burst) remembered from an earlier run (the rate state), or None
+    # where it found no limit: a second run.
+    known: tuple[tuple[float, int] | None, ...] = ()
     seed: int = 1
 
     @property
@@ -77,6 +80,8 @@ class Outcome:
     jobs: int  # in all regions
     ideal: float
     rates: tuple[float, ...]  # each region's rate at the end
+    # Per region, in order: what a next run starts from, (limit, burst), if a limit was found.
+    learned: tuple[tuple[float, int] | None, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -130,15 +135,19 @@ class _Bucket:
         return False
 
 
-async def _region(s: Scenario, rng: random.Random, counts: list[int]) -> tuple[float, float]:
-    """One lane against one bucket; returns (time of the last answer, rate at the end)."""
+async def _region(
+    s: Scenario, index: int, rng: random.Random, counts: list[int]
+) -> tuple[float, RateLimiter]:
+    """One lane against one bucket; returns (time of the last answer, its limiter)."""
     loop = asyncio.get_running_loop()
+    known_limit, known_burst = (s.known[index] if s.known else None) or (None, 1)
     limiter = RateLimiter(
-        s.rate if s.known_limit is None else KNOWN_START * s.known_limit,
+        s.rate if known_limit is None else KNOWN_START * known_limit,
         s.client_burst,
         max_rate=s.max_rate if s.adaptive else None,
         limit=s.max_rate,
-        known_limit=s.known_limit,
+        known_limit=known_limit,
+        known_burst=known_burst,
         clock=loop.time,
         sleep=asyncio.sleep,
     )
@@ -176,7 +185,7 @@ async def _region(s: Scenario, rng: random.Random, counts: list[int]) -> tuple[f
             slot = object()
             await slots.acquire_on_behalf_of(slot)
             tg.start_soon(job, slot)
-    return last, limiter.rate
+    return last, limiter
 
 
 def simulate(scenario: Scenario) -> Outcome:
@@ -185,16 +194,16 @@ def simulate(scenario: Scenario) -> Outcome:
     rng = random.Random(scenario.seed)
     counts = [0, 0]  # requests, throttled
 
-    async def run() -> list[tuple[float, float]]:
-        ends: list[tuple[float, float]] = []
+    async def run() -> list[tuple[float, RateLimiter]]:
+        ends: dict[int, tuple[float, RateLimiter]] = {}
 
-        async def lane(seed: int) -> None:
-            ends.append(await _region(scenario, random.Random(seed), counts))
+        async def lane(index: int, seed: int) -> None:
+            ends[index] = await _region(scenario, index, random.Random(seed), counts)
 
         async with anyio.create_task_group() as tg:
-            for _ in range(scenario.regions):
-                tg.start_soon(lane, rng.randrange(2**32))
-        return ends
+            for index in range(scenario.regions):
+                tg.start_soon(lane, index, rng.randrange(2**32))
+        return [ends[index] for index in range(scenario.regions)]
 
     with asyncio.Runner(loop_factory=_VirtualLoop) as runner:
         ends = runner.run(run())
@@ -204,5 +213,15 @@ def simulate(scenario: Scenario) -> Outcome:
         throttled=counts[1],
         jobs=scenario.jobs * scenario.regions,
         ideal=scenario.ideal,
-        rates=tuple(sorted(rate for _, rate in ends)),
+        rates=tuple(sorted(limiter.rate for _, limiter in ends)),
+        learned=tuple(_learned(limiter) for _, limiter in ends),
     )
+
+
+def _learned(limiter: RateLimiter) -> tuple[float, int] | None:
+    """What a next run starts from, (limit, burst), as the engine has it; None if no limit
+    was found (a next run slow-starts)."""
+    learned = limiter.learned()
+    if learned is None or not learned[1]:
+        return None
+    return (learned[0], limiter.bucket())

@@ -6,7 +6,8 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import DOUBLING, ESCAPE, MARGIN, REGROW, RateLimiter
+from batchcopy.limits import DOUBLING, ESCAPE, HOLD, MARGIN, REGROW, RateLimiter
+from tests.ratesim import Scenario, simulate
 
 
 class FakeTime:
@@ -505,3 +506,50 @@ def test_what_a_limiter_learned_for_the_next_run() -> None:
     fixed.succeeded()
     fixed.throttled()
     assert fixed.learned() is None
+
+
+def test_a_known_burst_is_spent_at_the_start_then_paced_from_its_last_request() -> None:
+    """A lane that knows the service's bucket sends that many requests at once, then one
+    per interval. A throttle within it (the bucket was not full) ends the burst without a
+    wait to repay it: the next request comes one interval after the last one, and the
+    bucket is measured again as what got through before it."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        4.75, max_rate=1000, known_limit=5.0, known_burst=4, clock=fake.clock, sleep=fake.sleep
+    )
+    assert [limiter.reserve() for _ in range(5)] == pytest.approx([0, 0, 0, 0, 1 / 4.75])
+    assert limiter.bucket() == 4  # spent, nothing said otherwise
+    fake.now += 0.05
+    limiter.timed(0.05)
+    limiter.succeeded()
+    limiter.succeeded()
+    limiter.throttled()  # the third of the four came back throttled
+    assert limiter.bucket() == 2
+    # The sixth request: two intervals after the burst (0.42 s), not five (1.05 s).
+    assert limiter.reserve() + fake.now < 0.5
+
+
+def test_a_first_run_measures_the_bucket_and_never_more_than_it() -> None:
+    """What a run leaves the next one of the service's bucket is what got through before
+    it first ran dry, less the refill: at most the true bucket (a larger one would be
+    throttled at the next run's start), and most of it where the bucket is large."""
+    for limit, burst, rtt in [(1, 5, 0.2), (5, 25, 0.08), (10, 50, 0.02), (20, 20, 0.2)]:
+        for seed in (1, 2):
+            scenario = Scenario(
+                limit=limit, burst=burst, rtt=rtt, jobs=30 * limit + burst, seed=seed
+            )
+            learned = simulate(scenario).learned[0]
+            assert learned is not None
+            assert 0.25 * burst <= learned[1] <= burst, (scenario, learned)
+
+
+def test_a_known_limit_is_held_a_while_before_probing_past_it() -> None:
+    """A run that starts from a remembered limit closes on it and stays under it for
+    HOLD successes (each probe past a limit that has not moved costs a throttle); after
+    that it probes, so a limit that rose is still found."""
+    fake = FakeTime()
+    limiter = RateLimiter(4.75, max_rate=1000, known_limit=5.0, clock=fake.clock, sleep=fake.sleep)
+    _successes(limiter, fake, HOLD, 0.2)
+    assert 4.8 < limiter.rate <= 5.0
+    _successes(limiter, fake, 2 * ESCAPE, 0.2)
+    assert limiter.rate > 5.1

@@ -35,7 +35,7 @@ def test_round_trip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """What a run saves, per lane (base account and named accounts), the next run loads."""
     path = tmp_path / "cache" / "rates.json"  # its folder is made
     saved = {
-        "eu-west-2": learned(4.8),
+        "eu-west-2": LearnedRate(rate=4.8, throttled=True, burst=3, at=NOW),
         "123456789012/us-east-1": learned(12.5, throttled=False),
     }
     state(path).save(saved)
@@ -142,6 +142,28 @@ def test_a_bad_entry_costs_its_own_lane_only(
     assert other == {"eu-west-1": learned(2.0)}
 
 
+def test_a_burst_is_a_whole_number_of_requests_and_one_if_unrecorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry written before bursts were recorded starts its lane one request at a
+    time; one whose burst is not a whole number of at least one costs that lane only."""
+    path = tmp_path / "rates.json"
+    lanes: dict[str, dict[str, object]] = {
+        "old": {"rate": 5.0, "throttled": True, "at": NOW},
+        "good": {"rate": 5.0, "throttled": True, "burst": 7, "at": NOW},
+    }
+    for name, burst in [("zero", 0), ("text", "3"), ("flag", True), ("half", 2.5)]:
+        lanes[name] = {"rate": 5.0, "throttled": True, "burst": burst, "at": NOW}
+    path.write_text(json.dumps({"format_version": 1, "endpoints": {"aws": lanes}}))
+    loaded = state(path).load()
+    assert loaded == {
+        "old": learned(5.0),
+        "good": LearnedRate(rate=5.0, throttled=True, burst=7, at=NOW),
+    }
+    assert loaded["old"].burst == 1
+    assert warnings(caplog) == [f"{path}: 4 remembered rates ignored (zero: not a burst: 0)"]
+
+
 def test_an_entry_from_the_future_is_not_used(tmp_path: Path) -> None:
     """An entry dated ahead of now (a clock set wrong, a hand edit) passes no age check:
     it is not used; one from a few minutes ahead (clocks a little apart) is."""
@@ -219,6 +241,7 @@ async def test_the_next_run_starts_just_below_the_limit_the_last_one_found(
     assert first.summary.start_rates == {"eu-west-1": {"rate": 20.0, "source": "default"}}
     assert remembered.throttled
     assert remembered.rate < 2 * LIMIT
+    assert 1 <= remembered.burst <= 2  # the region's bucket, measured; never more than it
     assert second.summary.start_rates == {
         "eu-west-1": {"rate": round(0.95 * remembered.rate, 2), "source": "remembered"}
     }
