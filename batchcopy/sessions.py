@@ -16,7 +16,15 @@ import datetime
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Sequence,
+)
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -61,6 +69,7 @@ __all__ = [
     "signing_as",
     "stop_signing_as",
     "sts_endpoint",
+    "written_twice",
 ]
 
 ASSUME_ROLE_FAILED = "AssumeRoleFailed"
@@ -553,6 +562,17 @@ async def roleless(settings: Settings, accounts: Iterable[str]) -> list[str]:
         return []
     base = (await caller_identity(settings))["account"]
     return [account for account in missing if account != base]
+
+
+async def written_twice(settings: Settings, accounts: Collection[str]) -> str | None:
+    """The base credentials' own account, if rows name it by its id while other rows name
+    no account: both are that account, so a target in each would be one copy that two
+    rows count as theirs (duplicates are found per account as written). None otherwise;
+    one GetCallerIdentity, and only when there are rows of both kinds."""
+    if "" not in accounts or len(accounts) < 2:
+        return None
+    base = (await caller_identity(settings))["account"]
+    return base if base in accounts else None
 
 
 Pages = Callable[..., Awaitable[list[dict[str, Any]]]]

@@ -433,6 +433,37 @@ def test_bad_accounts_input_is_exit_2_with_no_request(
     assert "eu-west-1" not in stats["requests"]
 
 
+def test_the_base_account_written_both_ways_is_exit_2_with_no_copy(
+    reset_fleet: EmulatorProcess, tmp_path: Path
+) -> None:
+    """Rows naming the base credentials' own account by its id beside rows naming none
+    (the same account): a target in both would be one copy two rows count as theirs, and
+    duplicates are found per account as written, so run and plan refuse, exit 2; rows of
+    other accounts beside rows with none are fine."""
+    twice = tmp_path / "twice.csv"
+    twice.write_text(
+        f"{HEADER.strip()},account\n"
+        f"us-east-1,eu-west-1,web-0,,,,x-dr,{MANAGEMENT}\n"
+        "us-east-1,eu-west-1,web-1,,,,x-dr,\n"
+    )
+    common = ["--endpoint-url", reset_fleet.url, "--role-name", ROLE]
+    for command in ("run", "plan"):
+        done = run_cli(command, str(twice), *common)
+        assert done.returncode == 2, done.stderr
+        assert f"rows name account {MANAGEMENT}, the base credentials' own" in done.stderr
+        assert "write it one way" in done.stderr
+    stats = reset_fleet.stats()
+    assert stats["copies_accepted"] == {}
+    assert "eu-west-1" not in stats["requests"]
+    other = tmp_path / "other.csv"
+    other.write_text(
+        f"{HEADER.strip()},account\n"
+        f"us-east-1,eu-west-1,web-0,,,,x-dr,{CLIENTS[0]}\n"
+        "us-east-1,eu-west-1,web-1,,,,y-dr,\n"
+    )
+    assert "write it one way" not in run_cli("plan", str(other), *common).stderr
+
+
 def _unit_id(url: str, name: str) -> str:
     """The id of the organizational unit ``name`` under the root, asked of the emulator."""
     import asyncio

@@ -13,7 +13,7 @@ from batchcopy.cli.render import _plural
 from batchcopy.errors import BatchcopyError, ManifestError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection
 
     from batchcopy.accounts import Access
     from batchcopy.manifest import Manifest
@@ -140,16 +140,20 @@ def _access(
     )
 
 
-def _refuse_roleless(command: str, accounts: Iterable[str], settings: Settings) -> None:
-    """Exit 2 before any copy when rows name accounts that no role reaches (asking STS
-    whose the base credentials are, if it must)."""
+def _refuse_roleless(command: str, accounts: Collection[str], settings: Settings) -> None:
+    """Exit 2 before any copy when rows name accounts that no role reaches, or name the
+    base credentials' own account while other rows name none (asking STS whose the base
+    credentials are, if it must)."""
     import anyio
 
     from batchcopy.errors import CredentialsError
-    from batchcopy.sessions import roleless
+    from batchcopy.sessions import roleless, written_twice
+
+    async def check() -> tuple[list[str], str | None]:
+        return await roleless(settings, accounts), await written_twice(settings, accounts)
 
     try:
-        missing = anyio.run(roleless, settings, accounts, backend="asyncio")
+        missing, twice = anyio.run(check, backend="asyncio")
     except CredentialsError as exc:
         raise _fail(_unusable(exc), EXIT_CREDENTIALS) from None
     except BatchcopyError as exc:
@@ -164,5 +168,13 @@ def _refuse_roleless(command: str, accounts: Iterable[str], settings: Settings) 
             f"batchcopy {command}: no role reaches account{'s' if len(missing) > 1 else ''} "
             f"{shown}: give --role-name, or a role for each in an --accounts file; nothing "
             "was sent",
+            EXIT_USAGE,
+        )
+    if twice:
+        raise _fail(
+            f"batchcopy {command}: rows name account {twice}, the base credentials' own, and "
+            "other rows name no account, which is the same one: a target in both would be "
+            "one copy counted twice; write it one way (its id on every row of it, or on "
+            "none); nothing was sent",
             EXIT_USAGE,
         )
