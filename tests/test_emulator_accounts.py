@@ -304,3 +304,21 @@ async def test_seeding_accounts_later_adds_them(emulator: Emulator, url: str) ->
     creds = await assume(url, new, "AnyRole")
     async with aws(url, "sts", **creds) as sts:
         assert (await sts.get_caller_identity())["Account"] == new
+
+
+async def test_fault_settings_may_single_out_an_account(url: str) -> None:
+    """ "accounts" in the fault settings overrides them for one account (its own keys, then
+    its own regions); the other accounts keep the rest. A bad override is refused, named."""
+    faults = {"accounts": {WEB: {"regions": {"us-east-1": {"error_rate": 1}}}}}
+    assert (await control(url, "POST", "config", faults))[0] == 200
+    web = await assume(url, WEB, "OrganizationAccountAccessRole")
+    shop = await assume(url, SHOP, "Batchcopy", ExternalId="shop-1")
+    async with aws(url, "lightsail", **web) as ls:
+        with pytest.raises(ClientError) as caught:
+            await ls.get_instance_snapshots()
+    assert caught.value.response["Error"]["Code"] == "ServiceException"
+    async with aws(url, "lightsail", **shop) as ls:
+        assert len((await ls.get_instance_snapshots())["instanceSnapshots"]) == 1
+    status, answer = await control(url, "POST", "config", {"accounts": {WEB: {"nope": 1}}})
+    assert status == 400
+    assert f"accounts.{WEB}.nope: unknown setting" in json.dumps(answer)

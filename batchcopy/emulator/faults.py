@@ -81,11 +81,14 @@ _KEYS = frozenset(f.name for f in dataclasses.fields(FaultSettings))
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FaultConfig:
-    """Fault settings for every region, with per-region overrides, and a seed."""
+    """Fault settings for every region, with per-region overrides, per-account overrides
+    of those (each with its own per-region ones), and a seed."""
 
     seed: int = 0
     default: FaultSettings = FaultSettings()
     regions: Mapping[str, FaultSettings] = dataclasses.field(default_factory=dict)
+    # Per account id: the settings it overrides, as given, and "regions" of those.
+    accounts: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     page_size: int = 100  # items per page of Get*s listings
     empty_pages: bool = False  # Organizations listings answer an empty page (with a token) first
 
@@ -99,6 +102,7 @@ class FaultConfig:
         page_size = data.pop("page_size", 100)
         empty_pages = data.pop("empty_pages", False)
         overrides = data.pop("regions", {}) or {}
+        accounts = data.pop("accounts", {}) or {}
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed: expected an integer, got {seed!r}")
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
@@ -116,13 +120,18 @@ class FaultConfig:
             if not isinstance(values, dict):
                 raise ValueError(f"regions.{region}: expected an object of settings")
             regions[region] = _settings(values, default, f"regions.{region}.")
-        return cls(
+        config = cls(
             seed=seed,
             default=default,
             regions=regions,
             page_size=page_size,
             empty_pages=empty_pages,
+            accounts=_accounts(accounts),
         )
+        for account, given in config.accounts.items():  # every overlay makes valid settings
+            for region in (None, *given.get("regions", {})):
+                config.for_lane(account, region or "us-east-1", f"accounts.{account}.")
+        return config
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form, as ``GET /_emulator/config`` shows it."""
@@ -136,10 +145,43 @@ class FaultConfig:
                 region: {k: v for k, v in dataclasses.asdict(s).items() if v != default[k]}
                 for region, s in self.regions.items()
             },
+            "accounts": {account: dict(given) for account, given in self.accounts.items()},
         }
 
     def for_region(self, region: str) -> FaultSettings:
         return self.regions.get(region, self.default)
+
+    def for_lane(self, account: str, region: str, where: str = "") -> FaultSettings:
+        """An account's settings in ``region``: the region's, then what the account
+        overrides, then what it overrides in that region."""
+        settings = self.for_region(region)
+        given = self.accounts.get(account)
+        if given is None:
+            return settings
+        own = {k: v for k, v in given.items() if k != "regions"}
+        settings = _settings(own, settings, where)
+        in_region = given.get("regions", {}).get(region, {})
+        return _settings(in_region, settings, f"{where}regions.{region}.")
+
+
+def _accounts(accounts: Any) -> dict[str, dict[str, Any]]:
+    """The ``accounts`` overrides as given, checked for shape (their values are checked as
+    settings by :meth:`FaultConfig.for_lane`)."""
+    if not isinstance(accounts, dict):
+        raise ValueError("accounts: expected an object of account id to settings")
+    known = set(lightsail_regions())
+    for account, given in accounts.items():
+        if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
+            raise ValueError(f"accounts.{account}: not a 12-digit account id")
+        if not isinstance(given, dict):
+            raise ValueError(f"accounts.{account}: expected an object of settings")
+        regions = given.get("regions", {})
+        if not isinstance(regions, dict) or not all(isinstance(v, dict) for v in regions.values()):
+            raise ValueError(f"accounts.{account}.regions: expected an object of region settings")
+        for region in regions:
+            if region not in known:
+                raise ValueError(f"accounts.{account}.regions.{region}: not a Lightsail region")
+    return {account: dict(given) for account, given in accounts.items()}
 
 
 def _settings(values: Mapping[str, Any], base: FaultSettings, where: str) -> FaultSettings:
@@ -188,10 +230,12 @@ class RegionFaults:
         clock: Callable[[], float],
         *,
         stream: str | None = None,
+        account: str = "",
     ) -> None:
         """``stream`` names the random sequence (the region's name by default; one per
-        account and region where there are several accounts)."""
-        self.settings = s = config.for_region(region)
+        account and region where there are several accounts); ``account``'s overrides
+        apply, if the config has any."""
+        self.settings = s = config.for_lane(account, region)
         name = stream or region
         self.rng = random.Random(config.seed * 1_000_003 + zlib.crc32(name.encode()))
         self.copy_bucket = self.read_bucket = None

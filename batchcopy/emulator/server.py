@@ -166,7 +166,9 @@ class Emulator:
         lane = self._lane(account, region)
         faults = self._lane_faults.get(lane)
         if faults is None:
-            faults = RegionFaults(region, self.faults, self._monotonic, stream=lane)
+            faults = RegionFaults(
+                region, self.faults, self._monotonic, stream=lane, account=account
+            )
             self._lane_faults[lane] = faults
         return faults
 
