@@ -520,6 +520,18 @@ ROW = "us-east-1,eu-west-1,web-1-snap,,,,web-1-copy"
             "given twice (sourceRegion, source_region); keep one",
         ),
         (
+            "m.jsonl",
+            '{"account": "200000000001", "account": "200000000002"}\n',
+            "1: account",
+            "given twice; keep one",  # JSON would keep the last silently: another account
+        ),
+        (
+            "m.json",
+            '[\n{"targetSnapshotName": "a-dr", "targetSnapshotName": "b-dr"}]',
+            "2: target_snapshot_name",
+            "given twice; keep one",
+        ),
+        (
             "m.json",
             '[\n\n  {"sourceRegion": "us-east-1", "targetRegion": "eu-west-1",\n'
             '"sourceSnapshotName": 7, "targetSnapshotName": "web-1-copy"}]',

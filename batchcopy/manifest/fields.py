@@ -281,5 +281,7 @@ def _quote(value: str) -> str:
 
 
 def _kind(value: object) -> str:
+    if value is None:
+        return "null"
     kinds = {bool: "true/false", dict: "an object", list: "an array", str: "a string"}
-    return "null" if value is None else kinds.get(type(value), "a number")
+    return next((kind for t, kind in kinds.items() if isinstance(value, t)), "a number")

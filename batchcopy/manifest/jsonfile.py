@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
@@ -30,7 +31,20 @@ def _number(digits: str) -> int | float:
     return int(digits) if len(digits) <= 100 else float(digits)
 
 
-_DECODER = json.JSONDecoder(parse_int=_number)
+class _Object(dict[str, Any]):
+    """A JSON object, and the keys it gives more than once (JSON keeps the last silently)."""
+
+    twice: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        obj.twice = tuple(key for key, n in Counter(key for key, _ in pairs).items() if n > 1)
+    return obj
+
+
+_DECODER = json.JSONDecoder(parse_int=_number, object_pairs_hook=_object)
 
 
 def _jsonl_items(lines: _Lines) -> Iterator[_Row | _Issue]:
@@ -64,6 +78,8 @@ def _json_fields(line: int, obj: dict[str, Any]) -> Generator[_Issue, None, dict
     """Problems with an object's keys; returns its values by field."""
     values: dict[str, object] = {}
     seen: dict[str, str] = {}
+    for key in getattr(obj, "twice", ()):
+        yield _Issue(line, _SPELLINGS.get(key) or _quote(key), "given twice; keep one")
     for key, value in obj.items():
         field = _SPELLINGS.get(key)
         if field is None:
