@@ -45,8 +45,9 @@ from batchcopy.errors import (
     ThrottledError,
     TransientError,
 )
+from batchcopy.limits import RateLimiter
 from batchcopy.memo import Memo
-from batchcopy.retry import guarded
+from batchcopy.retry import guarded, paced
 from batchcopy.settings import Settings
 from batchcopy.translate import (
     MALFORMED_ANSWER,
@@ -76,6 +77,11 @@ ASSUME_ROLE_FAILED = "AssumeRoleFailed"
 # AssumeRole is called by botocore's credential machinery, outside batchcopy's retry layer:
 # a few tries of its own ride out a throttle of STS when hundreds of accounts start at once.
 _STS_ATTEMPTS = 5
+# AssumeRole calls a second, to start with and at most: they share the caller's STS limit
+# with every other tool of that account, and nothing else paces them (a throttle slows
+# the pace, as the copies' rate adapts).
+ASSUME_RATE = 10.0
+ASSUME_MAX_RATE = 500.0
 # Pages of one Organizations listing at most: 20 accounts a page, empty pages between, and
 # organizations of tens of thousands of accounts still end far below it.
 _ORG_PAGES = 10_000
@@ -329,6 +335,7 @@ class Sessions:
             self.base.set_credentials(*settings.credentials)
         self._reached = Memo()  # account -> RoleCredentials | None, or its LightsailError
         self._identity = Memo()
+        self._assuming = RateLimiter(ASSUME_RATE, max_rate=ASSUME_MAX_RATE)
         self._sts: Any = None  # the shared STS client, once made
         logging.getLogger("aiobotocore.credentials").addFilter(_refresh_said_once)
 
@@ -422,7 +429,7 @@ class Sessions:
                 raise
 
         try:
-            await guarded(first_keys, self._settings.retry)
+            await paced(self._assuming, first_keys, self._settings.retry)
         except (ThrottledError, TransientError) as exc:
             # Not kept: the account's next lane asks again.
             raise PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {exc}") from exc
