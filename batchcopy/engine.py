@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchcopy.errors import (
@@ -110,6 +113,11 @@ CLOCK_SKEW = 300.0
 # limit fell a little since, and close enough to reach it within a second or two.
 KNOWN_START = 0.95
 
+# Jobs read ahead of the lanes, in all (each lane's queue is unbounded, the whole is not):
+# a lane that goes slowly (a throttled account, one whose role cannot be assumed yet)
+# holds up the reading of every other lane's jobs only once this many wait.
+QUEUED = 4096
+
 
 @dataclass(slots=True)
 class _Lane:
@@ -124,9 +132,10 @@ class _Lane:
     accepted: int = 0
     throttled: int = 0
 
-    def fit(self) -> None:
-        """Resize the in-flight cap to what the current rate and latency need."""
-        self.slots.total_tokens = self.limiter.in_flight(self.ceiling)
+    def fit(self, share: int) -> None:
+        """Resize the in-flight cap to what the current rate and latency need, within the
+        lane's ``share`` of its region's jobs open at once."""
+        self.slots.total_tokens = min(self.limiter.in_flight(self.ceiling), share)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,11 +203,13 @@ class Engine:
         # run cut short still knows what they were.
         self.handed_on: dict[str, JobResult] = {}
         self._lanes: dict[str, _Lane] = {}
-        # Jobs open at once per target region, whatever their account (--max-in-flight): a
-        # lane has its own cap too, but many accounts' lanes of one region would otherwise
-        # each hold requests open from the start (hundreds at once), for nothing a single
-        # account's run does not get with a few.
+        # Writes in flight per target region, whatever their account (--max-in-flight; see
+        # _room): many accounts' lanes of one region would otherwise each hold requests
+        # open from the start (hundreds at once), for nothing a single account's run does
+        # not get with a few. Each lane's jobs open at once are within a share of it.
         self._region_slots: dict[str, anyio.CapacityLimiter] = {}
+        self._running: Counter[str] = Counter()  # lanes sending, per target region
+        self._queued = anyio.Semaphore(QUEUED)  # taken per job read, given back as it starts
         self._remembered = remembered or {}
         self._starts: dict[str, tuple[float, str]] = {}
 
@@ -261,7 +272,6 @@ class Engine:
         self, jobs: Iterable[CopyJob], results: MemoryObjectSendStream[JobResult]
     ) -> None:
         """Run every job; send each result to ``results`` and close it at the end."""
-        buffer = max(64, 2 * self._settings.max_in_flight)
         senders: dict[str, MemoryObjectSendStream[CopyJob]] = {}
         async with results, anyio.create_task_group() as tg:
             try:
@@ -270,10 +280,14 @@ class Engine:
                         break  # the rest become not_started in the report
                     send = senders.get(job.lane)
                     if send is None:
-                        send, receive = anyio.create_memory_object_stream[CopyJob](buffer)
+                        send, receive = anyio.create_memory_object_stream[CopyJob](math.inf)
                         senders[job.lane] = send
                         tg.start_soon(self._lane, job, receive, results.clone())
-                    await put(send, job)
+                    try:
+                        self._queued.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await self._queued.acquire()
+                    send.send_nowait(job)
             finally:
                 for send in senders.values():
                     send.close()
@@ -304,6 +318,7 @@ class Engine:
         """Fail every job of a lane that cannot run. A job an interrupted run may have sent
         stays to be looked up: not final."""
         async for job in each(jobs):
+            self._queued.release()
             failed = self._result(job, Status.FAILED, _Tries(), error=exc)
             unknown = self._sent_before(job)
             await put(results, dataclasses.replace(failed, outcome_unknown=unknown))
@@ -333,7 +348,7 @@ class Engine:
             region=region,
             api=api,
             limiter=limiter,
-            slots=anyio.CapacityLimiter(limiter.in_flight(settings.max_in_flight)),
+            slots=anyio.CapacityLimiter(1),  # fitted once the lane starts sending
             ceiling=settings.max_in_flight,
         )
         self._lanes[key] = lane
@@ -345,24 +360,46 @@ class Engine:
                 # Without the listing nothing in this region can be run safely.
                 await self._fail_all(jobs, results, exc)
                 return
-            async for job in each(jobs):
-                slot = object()  # borrowed here, given back by the job's own task
-                try:  # a free slot is taken without a trip through the event loop
-                    lane.slots.acquire_on_behalf_of_nowait(slot)
-                except anyio.WouldBlock:
-                    await lane.slots.acquire_on_behalf_of(slot)
-                region_slots = self._region_slots.setdefault(
-                    region, anyio.CapacityLimiter(settings.max_in_flight)
-                )
-                try:
-                    region_slots.acquire_on_behalf_of_nowait(slot)
-                except anyio.WouldBlock:
-                    await region_slots.acquire_on_behalf_of(slot)
-                if self._stop.is_set():
-                    region_slots.release_on_behalf_of(slot)
-                    lane.slots.release_on_behalf_of(slot)
-                    continue  # drain without starting: these become not_started
-                tg.start_soon(self._job, lane, job, slot, results)
+            self._running[region] += 1
+            try:
+                await self._feed(lane, jobs, results, tg)
+            finally:
+                self._running[region] -= 1
+
+    async def _feed(
+        self,
+        lane: _Lane,
+        jobs: MemoryObjectReceiveStream[CopyJob],
+        results: MemoryObjectSendStream[JobResult],
+        tg: TaskGroup,
+    ) -> None:
+        """Start each of a lane's jobs in ``tg`` as the lane's cap lets."""
+        lane.fit(self._share(lane.region))
+        async for job in each(jobs):
+            self._queued.release()
+            slot = object()  # borrowed here, given back by the job's own task
+            try:  # a free slot is taken without a trip through the event loop
+                lane.slots.acquire_on_behalf_of_nowait(slot)
+            except anyio.WouldBlock:
+                await lane.slots.acquire_on_behalf_of(slot)
+            if self._stop.is_set():
+                lane.slots.release_on_behalf_of(slot)
+                continue  # drain without starting: these become not_started
+            tg.start_soon(self._job, lane, job, slot, results)
+
+    def _share(self, region: str) -> int:
+        """A lane's share of its region's jobs open at once: a job holds its lane's slot
+        while it waits for the lane's pace, so one lane must not take them all."""
+        return max(1, math.ceil(self._settings.max_in_flight / max(1, self._running[region])))
+
+    def _room(self, region: str) -> anyio.CapacityLimiter:
+        """The region's room for writes in flight (``max_in_flight``), whatever their
+        account: taken for the request only, once the lane's pace let it go, so a slow lane
+        (a throttled account) waiting for its turn holds none of it."""
+        room = self._region_slots.get(region)
+        if room is None:
+            room = self._region_slots[region] = anyio.CapacityLimiter(self._settings.max_in_flight)
+        return room
 
     async def _job(
         self,
@@ -374,9 +411,8 @@ class Engine:
         try:
             result = await self._run_job(lane, job)
         finally:
-            lane.fit()
+            lane.fit(self._share(lane.region))
             lane.slots.release_on_behalf_of(slot)
-            self._region_slots[lane.region].release_on_behalf_of(slot)
         self.handed_on[job.target] = result
         self.unsettled.pop(job.target, None)
         await put(results, result)
@@ -465,7 +501,8 @@ class Engine:
         sent = self._clock()
         try:
             try:
-                operation_id = await lane.api.copy_snapshot(job)
+                async with self._room(lane.region):
+                    operation_id = await lane.api.copy_snapshot(job)
             finally:
                 lane.limiter.timed(self._clock() - sent)
             if self._journal is not None:
@@ -545,6 +582,10 @@ class Engine:
                 # TagResource is a write: it spends the copy budget, and the region's rate
                 # learns from it as from a copy (the counts in the report are copies' only).
                 await lane.limiter.acquire()
+                async with self._room(lane.region):
+                    await send_tags()
+
+            async def send_tags() -> None:
                 sent = self._clock()
                 try:
                     await lane.api.tag_resource(job.target_region, job.target_snapshot_name, tags)

@@ -13,13 +13,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from batchcopy import copy_snapshots
 from batchcopy.accounts import Access, AccountAccess, load_accounts_file
+from batchcopy.api import RunControl
 from batchcopy.emulator import Emulator, FaultConfig, running_emulator
 from batchcopy.errors import SettingsError
-from batchcopy.jobs import CopyJob, Status
+from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.plan import make_plan
 from tests.conftest import control
 from tests.helpers import (
@@ -818,3 +820,86 @@ async def test_jobs_open_at_once_are_capped_per_target_region_across_accounts() 
         report = await copy_snapshots(fleet_jobs(accounts, snapshots=6), settings)
     assert {r.status for r in report.results} == {Status.STARTED}
     assert emulator.stats.peak_writes_in_flight["eu-west-1"] == 2
+
+
+def _interleaved(accounts: list[str], snapshots: int) -> list[CopyJob]:
+    """``snapshots`` copies per account into eu-west-1, the accounts' rows taking turns."""
+    jobs = fleet_jobs(accounts, snapshots=snapshots)
+    ordered = sorted(jobs, key=lambda job: (job.source_snapshot_name, accounts.index(job.account)))
+    return [dataclasses.replace(job, line=n + 2) for n, job in enumerate(ordered)]
+
+
+async def _until_done(
+    accounts: list[str], jobs: list[CopyJob], settings: Any, emulator: Emulator
+) -> list[JobResult]:
+    """Run ``jobs``, stopping the run once every job of ``accounts`` has a result (or after
+    30 s, whichever is first); the results in the order they came."""
+    control = RunControl(grace=1.0)
+    results: list[JobResult] = []
+    waiting = {job.target for job in jobs if job.account in accounts}
+
+    def seen(result: JobResult) -> None:
+        results.append(result)
+        waiting.discard(result.job.target)
+        if not waiting:
+            control.stop()
+
+    async with running_emulator(emulator) as url:
+        with anyio.move_on_after(30):  # a bound, so a stalled run fails instead of hanging
+            await copy_snapshots(jobs, settings(url), control=control, on_result=seen)
+    return results
+
+
+async def test_a_throttled_account_does_not_starve_the_others_in_its_region() -> None:
+    """Four accounts Lightsail throttles hard (a write a second) and four it does not, into
+    one region with room for eight jobs open at once: jobs waiting for their account's
+    pace hold none of the region's room, and no lane holds more than its share, so the
+    other accounts' copies all start while the throttled ones have barely begun."""
+    slow, fast = CLIENTS[:4], [*(f"{n}" * 12 for n in (7, 8, 9)), "123456789012"]
+    seed = fleet_seed([*slow, *fast], snapshots=4)
+    limits = {a: {"copy_rate": 1, "copy_burst": 1} for a in slow}
+    emulator = Emulator(seed=seed, faults=FaultConfig.from_json({"accounts": limits}))
+    jobs = _interleaved([*slow, *fast], snapshots=4)
+    results = await _until_done(fast, jobs, lambda url: with_role(url, max_in_flight=8), emulator)
+    done = [r for r in results if r.status is Status.STARTED]
+    assert {r.job.target for r in done if r.job.account in fast} == {
+        j.target for j in jobs if j.account in fast
+    }
+    # A write a second: a copy or two each while the others finish (10-12 when they
+    # waited for the throttled accounts' room).
+    assert sum(r.job.account in slow for r in done) <= 6  # of 16
+
+
+async def test_a_slow_account_early_in_the_manifest_does_not_hold_up_the_rest() -> None:
+    """A manifest that lists a throttled account's 300 rows first, then three others':
+    the others' copies start while the first account's are still being paced out (its
+    rows wait in its own lane's queue; the reading goes on to the rest)."""
+    slow, rest = CLIENTS[0], CLIENTS[1:4]
+    seed = fleet_seed([slow, *rest], snapshots=300)
+    for account in rest:
+        seed["accounts"][account]["regions"]["us-east-1"]["instanceSnapshots"][5:] = []
+    limits = {slow: {"copy_rate": 1, "copy_burst": 1}}
+    emulator = Emulator(seed=seed, faults=FaultConfig.from_json({"accounts": limits}))
+    jobs = fleet_jobs([slow], snapshots=300) + fleet_jobs(rest, snapshots=5)
+    jobs = [dataclasses.replace(job, line=n + 2) for n, job in enumerate(jobs)]
+    results = await _until_done(rest, jobs, with_role, emulator)
+    started = {r.job.target for r in results if r.status is Status.STARTED}
+    assert {j.target for j in jobs if j.account in rest} <= started
+    assert sum(r.job.account == slow for r in results if r.status is Status.STARTED) < 50
+
+
+async def test_a_throttled_assume_role_is_paced_not_stormed() -> None:
+    """STS throttling the caller's AssumeRole (two a second here): every account is still
+    reached and every row starts, with AssumeRole paced on a budget that slows on
+    throttles (botocore's own retries of each try included), not retried by every account
+    at once (thousands of calls in a minute)."""
+    accounts = [f"{200_000_000_000 + n:012d}" for n in range(30)]
+    seed = fleet_seed(accounts, snapshots=1)
+    # STS's faults: the caller's read bucket, for the actions named.
+    sts = {"read_rate": 2, "read_burst": 1, "actions": ["AssumeRole"]}
+    emulator = Emulator(seed=seed, faults=FaultConfig.from_json({"accounts": {MANAGEMENT: sts}}))
+    async with running_emulator(emulator) as url:
+        report = await copy_snapshots(fleet_jobs(accounts, snapshots=1), with_role(url))
+    assert report.summary.counts["started"] == len(accounts)
+    calls = sum(emulator.stats.assume_role.values())
+    assert calls <= 8 * len(accounts), calls  # 4,546 when every account retried at will

@@ -98,7 +98,8 @@ def run(
     max_in_flight: Annotated[
         int,
         typer.Option(
-            help="The most jobs open at once per target region; below it, the cap follows the rate."
+            help="The most jobs open at once per target region (and copy and tag requests in "
+            "flight there, whatever their account); below it, the cap follows the rate."
         ),
     ] = 128,
     rate_state: Annotated[
