@@ -533,6 +533,18 @@ ROW = "us-east-1,eu-west-1,web-1-snap,,,,web-1-copy"
         ),
         (
             "m.json",
+            '{"jobs": [],\n"jobs": []}',
+            "2: jobs",
+            "given twice; keep one",  # the first array's jobs would be lost
+        ),
+        (
+            "m.json",
+            '{"defaults": {"account": "200000000001"},\n"defaults": {}, "jobs": []}',
+            "2: defaults",
+            "given twice; keep one",
+        ),
+        (
+            "m.json",
             '[\n\n  {"sourceRegion": "us-east-1", "targetRegion": "eu-west-1",\n'
             '"sourceSnapshotName": 7, "targetSnapshotName": "web-1-copy"}]',
             "3: source_snapshot_name",

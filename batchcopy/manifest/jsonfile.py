@@ -148,6 +148,7 @@ class _JsonWalk:
         defaults: dict[str, object] = {}
         jobs: tuple[int, int] | None = None  # where the array starts, and its line
         seen_jobs = spoiled = False
+        keys: set[str] = set()
         pos = self._skip(pos + 1)
         more = not self.text.startswith("}", pos)
         while more:
@@ -157,6 +158,11 @@ class _JsonWalk:
             key, pos = self._value(pos)
             pos = self._skip(self._expect(self._skip(pos), ":"))
             line, seen_jobs = self._line_at(pos), seen_jobs or key == "jobs"
+            if key in keys and key in ("defaults", "jobs"):
+                # JSON would keep the last silently: the first's jobs, or defaults, lost.
+                spoiled = True
+                yield _Issue(line, key, "given twice; keep one")
+            keys.add(key)
             if key == "jobs" and self.text.startswith("[", pos):
                 jobs = (pos, line)
                 for _ in self._array(pos):  # check the syntax now, read the jobs at the end
