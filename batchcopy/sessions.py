@@ -47,7 +47,7 @@ from batchcopy.errors import (
 )
 from batchcopy.limits import RateLimiter
 from batchcopy.memo import Memo
-from batchcopy.retry import guarded, paced
+from batchcopy.retry import RetryPolicy, guarded, paced
 from batchcopy.settings import Settings
 from batchcopy.translate import (
     MALFORMED_ANSWER,
@@ -204,7 +204,9 @@ def service_endpoint(
 
 class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc]  # untyped
     """An assumed role's keys: fetched on first use, refreshed ahead of expiry (a quarter
-    of their lifetime ahead, at most botocore's 15 minutes), renewed on demand."""
+    of their lifetime ahead, at most botocore's 15 minutes), renewed on demand. Each
+    AssumeRole waits its turn on ``budget`` (shared by every account: the caller's STS
+    limit) and is retried under ``policy`` when STS throttles or fails."""
 
     def __init__(
         self,
@@ -212,6 +214,8 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
         cache: dict[str, Any],
         ahead: int,
         *,
+        budget: RateLimiter | None = None,
+        policy: RetryPolicy | None = None,
         now: Callable[[], datetime.datetime] | None = None,
     ):
         """``now`` is the clock that decides when to refresh (UTC now, by default)."""
@@ -224,6 +228,8 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
         self._cache = cache
         self._advisory_refresh_timeout = ahead
         self._mandatory_refresh_timeout = ahead // 2
+        self._budget = budget or RateLimiter(ASSUME_RATE, max_rate=ASSUME_MAX_RATE)
+        self._policy = policy or RetryPolicy()
 
     @property
     def key_in_use(self) -> str | None:
@@ -232,16 +238,30 @@ class RoleCredentials(AnyioDeferredRefreshableCredentials):  # type: ignore[misc
         return key
 
     async def _protected_refresh(self, is_mandatory: bool) -> None:
-        """botocore's refresh, its failures made the account's: a role that can no longer
-        be assumed (or keys that come back expired) fails the calls of that account only,
-        as AssumeRoleFailed, never the run."""
+        """botocore's refresh, paced and retried, its failures made the account's: a role
+        that can no longer be assumed (or keys that come back expired), or STS throttling
+        or failing past the retry policy, fails the calls of that account only, as
+        AssumeRoleFailed, never the run."""
+        refresh = super()._protected_refresh
+
+        async def once() -> None:
+            try:
+                await refresh(is_mandatory)
+            except LightsailError:
+                raise
+            except Exception as exc:
+                fault = translate_error(exc)
+                if isinstance(fault, ThrottledError | TransientError):
+                    raise fault from exc  # STS busy or failing: its turn again, later
+                raise PermanentError(
+                    ASSUME_ROLE_FAILED, f"cannot assume {self._role_arn}: {_why(exc)}"
+                ) from exc
+
         try:
-            await super()._protected_refresh(is_mandatory)
-        except LightsailError:
-            raise
-        except Exception as exc:
+            await paced(self._budget, once, self._policy)
+        except (ThrottledError, TransientError) as exc:
             raise PermanentError(
-                ASSUME_ROLE_FAILED, f"cannot assume {self._role_arn}: {_why(exc)}"
+                ASSUME_ROLE_FAILED, f"cannot assume {self._role_arn}: {exc}"
             ) from exc
 
     async def renew(self, refused: str | None) -> None:
@@ -416,7 +436,14 @@ class Sessions:
             cache=cache,
             expiry_window_seconds=ahead,
         )
-        credentials = RoleCredentials(fetcher, cache, ahead, now=self._now)
+        credentials = RoleCredentials(
+            fetcher,
+            cache,
+            ahead,
+            budget=self._assuming,
+            policy=self._settings.retry,
+            now=self._now,
+        )
 
         async def first_keys() -> None:
             try:
@@ -429,7 +456,7 @@ class Sessions:
                 raise
 
         try:
-            await paced(self._assuming, first_keys, self._settings.retry)
+            await first_keys()  # paced and retried by the keys' own refresh
         except (ThrottledError, TransientError) as exc:
             # Not kept: the account's next lane asks again.
             raise PermanentError(ASSUME_ROLE_FAILED, f"cannot assume {arn}: {exc}") from exc

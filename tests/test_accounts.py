@@ -903,3 +903,42 @@ async def test_a_throttled_assume_role_is_paced_not_stormed() -> None:
     assert report.summary.counts["started"] == len(accounts)
     calls = sum(emulator.stats.assume_role.values())
     assert calls <= 8 * len(accounts), calls  # 4,546 when every account retried at will
+
+
+async def test_keys_renewed_while_sts_throttles_are_retried_not_failed() -> None:
+    """A renewal (or the first fetch) that STS throttles waits its turn and is tried
+    again, under the retry policy, instead of failing the account's calls at once; a
+    throttle that lasts past the policy still fails them, as AssumeRoleFailed."""
+    import datetime as dt
+
+    from botocore.exceptions import ClientError
+
+    from batchcopy.errors import PermanentError
+    from batchcopy.retry import RetryPolicy
+    from batchcopy.sessions import RoleCredentials
+
+    class Throttled:
+        _role_arn = f"arn:aws:iam::{CLIENTS[0]}:role/{ROLE}"
+
+        def __init__(self, refusals: int) -> None:
+            self.refusals, self.calls = refusals, 0
+
+        async def fetch_credentials(self) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls <= self.refusals:
+                error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
+                raise ClientError(error, "AssumeRole")  # type: ignore[arg-type]
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            return {"access_key": "ASIAX", "secret_key": "s", "token": "t",
+                    "expiry_time": later.isoformat()}  # fmt: skip
+
+    policy = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, deadline=1.0)
+    fetcher = Throttled(refusals=3)
+    credentials = RoleCredentials(fetcher, {}, 225, policy=policy)  # type: ignore[arg-type]
+    assert (await credentials.get_frozen_credentials()).access_key == "ASIAX"
+    assert fetcher.calls == 4
+    hopeless = RoleCredentials(Throttled(refusals=10**6), {}, 225, policy=policy)  # type: ignore[arg-type]
+    with pytest.raises(PermanentError) as caught:
+        await hopeless.get_frozen_credentials()
+    assert caught.value.code == "AssumeRoleFailed"
+    assert "Throttling" in caught.value.message
