@@ -40,6 +40,7 @@ from batchcopy.errors import (
     ManifestError,
     Problem,
     ReportDirError,
+    SettingsError,
     unwrap,
 )
 from batchcopy.html_report import html_report_or_warn
@@ -315,6 +316,12 @@ async def copy_snapshots(
     part = (str(shard), assignment.digest) if shard and assignment else ("", "")
     control = control or RunControl()
     settings = settings or Settings()
+    if api is None:  # Lightsail's own (or the emulator's) accounts
+        from batchcopy.sessions import written_twice, written_twice_problem
+
+        named = jobs.per_account if isinstance(jobs, Manifest) else {j.account for j in listed}
+        if twice := await written_twice(settings, named):
+            raise SettingsError(written_twice_problem(twice), field="account")
     if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
     if report_dir is not None and not resume:

@@ -71,6 +71,7 @@ __all__ = [
     "stop_signing_as",
     "sts_endpoint",
     "written_twice",
+    "written_twice_problem",
 ]
 
 ASSUME_ROLE_FAILED = "AssumeRoleFailed"
@@ -596,6 +597,15 @@ async def roleless(settings: Settings, accounts: Iterable[str]) -> list[str]:
         return []
     base = (await caller_identity(settings))["account"]
     return [account for account in missing if account != base]
+
+
+def written_twice_problem(account: str) -> str:
+    """What is wrong with rows that :func:`written_twice` finds, and what to do."""
+    return (
+        f"rows name account {account}, the base credentials' own, and other rows name no "
+        "account, which is the same one: a target in both would be one copy counted twice; "
+        "write it one way (its id on every row of it, or on none)"
+    )
 
 
 async def written_twice(settings: Settings, accounts: Collection[str]) -> str | None:

@@ -942,3 +942,23 @@ async def test_keys_renewed_while_sts_throttles_are_retried_not_failed() -> None
         await hopeless.get_frozen_credentials()
     assert caught.value.code == "AssumeRoleFailed"
     assert "Throttling" in caught.value.message
+
+
+async def test_the_api_refuses_the_base_account_written_both_ways(tmp_path: Path) -> None:
+    """copy_snapshots, given rows naming the base credentials' own account by its id beside
+    rows naming none (a manifest, or jobs in code), raises before any request: a target in
+    both would be one copy that two rows count as theirs."""
+    from batchcopy import load_manifest
+
+    twice = tmp_path / "twice.csv"
+    twice.write_text(
+        f"{HEADER.strip()},account\n"
+        f"us-east-1,eu-west-1,web-0,,,,x-dr,{MANAGEMENT}\n"
+        "us-east-1,eu-west-1,web-1,,,,x-dr,\n"
+    )
+    emulator = Emulator(seed=fleet_seed(CLIENTS[:1]))
+    async with running_emulator(emulator) as url:
+        for jobs in (load_manifest(twice), list(load_manifest(twice).jobs())):
+            with pytest.raises(SettingsError, match="write it one way"):
+                await copy_snapshots(jobs, with_role(url))
+    assert emulator.stats.copies_accepted == {}

@@ -147,7 +147,7 @@ def _refuse_roleless(command: str, accounts: Collection[str], settings: Settings
     import anyio
 
     from batchcopy.errors import CredentialsError
-    from batchcopy.sessions import roleless, written_twice
+    from batchcopy.sessions import roleless, written_twice, written_twice_problem
 
     async def check() -> tuple[list[str], str | None]:
         return await roleless(settings, accounts), await written_twice(settings, accounts)
@@ -172,9 +172,5 @@ def _refuse_roleless(command: str, accounts: Collection[str], settings: Settings
         )
     if twice:
         raise _fail(
-            f"batchcopy {command}: rows name account {twice}, the base credentials' own, and "
-            "other rows name no account, which is the same one: a target in both would be "
-            "one copy counted twice; write it one way (its id on every row of it, or on "
-            "none); nothing was sent",
-            EXIT_USAGE,
+            f"batchcopy {command}: {written_twice_problem(twice)}; nothing was sent", EXIT_USAGE
         )
