@@ -77,8 +77,9 @@ def run(
     burst: Annotated[
         int,
         typer.Option(
-            help="Requests allowed at once after a quiet spell, at a fixed rate (an adaptive "
-            "one sends one at a time until it knows the limit).",
+            help="Requests allowed at once after a quiet spell, per target region and "
+            "account, at a fixed rate (an adaptive one sends one at a time until it knows "
+            "the limit).",
         ),
     ] = 5,
     max_rate: Annotated[
@@ -98,8 +99,9 @@ def run(
     max_in_flight: Annotated[
         int,
         typer.Option(
-            help="The most jobs open at once per target region (and copy and tag requests in "
-            "flight there, whatever their account); below it, the cap follows the rate."
+            help="The most copy and tag requests in flight at once per target region, whatever "
+            "their account, and jobs open there (at least one per account); below it, the "
+            "cap follows the rate."
         ),
     ] = 128,
     rate_state: Annotated[
