@@ -123,9 +123,15 @@ def prune(
     role_session_name: RoleSessionName = None,
     role_duration: RoleDuration = 3600,
     rate: Annotated[
-        float, typer.Option(help="Delete requests per second, per region, to start with.")
+        float,
+        typer.Option(
+            help="Delete requests per second to start with, per region (and account, in a "
+            "prune over many)."
+        ),
     ] = 5.0,
-    max_in_flight: Annotated[int, typer.Option(help="Deletes open at once per region.")] = 32,
+    max_in_flight: Annotated[
+        int, typer.Option(help="Deletes open at once per region (and account, over many).")
+    ] = 32,
     max_attempts: Annotated[int, typer.Option(help="Tries per delete before it fails.")] = 10,
     report_dir: Annotated[
         Path | None,
