@@ -392,6 +392,16 @@ class Engine:
         while it waits for the lane's pace, so one lane must not take them all."""
         return max(1, math.ceil(self._settings.max_in_flight / max(1, self._running[region])))
 
+    async def _write(self, lane: _Lane, request: Callable[[], Awaitable[T]]) -> T:
+        """One of ``lane``'s writes (a copy or its tags), sent in its region's room, its
+        round trip timed for the lane's latency (the wait for room left out)."""
+        async with self._room(lane.region):
+            sent = self._clock()
+            try:
+                return await request()
+            finally:
+                lane.limiter.timed(self._clock() - sent)
+
     def _room(self, region: str) -> anyio.CapacityLimiter:
         """The region's room for writes in flight (``max_in_flight``), whatever their
         account: taken for the request only, once the lane's pace let it go, so a slow lane
@@ -498,13 +508,8 @@ class Engine:
         tries.attempts += 1
         self.unsettled[job.target] = Sent(attempts=tries.attempts, date=job.restore_date or "")
         lane.sent += 1
-        sent = self._clock()
         try:
-            try:
-                async with self._room(lane.region):
-                    operation_id = await lane.api.copy_snapshot(job)
-            finally:
-                lane.limiter.timed(self._clock() - sent)
+            operation_id = await self._write(lane, lambda: lane.api.copy_snapshot(job))
             if self._journal is not None:
                 self._journal.accepted(job, operation_id, tries.attempts)
             crash_point("after-response")
@@ -582,18 +587,16 @@ class Engine:
                 # TagResource is a write: it spends the copy budget, and the region's rate
                 # learns from it as from a copy (the counts in the report are copies' only).
                 await lane.limiter.acquire()
-                async with self._room(lane.region):
-                    await send_tags()
-
-            async def send_tags() -> None:
-                sent = self._clock()
                 try:
-                    await lane.api.tag_resource(job.target_region, job.target_snapshot_name, tags)
+                    await self._write(
+                        lane,
+                        lambda: lane.api.tag_resource(
+                            job.target_region, job.target_snapshot_name, tags
+                        ),
+                    )
                 except ThrottledError:
                     lane.limiter.throttled()
                     raise
-                finally:
-                    lane.limiter.timed(self._clock() - sent)
                 lane.limiter.succeeded()
 
             await self._guarded(tag)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batchcopy.accounts import is_account_id
 from batchcopy.facts import lightsail_regions
 
 __all__ = ["FaultConfig", "FaultSettings", "RegionFaults", "TokenBucket"]
@@ -171,7 +172,7 @@ def _accounts(accounts: Any) -> dict[str, dict[str, Any]]:
         raise ValueError("accounts: expected an object of account id to settings")
     known = set(lightsail_regions())
     for account, given in accounts.items():
-        if not (isinstance(account, str) and len(account) == 12 and account.isdigit()):
+        if not is_account_id(account):
             raise ValueError(f"accounts.{account}: not a 12-digit account id")
         if not isinstance(given, dict):
             raise ValueError(f"accounts.{account}: expected an object of settings")
