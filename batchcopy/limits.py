@@ -52,8 +52,11 @@ comes the service's bucket as that run measured it (``known_burst``): a bucket t
 full lets that many requests through at once, and the lane spends them at its start, as
 the service allows, instead of pacing them out. The first throttle of a run that spends a
 full bucket (in slow start, or within a known burst) measures it: what got through up to
-then, less what the bucket refilled meanwhile at the rate found (requests sent in the
-round trip before the throttle's answer are not counted, so it errs low).
+then, less what the bucket refilled meanwhile at the rate found. Requests sent in the
+round trip before the throttle's answer are not counted, so it errs low, except after a
+run too short to find the limit well: a learned rate well below the limit undercounts the
+refill, and the bucket comes out a token or two high, which costs the next run a
+throttle or two at its start (the burst then ends, with no wait to repay it).
 
 The limiter also keeps a moving average of how long a request takes, and from it the
 number of requests worth having open at once: what the current rate needs over that
