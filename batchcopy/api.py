@@ -147,11 +147,14 @@ async def stream_copies(
         yield live.results
 
 
-# A run over hundreds of accounts holds many long-lived objects (lanes, their limiters,
-# streams and tasks), and the cyclic collector's full passes over them took a sixth of such
-# a run's CPU (benchmarks/accounts.py: 42.5 s against 35.5 s for 300 accounts x 3 regions x
-# 20 jobs). During a run its youngest generation is collected a fourteenth as often.
-_RUN_GC_THRESHOLD = 10_000
+# A run keeps thousands of requests' objects alive at once (each open job's coroutines,
+# its request and answer), more with many accounts (lanes, their limiters, streams and
+# tasks). A young generation smaller than that is collected over and over only to find its
+# objects still in use: at the default threshold (700) the collector took a sixth of a
+# 300-account run's CPU, at 10,000 still 3.8 s of 36 s (2.6 s of 32 s in one account), at
+# 100,000 0.5 s (0.4 s) with the same peak memory (benchmarks/accounts.py, 300 accounts x
+# 3 regions x 20 jobs). Garbage cycles wait a little longer to be freed: a few MB.
+_RUN_GC_THRESHOLD = 100_000
 
 
 @contextlib.contextmanager

@@ -252,7 +252,7 @@ def write_journal(folder: Path, jobs: int) -> None:
                 await journal.intent(job)  # synced, as a run does before each copy
             else:
                 # The same record unsynced: a fsync each would time the disk, not the resume.
-                journal._append({"type": "intent", "target": job.target, "line": job.line})
+                journal.append({"type": "intent", "target": job.target, "line": job.line})
             journal.outcome(JobResult(job=job, status=Status.STARTED, attempts=1))
         journal.close()
 

@@ -2,18 +2,21 @@
 adaptive rate.
 
 1. Engine overhead. No server-side limits, 50 ms latency per request. A bare aiobotocore
-   loop (the clients batchcopy builds: one attempt per call, the same pool; 64 calls at once
-   under a semaphore, ``asyncio.gather``) and ``batchcopy.copy_snapshots`` with its default
-   settings copy N snapshots into four regions, alternately, ``--repeat`` times each,
+   loop (the clients batchcopy builds: one attempt per call, the same pool; 64 copies at
+   once under a semaphore, ``asyncio.gather``) and ``batchcopy.copy_snapshots`` with its
+   default settings copy N snapshots into four regions, alternately, ``--repeat`` times each,
    against the same emulator process. Both are timed from before they make their clients
    to the last answer (batchcopy's time also holds its listing of each region, its slow
-   start from the default --rate and its report). Target: batchcopy's copies/s at least
-   90% of the loop's (medians compared).
+   start from the default --rate and its report). batchcopy tags every copy it makes (its
+   provenance: the source and the run), so the loop sends the same two requests per copy:
+   CopySnapshot, then TagResource with two tags. Target: batchcopy's copies/s at least 90%
+   of the loop's (medians compared).
 
 2. Adaptive rate. The emulator limits each of 8 target regions to a rate batchcopy is not
    told (5 and 20 copies/s, bucket of the same size, 50 ms latency); batchcopy starts 4x
    too high and 4x too low (``--rate``) and copies N jobs spread over the 8 regions.
-   Target: within 1.05x of the ideal time N / (regions x rate), zero failed jobs. The
+   Every job is two writes on that limit, its copy and its tag, so the ideal time is
+   2N / (regions x rate). Target: within 1.05x of it, zero failed jobs. The
    ideal that also counts the emulator's full buckets at the start (a little shorter) is
    shown beside it.
 
@@ -55,6 +58,11 @@ from peers import (
     watchdog,
 )
 
+# The loop tags each copy as batchcopy does (its source and its run).
+BARE_TAGS = [
+    {"key": "batchcopy:source", "value": f"{SOURCE_REGION}/{SOURCE_SNAPSHOT}"},
+    {"key": "batchcopy:run-id", "value": "bare-loop"},
+]
 OVERHEAD_REGIONS = ("eu-west-1", "eu-west-2", "ap-south-1", "us-west-2")
 ADAPTIVE_REGIONS = (
     "eu-west-1",
@@ -136,6 +144,7 @@ async def bare_loop(url: str, jobs: list[Job], give_up: float) -> Outcome:
                         sourceSnapshotName=SOURCE_SNAPSHOT,
                         targetSnapshotName=name,
                     )
+                    await clients[region].tag_resource(resourceName=name, tags=BARE_TAGS)
                 except (ClientError, BotoCoreError):
                     outcome.failed += 1
                 else:
@@ -240,7 +249,7 @@ async def adaptive(args: argparse.Namespace, url: str, http: aiohttp.ClientSessi
         f"50 ms latency, {args.error_rate:.0%} 5xx\n"
     )
     print(
-        "| limit (req/s) | --rate | ideal N/(regions x rate) (s) | wall (s) | ratio | "
+        "| limit (req/s) | --rate | ideal 2N/(regions x rate) (s) | wall (s) | ratio | "
         "ratio, full buckets counted | failed | duplicates | CopySnapshot requests "
         "(throttled) | rates at the end (req/s) |\n|---|---|---|---|---|---|---|---|---|---|"
     )
@@ -252,8 +261,9 @@ async def adaptive(args: argparse.Namespace, url: str, http: aiohttp.ClientSessi
             "error_rate": args.error_rate,
             "regions": {r: {"copy_rate": limit, "copy_burst": bucket} for r in regions},
         }
-        ideal = n / (len(regions) * limit)
-        bucketed = max(0.0, n - len(regions) * bucket) / (len(regions) * limit)
+        writes = 2 * n  # each job's copy and its tag
+        ideal = writes / (len(regions) * limit)
+        bucketed = max(0.0, writes - len(regions) * bucket) / (len(regions) * limit)
         for start in (limit * 4, limit / 4):
             side = "high" if start > limit else "low"  # a "." is not allowed in a name
             jobs = make_jobs(n, regions, f"ad{round(limit * 100)}-{side}")

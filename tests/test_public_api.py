@@ -54,7 +54,7 @@ def test_example_manifest_is_valid() -> None:
 
 async def test_a_run_collects_garbage_less_often_and_puts_the_setting_back() -> None:
     """During a run the cyclic collector's first threshold is raised (hundreds of lanes
-    make its full passes costly); after, the program's own setting is back, and a setting
+    keep many objects alive at once); after, the program's own setting is back, and a setting
     the program made higher, or collection turned off, is left alone."""
     import gc
 
@@ -66,7 +66,7 @@ async def test_a_run_collects_garbage_less_often_and_puts_the_setting_back() -> 
         with _fewer_collections():
             assert gc.get_threshold() == (_RUN_GC_THRESHOLD, 10, 10)
         assert gc.get_threshold() == (700, 10, 10)
-        for own in ((50_000, 5, 5), (0, 10, 10)):
+        for own in ((_RUN_GC_THRESHOLD * 2, 5, 5), (0, 10, 10)):
             gc.set_threshold(*own)
             with _fewer_collections():
                 assert gc.get_threshold() == own
