@@ -119,8 +119,9 @@ class EndpointUnreachableError(CredentialsError):
     A refusal from an endpoint that did answer earlier is a passing fault instead
     (a :class:`TransientError`, retried)."""
 
-    def __init__(self, endpoint: str) -> None:
-        super().__init__(f"cannot connect to {endpoint} (connection refused); check --endpoint-url")
+    def __init__(self, endpoint: str, *, check: str = "--endpoint-url") -> None:
+        """``check``: the settings that chose ``endpoint``, for the message."""
+        super().__init__(f"cannot connect to {endpoint} (connection refused); check {check}")
         self.endpoint = endpoint
 
 

@@ -380,6 +380,7 @@ class Sessions:
         never answers does: :class:`EndpointUnreachableError`."""
 
         where = sts_endpoint(self._settings, self.base) or "STS"
+        check = "--endpoint-url and AWS_ENDPOINT_URL_STS"
 
         async def once() -> dict[str, str]:
             try:
@@ -387,7 +388,7 @@ class Sessions:
             except TransientError as exc:
                 if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
                     # Nothing listens there: retrying only delays saying so.
-                    raise EndpointUnreachableError(where) from exc
+                    raise EndpointUnreachableError(where, check=check) from exc
                 raise
 
         async def ask() -> dict[str, str]:
@@ -396,7 +397,7 @@ class Sessions:
             except TransientError as exc:
                 if exc.ambiguous:
                     raise
-                raise EndpointUnreachableError(where) from exc
+                raise EndpointUnreachableError(where, check=check) from exc
 
         identity = await self._identity.get("base", ask)
         assert isinstance(identity, dict)

@@ -647,7 +647,8 @@ def test_plain_progress_names_the_accounts_furthest_behind(
 
 def test_sts_that_cannot_be_reached_ends_the_run_as_credentials_do(tmp_path: Path) -> None:
     """STS at an address nothing listens on, when rows name accounts: exit 253 in one line,
-    as an unreachable Lightsail endpoint, not a failure per row."""
+    as an unreachable Lightsail endpoint, not a failure per row; the line names STS and the
+    variable that sets its address, not only --endpoint-url."""
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps(fleet_seed(CLIENTS[:1])))
     process = EmulatorProcess("--seed", str(seed))
@@ -661,7 +662,8 @@ def test_sts_that_cannot_be_reached_ends_the_run_as_credentials_do(tmp_path: Pat
     finally:
         process.stop()
     assert done.returncode == 253, done.stderr
-    assert "cannot connect" in done.stderr
+    assert "batchcopy: cannot connect to STS" in done.stderr
+    assert "check --endpoint-url and AWS_ENDPOINT_URL_STS" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -152,7 +152,7 @@ def _accounts_table(by_account: Mapping[str, Mapping[str, int]], statuses: list[
         table.add_row(account, *(str(counts.get(s, 0)) for s in statuses))
     if rest := ranked[ACCOUNTS_SHOWN:]:
         summed = {s: sum(c.get(s, 0) for _, c in rest) for s in statuses}
-        label = f"{len(rest)} other accounts"
+        label = f"{len(rest)} other account{'s' if len(rest) > 1 else ''}"
         table.add_row(label, *(str(summed[s]) for s in statuses), style="dim")
     return table
 
