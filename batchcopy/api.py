@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,37 @@ class RunControl:
         self.cancelling.set()
 
 
+def _accounts_of(jobs: Manifest | Iterable[CopyJob]) -> Collection[str]:
+    """The accounts the jobs name ("" for the base credentials'), over all of them."""
+    if isinstance(jobs, Manifest):
+        return jobs.per_account
+    return {job.account for job in jobs}
+
+
+async def _refuse_written_twice(settings: Settings, accounts: Collection[str]) -> None:
+    """SettingsError if rows name the base credentials' account by its id while others
+    name no account: one account written two ways (see :func:`sessions.written_twice`)."""
+    from batchcopy.sessions import written_twice, written_twice_problem
+
+    if twice := await written_twice(settings, accounts):
+        raise SettingsError(written_twice_problem(twice), field="account")
+
+
+async def _base_account(settings: Settings) -> str:
+    """The base credentials' account, for the journal of a run with rows that name none
+    (a resume with another account's credentials would copy them there); "" when STS
+    cannot say (the resume is then not checked)."""
+    from batchcopy.sessions import caller_identity
+
+    try:
+        return (await caller_identity(settings))["account"]
+    except CredentialsError:
+        raise  # the run could not go on either
+    except (BatchcopyError, KeyError) as exc:
+        log.warning("the base credentials' account is not known (%s): not recorded", exc)
+        return ""
+
+
 @contextlib.asynccontextmanager
 async def stream_copies(
     jobs: Iterable[CopyJob],
@@ -137,6 +168,8 @@ async def stream_copies(
         jobs = list(jobs)
         _refuse_shared_targets(jobs)
     settings = settings or Settings()
+    if api is None:
+        await _refuse_written_twice(settings, _accounts_of(jobs))
     if shard is not None:
         if isinstance(jobs, Manifest):
             jobs = select(jobs, shard)[0].jobs()
@@ -304,13 +337,19 @@ async def copy_snapshots(
     and rows are the shard's, and its summary and journal name the shard and assignment.
     """
     assignment = None
+    settings = settings or Settings()
+    if not isinstance(jobs, Manifest):  # a manifest has refused them itself
+        jobs = list(jobs)
+        _refuse_shared_targets(jobs)
+    named = _accounts_of(jobs)
+    if api is None:  # before a shard is chosen: the two ways may fall in different shards
+        await _refuse_written_twice(settings, named)
     if isinstance(jobs, Manifest):
         if shard is not None:
             jobs, assignment = select(jobs, shard)
         name, total, sha256, stream = jobs.name, jobs.total, jobs.sha256, jobs.jobs
     else:
-        listed = list(jobs)
-        _refuse_shared_targets(listed)
+        listed = jobs
         rows = "\n".join(json.dumps(j.to_row(), sort_keys=True) for j in listed)
         sha256 = hashlib.sha256(rows.encode()).hexdigest()
         if shard is not None:
@@ -318,19 +357,15 @@ async def copy_snapshots(
         name, total, stream = "<api>", len(listed), lambda: iter(listed)
     part = (str(shard), assignment.digest) if shard and assignment else ("", "")
     control = control or RunControl()
-    settings = settings or Settings()
-    if api is None:  # Lightsail's own (or the emulator's) accounts
-        from batchcopy.sessions import written_twice, written_twice_problem
-
-        named = jobs.per_account if isinstance(jobs, Manifest) else {j.account for j in listed}
-        if twice := await written_twice(settings, named):
-            raise SettingsError(written_twice_problem(twice), field="account")
     if resume and report_dir is None:
         raise ReportDirError("resuming needs the report folder of the run to resume")
     if report_dir is not None and not resume:
         refuse_other_report(Path(report_dir), sha256, *part)
     if shard is not None:
         settings = _tagged(settings, shard)
+    # Rows that name no account run in the base credentials' one: the journal says which.
+    journaled = report_dir is not None and api is None and "" in named
+    base = await _base_account(settings) if journaled else ""
     made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
@@ -347,6 +382,7 @@ async def copy_snapshots(
                 defaults=_defaults_of(jobs),
                 shard=part[0],
                 assignment_digest=part[1],
+                base_account=base,
             )
             run_id = journal.past.run_id  # a resume keeps the first run's id
         writer = ReportWriter(

@@ -112,6 +112,8 @@ class _Past:
     # The shard ("I/N", "" for a whole run) and assignment digest its run record names;
     # None: no run record (cut short before it reached the disk).
     shard: tuple[str, str] | None = None
+    # The account rows without one ran in (the base credentials'); "" if not known.
+    base_account: str = ""
 
 
 class RecordFile:
@@ -200,14 +202,17 @@ class Journal(RecordFile):
         defaults: dict[str, str] | None = None,
         shard: str = "",
         assignment_digest: str = "",
+        base_account: str = "",
     ) -> Journal:
         """Open the journal in ``directory``: a new one, or (``resume``) the one there.
 
         A journal made for a different manifest, or for the same one with other
         ``defaults`` (the source and target regions given for rows that leave them out: they
-        change the jobs), is refused unless ``force``. A journal of another shard (``shard``
-        "I/N" and the assignment's digest; "" for a whole run) is always refused: its jobs
-        are another process's.
+        change the jobs), is refused unless ``force``; so is one whose rows without an
+        account ran in another ``base_account`` than the credentials' now (when both are
+        known: "" is not known). A journal of another shard (``shard`` "I/N" and the
+        assignment's digest; "" for a whole run) is always refused: its jobs are another
+        process's.
         """
         defaults = defaults or {}
         path = directory / JOURNAL_NAME
@@ -220,11 +225,20 @@ class Journal(RecordFile):
         def read() -> _Past:
             past = _read(path, manifest_sha256, force=force, defaults=defaults)
             _check_shard(path, past, shard, assignment_digest)
+            known = past.base_account and base_account
+            if known and past.base_account != base_account and not force:
+                raise JournalMismatch(
+                    f"{path} was written by a run whose rows without an account ran in "
+                    f"account {past.base_account}; these credentials are account "
+                    f"{base_account}'s, and the same rows would copy into it: resume "
+                    "with the credentials of the first run, or --force"
+                )
             return past
 
         handle, lock, earlier = open_held(directory, path, read if resume else None)
         past = earlier or past
         past.run_id = past.run_id or run_id
+        past.base_account = base_account or past.base_account  # differing only with force
         journal = cls(path, handle, past, lock)
         journal.append(
             {
@@ -236,6 +250,7 @@ class Journal(RecordFile):
                 **({"shard": shard, "assignment_digest": assignment_digest} if shard else {}),
                 "resume": resume,
                 "run_id": past.run_id,
+                **({"base_account": past.base_account} if past.base_account else {}),
                 "at": round(time.time(), 3),
             }
         )
@@ -586,6 +601,8 @@ def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, 
             "the jobs; give the same, or --force"
         )
     past = _Past(torn=_torn(path), run_id=str(header.get("run_id") or ""))
+    if isinstance(base := header.get("base_account"), str):
+        past.base_account = base
     past.shard = (str(header.get("shard") or ""), str(header.get("assignment_digest") or ""))
     for _, offset, record in lines:  # every line is checked before anything is sent
         target = record.get("target", "")

@@ -15,14 +15,16 @@ from typing import Any
 
 import anyio
 import pytest
+from aiobotocore.session import get_session
 
 from batchcopy import copy_snapshots
 from batchcopy.accounts import Access, AccountAccess, load_accounts_file
-from batchcopy.api import RunControl
+from batchcopy.api import RunControl, stream_copies
 from batchcopy.emulator import Emulator, FaultConfig, running_emulator
-from batchcopy.errors import SettingsError
+from batchcopy.errors import ReportDirError, SettingsError
 from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.plan import make_plan
+from batchcopy.shards import Shard
 from tests.conftest import control
 from tests.helpers import (
     HEADER,
@@ -964,4 +966,56 @@ async def test_the_api_refuses_the_base_account_written_both_ways(tmp_path: Path
         for jobs in (load_manifest(twice), list(load_manifest(twice).jobs())):
             with pytest.raises(SettingsError, match="write it one way"):
                 await copy_snapshots(jobs, with_role(url))
+            # Over the whole manifest, not a shard's part: the two ways may fall apart.
+            for index in range(4):
+                with pytest.raises(SettingsError, match="write it one way"):
+                    await copy_snapshots(jobs, with_role(url), shard=Shard(index=index, count=4))
+            with pytest.raises(SettingsError, match="write it one way"):
+                async with stream_copies(jobs, with_role(url)):
+                    pass
     assert emulator.stats.copies_accepted == {}
+
+
+async def test_a_resume_in_another_account_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that name no account run in the base credentials' account, and the journal
+    says which: a resume whose credentials are another account's is refused before any
+    copy (its rows would be copied there, and what the first run did reported as done),
+    unless forced; a resume in the same account goes on."""
+    seed = fleet_seed(CLIENTS[:1])
+    seed["accounts"][MANAGEMENT]["regions"] = seed["accounts"][CLIENTS[0]]["regions"]
+    emulator = Emulator(seed=seed)
+    jobs = [dataclasses.replace(job, account="") for job in fleet_jobs(CLIENTS[:1])]
+    folder = tmp_path / "r"
+    async with running_emulator(emulator) as url:
+        first = await copy_snapshots(jobs[:2], settings_for(url), report_dir=folder)
+        header = json.loads((folder / "journal.jsonl").read_text().splitlines()[0])
+        assert header["base_account"] == MANAGEMENT
+        again = await copy_snapshots(jobs[:2], settings_for(url), report_dir=folder, resume=True)
+        assert [r.status for r in again.results] == [Status.STARTED] * 2
+        async with get_session().create_client(
+            "sts", "us-east-1", endpoint_url=url, aws_access_key_id="AKIDTEST",
+            aws_secret_access_key="test-secret",
+        ) as sts:  # fmt: skip
+            answer = await sts.assume_role(
+                RoleArn=f"arn:aws:iam::{CLIENTS[0]}:role/{ROLE}", RoleSessionName="test"
+            )
+        keys = answer["Credentials"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys["SecretAccessKey"])
+        monkeypatch.setenv("AWS_SESSION_TOKEN", keys["SessionToken"])
+        other = settings_for(url, credentials=None)
+        with pytest.raises(ReportDirError, match=f"ran in account {MANAGEMENT}; these"):
+            await copy_snapshots(jobs[:2], other, report_dir=folder, resume=True)
+        assert set(emulator.stats.copies_accepted) == {
+            f"{MANAGEMENT}/eu-west-1/web-0-dr",
+            f"{MANAGEMENT}/eu-west-1/web-1-dr",
+        }
+        forced = await copy_snapshots(jobs[:2], other, report_dir=folder, resume=True, force=True)
+    assert [r.status for r in first.results] == [Status.STARTED] * 2
+    assert [r.status for r in forced.results] == [Status.STARTED] * 2  # done before: not sent
+    assert set(emulator.stats.copies_accepted) == {
+        f"{MANAGEMENT}/eu-west-1/web-0-dr",
+        f"{MANAGEMENT}/eu-west-1/web-1-dr",
+    }
