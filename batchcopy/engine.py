@@ -358,7 +358,9 @@ class Engine:
                     lane.existing[info.name] = info
             except LightsailError as exc:
                 # Without the listing nothing in this region can be run safely.
-                await self._fail_all(jobs, results, exc)
+                said = f"listing the snapshots in {region} failed, so none was copied there"
+                why = LightsailError(exc.code, f"{said}: {exc.message}", status=exc.status)
+                await self._fail_all(jobs, results, why)
                 return
             self._running[region] += 1
             try:
