@@ -359,8 +359,8 @@ class Engine:
             except LightsailError as exc:
                 # Without the listing nothing in this region can be run safely.
                 said = f"listing the snapshots in {region} failed, so none was copied there"
-                why = LightsailError(exc.code, f"{said}: {exc.message}", status=exc.status)
-                await self._fail_all(jobs, results, why)
+                failed = LightsailError(exc.code, f"{said}: {exc.message}", status=exc.status)
+                await self._fail_all(jobs, results, failed)
                 return
             self._running[region] += 1
             try:
