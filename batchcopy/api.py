@@ -41,11 +41,12 @@ from batchcopy.errors import (
     Problem,
     ReportDirError,
     SettingsError,
+    TransientError,
     unwrap,
 )
 from batchcopy.html_report import html_report_or_warn
 from batchcopy.jobs import CopyJob, JobResult, Sent, Status, rates_by_region
-from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, job_digest
+from batchcopy.journal import JOURNAL_NAME, LOCK_NAME, Journal, check_account, job_digest
 from batchcopy.manifest import Manifest
 from batchcopy.ratestate import RateState, scope_of
 from batchcopy.report import Report, ReportWriter, prepare_report_dir
@@ -121,8 +122,8 @@ class RunControl:
 
 def _accounts_of(jobs: Manifest | Iterable[CopyJob]) -> Collection[str]:
     """The accounts the jobs name ("" for the base credentials'), over all of them."""
-    if isinstance(jobs, Manifest):
-        return jobs.per_account
+    if isinstance(jobs, Manifest):  # it names accounts only when some row names one
+        return jobs.per_account or ({"": jobs.total} if jobs.total else {})
     return {job.account for job in jobs}
 
 
@@ -135,16 +136,49 @@ async def _refuse_written_twice(settings: Settings, accounts: Collection[str]) -
         raise SettingsError(written_twice_problem(twice), field="account")
 
 
+async def _check_account(journal: Journal, settings: Settings, *, force: bool) -> None:
+    """Refuse (unless ``force``) to resume a journal whose rows without an account ran in
+    another account than the credentials' now, or when STS cannot say whose they are."""
+    recorded = journal.past.base_account
+    if not recorded:
+        log.warning(
+            "%s does not say which account its rows without an account ran in (an older "
+            "batchcopy wrote it, or STS did not answer then): the resume is not checked",
+            journal.path,
+        )
+        return
+    if not force:
+        check_account(journal.path, recorded, await _base_account(settings))
+
+
+class _NothingListens(Exception):
+    """STS refused the connection."""
+
+
 async def _base_account(settings: Settings) -> str:
     """The base credentials' account, for the journal of a run with rows that name none
     (a resume with another account's credentials would copy them there); "" when STS
     cannot say (the resume is then not checked)."""
+    from batchcopy.retry import guarded
     from batchcopy.sessions import caller_identity
+    from batchcopy.translate import refused
+
+    async def once() -> dict[str, str]:
+        try:
+            return await caller_identity(settings)
+        except TransientError as exc:
+            if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
+                raise _NothingListens from exc  # not retried: nothing listens there
+            raise
 
     try:
-        return (await caller_identity(settings))["account"]
+        return (await guarded(once, settings.retry))["account"]
     except CredentialsError:
         raise  # the run could not go on either
+    except _NothingListens:
+        # STS at the run's own endpoint, closed: the run ends on its first request anyway.
+        log.debug("nothing listens where STS was asked whose the credentials are")
+        return ""
     except (BatchcopyError, KeyError) as exc:
         log.warning("the base credentials' account is not known (%s): not recorded", exc)
         return ""
@@ -363,15 +397,18 @@ async def copy_snapshots(
         refuse_other_report(Path(report_dir), sha256, *part)
     if shard is not None:
         settings = _tagged(settings, shard)
-    # Rows that name no account run in the base credentials' one: the journal says which.
-    journaled = report_dir is not None and api is None and "" in named
-    base = await _base_account(settings) if journaled else ""
     made = _folder_to_make(Path(report_dir), resume=resume) if report_dir is not None else None
     directory = prepare_report_dir(Path(report_dir)) if report_dir is not None else None
     journal = None
     run_id = settings.run_id or _new_run_id()
     try:
         if directory is not None:
+            # Rows that name no account run in the base credentials' one: a new journal
+            # says which, a resume is checked against it (asked once the folder and the
+            # journal are known to be usable: a refusal sends nothing).
+            mine = jobs if isinstance(jobs, Manifest) else listed  # this shard's, if one
+            unnamed = api is None and "" in _accounts_of(mine)
+            base = await _base_account(settings) if unnamed and not resume else ""
             journal = Journal.open(
                 directory,
                 manifest=name,
@@ -385,6 +422,8 @@ async def copy_snapshots(
                 base_account=base,
             )
             run_id = journal.past.run_id  # a resume keeps the first run's id
+            if resume and unnamed:
+                await _check_account(journal, settings, force=force)
         writer = ReportWriter(
             directory,
             manifest=name,

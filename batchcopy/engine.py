@@ -358,7 +358,7 @@ class Engine:
                     lane.existing[info.name] = info
             except LightsailError as exc:
                 # Without the listing nothing in this region can be run safely.
-                said = f"listing the snapshots in {region} failed, so none was copied there"
+                said = f"listing the snapshots in {region} failed, so this run sent no copy there"
                 failed = LightsailError(exc.code, f"{said}: {exc.message}", status=exc.status)
                 await self._fail_all(jobs, results, failed)
                 return

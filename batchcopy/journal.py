@@ -51,6 +51,7 @@ __all__ = [
     "Journal",
     "JournalMismatch",
     "RecordFile",
+    "check_account",
     "crash_point",
     "damaged",
     "open_held",
@@ -208,11 +209,10 @@ class Journal(RecordFile):
 
         A journal made for a different manifest, or for the same one with other
         ``defaults`` (the source and target regions given for rows that leave them out: they
-        change the jobs), is refused unless ``force``; so is one whose rows without an
-        account ran in another ``base_account`` than the credentials' now (when both are
-        known: "" is not known). A journal of another shard (``shard`` "I/N" and the
-        assignment's digest; "" for a whole run) is always refused: its jobs are another
-        process's.
+        change the jobs), is refused unless ``force``. A journal of another shard
+        (``shard`` "I/N" and the assignment's digest; "" for a whole run) is always
+        refused: its jobs are another process's. ``base_account``: the account a new
+        run's rows without an account run in, recorded for :func:`check_account`.
         """
         defaults = defaults or {}
         path = directory / JOURNAL_NAME
@@ -225,20 +225,12 @@ class Journal(RecordFile):
         def read() -> _Past:
             past = _read(path, manifest_sha256, force=force, defaults=defaults)
             _check_shard(path, past, shard, assignment_digest)
-            known = past.base_account and base_account
-            if known and past.base_account != base_account and not force:
-                raise JournalMismatch(
-                    f"{path} was written by a run whose rows without an account ran in "
-                    f"account {past.base_account}; these credentials are account "
-                    f"{base_account}'s, and the same rows would copy into it: resume "
-                    "with the credentials of the first run, or --force"
-                )
             return past
 
         handle, lock, earlier = open_held(directory, path, read if resume else None)
         past = earlier or past
         past.run_id = past.run_id or run_id
-        past.base_account = base_account or past.base_account  # differing only with force
+        past.base_account = past.base_account or base_account  # a resume keeps the first
         journal = cls(path, handle, past, lock)
         journal.append(
             {
@@ -564,6 +556,24 @@ def _regions(defaults: Mapping[str, str]) -> dict[str, frozenset[str]]:
     """Default regions as sets: ``--target-region b --target-region a`` makes the jobs
     ``a;b`` makes."""
     return {field: frozenset(value.split(";")) for field, value in defaults.items()}
+
+
+def check_account(path: Path, recorded: str, now: str) -> None:
+    """Refuse to resume the journal at ``path``, whose rows without an account ran in
+    account ``recorded``, with credentials of another account, ``now`` ("" when STS could
+    not say whose they are: then they cannot be shown to be the same)."""
+    if recorded == now:
+        return
+    first = f"{path} was written by a run whose rows without an account ran in account {recorded}"
+    if not now:
+        raise JournalMismatch(
+            f"{first}, and STS cannot say whose these credentials are: resume once it "
+            "answers, or --force"
+        )
+    raise JournalMismatch(
+        f"{first}; these credentials are account {now}'s, and the same rows would copy "
+        "into it: resume with the credentials of the first run, or --force"
+    )
 
 
 def _read(path: Path, manifest_sha256: str, *, force: bool, defaults: dict[str, str]) -> _Past:

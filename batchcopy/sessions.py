@@ -616,7 +616,7 @@ async def written_twice(settings: Settings, accounts: Collection[str]) -> str | 
     one GetCallerIdentity, and only when there are rows of both kinds."""
     if "" not in accounts or len(accounts) < 2:
         return None
-    base = (await caller_identity(settings))["account"]
+    base = (await guarded(lambda: caller_identity(settings), settings.retry))["account"]
     return base if base in accounts else None
 
 

@@ -24,6 +24,7 @@ from batchcopy.emulator import Emulator, FaultConfig, running_emulator
 from batchcopy.errors import ReportDirError, SettingsError
 from batchcopy.jobs import CopyJob, JobResult, Status
 from batchcopy.plan import make_plan
+from batchcopy.retry import RetryPolicy
 from batchcopy.shards import Shard
 from tests.conftest import control
 from tests.helpers import (
@@ -1019,3 +1020,40 @@ async def test_a_resume_in_another_account_is_refused(
         f"{MANAGEMENT}/eu-west-1/web-0-dr",
         f"{MANAGEMENT}/eu-west-1/web-1-dr",
     }
+
+
+async def test_a_resume_of_a_manifest_naming_no_account_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest with no account column (the usual one-account run) records its account
+    as well; a resume when STS cannot say whose the credentials are is refused too (it
+    could be another account's), where the first run could not say, the resume goes on."""
+    from batchcopy import load_manifest
+
+    seed = fleet_seed([])
+    seed["accounts"][MANAGEMENT]["regions"] = fleet_seed(CLIENTS[:1])["accounts"][CLIENTS[0]][
+        "regions"
+    ]
+    emulator = Emulator(seed=seed)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(HEADER + "us-east-1,eu-west-1,web-0,,,,web-0-dr\n")
+    folder, blind = tmp_path / "r", tmp_path / "blind"
+    nowhere = f"http://127.0.0.1:{closed_port()}"
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, retry=RetryPolicy(max_attempts=2, base_delay=0.001))
+        await copy_snapshots(load_manifest(manifest), settings, report_dir=folder)
+        header = json.loads((folder / "journal.jsonl").read_text().splitlines()[0])
+        assert header["base_account"] == MANAGEMENT
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", nowhere)
+        with pytest.raises(ReportDirError, match="STS cannot say whose these credentials"):
+            await copy_snapshots(load_manifest(manifest), settings, report_dir=folder, resume=True)
+        # Where STS could not say at the first run, there is nothing to check against.
+        await copy_snapshots(load_manifest(manifest), settings, report_dir=blind)
+        header = json.loads((blind / "journal.jsonl").read_text().splitlines()[0])
+        assert "base_account" not in header
+        monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+        again = await copy_snapshots(
+            load_manifest(manifest), settings, report_dir=blind, resume=True
+        )
+    assert [r.status for r in again.results] == [Status.STARTED]
+    assert emulator.stats.copies_accepted == {f"{MANAGEMENT}/eu-west-1/web-0-dr": 1}

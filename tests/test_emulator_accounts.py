@@ -153,6 +153,23 @@ async def test_bad_assume_role_parameters_are_validation_errors(
     assert caught.value.response["Error"]["Code"] == "ValidationError"
 
 
+async def test_keys_from_before_a_reset_are_unknown_not_another_accounts(
+    emulator: Emulator, url: str
+) -> None:
+    """After a reset, a key issued before it is refused as unknown: keys are numbered on, so
+    the first key issued after the reset is not the old one (it would be another account's,
+    and a stale key would silently act there)."""
+    web = await assume(url, WEB, "OrganizationAccountAccessRole")
+    status, _ = await control(url, "POST", "reset")
+    assert status == 200
+    other = await assume(url, SHOP, "Batchcopy", ExternalId="shop-1")
+    assert other["aws_access_key_id"] != web["aws_access_key_id"]
+    async with aws(url, "sts", **web) as sts:
+        with pytest.raises(ClientError) as caught:
+            await sts.get_caller_identity()
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
 async def test_expired_keys_answer_expired_token(emulator: Emulator, url: str) -> None:
     """Keys past their duration, or expired through the control API, answer
     ExpiredTokenException; keys issued afterwards work."""

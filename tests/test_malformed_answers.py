@@ -60,7 +60,7 @@ async def test_a_copy_never_made_is_not_started_whatever_the_answer(body: str) -
 async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str) -> None:
     """A region whose listing is garbage fails its jobs without sending a copy (a garbage
     listing read as "nothing there" would skip the checks for targets that exist), and
-    each failure says it was the region's listing and that nothing was copied there."""
+    each failure says it was the region's listing and that this run sent no copy there."""
     emulator = Emulator(seed=demo_seed())
     answers = Answers(bad={"GetInstanceSnapshots"}, body=BODIES[body])
     jobs = [manual(1, "eu-west-1", "nyc-web-1-dr"), manual(2, "eu-west-1", "fresh")]
@@ -68,7 +68,7 @@ async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str) ->
         report = await copy_snapshots(jobs, settings_for(bad, retry=FEW_TRIES))
     assert {r.status for r in report.results} == {Status.FAILED}
     assert {r.error_code for r in report.results} == {"MalformedAnswer"}
-    said = "listing the snapshots in eu-west-1 failed, so none was copied there: "
+    said = "listing the snapshots in eu-west-1 failed, so this run sent no copy there: "
     assert all(r.error_message.startswith(said) for r in report.results), report.results
     assert emulator.stats.copies_accepted == {}
 

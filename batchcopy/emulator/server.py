@@ -117,6 +117,7 @@ class Emulator:
         self._clock = clock
         self._monotonic = monotonic
         self._input_shapes = wire.input_shapes(_OPERATIONS)
+        self.keys = sts.Keys(clock)
         self.reset()
 
     def __repr__(self) -> str:
@@ -132,7 +133,7 @@ class Emulator:
         self.accounts, self.caller = accounts_from_seed(self._seed, self._new_sim)
         self.multi_account = isinstance(self._seed, dict) and "accounts" in self._seed
         self.sim = self.accounts[self.caller].sim
-        self.keys = sts.Keys(self._clock)
+        self.keys = sts.Keys(self._clock, issued=self.keys.issued)
         self.stats = Stats()
         self.configure(self._initial_faults)
 

@@ -44,14 +44,21 @@ class Session:
 class Keys:
     """The session keys AssumeRole issued, by access key id."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, issued: int = 0) -> None:
+        """``issued``: keys handed out before (by the keys this replaces): numbered on from
+        there, a key from before a reset is unknown, never another session's."""
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._expired_before = 0  # keys issued before this count are expired by the control API
-        self._issued = 0
+        self._issued = issued
 
     def __repr__(self) -> str:
         return f"<Keys issued={len(self._sessions)}>"
+
+    @property
+    def issued(self) -> int:
+        """How many keys have been handed out, these and those before."""
+        return self._issued
 
     def issue(self, session: Session) -> str:
         """A new access key id for ``session``."""
