@@ -37,11 +37,11 @@ from batchcopy.engine import Engine, RegionCounters, SnapshotAPI
 from batchcopy.errors import (
     BatchcopyError,
     CredentialsError,
+    EndpointUnreachableError,
     ManifestError,
     Problem,
     ReportDirError,
     SettingsError,
-    TransientError,
     unwrap,
 )
 from batchcopy.html_report import html_report_or_warn
@@ -151,34 +151,20 @@ async def _check_account(journal: Journal, settings: Settings, *, force: bool) -
         check_account(journal.path, recorded, await _base_account(settings))
 
 
-class _NothingListens(Exception):
-    """STS refused the connection."""
-
-
 async def _base_account(settings: Settings) -> str:
     """The base credentials' account, for the journal of a run with rows that name none
     (a resume with another account's credentials would copy them there); "" when STS
-    cannot say (the resume is then not checked)."""
-    from batchcopy.retry import guarded
-    from batchcopy.sessions import caller_identity
-    from batchcopy.translate import refused
-
-    async def once() -> dict[str, str]:
-        try:
-            return await caller_identity(settings)
-        except TransientError as exc:
-            if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
-                raise _NothingListens from exc  # not retried: nothing listens there
-            raise
+    cannot say: a new journal then records none, and a resume is refused."""
+    from batchcopy.sessions import asked_identity
 
     try:
-        return (await guarded(once, settings.retry))["account"]
-    except CredentialsError:
-        raise  # the run could not go on either
-    except _NothingListens:
+        return (await asked_identity(settings))["account"]
+    except EndpointUnreachableError:
         # STS at the run's own endpoint, closed: the run ends on its first request anyway.
         log.debug("nothing listens where STS was asked whose the credentials are")
         return ""
+    except CredentialsError:
+        raise  # the run could not go on either
     except (BatchcopyError, KeyError) as exc:
         log.warning("the base credentials' account is not known (%s): not recorded", exc)
         return ""

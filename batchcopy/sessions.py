@@ -62,6 +62,7 @@ __all__ = [
     "NoRedirects",
     "RoleCredentials",
     "Sessions",
+    "asked_identity",
     "caller_identity",
     "organization_accounts",
     "roleless",
@@ -380,24 +381,14 @@ class Sessions:
         never answers does: :class:`EndpointUnreachableError`."""
 
         where = sts_endpoint(self._settings, self.base) or "STS"
-        check = "--endpoint-url and AWS_ENDPOINT_URL_STS"
-
-        async def once() -> dict[str, str]:
-            try:
-                return await caller_identity(self._settings, self.base)
-            except TransientError as exc:
-                if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
-                    # Nothing listens there: retrying only delays saying so.
-                    raise EndpointUnreachableError(where, check=check) from exc
-                raise
 
         async def ask() -> dict[str, str]:
             try:
-                return await guarded(once, self._settings.retry)
+                return await asked_identity(self._settings, self.base)
             except TransientError as exc:
                 if exc.ambiguous:
                     raise
-                raise EndpointUnreachableError(where, check=check) from exc
+                raise EndpointUnreachableError(where, check=_STS_SETTINGS) from exc
 
         identity = await self._identity.get("base", ask)
         assert isinstance(identity, dict)
@@ -598,6 +589,26 @@ async def roleless(settings: Settings, accounts: Iterable[str]) -> list[str]:
         return []
     base = (await caller_identity(settings))["account"]
     return [account for account in missing if account != base]
+
+
+_STS_SETTINGS = "--endpoint-url and AWS_ENDPOINT_URL_STS"  # where STS's address comes from
+
+
+async def asked_identity(settings: Settings, session: AioSession | None = None) -> dict[str, str]:
+    """:func:`caller_identity` under the settings' retry policy. STS that refuses the
+    connection is :class:`EndpointUnreachableError` at once: nothing listens there, and
+    retrying only delays saying so."""
+    where = sts_endpoint(settings, session) if session is not None else None
+
+    async def once() -> dict[str, str]:
+        try:
+            return await caller_identity(settings, session)
+        except TransientError as exc:
+            if isinstance(exc.__cause__, Exception) and refused(exc.__cause__):
+                raise EndpointUnreachableError(where or "STS", check=_STS_SETTINGS) from exc
+            raise
+
+    return await guarded(once, settings.retry)
 
 
 def written_twice_problem(account: str) -> str:
