@@ -21,17 +21,25 @@ below it a while and the bucket overflowed.
   requests sent before a cut say nothing new, nor do successes within a round trip of
   it) sets the rate to ``1 - MARGIN`` of what got through since the last one, and the
   plateau, where the probing slows down, to what got through (or the rate the throttle
-  came at, if lower). A throttle after ``SETTLED`` quiet successes, with what got through
-  at least ``NEAR`` of the rate, ends a slow climb to the limit: the rate it came at is the
-  limit, and the rate stays within ``2 MARGIN`` of it (a bucket of one overflows below its
-  rate, so what got through undercounts it).
-  After fewer, the count is coarse (one success either way), and the rate climbs back to
-  its upper end as in slow start. Idle spells (nothing to send) are left out of the time.
+  came at, if lower). After few successes the count is coarse (one success either way),
+  and the rate climbs back to its upper end as in slow start; the spans from earlier
+  throttles to this one bound that end too (what got through over a long span measures
+  the rate finely, unless the bucket overflowed in it). Idle spells (nothing to send) are
+  left out of the time.
+- **A limit found.** A throttle after ``SETTLED`` quiet successes, with what got through
+  at least ``NEAR`` of the rate, ends a slow climb to the limit: the rate it came at is
+  the limit (a bucket of one overflows below its rate, so what got through undercounts
+  it). The plateau goes ``MARGIN / 2`` under it and the rate ``2 MARGIN``, so the
+  bucket refills a token or two before the rate closes on the plateau; it is held there
+  ``HOLD`` successes before probing past it again (TCP CUBIC's plateau near the last
+  loss): a throttle per 60-90 successes once the limit is found, not per 25-45.
 - **Between throttles** the rate closes ``APPROACH`` of the gap to the plateau per
   success, then probes past it by ``PROBE`` of it per success, doubling that every
-  ``ESCAPE`` successes (or ``ESCAPE_SECONDS``, if fewer) without a throttle: quiet near
-  the limit, and a limit that rose is found again. A throttle is paced in successes, not
-  seconds, so at 1 request/s it costs as few requests as at 50.
+  ``ESCAPE`` successes without a throttle: quiet near the limit, and a limit that rose is
+  found again. A plateau measured coarsely (not a limit found) may be well below the
+  limit: it is probed ``QUICK`` times as fast, doubling also every ``ESCAPE_SECONDS /
+  QUICK`` seconds. A throttle is paced in successes, not seconds, so at 1 request/s it
+  costs as few requests as at 50.
 
 Requests are paced on the sender's clock and a cut applies at once: a caller waiting for a
 slot booked at the old rate waits again for one at the new. Where a service has no burst
@@ -44,10 +52,11 @@ default ``max_rate``): the burst shrinks as the rate nears it. Once throttled, r
 paced evenly (the burst drops to 1).
 
 A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
-the plateau from the start: no slow start, closing on it as after a throttle there, and
-probing past it only after ``HOLD`` successes (a remembered limit is likely still the
-limit; each probe that finds it costs a throttle); :meth:`RateLimiter.learned` is what a
-run leaves the next one. With it
+the plateau from the start: no slow start, closing on ``1 - KNOWN_MARGIN`` of it (until
+the first throttle), and probing past it only after ``HOLD`` successes (a remembered limit
+is likely still the limit; each probe that finds it costs a throttle).
+:meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
+spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
 full lets that many requests through at once, and the lane spends them at its start, as
 the service allows, instead of pacing them out. The first throttle of a run that spends a
@@ -82,20 +91,24 @@ REGROW = 0.75  # after the first throttle: back to this share of where it came, 
 SETTLED = 20  # successes between two throttles that make a long quiet climb
 NEAR = 0.8  # ... if what got through over it was at least this share of the rate
 MARGIN = 0.03  # pace this far below the service's measured rate
+KNOWN_MARGIN = 0.01  # ... or below a limit an earlier run found, until the first throttle
 APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
 ESCAPE = 80  # successes past the plateau without a throttle after which the probe doubles
-ESCAPE_SECONDS = 10.0  # ... or seconds, if fewer
-HOLD = 40  # successes a run started from a known limit stays under it before probing past
+ESCAPE_SECONDS = 30.0  # ... or seconds, if fewer, past a plateau measured coarsely
+HOLD = 40  # successes a limit just found (or remembered) is held before probing past it
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
-PROBE = 0.002  # past the plateau: this share of the plateau added per success, at first
+PROBE = 0.001  # past the plateau: this share of the plateau added per success, at first
+QUICK = 2.0  # ... this many times that, and its doubling this many times as often, where the
+# plateau is a coarse measure (not a limit found at a throttle after a quiet climb)
 IDLE = 1.0  # no request this long (or ten at the rate): idle, not measured as the service's
 FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been timed
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
+SPANS = 16  # earlier throttles whose spans bound the limit
 RECHECK = 0.05  # seconds: a longer wait for a slot is measured again this often
 
 Clock = Callable[[], float]
@@ -135,6 +148,12 @@ class RateLimiter:
         self._last_cut = -math.inf
         self._cut_successes = 0  # successes before the last cut
         self._idle = 0.0  # seconds since the last cut with nothing to send
+        self._idle_total = 0.0  # ... since the first request
+        # The last SPANS cuts: when, successes and idle seconds before it.
+        self._cuts: list[tuple[float, int, float]] = []
+        self._upper = math.inf  # the limit is below this, as of the last cut
+        self._margin = MARGIN  # paced this far below the plateau
+        self._found = False  # the plateau is a limit found (or remembered), not a guess
         self._successes = 0
         self._plateau = rate
         self._above = 0  # successes since the rate last rose past the plateau
@@ -160,6 +179,8 @@ class RateLimiter:
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
             self._hold = HOLD
+            self._found = True
+            self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
     def __repr__(self) -> str:
@@ -185,6 +206,9 @@ class RateLimiter:
         # Throttles of requests sent before the last cut come back within a round trip.
         if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
+        self._margin = MARGIN
+        self._hold = 0
+        self._found = False
         if self._slow_start:
             # The first throttle: the service's bucket ran dry, maybe only now after a
             # burst that hid its rate. Far below, then probing up.
@@ -196,30 +220,34 @@ class RateLimiter:
         else:
             # What got through since the last cut is what the bucket refilled (or less,
             # if the rate was below the limit a while): the service's rate, give or take.
-            # The rate it came at, unless well above that, is where the limit is.
             got, busy = self._since_cut(now)
+            _, self._upper = self._span_bounds(now)
             busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
-            plateau = min(self.rate, rate)
-            again = plateau * (1 - MARGIN)
             self._regrow_to = 0.0
             if got >= SETTLED and rate >= NEAR * self.rate:
-                # A long quiet climb, and what got through kept up with the rate: the rate
-                # it ended at is the limit. (Far behind it, the rate ran ahead of what was
-                # sent or served: what got through is what counts.)
-                plateau = max(plateau, self.rate * (1 - 2 * MARGIN))
-                again = max(again, plateau * (1 - 2 * MARGIN))
+                # A long quiet climb, and what got through kept up with the rate (a bucket
+                # of one overflows below its rate, so it undercounts): the rate the
+                # throttle came at is the limit. Held just under it a while, after a dip
+                # that refills the bucket.
+                plateau = self.rate * (1 - MARGIN / 2)
+                again = self.rate * (1 - 2 * MARGIN)
+                self._hold = HOLD
+                self._found = True
             else:
                 # Few successes measure the rate coarsely: it may be up to one more a
-                # span above. Back there as in slow start, then probing.
-                self._regrow_to = min(self.rate, (got + 1) / busy) * (1 - MARGIN)
+                # span above, or as much as the spans since earlier throttles allow
+                # (:meth:`_span_bounds`). Back there as in slow start, then probing.
+                plateau = min(self.rate, rate)
+                again = plateau * (1 - MARGIN)
+                self._regrow_to = min(self.rate, (got + 1) / busy, self._upper) * (1 - MARGIN)
                 self._grown_at = now
             self._plateau = max(self.min_rate, plateau)
             self._set_rate(max(self.min_rate, again))
         self._last_cut = now
         self._cut_successes = self._successes
         self._idle = 0.0
-        self._hold = 0
+        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle_total)]
         self._above = 0
 
     def _burst_spent(self, now: float) -> None:
@@ -243,9 +271,14 @@ class RateLimiter:
             return None
         if self._slow_start:
             return self.rate, False
-        got, busy = self._since_cut(self._clock())
+        now = self._clock()
+        got, busy = self._since_cut(now)
+        if not self._cuts:
+            got -= self._known_burst - 1  # the bucket spent at the start is no refill
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
-        return max(self._plateau, since), True
+        # Within what the spans since this run's throttles say of the limit.
+        lower = min(self.rate, self._span_bounds(now)[0])
+        return min(max(self._plateau, since, lower), max(self._upper, lower)), True
 
     def bucket(self) -> int:
         """The service's burst as this run measured it, for a next run that starts from
@@ -259,6 +292,23 @@ class RateLimiter:
             return 1
         got, seconds = self._drained
         return max(1, math.floor(got - learned[0] * seconds))
+
+    def _span_bounds(self, now: float) -> tuple[float, float]:
+        """What the spans from each of the last cuts to now say of the service's rate:
+        (above, below). A throttle says the bucket held under a token; so, of a span
+        between two throttles with ``got`` successes, the bucket refilled more than
+        got - 1 tokens, and (unless it overflowed while the rate was below its refill)
+        fewer than got + 1. The lower bound holds at any time; the upper, when ``now`` is
+        a throttle. A long span narrows what one short one leaves coarse."""
+        lower, upper = 0.0, math.inf
+        for at, successes, idle in self._cuts:
+            got = self._successes - successes
+            span = now - at - (self._idle_total - idle)
+            if span <= 0:
+                continue
+            lower = max(lower, (got - 1) / span)
+            upper = min(upper, (got + 1) / span)
+        return lower, upper
 
     def _since_cut(self, now: float) -> tuple[int, float]:
         """Successes since the last cut, and the seconds there was something to send."""
@@ -282,10 +332,10 @@ class RateLimiter:
                 step = min(step, self._regrow_to - self.rate)
                 self._plateau = max(self._plateau, self.rate + step)
             self._grown_at = now
-        elif self.rate < self._plateau * (1 - MARGIN):
+        elif self.rate < self._plateau * (1 - self._margin):
             # Below where the last throttle came: close the gap fast.
             self._above = 0
-            gap = self._plateau * (1 - MARGIN) - self.rate
+            gap = self._plateau * (1 - self._margin) - self.rate
             step = max(APPROACH * gap, PROBE * self._plateau)
         elif self._hold:
             self._hold -= 1  # a known limit: held a while before probing past it
@@ -295,8 +345,12 @@ class RateLimiter:
             if not self._above:
                 self._above_since = now
             self._above += 1
-            doublings = max(self._above / ESCAPE, (now - self._above_since) / ESCAPE_SECONDS)
-            step = PROBE * self._plateau * 2 ** min(doublings, 30.0)
+            doublings = self._above / ESCAPE
+            pace = 1.0
+            if not self._found:
+                pace = QUICK
+                doublings = max(doublings, QUICK * (now - self._above_since) / ESCAPE_SECONDS)
+            step = pace * PROBE * self._plateau * 2 ** min(doublings, 30.0)
         self._set_rate(min(self.max_rate, self.rate + min(step, self.rate)))
 
     def _set_rate(self, rate: float) -> None:
@@ -346,6 +400,7 @@ class RateLimiter:
         if self._first_sent is None:
             self._first_sent = now
         if now - self._tat > max(IDLE, 10 / self.rate):
+            self._idle_total += now - self._tat
             self._idle += now - self._tat  # nothing to send: no measure of the service's rate
         allowed_at = max(now, self._next_slot())
         self._tat = max(self._tat, now) + 1.0 / self.rate

@@ -19,7 +19,8 @@ the bucket overflows), the cell is "out of reach" and shown with both figures.
 A second pass starts each cell from what its first run learned, as the rate state file
 keeps it (each region's limit and bucket: ``KNOWN_START`` of the limit, no slow start, the
 bucket spent at the start) and holds it, where the oracle meets the first pass's bound, to
-1.02x and 1.03 requests per job.
+1.02x and 1.03 requests per job with a burst of 2 or more; with a burst of 1 (no slack for
+the arrival jitter) to the first pass's bound.
 
 Figures are simulated, so they do not depend on the machine; the same seeds give the same
 table.
@@ -60,6 +61,12 @@ def bound(s: Scenario) -> tuple[float, float] | None:
     return None
 
 
+def remembered_bound(s: Scenario, held: tuple[float, float]) -> tuple[float, float]:
+    """What a second run is held to: 1.02x and 1.03 with a burst of 2 or more; a burst of
+    1 (no slack for the jitter) keeps the first run's bound."""
+    return REMEMBERED_BOUND if s.burst >= 2 else held
+
+
 def meets(o: Outcome, held: tuple[float, float]) -> bool:
     return o.ratio <= held[0] and o.per_job <= held[1]
 
@@ -95,6 +102,7 @@ class Row:
     cells: int = 0
     in_reach: int = 0
     met: int = 0
+    again_met: int = 0  # second runs that meet theirs
     worst_ratio: float = 0.0
     worst_per_job: float = 0.0
     out_of_reach: str = ""
@@ -108,7 +116,9 @@ def main() -> None:
     began = time.perf_counter()
     rows: dict[tuple[float, float], Row] = defaultdict(Row)
     by_length: dict[float, list[int]] = defaultdict(lambda: [0, 0])
-    remembered = [0, 0, 0.0, 0.0]  # runs in reach, met, worst wall/ideal, worst req/job
+    # Second runs, burst 1 and 2 or more: in reach, met, worst wall/ideal, worst req/job.
+    remembered: dict[bool, list[float]] = {False: [0, 0, 0.0, 0.0], True: [0, 0, 0.0, 0.0]}
+    again_misses: list[tuple[Scenario, Outcome]] = []
     misses: list[tuple[Scenario, Outcome, Outcome]] = []
     for limit in LIMITS:
         for burst in bursts(limit):
@@ -149,10 +159,15 @@ def main() -> None:
                         else:
                             misses.append((s, o, best))
                         again = simulate(dataclasses.replace(s, known=o.learned))
-                        remembered[0] += 1
-                        remembered[1] += meets(again, REMEMBERED_BOUND)
-                        remembered[2] = max(remembered[2], again.ratio)
-                        remembered[3] = max(remembered[3], again.per_job)
+                        second = remembered_bound(s, held)
+                        tally = remembered[s.burst >= 2]
+                        tally[0] += 1
+                        tally[1] += meets(again, second)
+                        tally[2] = max(tally[2], again.ratio)
+                        tally[3] = max(tally[3], again.per_job)
+                        row.again_met += meets(again, second)
+                        if not meets(again, second):
+                            again_misses.append((s, again))
     print(
         f"rtt {', '.join(f'{r * 1000:g}' for r in rtts)} ms (+/- 50% each way); ideal runs of "
         f"{', '.join(f'{x:g}' for x in seconds)} s; start {DEFAULT_RATE:g} req/s; "
@@ -160,26 +175,28 @@ def main() -> None:
     )
     print(
         "| limit | burst | bound | cells | in reach | met | worst wall/ideal (in reach) "
-        "| worst req/job (in reach) | a cell out of reach |"
+        "| worst req/job (in reach) | second run met | a cell out of reach |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (limit, burst), row in rows.items():
         text = "1.05x, 1.10" if burst >= 2 else "1.10x, 1.20 (if spread < spacing/2)"
         worst = f"{row.worst_ratio:.3f} | {row.worst_per_job:.3f}" if row.in_reach else "- | -"
         print(
             f"| {limit:g} | {burst:g} | {text} | {row.cells} | {row.in_reach} | {row.met} | "
-            f"{worst} | {row.out_of_reach or '-'} |"
+            f"{worst} | {row.again_met} | {row.out_of_reach or '-'} |"
         )
     total = sum(n for n, _ in by_length.values())
     met = sum(m for _, m in by_length.values())
     print(f"\nin reach: {met} of {total} runs meet their bound")
     for length, (n, m) in sorted(by_length.items()):
         print(f"  runs of {length:g} s: {m} of {n}")
+    many, one = remembered[True], remembered[False]
     print(
-        f"\nremembered (a second run from the limit the first found): {remembered[1]} of "
-        f"{remembered[0]} runs in reach within {REMEMBERED_BOUND[0]}x and "
-        f"{REMEMBERED_BOUND[1]} requests per job; worst {remembered[2]:.3f}x, "
-        f"{remembered[3]:.3f} requests per job"
+        f"\nremembered (a second run from what the first learned), burst 2 or more: "
+        f"{many[1]:g} of {many[0]:g} runs in reach within {REMEMBERED_BOUND[0]}x and "
+        f"{REMEMBERED_BOUND[1]} requests per job (worst {many[2]:.3f}x, {many[3]:.3f}); "
+        f"burst 1: {one[1]:g} of {one[0]:g} within the first run's bound (worst "
+        f"{one[2]:.3f}x, {one[3]:.3f})"
     )
     print("\nmisses, worst first (batchcopy; the oracle's figures for the same cell):")
     misses.sort(key=lambda x: -(x[1].ratio + x[1].per_job))
@@ -188,6 +205,13 @@ def main() -> None:
             f"- limit {s.limit:g} burst {s.burst:g} rtt {s.rtt * 1000:g} ms N {s.jobs} "
             f"seed {s.seed}: {o.ratio:.3f}x, {o.per_job:.3f} req/job "
             f"(oracle {best.ratio:.3f}x, {best.per_job:.3f})"
+        )
+    print("\nsecond-run misses, worst first:")
+    again_misses.sort(key=lambda x: -(x[1].ratio + x[1].per_job))
+    for s, o in again_misses[:20]:
+        print(
+            f"- limit {s.limit:g} burst {s.burst:g} rtt {s.rtt * 1000:g} ms N {s.jobs} "
+            f"seed {s.seed}: {o.ratio:.3f}x, {o.per_job:.3f} req/job"
         )
     print(f"\n({time.perf_counter() - began:.0f} s)")
 

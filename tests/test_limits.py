@@ -176,8 +176,9 @@ def test_a_throttle_after_an_idle_spell_measures_only_the_busy_time() -> None:
 
 def test_after_a_long_quiet_climb_the_rate_stays_near_where_the_throttle_came() -> None:
     """A throttle that ends a climb of SETTLED quiet successes or more marks the limit:
-    the rate stays within twice the margin of where it came, even where less got through
-    (a bucket of one wastes what refills while the rate is below it)."""
+    the rate dips twice the margin under where it came, even where less got through (a
+    bucket of one wastes what refills while the rate is below it), climbs back to half a
+    margin under it, and holds there HOLD successes before probing past it."""
     fake = FakeTime()
     limiter = RateLimiter(rate=40, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
     limiter.throttled()  # ends slow start at 10/s
@@ -186,8 +187,16 @@ def test_after_a_long_quiet_climb_the_rate_stays_near_where_the_throttle_came() 
     fake.now += 1 / 9.5
     came_at = limiter.rate
     limiter.throttled()
-    assert limiter.rate == pytest.approx(came_at * (1 - 2 * MARGIN) ** 2, rel=0.01)
+    assert limiter.rate == pytest.approx(came_at * (1 - 2 * MARGIN), rel=0.001)
     assert limiter.rate > 30 / (31 / 9.5) * (1 - MARGIN)  # above what got through, less 3%
+    fake.now += 1.0  # past the throttles of requests already on their way
+    _successes(limiter, fake, 10, 0.1)
+    plateau = came_at * (1 - MARGIN / 2) * (1 - MARGIN)
+    assert limiter.rate == pytest.approx(plateau, rel=0.001)
+    _successes(limiter, fake, HOLD - 10, 0.1)
+    assert limiter.rate == pytest.approx(plateau, rel=0.001)  # held
+    _successes(limiter, fake, 10, 0.1)
+    assert plateau < limiter.rate < came_at  # then probing past it, slowly
 
 
 def test_below_the_plateau_the_rate_climbs_back_fast_then_probes_slowly() -> None:
