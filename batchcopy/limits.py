@@ -108,6 +108,7 @@ FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been ti
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
+ROSE = 0.05  # past a remembered limit by this share, unthrottled: it rose
 SPANS = 16  # earlier throttles whose spans bound the limit
 RECHECK = 0.05  # seconds: a longer wait for a slot is measured again this often
 
@@ -265,11 +266,17 @@ class RateLimiter:
         """What a next run can start from: the rate reached and whether it is the limit (a
         throttle came at it, in this run or the one ``known_limit`` came from), then what
         got through: at the last throttle, or since, if more. Not the rate itself, which
-        may be probing past the limit when the run ends. None if nothing was learned: a
-        fixed rate, or no request answered."""
+        may be probing past the limit when the run ends; but a run that probed ``ROSE``
+        past a known limit with no throttle leaves the rate it reached, as not a limit.
+        None if nothing was learned: a fixed rate, or no request answered."""
         if not self.adaptive or not (self._successes or self.throttles):
             return None
         if self._slow_start:
+            return self.rate, False
+        if not self.throttles and self.rate > self._plateau * (1 + ROSE):
+            # Probed well past a remembered limit without a throttle: the limit rose. The
+            # next run slow-starts from the rate reached, to find it in seconds, not by
+            # this run's probing a night at a time.
             return self.rate, False
         now = self._clock()
         got, busy = self._since_cut(now)

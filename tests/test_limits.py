@@ -461,6 +461,25 @@ def test_a_known_limit_is_closed_on_without_slow_start() -> None:
     assert limiter.learned() == (pytest.approx(max(limiter.rate, 10.0)), True)
 
 
+def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() -> None:
+    """A run that starts from a remembered limit, holds it, then probes well past it with
+    no throttle (the limit rose) leaves the rate it reached as not a limit, so the next run
+    slow-starts from there instead of creeping up a night at a time. A run that stays near
+    the remembered limit, or is throttled, still leaves it as the limit."""
+    fake = FakeTime()
+    limiter = RateLimiter(3.8, max_rate=1000, known_limit=4.0, clock=fake.clock, sleep=fake.sleep)
+    _successes(limiter, fake, HOLD + 20, 0.25)  # held, then probing a little: no news
+    assert limiter.rate < 4.0 * 1.05
+    assert limiter.learned() == (pytest.approx(4.0, rel=0.01), True)
+    _successes(limiter, fake, 200, 0.25)  # probing on, never throttled: the limit rose
+    assert limiter.rate > 4.0 * 1.05
+    assert limiter.learned() == (limiter.rate, False)
+    limiter.throttled()  # a throttle at last: what it says is the limit again
+    learned = limiter.learned()
+    assert learned is not None
+    assert learned[1]
+
+
 def test_a_throttle_below_a_known_limit_cuts_to_what_got_through() -> None:
     """The first throttle of a run that started from a remembered limit (no slow start, no
     earlier cut) measures what got through since the start: the rate drops just under it,

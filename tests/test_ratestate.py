@@ -218,6 +218,32 @@ async def test_a_limit_that_dropped_since_is_found_again_without_failing_jobs(
     assert after.rate < 2 * LIMIT
 
 
+async def test_a_limit_that_rose_since_is_not_remembered_as_the_limit(tmp_path: Path) -> None:
+    """Remembered at 20 requests/s, a region allowing 80 today: the run holds 20 a while,
+    then probes past it with no throttle, and leaves the rate it reached as not a limit,
+    so the next run slow-starts from there (it would otherwise creep up a night at a
+    time, each run held under the old limit)."""
+    path = tmp_path / "rates.json"
+    jobs = [manual(i + 2, "eu-west-1", f"copy-{i}") for i in range(80)]
+    faults = {"regions": {"eu-west-1": {"copy_rate": 80, "copy_burst": 2}}}
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(faults))
+    async with running_emulator(emulator) as url:
+        memory = RateState(path, scope=scope_of(url, None))
+        memory.save({"eu-west-1": LearnedRate(rate=20.0, throttled=True, at=time.time())})
+        settings = settings_for(url, rate=5, burst=5, rate_state=path)
+        report = await copy_snapshots(jobs, settings)
+        after = memory.load()["eu-west-1"]
+        again = await copy_snapshots([manual(2, "eu-west-1", "again")], settings)
+    assert report.summary.start_rates == {"eu-west-1": {"rate": 19.0, "source": "remembered"}}
+    assert report.summary.throttles == 0
+    assert report.summary.counts["started"] == len(jobs)
+    assert not after.throttled
+    assert after.rate > 20.0 * 1.05
+    assert again.summary.start_rates == {
+        "eu-west-1": {"rate": round(after.rate, 2), "source": "remembered"}
+    }
+
+
 async def test_the_next_run_starts_just_below_the_limit_the_last_one_found(
     tmp_path: Path,
 ) -> None:
