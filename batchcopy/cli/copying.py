@@ -70,8 +70,8 @@ def run(
     rate: Annotated[
         float,
         typer.Option(
-            help="CopySnapshot requests per second to start with, per target region (and "
-            "account, in a run over many)."
+            help="Write requests per second to start with, per target region (and account, "
+            "in a run over many): each job is two, a CopySnapshot and its TagResource."
         ),
     ] = 5.0,
     burst: Annotated[
