@@ -54,7 +54,9 @@ paced evenly (the burst drops to 1).
 A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
 the plateau from the start: no slow start, closing on ``1 - KNOWN_MARGIN`` of it (until
 the first throttle), and probing past it only after ``HOLD`` successes (a remembered limit
-is likely still the limit; each probe that finds it costs a throttle).
+is likely still the limit; each probe that finds it costs a throttle), then as past a
+coarse measure, until a throttle confirms it: a limit that rose since (another client
+stopped sharing the account's bucket) is passed within a run of a few hundred requests.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
@@ -108,7 +110,7 @@ FIRST_LATENCY = 0.25  # seconds a request is taken to last until one has been ti
 LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving average
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
-ROSE = 0.05  # past a remembered limit by this share, unthrottled: it rose
+ROSE = 0.10  # past a remembered limit by this share, unthrottled: it rose
 SPANS = 16  # earlier throttles whose spans bound the limit
 RECHECK = 0.05  # seconds: a longer wait for a slot is measured again this often
 
@@ -154,7 +156,7 @@ class RateLimiter:
         self._cuts: list[tuple[float, int, float]] = []
         self._upper = math.inf  # the limit is below this, as of the last cut
         self._margin = MARGIN  # paced this far below the plateau
-        self._found = False  # the plateau is a limit found (or remembered), not a guess
+        self._found = False  # the plateau is a limit this run found, not a guess or a memory
         self._successes = 0
         self._plateau = rate
         self._above = 0  # successes since the rate last rose past the plateau
@@ -176,11 +178,10 @@ class RateLimiter:
             # Learned by an earlier run: no slow start, paced evenly, closing on it as after
             # a throttle there.
             self._slow_start = False
-            self._plateau = known_limit
+            self._plateau = max(known_limit, self.min_rate)
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
             self._hold = HOLD
-            self._found = True
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
@@ -272,7 +273,9 @@ class RateLimiter:
         if not self.adaptive or not (self._successes or self.throttles):
             return None
         if self._slow_start:
-            return self.rate, False
+            # Never throttled: a floor, no more than what got through. The rate doubles
+            # with every answer, whether or not there were requests to send at it.
+            return max(self.min_rate, min(self.rate, self._throughput())), False
         if not self.throttles and self.rate > self._plateau * (1 + ROSE):
             # Probed well past a remembered limit without a throttle: the limit rose. The
             # next run slow-starts from the rate reached, to find it in seconds, not by
@@ -285,7 +288,15 @@ class RateLimiter:
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
         # Within what the spans since this run's throttles say of the limit.
         lower = min(self.rate, self._span_bounds(now)[0])
-        return min(max(self._plateau, since, lower), max(self._upper, lower)), True
+        limit = min(max(self._plateau, since, lower), max(self._upper, lower))
+        return max(self.min_rate, limit), True
+
+    def _throughput(self) -> float:
+        """Successes a second since the first request, idle spells left out."""
+        if self._first_sent is None:
+            return 0.0
+        busy = self._clock() - self._first_sent - self._idle_total
+        return self._successes / busy if busy > 0 else self.rate
 
     def bucket(self) -> int:
         """The service's burst as this run measured it, for a next run that starts from

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-__all__ = ["ENV", "MAX_AGE", "LearnedRate", "RateState", "default_path", "scope_of"]
+__all__ = ["ENV", "MAX_AGE", "MIN_RATE", "LearnedRate", "RateState", "default_path", "scope_of"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ ENV = "BATCHCOPY_RATE_STATE"  # a state file to use instead of the one in the ca
 FORMAT_VERSION = 1
 MAX_AGE = 7 * 86400.0  # seconds: an older entry may describe a limit that has changed
 CLOCK_SKEW = 3600.0  # seconds: an entry dated further ahead than this is not used
+# One request in 100 s: below it a run would wait past any --job-timeout for its first
+# slot, so a remembered rate below it is not a rate (--rate has the same floor).
+MIN_RATE = 0.01
 FORGET = 90 * 86400.0  # seconds: entries this old are dropped when the file is written
 LOCK_WAIT = 5.0  # seconds to wait for another run's write before leaving the file as it is
 LOCK_POLL = 0.01
@@ -69,7 +72,7 @@ class LearnedRate:
     burst: int = 1
 
     def __post_init__(self) -> None:
-        if not (0 < self.rate < math.inf and math.isfinite(self.at)):
+        if not (MIN_RATE <= self.rate < math.inf and math.isfinite(self.at)):
             raise ValueError(f"not a learned rate: {self.rate!r} at {self.at!r}")
         if self.burst < 1:
             raise ValueError(f"not a burst: {self.burst!r}")

@@ -11,13 +11,10 @@ from pathlib import Path
 from batchcopy.accounts import Access
 from batchcopy.errors import SettingsError
 from batchcopy.provenance import is_reserved
-from batchcopy.ratestate import MAX_AGE
+from batchcopy.ratestate import MAX_AGE, MIN_RATE
 from batchcopy.retry import RetryPolicy
 
 __all__ = ["MIN_RATE", "OnExists", "Settings"]
-
-# One request in 100 s: below it a run would wait past any --job-timeout for its first slot.
-MIN_RATE = 0.01
 
 
 class OnExists(enum.StrEnum):

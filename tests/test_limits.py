@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import DOUBLING, ESCAPE, HOLD, MARGIN, REGROW, RateLimiter
+from batchcopy.limits import DOUBLING, ESCAPE, HOLD, MARGIN, REGROW, ROSE, RateLimiter
 from tests.ratesim import Scenario, simulate
 
 
@@ -468,11 +468,11 @@ def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() 
     the remembered limit, or is throttled, still leaves it as the limit."""
     fake = FakeTime()
     limiter = RateLimiter(3.8, max_rate=1000, known_limit=4.0, clock=fake.clock, sleep=fake.sleep)
-    _successes(limiter, fake, HOLD + 20, 0.25)  # held, then probing a little: no news
-    assert limiter.rate < 4.0 * 1.05
+    _successes(limiter, fake, HOLD + 10, 0.25)  # held, then probing a little: no news
+    assert limiter.rate < 4.0 * (1 + ROSE)
     assert limiter.learned() == (pytest.approx(4.0, rel=0.01), True)
-    _successes(limiter, fake, 200, 0.25)  # probing on, never throttled: the limit rose
-    assert limiter.rate > 4.0 * 1.05
+    _successes(limiter, fake, 100, 0.25)  # probing on, never throttled: the limit rose
+    assert limiter.rate > 4.0 * (1 + ROSE)
     assert limiter.learned() == (limiter.rate, False)
     limiter.throttled()  # a throttle at last: what it says is the limit again
     learned = limiter.learned()
@@ -516,15 +516,21 @@ def test_what_is_learned_is_what_got_through_not_a_probing_rate() -> None:
 
 def test_what_a_limiter_learned_for_the_next_run() -> None:
     """Nothing is learned before an answer or at a fixed rate; successes alone give the
-    rate reached (not a limit); a throttle makes it a limit the next run starts below."""
+    rate reached (not a limit), no more than what got through; a throttle makes it a
+    limit the next run starts below."""
     fake = FakeTime()
     limiter = RateLimiter(5, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
     assert limiter.learned() is None
+    limiter.reserve()
     fake.now += 0.5
     limiter.succeeded()
     rate, known = limiter.learned() or (0.0, True)
-    assert (rate, known) == (limiter.rate, False)
-    assert rate > 5
+    assert (rate, known) == (pytest.approx(1 / 0.5), False)  # one answer in half a second
+    assert limiter.rate > 5
+    _successes(limiter, fake, 8, 0.4)  # the rate doubles with each; 9 got through in 3.7 s
+    rate, known = limiter.learned() or (0.0, True)
+    assert (rate, known) == (pytest.approx(9 / 3.7), False)
+    assert limiter.rate > 100
     fake.now += 0.5
     limiter.throttled()
     rate, known = limiter.learned() or (0.0, False)
