@@ -150,8 +150,8 @@ class RateLimiter:
         self._slow_start = True
         self._last_cut = -math.inf
         self._cut_successes = 0  # successes before the last cut
-        self._idle = 0.0  # seconds since the last cut with nothing to send
-        self._idle_total = 0.0  # ... since the first request
+        self._idle = 0.0  # seconds with nothing to send, since the first request
+        self._cut_idle = 0.0  # ... before the last cut
         # The last SPANS cuts: when, successes and idle seconds before it.
         self._cuts: list[tuple[float, int, float]] = []
         self._upper = math.inf  # the limit is below this, as of the last cut
@@ -248,8 +248,8 @@ class RateLimiter:
             self._set_rate(max(self.min_rate, again))
         self._last_cut = now
         self._cut_successes = self._successes
-        self._idle = 0.0
-        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle_total)]
+        self._cut_idle = self._idle
+        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle)]
         self._above = 0
 
     def _burst_spent(self, now: float) -> None:
@@ -295,8 +295,8 @@ class RateLimiter:
         """Successes a second since the first request, idle spells left out."""
         if self._first_sent is None:
             return 0.0
-        busy = self._clock() - self._first_sent - self._idle_total
-        return self._successes / busy if busy > 0 else self.rate
+        got, busy = self._since(self._clock(), self._first_sent, 0, 0.0)
+        return got / busy if busy > 0 else self.rate
 
     def bucket(self) -> int:
         """The service's burst as this run measured it, for a next run that starts from
@@ -320,8 +320,7 @@ class RateLimiter:
         a throttle. A long span narrows what one short one leaves coarse."""
         lower, upper = 0.0, math.inf
         for at, successes, idle in self._cuts:
-            got = self._successes - successes
-            span = now - at - (self._idle_total - idle)
+            got, span = self._since(now, at, successes, idle)
             if span <= 0:
                 continue
             lower = max(lower, (got - 1) / span)
@@ -330,7 +329,12 @@ class RateLimiter:
 
     def _since_cut(self, now: float) -> tuple[int, float]:
         """Successes since the last cut, and the seconds there was something to send."""
-        return self._successes - self._cut_successes, now - self._last_cut - self._idle
+        return self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
+
+    def _since(self, now: float, at: float, successes: int, idle: float) -> tuple[int, float]:
+        """Successes since ``at`` (when there had been ``successes``, and ``idle`` seconds
+        with nothing to send), and the seconds since then there was something to send."""
+        return self._successes - successes, now - at - (self._idle - idle)
 
     def succeeded(self) -> None:
         """A call went through: probe upward."""
@@ -418,7 +422,6 @@ class RateLimiter:
         if self._first_sent is None:
             self._first_sent = now
         if now - self._tat > max(IDLE, 10 / self.rate):
-            self._idle_total += now - self._tat
             self._idle += now - self._tat  # nothing to send: no measure of the service's rate
         allowed_at = max(now, self._next_slot())
         self._tat = max(self._tat, now) + 1.0 / self.rate
