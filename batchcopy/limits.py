@@ -33,6 +33,17 @@ below it a while and the bucket overflowed.
   bucket refills a token or two before the rate closes on the plateau; it is held there
   ``HOLD`` successes before probing past it again (TCP CUBIC's plateau near the last
   loss): a throttle per 60-90 successes once the limit is found, not per 25-45.
+- **A bucket of one.** Slow start's requests go one at a time, so a bucket of two or more
+  lets its second through: if that one is throttled, the bucket holds one token. Such a
+  bucket overflows whenever the rate is under the limit, and what got through then
+  measures the sender, not the service. The spacing of arrivals does measure it (each
+  estimated as half its round trip before its answer): a success says the limit is at
+  least 1 / its spacing from the success before it, a throttle that it is under that.
+  While the two leave the limit open, the rate goes to their geometric middle, and on as
+  successes close the gap; where they meet, a throttle is a limit found, as above, paced
+  ``ONE_MARGIN`` under the plateau (no bucket to wait for), and that is what the run
+  leaves the next one. A bucket drained by another client looks the same at first, and
+  the rule finds its rate as well.
 - **Between throttles** the rate closes ``APPROACH`` of the gap to the plateau per
   success, then probes past it by ``PROBE`` of it per success, doubling that every
   ``ESCAPE`` successes without a throttle: quiet near the limit, and a limit that rose is
@@ -93,6 +104,7 @@ REGROW = 0.75  # after the first throttle: back to this share of where it came, 
 SETTLED = 20  # successes between two throttles that make a long quiet climb
 NEAR = 0.8  # ... if what got through over it was at least this share of the rate
 MARGIN = 0.03  # pace this far below the service's measured rate
+ONE_MARGIN = 0.015  # ... or below a limit found in a bucket of one (no refill to wait for)
 KNOWN_MARGIN = 0.01  # ... or below a limit an earlier run found, until the first throttle
 APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
@@ -169,6 +181,14 @@ class RateLimiter:
         self._drained: tuple[int, float] | None = None
         self._known_burst = 1
         self._hold = 0  # successes left before probing past the plateau
+        self._sample = FIRST_LATENCY  # the last request's round trip
+        self._ok_at = -math.inf  # when the latest success reached the service (estimated)
+        self._one = False  # the service's bucket holds one token (see _burst_spent)
+        # Where a bucket holds one token: the limit is at least the fastest two successes
+        # in a row came (1 / their spacing), and under the slowest a throttle came after
+        # the success before it.
+        self._low = 0.0
+        self._high = math.inf
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
@@ -205,6 +225,9 @@ class RateLimiter:
         now = self._clock()
         if self._spending or self.burst > 1:
             self._burst_spent(now)
+        gap = self._arrived(now) - self._ok_at
+        if gap > 0:
+            self._high = min(self._high, 1 / gap)
         # Throttles of requests sent before the last cut come back within a round trip.
         if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
@@ -227,7 +250,24 @@ class RateLimiter:
             busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
             self._regrow_to = 0.0
-            if got >= SETTLED and rate >= NEAR * self.rate:
+            if self._one:
+                # A bucket of one keeps nothing back: whatever came before, this request
+                # came under a token's time after the success before it.
+                self._high = min(self._high, self.rate)
+                between = self._between()
+                if between is not None:
+                    # Successes and throttles leave the limit open between two rates:
+                    # halfway (in ratio) there, and on as successes close the gap.
+                    plateau = again = between
+                    self._margin = 0.0
+                else:
+                    # They meet: a limit found, held just under where the throttle came.
+                    plateau = self._high * (1 - MARGIN / 2)
+                    again = self._high * (1 - 2 * MARGIN)
+                    self._hold = HOLD
+                    self._found = True
+                    self._margin = ONE_MARGIN
+            elif got >= SETTLED and rate >= NEAR * self.rate:
                 # A long quiet climb, and what got through kept up with the rate (a bucket
                 # of one overflows below its rate, so it undercounts): the rate the
                 # throttle came at is the limit. Held just under it a while, after a dip
@@ -259,6 +299,8 @@ class RateLimiter:
         measures it (see :meth:`bucket`)."""
         if self._spending and self._first_sent is not None:
             self._drained = (self._successes, max(0.0, now - self.latency - self._first_sent))
+            # In slow start, one at a time: a bucket of two or more lets the second through.
+            self._one = self._slow_start and self._successes == 1
         self._spending = False
         self._tat -= (self._burst() - 1) / self.rate
         self.burst = 1
@@ -281,6 +323,10 @@ class RateLimiter:
             # next run slow-starts from the rate reached, to find it in seconds, not by
             # this run's probing a night at a time.
             return self.rate, False
+        if self._one and self._cuts:
+            # A bucket of one overflows whenever the rate is under the limit: what got
+            # through over a span measures the sender, not the service.
+            return max(self.min_rate, self._plateau), True
         now = self._clock()
         got, busy = self._since_cut(now)
         if not self._cuts:
@@ -310,6 +356,19 @@ class RateLimiter:
             return 1
         got, seconds = self._drained
         return max(1, math.floor(got - learned[0] * seconds))
+
+    def _arrived(self, now: float) -> float:
+        """When the request answered now reached the service: half its round trip ago."""
+        return now - self._sample / 2
+
+    def _between(self) -> float | None:
+        """Where a bucket holds one token, and the limit is still open between the
+        fastest pair of successes and the slowest throttle: the geometric middle of the
+        two (a success there raises the one, a throttle lowers the other). None
+        otherwise."""
+        if self._one and 0 < self._low * (1 + 2 * MARGIN) < self._high < math.inf:
+            return math.sqrt(self._low * self._high)
+        return None
 
     def _span_bounds(self, now: float) -> tuple[float, float]:
         """What the spans from each of the last cuts to now say of the service's rate:
@@ -342,6 +401,15 @@ class RateLimiter:
             return
         now = self._clock()
         self._successes += 1
+        arrived = self._arrived(now)
+        if arrived > self._ok_at:
+            self._low = max(self._low, 1 / (arrived - self._ok_at))
+            self._ok_at = arrived
+            if self._low > self._high:
+                self._high = math.inf  # the limit rose (or the estimates jittered)
+            between = self._between()
+            if between is not None and self._cuts:
+                self._plateau = between
         if self._spending and not self._slow_start and self._successes >= self._known_burst:
             self._spending = False  # the known burst went through
         if now - self._last_cut < self.latency:
@@ -388,6 +456,7 @@ class RateLimiter:
     def timed(self, seconds: float) -> None:
         """One request took ``seconds`` from send to answer. A sample is taken as at most
         four times the average, so one timeout or hang does not pass for the latency."""
+        self._sample = seconds
         seconds = min(seconds, 4 * self.latency)
         if self._timed:
             self.latency += LATENCY_WEIGHT * (seconds - self.latency)
