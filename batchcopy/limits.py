@@ -189,6 +189,7 @@ class RateLimiter:
         # the success before it.
         self._low = 0.0
         self._high = math.inf
+        self._wobble = 0.0  # moving average of how far a round trip strays from the average
         self._clock = clock
         self._sleep = sleep
         self._tat = clock()  # theoretical arrival time of the next request
@@ -201,6 +202,9 @@ class RateLimiter:
             self._plateau = max(known_limit, self.min_rate)
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
+            # A bucket of one, unless the earlier run measured more (its successes and
+            # throttles tell, see _doubt_one): no slow start here to show it.
+            self._one = self.burst == 1
             self._hold = HOLD
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
@@ -226,8 +230,9 @@ class RateLimiter:
         if self._spending or self.burst > 1:
             self._burst_spent(now)
         gap = self._arrived(now) - self._ok_at
-        if gap > 0:
+        if 0 < gap < math.inf:
             self._high = min(self._high, 1 / gap)
+            self._doubt_one()
         # Throttles of requests sent before the last cut come back within a round trip.
         if now - self._last_cut < max(CUT_SPACING, 2 * self.latency):
             return
@@ -252,21 +257,26 @@ class RateLimiter:
             self._regrow_to = 0.0
             if self._one:
                 # A bucket of one keeps nothing back: whatever came before, this request
-                # came under a token's time after the success before it.
+                # came under a token's time after the success before it. (Never under
+                # what got through, nor under half the rate a cut.)
                 self._high = min(self._high, self.rate)
                 between = self._between()
+                at = max(self._high, rate)
                 if between is not None:
                     # Successes and throttles leave the limit open between two rates:
                     # halfway (in ratio) there, and on as successes close the gap.
-                    plateau = again = between
+                    plateau = again = max(between, rate)
                     self._margin = 0.0
                 else:
-                    # They meet: a limit found, held just under where the throttle came.
-                    plateau = self._high * (1 - MARGIN / 2)
-                    again = self._high * (1 - 2 * MARGIN)
-                    self._hold = HOLD
-                    self._found = True
-                    self._margin = ONE_MARGIN
+                    # Under where the throttle came, after a dip. Once two successes in a
+                    # row have come, the bounds meet: a limit found, held there.
+                    plateau = at * (1 - MARGIN / 2)
+                    again = at * (1 - 2 * MARGIN)
+                    self._margin = 0.0
+                    if self._low:
+                        self._hold = HOLD
+                        self._found = True
+                        self._margin = ONE_MARGIN
             elif got >= SETTLED and rate >= NEAR * self.rate:
                 # A long quiet climb, and what got through kept up with the rate (a bucket
                 # of one overflows below its rate, so it undercounts): the rate the
@@ -361,6 +371,14 @@ class RateLimiter:
         """When the request answered now reached the service: half its round trip ago."""
         return now - self._sample / 2
 
+    def _doubt_one(self) -> None:
+        """Two successes in a row came closer than a throttle came after one, by more than
+        the estimates stray: the bucket let two through (it holds more than one, or the
+        limit rose), or another client takes its tokens. Ruled as other buckets from
+        now on."""
+        if self._one and self._low and 1 / self._low < 1 / self._high - 2 * self._wobble:
+            self._one = False
+
     def _between(self) -> float | None:
         """Where a bucket holds one token, and the limit is still open between the
         fastest pair of successes and the slowest throttle: the geometric middle of the
@@ -405,8 +423,7 @@ class RateLimiter:
         if arrived > self._ok_at:
             self._low = max(self._low, 1 / (arrived - self._ok_at))
             self._ok_at = arrived
-            if self._low > self._high:
-                self._high = math.inf  # the limit rose (or the estimates jittered)
+            self._doubt_one()
             between = self._between()
             if between is not None and self._cuts:
                 self._plateau = between
@@ -459,6 +476,7 @@ class RateLimiter:
         self._sample = seconds
         seconds = min(seconds, 4 * self.latency)
         if self._timed:
+            self._wobble += LATENCY_WEIGHT * (abs(seconds - self.latency) - self._wobble)
             self.latency += LATENCY_WEIGHT * (seconds - self.latency)
         else:
             self.latency, self._timed = seconds, True  # the first sample replaces the guess

@@ -16,8 +16,10 @@ it, per region (``engine.py``'s ``_run_lane``, ``_attempt`` and ``retry.py``'s `
   ``min(base_delay, 1)`` seconds; a success calls ``succeeded()``.
 
 The service: a token bucket per region (``limit`` tokens a second up to ``burst``, starting
-full), as the emulator's. Latencies are ``rtt / 2`` each way, each drawn uniformly within
-``jitter`` (a fraction: 0.5 is +/- 50%) of that.
+full, or down to one token where another client has just spent it: ``drained``), as the
+emulator's; or one for all regions (``shared``: runs that share an account's limit, one lane
+each). Latencies are ``rtt / 2`` each way, each drawn uniformly within ``jitter`` (a
+fraction: 0.5 is +/- 50%) of that.
 
 A test helper and the engine of ``benchmarks/ratesim_matrix.py``; it prints nothing.
 """
@@ -58,6 +60,8 @@ class Scenario:
     # where it found no limit: a second run.
     known: tuple[tuple[float, int] | None, ...] = ()
     seed: int = 1
+    drained: bool = False  # the service's bucket starts with one token: another client spent it
+    shared: bool = False  # the regions draw on one bucket: runs sharing an account's limit
 
     @property
     def ideal(self) -> float:
@@ -136,7 +140,7 @@ class _Bucket:
 
 
 async def _region(
-    s: Scenario, index: int, rng: random.Random, counts: list[int]
+    s: Scenario, index: int, bucket: _Bucket, rng: random.Random, counts: list[int]
 ) -> tuple[float, RateLimiter]:
     """One lane against one bucket; returns (time of the last answer, its limiter)."""
     loop = asyncio.get_running_loop()
@@ -151,7 +155,6 @@ async def _region(
         clock=loop.time,
         sleep=asyncio.sleep,
     )
-    bucket = _Bucket(s.limit, s.burst, loop.time())
     slots = anyio.CapacityLimiter(limiter.in_flight(s.max_in_flight))
     last = 0.0
 
@@ -197,8 +200,16 @@ def simulate(scenario: Scenario) -> Outcome:
     async def run() -> list[tuple[float, RateLimiter]]:
         ends: dict[int, tuple[float, RateLimiter]] = {}
 
+        def bucket() -> _Bucket:
+            made = _Bucket(scenario.limit, scenario.burst, asyncio.get_running_loop().time())
+            made.tokens = 1.0 if scenario.drained else made.tokens
+            return made
+
+        one = bucket()
+
         async def lane(index: int, seed: int) -> None:
-            ends[index] = await _region(scenario, index, random.Random(seed), counts)
+            mine = one if scenario.shared else bucket()
+            ends[index] = await _region(scenario, index, mine, random.Random(seed), counts)
 
         async with anyio.create_task_group() as tg:
             for index in range(scenario.regions):

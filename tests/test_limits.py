@@ -480,16 +480,21 @@ def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() 
     assert learned[1]
 
 
-def test_a_throttle_below_a_known_limit_cuts_to_what_got_through() -> None:
+@pytest.mark.parametrize("bucket", [1, 2])
+def test_a_throttle_below_a_known_limit_cuts_to_what_got_through(bucket: int) -> None:
     """The first throttle of a run that started from a remembered limit (no slow start, no
     earlier cut) measures what got through since the start: the rate drops just under it,
-    not to the floor."""
+    not to the floor. Where the bucket was measured at one token, the spacing measures it:
+    successes a quarter of a second apart, and a throttle as long after the last."""
     fake = FakeTime()
-    limiter = RateLimiter(4.75, max_rate=1000, known_limit=5.0, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter(
+        4.75, max_rate=1000, known_limit=5.0, known_burst=bucket, clock=fake.clock, sleep=fake.sleep
+    )
     _successes(limiter, fake, 10, 1 / 4)  # the limit fell to 4 a second
     fake.now += 0.25
     limiter.throttled()
-    assert limiter.rate == pytest.approx(10 / 2.75 * (1 - MARGIN), rel=0.01)
+    got = 10 / 2.75 * (1 - MARGIN) if bucket > 1 else 4 * (1 - 2 * MARGIN)
+    assert limiter.rate == pytest.approx(got, rel=0.01)
 
 
 def test_what_is_learned_is_what_got_through_not_a_probing_rate() -> None:

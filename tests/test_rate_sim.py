@@ -119,7 +119,7 @@ def test_a_bucket_of_one_is_found_from_its_throttles(scenario: Scenario) -> None
     three minutes), at most 1.20 requests per job. It leaves the next run a limit not
     over the true one, and within 6% under the fastest pace that arrival jitter lets
     through a bucket of one (a token's time plus the arrivals' spread between requests).
-    That run, starting there, ends within 1.11x, at most 1.05 requests per job. (Measured
+    That run, starting there, ends within 1.12x, at most 1.10 requests per job. (Measured
     by what got through, the limit came out 8-35% low and the runs took up to 1.5x.)"""
     first = simulate(scenario)
     long = scenario.jobs > 120 * scenario.limit
@@ -130,5 +130,42 @@ def test_a_bucket_of_one_is_found_from_its_throttles(scenario: Scenario) -> None
     paced = 1 / (1 / scenario.limit + scenario.arrival_spread)
     assert 0.94 * paced <= learned[0] <= scenario.limit, first
     again = simulate(dataclasses.replace(scenario, known=first.learned))
-    assert again.ratio <= 1.11, again
-    assert again.per_job <= 1.05, again
+    assert again.ratio <= 1.12, again
+    assert again.per_job <= 1.10, again
+
+
+@pytest.mark.parametrize("burst", [2.0, 5.0, 20.0])
+@pytest.mark.parametrize("limit", [0.5, 1.0, 2.0, 3.0])
+def test_a_larger_bucket_another_client_drained_is_not_taken_for_one(
+    limit: float, burst: float
+) -> None:
+    """A bucket another client left with one token throttles slow start's second request
+    as a bucket of one would. Once it refills past one token, two successes come closer
+    than a throttle came after one, and the lane is ruled as any other: the limit it
+    leaves is not above the service's (2% for estimates; it was up to 10% over)."""
+    for seed in (1, 2):
+        scenario = Scenario(
+            limit=limit, burst=burst, rtt=0.05, jobs=round(60 * limit + burst), drained=True
+        )
+        outcome = simulate(dataclasses.replace(scenario, seed=seed))
+        (learned,) = outcome.learned
+        assert learned is not None
+        assert learned[0] <= 1.02 * limit, outcome
+
+
+@pytest.mark.parametrize("limit", [3.0, 5.0])
+def test_runs_sharing_a_bucket_of_one_do_not_pin_each_other_to_the_floor(limit: float) -> None:
+    """Two runs on one account share its bucket of one: each one's throttles come at any
+    spacing, as the other takes tokens. They contend (5-7x the ideal of one run's
+    jobs), but neither takes the other's share for its limit and falls to the floor of
+    0.1 a second, nor leaves that to the next night (they took up to 25x and left 0.02 of
+    the limit)."""
+    for seed in (1, 2, 3):
+        scenario = Scenario(
+            limit=limit, burst=1, rtt=0.04, jobs=round(30 * limit), regions=2, shared=True
+        )
+        outcome = simulate(dataclasses.replace(scenario, seed=seed))
+        assert outcome.wall <= 8 * 2 * scenario.jobs / limit, outcome
+        for learned in outcome.learned:
+            assert learned is not None
+            assert learned[0] >= 0.08 * limit, outcome
