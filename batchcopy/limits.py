@@ -226,6 +226,10 @@ class RateLimiter:
         self.throttles += 1
         if not self.adaptive:
             return
+        if not self._timed:
+            # The spacing of arrivals needs round trips: a budget whose tries are not
+            # timed (AssumeRole's, with botocore's retries inside each) is not ruled by it.
+            self._one = False
         now = self._clock()
         if self._spending or self.burst > 1:
             self._burst_spent(now)
@@ -373,10 +377,11 @@ class RateLimiter:
 
     def _doubt_one(self) -> None:
         """Two successes in a row came closer than a throttle came after one, by more than
-        the estimates stray: the bucket let two through (it holds more than one, or the
-        limit rose), or another client takes its tokens. Ruled as other buckets from
-        now on."""
-        if self._one and self._low and 1 / self._low < 1 / self._high - 2 * self._wobble:
+        the estimates stray (``MARGIN`` of the spacing, and twice the round trips'
+        wobble): the bucket let two through (it holds more than one, or the limit rose),
+        or another client takes its tokens. Ruled as other buckets from now on."""
+        closest, slowest = (1 + MARGIN) / self._low if self._low else math.inf, 1 / self._high
+        if self._one and closest < slowest - 2 * self._wobble:
             self._one = False
 
     def _between(self) -> float | None:
