@@ -156,10 +156,11 @@ def test_a_larger_bucket_another_client_drained_is_not_taken_for_one(
 @pytest.mark.parametrize("limit", [3.0, 5.0])
 def test_runs_sharing_a_bucket_of_one_do_not_pin_each_other_to_the_floor(limit: float) -> None:
     """Two runs on one account share its bucket of one: each one's throttles come at any
-    spacing, as the other takes tokens. They contend (5-7x the ideal of one run's
-    jobs), but neither takes the other's share for its limit and falls to the floor of
-    0.1 a second, nor leaves that to the next night (they took up to 25x and left 0.02 of
-    the limit)."""
+    spacing, as the other takes tokens. They contend (5-7x the ideal of one run's jobs),
+    but on the first night neither takes the other's share for its limit and falls to the
+    floor of 0.1 a second (they took up to 25x and left 0.02 of the limit). Nights that
+    start from what such a night left still settle at a tenth of the limit, as they did
+    before the spacing rule (the README says so)."""
     for seed in (1, 2, 3):
         scenario = Scenario(
             limit=limit, burst=1, rtt=0.04, jobs=round(30 * limit), regions=2, shared=True
