@@ -159,8 +159,8 @@ def test_runs_sharing_a_bucket_of_one_do_not_pin_each_other_to_the_floor(limit: 
     spacing, as the other takes tokens. They contend (5-7x the ideal of one run's jobs),
     but on the first night neither takes the other's share for its limit and falls to the
     floor of 0.1 a second (they took up to 25x and left 0.02 of the limit). Nights that
-    start from what such a night left still settle at a tenth of the limit, as they did
-    before the spacing rule (the README says so)."""
+    start from what such a night left still settle at a tenth of the limit or less, as
+    they did before the spacing rule (the README says so)."""
     for seed in (1, 2, 3):
         scenario = Scenario(
             limit=limit, burst=1, rtt=0.04, jobs=round(30 * limit), regions=2, shared=True
