@@ -42,8 +42,11 @@ below it a while and the bucket overflowed.
   While the two leave the limit open, the rate goes to their geometric middle, and on as
   successes close the gap; where they meet, a throttle is a limit found, as above, paced
   ``ONE_MARGIN`` under the plateau (no bucket to wait for), and that is what the run
-  leaves the next one. A bucket drained by another client looks the same at first, and
-  the rule finds its rate as well.
+  leaves the next one; a run that starts from a remembered burst of one rules it as one.
+  Two successes closer together than a throttle came after one (by more than the
+  estimates stray) end the rule for the run: a larger bucket another client had drained,
+  another client sharing it, or a limit that rose. The rule needs each request's round
+  trip: a budget whose tries are not timed is ruled as other buckets.
 - **Between throttles** the rate closes ``APPROACH`` of the gap to the plateau per
   success, then probes past it by ``PROBE`` of it per success, doubling that every
   ``ESCAPE`` successes without a throttle: quiet near the limit, and a limit that rose is
@@ -262,7 +265,7 @@ class RateLimiter:
             if self._one:
                 # A bucket of one keeps nothing back: whatever came before, this request
                 # came under a token's time after the success before it. (Never under
-                # what got through, nor under half the rate a cut.)
+                # what got through since the last cut: half the rate, if nothing did.)
                 self._high = min(self._high, self.rate)
                 between = self._between()
                 at = max(self._high, rate)
@@ -272,8 +275,9 @@ class RateLimiter:
                     plateau = again = max(between, rate)
                     self._margin = 0.0
                 else:
-                    # Under where the throttle came, after a dip. Once two successes in a
-                    # row have come, the bounds meet: a limit found, held there.
+                    # Under where the throttle came, after a dip. If two successes in a row
+                    # have come, the bounds meet: a limit found, held there; if not, the
+                    # bounds stay open until they come.
                     plateau = at * (1 - MARGIN / 2)
                     again = at * (1 - 2 * MARGIN)
                     self._margin = 0.0
