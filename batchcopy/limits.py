@@ -269,18 +269,17 @@ class RateLimiter:
                 self._high = min(self._high, self.rate)
                 between = self._between()
                 at = max(self._high, rate)
+                self._margin = 0.0
                 if between is not None:
                     # Successes and throttles leave the limit open between two rates:
                     # halfway (in ratio) there, and on as successes close the gap.
                     plateau = again = max(between, rate)
-                    self._margin = 0.0
                 else:
                     # Under where the throttle came, after a dip. If two successes in a row
                     # have come, the bounds meet: a limit found, held there; if not, the
                     # bounds stay open until they come.
                     plateau = at * (1 - MARGIN / 2)
                     again = at * (1 - 2 * MARGIN)
-                    self._margin = 0.0
                     if self._low:
                         self._hold = HOLD
                         self._found = True

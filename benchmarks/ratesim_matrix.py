@@ -163,14 +163,14 @@ def main() -> None:
                         else:
                             misses.append((s, o, best))
                         again = simulate(dataclasses.replace(s, known=o.learned))
-                        second = remembered_bound(s, held)
+                        again_met = meets(again, remembered_bound(s, held))
                         tally = remembered[s.burst >= 2]
                         tally[0] += 1
-                        tally[1] += meets(again, second)
+                        tally[1] += again_met
                         tally[2] = max(tally[2], again.ratio)
                         tally[3] = max(tally[3], again.per_job)
-                        row.again_met += meets(again, second)
-                        if not meets(again, second):
+                        row.again_met += again_met
+                        if not again_met:
                             again_misses.append((s, again))
     print(
         f"rtt {', '.join(f'{r * 1000:g}' for r in rtts)} ms (+/- 50% each way); ideal runs of "

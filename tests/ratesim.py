@@ -202,13 +202,14 @@ def simulate(scenario: Scenario) -> Outcome:
 
         def bucket() -> _Bucket:
             made = _Bucket(scenario.limit, scenario.burst, asyncio.get_running_loop().time())
-            made.tokens = 1.0 if scenario.drained else made.tokens
+            if scenario.drained:
+                made.tokens = 1.0
             return made
 
-        one = bucket()
+        shared = bucket() if scenario.shared else None
 
         async def lane(index: int, seed: int) -> None:
-            mine = one if scenario.shared else bucket()
+            mine = shared or bucket()
             ends[index] = await _region(scenario, index, mine, random.Random(seed), counts)
 
         async with anyio.create_task_group() as tg:
