@@ -24,7 +24,9 @@ below it a while and the bucket overflowed.
   came at, if lower). After few successes the count is coarse (one success either way),
   and the rate climbs back to its upper end as in slow start; the spans from earlier
   throttles to this one bound that end too (what got through over a long span measures
-  the rate finely, unless the bucket overflowed in it). Idle spells (nothing to send) are
+  the rate finely, unless the bucket overflowed in it: where the rate climbed through a
+  span from well below what got through, that end is halfway, in ratio, to the rate the
+  throttle came at). Idle spells (nothing to send) are
   left out of the time.
 - **A limit found.** A throttle after ``SETTLED`` quiet successes, with what got through
   at least ``NEAR`` of the rate, ends a slow climb to the limit: the rate it came at is
@@ -126,6 +128,9 @@ LATENCY_WEIGHT = 0.2  # weight of the newest sample in the latency's moving aver
 IN_FLIGHT_HEADROOM = 2.0  # open requests: this many times rate x latency, plus the burst
 MIN_IN_FLIGHT = 16  # a job keeps its slot through retry pauses: never fewer (but the ceiling)
 ROSE = 0.10  # past a remembered limit by this share, unthrottled: it rose
+# A span that began at a rate under this share of what got through in it (the rate climbed
+# through it from below) may have overflowed the bucket: it bounds the limit from below only.
+CLIMBED = 0.8
 SPANS = 16  # earlier throttles whose spans bound the limit
 RECHECK = 0.05  # seconds: a longer wait for a slot is measured again this often
 
@@ -167,8 +172,8 @@ class RateLimiter:
         self._cut_successes = 0  # successes before the last cut
         self._idle = 0.0  # seconds with nothing to send, since the first request
         self._cut_idle = 0.0  # ... before the last cut
-        # The last SPANS cuts: when, successes and idle seconds before it.
-        self._cuts: list[tuple[float, int, float]] = []
+        # The last SPANS cuts: when, successes and idle seconds before it, the rate it set.
+        self._cuts: list[tuple[float, int, float, float]] = []
         self._upper = math.inf  # the limit is below this, as of the last cut
         self._margin = MARGIN  # paced this far below the plateau
         self._found = False  # the plateau is a limit this run found, not a guess or a memory
@@ -299,14 +304,19 @@ class RateLimiter:
                 # (:meth:`_span_bounds`). Back there as in slow start, then probing.
                 plateau = min(self.rate, rate)
                 again = plateau * (1 - MARGIN)
-                self._regrow_to = min(self.rate, (got + 1) / busy, self._upper) * (1 - MARGIN)
+                ceiling = (got + 1) / busy
+                if self._cuts and self._cuts[-1][3] < CLIMBED * ceiling:
+                    # Climbed from well below: the bucket overflowed on the way, so what got
+                    # through undercounts. The limit lies between it and where this came.
+                    ceiling = math.sqrt(ceiling * self.rate)
+                self._regrow_to = min(self.rate, ceiling, self._upper) * (1 - MARGIN)
                 self._grown_at = now
             self._plateau = max(self.min_rate, plateau)
             self._set_rate(max(self.min_rate, again))
         self._last_cut = now
         self._cut_successes = self._successes
         self._cut_idle = self._idle
-        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle)]
+        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle, self.rate)]
         self._above = 0
 
     def _burst_spent(self, now: float) -> None:
@@ -402,14 +412,17 @@ class RateLimiter:
         between two throttles with ``got`` successes, the bucket refilled more than
         got - 1 tokens, and (unless it overflowed while the rate was below its refill)
         fewer than got + 1. The lower bound holds at any time; the upper, when ``now`` is
-        a throttle. A long span narrows what one short one leaves coarse."""
+        a throttle, and the rate the span began at (it only rose within it) was at least
+        ``CLIMBED`` of that bound: one that climbed from well below may have let the bucket
+        overflow. A long span narrows what one short one leaves coarse."""
         lower, upper = 0.0, math.inf
-        for at, successes, idle in self._cuts:
+        for at, successes, idle, rate in self._cuts:
             got, span = self._since(now, at, successes, idle)
             if span <= 0:
                 continue
             lower = max(lower, (got - 1) / span)
-            upper = min(upper, (got + 1) / span)
+            if rate >= CLIMBED * (got + 1) / span:
+                upper = min(upper, (got + 1) / span)
         return lower, upper
 
     def _since_cut(self, now: float) -> tuple[int, float]:
