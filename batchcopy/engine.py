@@ -597,6 +597,7 @@ class Engine:
                         ),
                     )
                 except ThrottledError:
+                    log.debug("%s: tagging throttled", job.target)
                     lane.limiter.throttled()
                     raise
                 lane.limiter.succeeded()

@@ -184,6 +184,9 @@ class RateLimiter:
         self._grown_at = clock()  # when slow start last raised the rate
         self._regrow_to = 0.0  # after the first throttle: back to this rate as in slow start
         self._first_sent: float | None = None  # when the first request was booked
+        # The only cut was slow start's: the plateau is a guess (a quarter of where the
+        # throttle came), not a measure of the limit.
+        self._guessed = False
         self._spending = True  # the bucket the service started with is being spent
         # At the throttle that ended that: successes, and seconds since the first request.
         self._drained: tuple[int, float] | None = None
@@ -259,7 +262,9 @@ class RateLimiter:
             self._set_rate(max(self.min_rate, self.rate / 4))
             self._plateau = self.rate
             self._slow_start = False
+            self._guessed = True
         else:
+            self._guessed = False
             # What got through since the last cut is what the bucket refilled (or less,
             # if the rate was below the limit a while): the service's rate, give or take.
             got, busy = self._since_cut(now)
@@ -337,8 +342,9 @@ class RateLimiter:
         throttle came at it, in this run or the one ``known_limit`` came from), then what
         got through: at the last throttle, or since, if more. Not the rate itself, which
         may be probing past the limit when the run ends; but a run that probed ``ROSE``
-        past a known limit with no throttle leaves the rate it reached, as not a limit.
-        None if nothing was learned: a fixed rate, or no request answered."""
+        past a known limit with no throttle leaves the rate it reached, as not a limit, and
+        one throttled only by slow start leaves a floor, as not a limit either. None if
+        nothing was learned: a fixed rate, or no request answered."""
         if not self.adaptive or not (self._successes or self.throttles):
             return None
         if self._slow_start:
@@ -359,6 +365,13 @@ class RateLimiter:
         if not self._cuts:
             got -= self._known_burst - 1  # the bucket spent at the start is no refill
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
+        if self._guessed:
+            # Throttled only where slow start outran a bucket that hid the limit: no
+            # measure of it, only a floor for the next run to slow-start from: what got
+            # through since, if that is a measure; else no more than a quarter of where the
+            # throttle came, nor than what got through since the first request.
+            floor = since or min(self._cuts[-1][3], self._throughput())
+            return max(self.min_rate, floor), False
         # Within what the spans since this run's throttles say of the limit.
         lower = min(self.rate, self._span_bounds(now)[0])
         limit = min(max(self._plateau, since, lower), max(self._upper, lower))
@@ -484,7 +497,9 @@ class RateLimiter:
     def _set_rate(self, rate: float) -> None:
         """Change the rate. What is booked ahead is rescaled to the new rate: compressed
         when it grows, so a slow start from a low rate does not stall; stretched when it
-        is cut, so the next request waits by the new rate."""
+        is cut, so the next request waits by the new rate. Never above ``max_rate``."""
+        if self.max_rate is not None:
+            rate = min(rate, self.max_rate)
         now = self._clock()
         ahead = self._tat - now
         if ahead > 0:

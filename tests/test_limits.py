@@ -530,8 +530,10 @@ def test_what_is_learned_is_what_got_through_not_a_probing_rate() -> None:
 
 def test_what_a_limiter_learned_for_the_next_run() -> None:
     """Nothing is learned before an answer or at a fixed rate; successes alone give the
-    rate reached (not a limit), no more than what got through; a throttle makes it a
-    limit the next run starts below."""
+    rate reached (not a limit), no more than what got through. Slow start's throttle, where
+    a full bucket may have hidden the limit until the rate was far past it, measures
+    nothing: still not a limit, and no more than a quarter of where it came. A throttle
+    after that makes it a limit the next run starts below."""
     fake = FakeTime()
     limiter = RateLimiter(5, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
     assert limiter.learned() is None
@@ -546,6 +548,13 @@ def test_what_a_limiter_learned_for_the_next_run() -> None:
     assert (rate, known) == (pytest.approx(9 / 3.7), False)
     assert limiter.rate > 100
     fake.now += 0.5
+    came_at = limiter.rate
+    limiter.throttled()
+    rate, known = limiter.learned() or (0.0, True)
+    assert not known
+    assert rate <= came_at / 4
+    fake.now += 1.0
+    _successes(limiter, fake, 10, 0.1)
     limiter.throttled()
     rate, known = limiter.learned() or (0.0, False)
     assert known
@@ -601,3 +610,21 @@ def test_a_known_limit_is_held_a_while_before_probing_past_it() -> None:
     assert 4.8 < limiter.rate <= 5.0
     _successes(limiter, fake, 2 * ESCAPE, 0.2)
     assert limiter.rate > 5.1
+
+
+def test_a_throttle_in_a_bucket_of_one_never_sets_the_rate_past_max_rate() -> None:
+    """A bucket of one cuts to no less than what got through since the last cut; even
+    when that measures more than --max-rate (successes close together), the rate stays
+    within it."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        1.9, 5, max_rate=2.0, known_limit=2.0, known_burst=1, clock=fake.clock, sleep=fake.sleep
+    )
+    for at in (0.1, 0.2, 0.3):
+        fake.now = at
+        limiter.timed(0.02)
+        limiter.succeeded()
+    fake.now = 0.35
+    limiter.timed(0.02)
+    limiter.throttled()
+    assert 0 < limiter.rate <= 2.0

@@ -208,3 +208,18 @@ def test_runs_sharing_a_bucket_of_one_do_not_pin_each_other_to_the_floor(limit: 
         for learned in outcome.learned:
             assert learned is not None
             assert learned[0] >= 0.08 * limit, outcome
+
+
+@pytest.mark.parametrize("rate", [5.0, 11.5])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_short_run_throttled_only_by_slow_start_remembers_no_limit(
+    rate: float, seed: int
+) -> None:
+    """Ten jobs against a bucket of five: slow start runs far past the limit before the
+    bucket runs dry, and the run ends soon after that one throttle. A quarter of where it
+    came is no measure of the limit (2-4x it here: 11-19 requests/s), so the
+    next run must not start from it as a limit found; it slow-starts instead."""
+    scenario = Scenario(limit=5, burst=5, rtt=0.1, jitter=0.2, jobs=10, rate=rate, seed=seed)
+    outcome = simulate(scenario)
+    assert outcome.throttled >= 1, outcome
+    assert outcome.learned == (None,), outcome

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from batchcopy import Status, copy_snapshots
 from batchcopy.emulator import Emulator, FaultConfig, demo_seed, running_emulator
@@ -127,3 +130,20 @@ async def test_resuming_a_copy_that_was_not_tagged_is_not_a_lost_answer(tmp_path
     assert again.summary.reconciled == 0
     assert tags_of(emulator, "eu-west-1", "tag-on-resume")["batchcopy:source"]
     assert emulator.stats.copies_accepted == {"eu-west-1/tag-on-resume": 1}
+
+
+async def test_a_throttled_tag_is_logged_with_the_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """-vv shows retries, and a tag's are among them: a bucket of one that the copy has
+    just spent throttles the tag sent 50 ms after it, and the log says so."""
+    faults = FaultConfig.from_json({"regions": {"eu-west-1": {"copy_rate": 0.5, "copy_burst": 1}}})
+    emulator = Emulator(seed=demo_seed(), faults=faults)
+    async with running_emulator(emulator) as url:
+        settings = settings_for(url, rate=20, burst=1, adaptive=False)
+        with caplog.at_level(logging.DEBUG, logger="batchcopy.engine"):
+            report = await copy_snapshots([manual(1, "eu-west-1", "tagged")], settings)
+    (result,) = report.results
+    assert (result.status, result.tag_error) == (Status.STARTED, "")
+    assert report.summary.throttled_by_action.get("TagResource", 0) >= 1
+    assert "eu-west-1/tagged: tagging throttled" in caplog.text
