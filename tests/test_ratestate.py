@@ -307,6 +307,29 @@ async def test_a_run_without_a_state_file_remembers_nothing(tmp_path: Path) -> N
     assert not path.exists()
 
 
+async def test_a_floor_remembered_below_the_rate_gives_way_to_it(tmp_path: Path) -> None:
+    """A rate reached without a throttle is a floor: a next run starts at the higher of it
+    and the settings' rate, and says which it used."""
+    path = tmp_path / "rates.json"
+    emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(FAULTS))
+    async with running_emulator(emulator) as url:
+        scope = scope_of(url, None)
+        RateState(path, scope=scope).save(
+            {"eu-west-1": LearnedRate(rate=2.0, throttled=False, at=time.time())}
+        )
+        low = await copy_snapshots(
+            [manual(2, "eu-west-1", "floor-a")], settings_for(url, rate=5, rate_state=path)
+        )
+        RateState(path, scope=scope).save(
+            {"eu-west-1": LearnedRate(rate=8.0, throttled=False, at=time.time())}
+        )
+        high = await copy_snapshots(
+            [manual(3, "eu-west-1", "floor-b")], settings_for(url, rate=5, rate_state=path)
+        )
+    assert low.summary.start_rates == {"eu-west-1": {"rate": 5.0, "source": "default"}}
+    assert high.summary.start_rates == {"eu-west-1": {"rate": 8.0, "source": "remembered"}}
+
+
 # -- the CLI ---------------------------------------------------------------------------------
 
 ROWS = [f"us-east-1,eu-west-1,nyc-api-1-2026-11-20,,,,api-{i}" for i in range(8)]
