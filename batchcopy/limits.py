@@ -338,6 +338,15 @@ class RateLimiter:
         self.burst = 1
 
     def learned(self) -> tuple[float, bool] | None:
+        """What a next run can start from (see :meth:`_learned`), never above
+        ``max_rate``: a plateau set where a bucket of one let more through than that is
+        no limit the next run may start at."""
+        found = self._learned()
+        if found is None or self.max_rate is None:
+            return found
+        return min(found[0], self.max_rate), found[1]
+
+    def _learned(self) -> tuple[float, bool] | None:
         """What a next run can start from: the rate reached and whether it is the limit (a
         throttle came at it, in this run or the one ``known_limit`` came from), then what
         got through: at the last throttle, or since, if more. Not the rate itself, which
@@ -356,22 +365,21 @@ class RateLimiter:
             # next run slow-starts from the rate reached, to find it in seconds, not by
             # this run's probing a night at a time.
             return self.rate, False
+        now = self._clock()
+        got, busy = self._since_cut(now)
+        if self._guessed:
+            # Throttled only where slow start outran a bucket that hid the limit: no
+            # measure of it, only a floor for the next run to slow-start from: what got
+            # through since (the bucket the service started with left out), and no more
+            # than a quarter of where the throttle came.
+            return max(self.min_rate, min(self._cuts[-1][3], got / busy if busy > 0 else 0)), False
         if self._one and self._cuts:
             # A bucket of one overflows whenever the rate is under the limit: what got
             # through over a span measures the sender, not the service.
             return max(self.min_rate, self._plateau), True
-        now = self._clock()
-        got, busy = self._since_cut(now)
         if not self._cuts:
             got -= self._known_burst - 1  # the bucket spent at the start is no refill
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
-        if self._guessed:
-            # Throttled only where slow start outran a bucket that hid the limit: no
-            # measure of it, only a floor for the next run to slow-start from: what got
-            # through since, if that is a measure; else no more than a quarter of where the
-            # throttle came, nor than what got through since the first request.
-            floor = since or min(self._cuts[-1][3], self._throughput())
-            return max(self.min_rate, floor), False
         # Within what the spans since this run's throttles say of the limit.
         lower = min(self.rate, self._span_bounds(now)[0])
         limit = min(max(self._plateau, since, lower), max(self._upper, lower))

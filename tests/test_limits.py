@@ -628,3 +628,24 @@ def test_a_throttle_in_a_bucket_of_one_never_sets_the_rate_past_max_rate() -> No
     limiter.timed(0.02)
     limiter.throttled()
     assert 0 < limiter.rate <= 2.0
+    for _ in range(30):
+        fake.now += 0.6
+        limiter.timed(0.02)
+        limiter.succeeded()
+    assert limiter.rate <= 2.0
+    assert limiter.learned() == (2.0, True)  # nor is more than --max-rate remembered
+
+
+def test_a_floor_left_by_slow_start_leaves_out_the_bucket_it_spent() -> None:
+    """A bucket of 50 spent in slow start, then its throttle, then two successes in a
+    second: the run leaves a floor (not a limit) of what got through since, not the 50
+    that the full bucket let through in a second."""
+    fake = FakeTime()
+    limiter = RateLimiter(5, max_rate=1000, clock=fake.clock, sleep=fake.sleep)
+    limiter.reserve()
+    _successes(limiter, fake, 50, 0.02)
+    limiter.throttled()
+    _successes(limiter, fake, 2, 0.5)
+    rate, known = limiter.learned() or (0.0, True)
+    assert not known
+    assert rate <= 2 / 1.0 + 0.01
