@@ -29,7 +29,7 @@ class Settings:
     """How a run behaves. Every value is checked here, so a bad one fails before any call."""
 
     rate: float = 5.0  # CopySnapshot requests per second, per target region, to start with
-    # The adaptive rate never goes above this (or rate, if higher). Only a safety cap by
+    # The adaptive rate never goes above this (rate may not be set above it). Only a safety cap by
     # default: a region that throttles does so far below it, and a lower cap would hold
     # back a region that does not (1000 held one region to ~900 copies/s here).
     max_rate: float = 10_000.0
