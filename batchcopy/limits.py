@@ -95,6 +95,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 import anyio
 
@@ -138,6 +139,20 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class _Cut(NamedTuple):
+    """A throttle that cut the rate."""
+
+    at: float  # when
+    successes: int  # successes before it
+    idle: float  # seconds with nothing to send before it
+    rate: float  # the rate it set
+
+    def climbed_past(self, bound: float) -> bool:
+        """Whether the span since this cut began well under ``bound`` (the rate only rises
+        within a span): climbing from there, the sender may have let the bucket overflow."""
+        return self.rate < CLIMBED * bound
+
+
 class RateLimiter:
     """At most ``rate`` acquisitions a second on average, with bursts of up to ``burst``."""
 
@@ -172,8 +187,7 @@ class RateLimiter:
         self._cut_successes = 0  # successes before the last cut
         self._idle = 0.0  # seconds with nothing to send, since the first request
         self._cut_idle = 0.0  # ... before the last cut
-        # The last SPANS cuts: when, successes and idle seconds before it, the rate it set.
-        self._cuts: list[tuple[float, int, float, float]] = []
+        self._cuts: list[_Cut] = []  # the last SPANS cuts
         self._upper = math.inf  # the limit is below this, as of the last cut
         self._margin = MARGIN  # paced this far below the plateau
         self._found = False  # the plateau is a limit this run found, not a guess or a memory
@@ -310,7 +324,7 @@ class RateLimiter:
                 plateau = min(self.rate, rate)
                 again = plateau * (1 - MARGIN)
                 ceiling = (got + 1) / busy
-                if self._cuts and self._cuts[-1][3] < CLIMBED * ceiling:
+                if self._cuts and self._cuts[-1].climbed_past(ceiling):
                     # Climbed from well below: the bucket overflowed on the way, so what got
                     # through undercounts. The limit lies between it and where this came.
                     ceiling = math.sqrt(ceiling * self.rate)
@@ -321,7 +335,10 @@ class RateLimiter:
         self._last_cut = now
         self._cut_successes = self._successes
         self._cut_idle = self._idle
-        self._cuts = [*self._cuts[-(SPANS - 1) :], (now, self._successes, self._idle, self.rate)]
+        self._cuts = [
+            *self._cuts[-(SPANS - 1) :],
+            _Cut(now, self._successes, self._idle, self.rate),
+        ]
         self._above = 0
 
     def _burst_spent(self, now: float) -> None:
@@ -372,7 +389,9 @@ class RateLimiter:
             # measure of it, only a floor for the next run to slow-start from: what got
             # through since (the bucket the service started with left out), and no more
             # than a quarter of where the throttle came.
-            return max(self.min_rate, min(self._cuts[-1][3], got / busy if busy > 0 else 0)), False
+            return max(
+                self.min_rate, min(self._cuts[-1].rate, got / busy if busy > 0 else 0)
+            ), False
         if self._one and self._cuts:
             # A bucket of one overflows whenever the rate is under the limit: what got
             # through over a span measures the sender, not the service.
@@ -437,12 +456,12 @@ class RateLimiter:
         ``CLIMBED`` of that bound: one that climbed from well below may have let the bucket
         overflow. A long span narrows what one short one leaves coarse."""
         lower, upper = 0.0, math.inf
-        for at, successes, idle, rate in self._cuts:
-            got, span = self._since(now, at, successes, idle)
+        for cut in self._cuts:
+            got, span = self._since(now, cut.at, cut.successes, cut.idle)
             if span <= 0:
                 continue
             lower = max(lower, (got - 1) / span)
-            if rate >= CLIMBED * (got + 1) / span:
+            if not cut.climbed_past((got + 1) / span):
                 upper = min(upper, (got + 1) / span)
         return lower, upper
 
