@@ -230,8 +230,8 @@ def test_a_bucket_of_one_throttled_only_by_slow_start_remembers_no_limit(
     limit: float, jobs: int
 ) -> None:
     """A lane of two or three jobs on a bucket of one: slow start's second request is
-    throttled and the run ends. That one throttle came at 1.4x the limit; it is no limit
-    found (it was stored as one, 1.4x the limit)."""
+    throttled and the run ends. That one throttle is no limit found (it was stored as one,
+    about 1.4x the limit)."""
     for seed in (1, 2, 3):
         outcome = simulate(
             Scenario(limit=limit, burst=1, rtt=0.05, jitter=0.2, jobs=jobs, seed=seed)
