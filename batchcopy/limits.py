@@ -34,7 +34,8 @@ below it a while and the bucket overflowed.
   it). The plateau goes ``MARGIN / 2`` under it and the rate ``2 MARGIN``, so the
   bucket refills a token or two before the rate closes on the plateau; it is held there
   ``HOLD`` successes before probing past it again (TCP CUBIC's plateau near the last
-  loss): a throttle per 60-90 successes once the limit is found, not per 25-45.
+  loss): in simulated three-minute runs at 5-50 requests/s with round trips up to 80 ms,
+  a throttle per 46-93 successes in all.
 - **A bucket of one.** Slow start's requests go one at a time, so a bucket of two or more
   lets its second through: if that one is throttled, the bucket holds one token. Such a
   bucket overflows whenever the rate is under the limit, and what got through then
@@ -69,15 +70,18 @@ paced evenly (the burst drops to 1).
 
 A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) is taken as
 the plateau from the start: no slow start, closing on ``1 - KNOWN_MARGIN`` of it (until
-the first throttle), and probing past it only after ``HOLD`` successes (a remembered limit
-is likely still the limit; each probe that finds it costs a throttle), then as past a
-coarse measure, until a throttle confirms it: a limit that rose since (another client
+the first throttle), and probing past it only after ``KNOWN_HOLD`` successes (a
+remembered limit is likely still the limit, and each probe that finds it costs a
+throttle; but fewer than ``HOLD``, as what a run leaves errs low), then as past a coarse
+measure, until a throttle confirms it: a limit that rose since (another client
 stopped sharing the account's bucket) is passed within a run of a few hundred requests.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
 full lets that many requests through at once, and the lane spends them at its start, as
-the service allows, instead of pacing them out. The first throttle of a run that spends a
+the service allows, instead of pacing them out. Their successes came from the service's
+store, not its refill: they neither count as probing past the limit nor go into what the
+first throttle measures. The first throttle of a run that spends a
 full bucket (in slow start, or within a known burst) measures it: what got through up to
 then, less what the bucket refilled meanwhile at the rate found. Requests sent in the
 round trip before the throttle's answer are not counted, so it errs low, except after a
@@ -116,7 +120,8 @@ APPROACH = 0.5  # per success: the share of the gap to the plateau closed
 DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
 ESCAPE = 80  # successes past the plateau without a throttle after which the probe doubles
 ESCAPE_SECONDS = 30.0  # ... or seconds, if fewer, past a plateau measured coarsely
-HOLD = 40  # successes a limit just found (or remembered) is held before probing past it
+HOLD = 80  # successes a limit just found is held before probing past it
+KNOWN_HOLD = 25  # ... or a limit remembered from an earlier run (it errs low)
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
@@ -230,7 +235,7 @@ class RateLimiter:
             # A bucket of one, unless the earlier run measured more (its successes and
             # throttles tell, see _doubt_one): no slow start here to show it.
             self._one = self.burst == 1
-            self._hold = HOLD
+            self._hold = KNOWN_HOLD
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
@@ -396,8 +401,6 @@ class RateLimiter:
             # A bucket of one overflows whenever the rate is under the limit: what got
             # through over a span measures the sender, not the service.
             return max(self.min_rate, self._plateau), True
-        if not self._cuts:
-            got -= self._known_burst - 1  # the bucket spent at the start is no refill
         since = min(self.rate, got / busy) if got >= SETTLED and busy > 0 else 0.0
         # Within what the spans since this run's throttles say of the limit.
         lower = min(self.rate, self._span_bounds(now)[0])
@@ -466,8 +469,13 @@ class RateLimiter:
         return lower, upper
 
     def _since_cut(self, now: float) -> tuple[int, float]:
-        """Successes since the last cut, and the seconds there was something to send."""
-        return self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
+        """Successes since the last cut, and the seconds there was something to send.
+        Before the first cut, a known burst spent at the start is left out: the service
+        had it in store, so it is no refill."""
+        got, busy = self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
+        if not self._cuts:
+            got = max(0, got - (self._known_burst - 1))
+        return got, busy
 
     def _since(self, now: float, at: float, successes: int, idle: float) -> tuple[int, float]:
         """Successes since ``at`` (when there had been ``successes``, and ``idle`` seconds
@@ -488,8 +496,11 @@ class RateLimiter:
             between = self._between()
             if between is not None and self._cuts:
                 self._plateau = between
-        if self._spending and not self._slow_start and self._successes >= self._known_burst:
-            self._spending = False  # the known burst went through
+        if self._spending and not self._slow_start:
+            # A known burst going through: the service had it in store, so it says nothing
+            # of the rate, and is not counted as probing past the plateau.
+            self._spending = self._successes < self._known_burst
+            return
         if now - self._last_cut < self.latency:
             return  # sent before the cut: says nothing of the new rate
         if self._slow_start or self.rate < self._regrow_to:

@@ -6,7 +6,16 @@ import anyio
 import pytest
 
 from batchcopy.errors import SettingsError
-from batchcopy.limits import DOUBLING, ESCAPE, HOLD, MARGIN, REGROW, ROSE, RateLimiter
+from batchcopy.limits import (
+    DOUBLING,
+    ESCAPE,
+    HOLD,
+    KNOWN_HOLD,
+    MARGIN,
+    REGROW,
+    ROSE,
+    RateLimiter,
+)
 from tests.ratesim import Scenario, simulate
 
 
@@ -468,7 +477,7 @@ def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() 
     the remembered limit, or is throttled, still leaves it as the limit."""
     fake = FakeTime()
     limiter = RateLimiter(3.8, max_rate=1000, known_limit=4.0, clock=fake.clock, sleep=fake.sleep)
-    _successes(limiter, fake, HOLD + 10, 0.25)  # held, then probing a little: no news
+    _successes(limiter, fake, KNOWN_HOLD + 10, 0.25)  # held, then probing a little: no news
     assert limiter.rate < 4.0 * (1 + ROSE)
     assert limiter.learned() == (pytest.approx(4.0, rel=0.01), True)
     _successes(limiter, fake, 100, 0.25)  # probing on, never throttled: the limit rose
@@ -502,7 +511,8 @@ def test_a_throttle_below_a_known_limit_cuts_to_what_got_through(bucket: int, ti
         limiter.timed(0.05)
     limiter.throttled()
     spacing = bucket == 1 and timed
-    got = 4 * (1 - 2 * MARGIN) if spacing else 10 / 2.75 * (1 - MARGIN)
+    # The known burst went through from the service's store: no refill, left out.
+    got = 4 * (1 - 2 * MARGIN) if spacing else (10 - (bucket - 1)) / 2.75 * (1 - MARGIN)
     assert limiter.rate == pytest.approx(got, rel=0.01)
 
 
@@ -600,13 +610,30 @@ def test_a_first_run_measures_the_bucket_and_never_more_than_it() -> None:
             assert 0.25 * burst <= learned[1] <= burst, (scenario, learned)
 
 
+def test_a_known_burst_spent_at_the_start_neither_probes_nor_passes_for_the_rate() -> None:
+    """A remembered bucket of 200 goes through at once at the start: the service had those
+    tokens in store, so they are no sign the rate may climb past the remembered limit, and
+    the first throttle measures the limit from what got through after them."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        47.5, max_rate=1000, known_limit=50.0, known_burst=200, clock=fake.clock, sleep=fake.sleep
+    )
+    limiter.timed(0.02)
+    _successes(limiter, fake, 200, 0.0005)  # the bucket's store, within 0.1 s
+    assert limiter.rate <= 50.0
+    _successes(limiter, fake, 50, 1 / 40)  # then 40 a second: the limit fell to 40
+    fake.now += 1 / 40
+    limiter.throttled()
+    assert limiter.rate < 40.0
+
+
 def test_a_known_limit_is_held_a_while_before_probing_past_it() -> None:
     """A run that starts from a remembered limit closes on it and stays under it for
-    HOLD successes (each probe past a limit that has not moved costs a throttle); after
-    that it probes, so a limit that rose is still found."""
+    KNOWN_HOLD successes (each probe past a limit that has not moved costs a throttle);
+    after that it probes, so a limit that rose is still found."""
     fake = FakeTime()
     limiter = RateLimiter(4.75, max_rate=1000, known_limit=5.0, clock=fake.clock, sleep=fake.sleep)
-    _successes(limiter, fake, HOLD, 0.2)
+    _successes(limiter, fake, KNOWN_HOLD, 0.2)
     assert 4.8 < limiter.rate <= 5.0
     _successes(limiter, fake, 2 * ESCAPE, 0.2)
     assert limiter.rate > 5.1
