@@ -85,21 +85,25 @@ def test_a_rate_that_climbed_from_far_below_is_not_taken_for_the_limit(
     assert outcome.per_job <= 1.05, outcome
 
 
-@pytest.mark.parametrize(("limit", "burst"), [(1.0, 2.0), (5.0, 5.0), (50.0, 50.0)])
+@pytest.mark.parametrize(
+    ("limit", "burst", "fewest"),
+    [(1.0, 2.0, 20), (5.0, 5.0, 60), (20.0, 2.0, 100), (50.0, 50.0, 60)],
+)
 def test_near_the_limit_throttles_come_per_successes_not_per_seconds(
-    limit: float, burst: float
+    limit: float, burst: float, fewest: int
 ) -> None:
-    """Once the limit is found, throttles come once per 20-90 successes whatever the
-    limit: the limit found is held a while, then probed past per success, so at 1
-    request/s it is not throttled every few seconds, nor at 50 every second. (At 1
-    request/s a bucket of 2 drains so slowly past the limit that the probe overshoots it
-    by a tenth, and the next throttle comes sooner.) Measured as the throttles the last
-    180 ideal seconds of a run add."""
+    """Once the limit is found, throttles come once per 60-130 successes whatever the
+    limit: the limit found is held HOLD successes, then probed past per success, so at 1
+    request/s it is not throttled every few seconds, nor at 50 every second; a bucket of
+    2 (the probe drains it as soon as it passes the limit) a little over once per 100.
+    (At 1 request/s a bucket of 2 drains so slowly past the limit that the probe
+    overshoots it by a tenth, and the next throttle comes sooner.) Measured as the
+    throttles the last 180 ideal seconds of a run add."""
     short = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=round(90 * limit + burst))
     long = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=round(270 * limit + burst))
     first, whole = simulate(short), simulate(long)
     per_throttle = (whole.jobs - first.jobs) / (whole.throttled - first.throttled)
-    assert 20 <= per_throttle <= 130, (first, whole)
+    assert fewest <= per_throttle <= 130, (first, whole)
 
 
 @pytest.mark.parametrize("limit", [200.0, 300.0])
