@@ -210,6 +210,7 @@ class RateLimiter:
         # At the throttle that ended that: successes, and seconds since the first request.
         self._drained: tuple[int, float] | None = None
         self._known_burst = 1
+        self._stored = 0  # successes while a known burst was being spent
         self._hold = 0  # successes left before probing past the plateau
         self._sample = FIRST_LATENCY  # the last request's round trip
         self._ok_at = -math.inf  # when the latest success reached the service (estimated)
@@ -470,11 +471,11 @@ class RateLimiter:
 
     def _since_cut(self, now: float) -> tuple[int, float]:
         """Successes since the last cut, and the seconds there was something to send.
-        Before the first cut, a known burst spent at the start is left out: the service
-        had it in store, so it is no refill."""
+        Before the first cut, what went through of a known burst spent at the start is left
+        out (but its first): the service had it in store, so it is no refill."""
         got, busy = self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
         if not self._cuts:
-            got = max(0, got - (self._known_burst - 1))
+            got -= max(0, self._stored - 1)
         return got, busy
 
     def _since(self, now: float, at: float, successes: int, idle: float) -> tuple[int, float]:
@@ -499,6 +500,7 @@ class RateLimiter:
         if self._spending and not self._slow_start:
             # A known burst going through: the service had it in store, so it says nothing
             # of the rate, and is not counted as probing past the plateau.
+            self._stored += 1
             self._spending = self._successes < self._known_burst
             return
         if now - self._last_cut < self.latency:
