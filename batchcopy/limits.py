@@ -80,8 +80,9 @@ spans since its throttles allow, so a probe that overshot does not pass for it. 
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
 full lets that many requests through at once, and the lane spends them at its start, as
 the service allows, instead of pacing them out. Their successes came from the service's
-store, not its refill: they neither count as probing past the limit nor go into what the
-first throttle measures. The first throttle of a run that spends a
+store, not its refill: they do not count as probing past the limit, and what gets through
+is measured from the burst's end (a throttle that ends it early, the bucket holding less
+than remembered, is no cut). The first throttle of a run that spends a
 full bucket (in slow start, or within a known burst) measures it: what got through up to
 then, less what the bucket refilled meanwhile at the rate found. Requests sent in the
 round trip before the throttle's answer are not counted, so it errs low, except after a
@@ -210,7 +211,6 @@ class RateLimiter:
         # At the throttle that ended that: successes, and seconds since the first request.
         self._drained: tuple[int, float] | None = None
         self._known_burst = 1
-        self._stored = 0  # successes while a known burst was being spent
         self._hold = 0  # successes left before probing past the plateau
         self._sample = FIRST_LATENCY  # the last request's round trip
         self._ok_at = -math.inf  # when the latest success reached the service (estimated)
@@ -338,9 +338,7 @@ class RateLimiter:
                 self._grown_at = now
             self._plateau = max(self.min_rate, plateau)
             self._set_rate(max(self.min_rate, again))
-        self._last_cut = now
-        self._cut_successes = self._successes
-        self._cut_idle = self._idle
+        self._measure_from(now)
         self._cuts = [
             *self._cuts[-(SPANS - 1) :],
             _Cut(now, self._successes, self._idle, self.rate),
@@ -351,7 +349,10 @@ class RateLimiter:
         """The service's bucket ran dry: requests go one at a time from now on (a burst
         would only be throttled), and one spent goes on from its last request, not repaid
         by a wait. If it was the bucket the service started with, what got through so far
-        measures it (see :meth:`bucket`)."""
+        measures it (see :meth:`bucket`). A known burst the service held less of than
+        remembered ends here, with no cut: what gets through is measured from now."""
+        if self._spending and not self._slow_start:
+            self._measure_from(now)
         if self._spending and self._first_sent is not None:
             self._drained = (self._successes, max(0.0, now - self.latency - self._first_sent))
             # In slow start, one at a time: a bucket of two or more lets the second through.
@@ -469,14 +470,15 @@ class RateLimiter:
                 upper = min(upper, (got + 1) / span)
         return lower, upper
 
+    def _measure_from(self, now: float) -> None:
+        """What gets through is counted from now (a cut, or the end of a known burst)."""
+        self._last_cut = now
+        self._cut_successes = self._successes
+        self._cut_idle = self._idle
+
     def _since_cut(self, now: float) -> tuple[int, float]:
-        """Successes since the last cut, and the seconds there was something to send.
-        Before the first cut, what went through of a known burst spent at the start is left
-        out (but its first): the service had it in store, so it is no refill."""
-        got, busy = self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
-        if not self._cuts:
-            got -= max(0, self._stored - 1)
-        return got, busy
+        """Successes since the last cut, and the seconds there was something to send."""
+        return self._since(now, self._last_cut, self._cut_successes, self._cut_idle)
 
     def _since(self, now: float, at: float, successes: int, idle: float) -> tuple[int, float]:
         """Successes since ``at`` (when there had been ``successes``, and ``idle`` seconds
@@ -499,9 +501,11 @@ class RateLimiter:
                 self._plateau = between
         if self._spending and not self._slow_start:
             # A known burst going through: the service had it in store, so it says nothing
-            # of the rate, and is not counted as probing past the plateau.
-            self._stored += 1
+            # of the rate, and is not counted as probing past the plateau; what gets
+            # through is measured from its end.
             self._spending = self._successes < self._known_burst
+            if not self._spending:
+                self._measure_from(now)
             return
         if now - self._last_cut < self.latency:
             return  # sent before the cut: says nothing of the new rate

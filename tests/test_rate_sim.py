@@ -141,20 +141,25 @@ def test_a_second_run_spends_the_bucket_the_first_one_measured(limit: float, bur
     assert again.per_job <= 1.05, (learned, again)
 
 
-@pytest.mark.parametrize(("limit", "burst", "remembered"), [(10.0, 2.0, 50), (10.0, 10.0, 50)])
+@pytest.mark.parametrize(
+    ("limit", "burst", "remembered", "rtt"),
+    [(10.0, 2.0, 50, 0.08), (10.0, 10.0, 50, 0.08), (30.0, 300.0, 315, 0.2)],
+)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_remembered_burst_larger_than_the_bucket_costs_no_time(
-    limit: float, burst: float, remembered: int, seed: int
+    limit: float, burst: float, remembered: int, rtt: float, seed: int
 ) -> None:
-    """The service's bucket shrank since the last run measured it: the burst sent at the
-    start is mostly throttled. What did go through of it is left out of what the first
-    throttle measures, not the whole remembered burst, so the rate is not cut to a tenth
-    of the limit: the run ends within 1.05x of the ideal (it took 1.6-2.0x when the first
-    cut left the whole remembered burst out)."""
+    """The service's bucket is smaller than the last run measured (it shrank, or another
+    client spent some): the burst sent at the start runs it dry. That throttle is no cut,
+    and what gets through is measured from there, so the burst is not taken for refill
+    nor the refill for burst: the run ends within 1.05x of the ideal. (Leaving the whole
+    remembered burst out of the first measure cut the rate to a tenth of the limit,
+    1.6-2.0x; leaving out all that went through before the throttle came back took a
+    bucket of 300 remembered as 315 for a tenth of the limit too.)"""
     again = Scenario(
         limit=limit,
         burst=burst,
-        rtt=0.08,
+        rtt=rtt,
         jobs=round(60 * limit + burst),
         known=((limit, remembered),),
         seed=seed,
