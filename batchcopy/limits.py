@@ -34,8 +34,8 @@ below it a while and the bucket overflowed.
   it). The plateau goes ``MARGIN / 2`` under it and the rate ``2 MARGIN``, so the
   bucket refills a token or two before the rate closes on the plateau; it is held there
   ``HOLD`` successes before probing past it again (TCP CUBIC's plateau near the last
-  loss): in simulated three-minute runs at 5-50 requests/s with round trips up to 80 ms,
-  a throttle per 46-93 successes in all.
+  loss): once the limit is found, a throttle per 75-130 successes at 5-50 requests/s
+  with 80 ms round trips (simulated; ``tests/test_rate_sim.py``).
 - **A bucket of one.** Slow start's requests go one at a time, so a bucket of two or more
   lets its second through: if that one is throttled, the bucket holds one token. Such a
   bucket overflows whenever the rate is under the limit, and what got through then
@@ -364,11 +364,15 @@ class RateLimiter:
     def learned(self) -> tuple[float, bool] | None:
         """What a next run can start from (see :meth:`_learned`), never above
         ``max_rate``: a plateau set where a bucket of one let more through than that is
-        no limit the next run may start at."""
+        no limit the next run may start at. A run held under a remembered limit by
+        ``max_rate`` and never throttled learned nothing of it: None, so the next run
+        starts from the earlier one's."""
         found = self._learned()
-        if found is None or self.max_rate is None:
+        if found is None or self.max_rate is None or found[0] <= self.max_rate:
             return found
-        return min(found[0], self.max_rate), found[1]
+        if not self.throttles:
+            return None
+        return self.max_rate, found[1]
 
     def _learned(self) -> tuple[float, bool] | None:
         """What a next run can start from: the rate reached and whether it is the limit (a

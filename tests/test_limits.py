@@ -664,6 +664,17 @@ def test_a_throttle_in_a_bucket_of_one_never_sets_the_rate_past_max_rate() -> No
     assert limiter.learned() == (2.0, True)  # nor is more than --max-rate remembered
 
 
+def test_a_run_held_under_a_remembered_limit_by_max_rate_leaves_it_as_it_was() -> None:
+    """A remembered limit of 10, a run with --max-rate 8 that is never throttled: it
+    learned nothing of the limit, so it leaves nothing (the next run starts from the
+    earlier one's 10), not 8 as a limit found."""
+    fake = FakeTime()
+    limiter = RateLimiter(7.6, max_rate=8.0, known_limit=10.0, clock=fake.clock, sleep=fake.sleep)
+    _successes(limiter, fake, 200, 1 / 8)
+    assert limiter.rate <= 8.0
+    assert limiter.learned() is None
+
+
 def test_a_floor_left_by_slow_start_leaves_out_the_bucket_it_spent() -> None:
     """A bucket of 50 spent in slow start, then its throttle, then two successes in a
     second: the run leaves a floor (not a limit) of what got through since, not the 50
