@@ -1034,7 +1034,9 @@ async def test_a_resume_of_a_manifest_naming_no_account_is_checked_too(
     seed["accounts"][MANAGEMENT]["regions"] = fleet_seed(CLIENTS[:1])["accounts"][CLIENTS[0]][
         "regions"
     ]
-    emulator = Emulator(seed=seed)
+    # The copy stays in progress however long the test takes (a loaded machine took over
+    # the emulator's one second): the last resume finds it started, not done.
+    emulator = Emulator(seed=seed, faults=FaultConfig.from_json({"operation_seconds": 3600}))
     manifest = tmp_path / "m.csv"
     manifest.write_text(HEADER + "us-east-1,eu-west-1,web-0,,,,web-0-dr\n")
     folder, blind = tmp_path / "r", tmp_path / "blind"
