@@ -254,8 +254,10 @@ class Engine:
         if entry is None or settings.rate_chosen or not settings.adaptive:
             return settings.rate, None, given
         if entry.throttled:
-            known = dataclasses.replace(entry, rate=min(entry.rate, settings.max_rate))
-            return max(MIN_RATE, KNOWN_START * known.rate), known, "remembered"
+            # Started under --max-rate; the limiter keeps the rate there, and a run held
+            # under the remembered limit so leaves it as it was (RateLimiter.learned).
+            start = KNOWN_START * min(entry.rate, settings.max_rate)
+            return max(MIN_RATE, start), entry, "remembered"
         if entry.rate <= settings.rate:
             return settings.rate, None, given
         return min(entry.rate, settings.max_rate), None, "remembered"

@@ -330,6 +330,26 @@ async def test_a_floor_remembered_below_the_rate_gives_way_to_it(tmp_path: Path)
     assert high.summary.start_rates == {"eu-west-1": {"rate": 8.0, "source": "remembered"}}
 
 
+async def test_a_run_held_under_a_remembered_limit_by_max_rate_leaves_it_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """A remembered limit of 10; a run with --max-rate 4 on a service that never throttles
+    it learned nothing of that limit: the file keeps 10 as the limit found, not the cap."""
+    path = tmp_path / "rates.json"
+    async with running_emulator(Emulator(seed=demo_seed())) as url:
+        scope = scope_of(url, None)
+        RateState(path, scope=scope).save(
+            {"eu-west-1": LearnedRate(rate=10.0, throttled=True, at=time.time())}
+        )
+        capped = await copy_snapshots(
+            [manual(i + 2, "eu-west-1", f"capped-{i}") for i in range(12)],
+            settings_for(url, rate=3, burst=1, max_rate=4, rate_state=path),
+        )
+        kept = RateState(path, scope=scope).load()["eu-west-1"]
+    assert capped.summary.counts["started"] == 12
+    assert (kept.rate, kept.throttled) == (10.0, True)
+
+
 # -- the CLI ---------------------------------------------------------------------------------
 
 ROWS = [f"us-east-1,eu-west-1,nyc-api-1-2026-11-20,,,,api-{i}" for i in range(8)]
