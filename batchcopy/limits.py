@@ -79,7 +79,8 @@ stopped sharing the account's bucket) is passed within a run of a few hundred re
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
 full lets that many requests through at once, and the lane spends them at its start, as
-the service allows, instead of pacing them out. Their successes came from the service's
+the service allows, instead of pacing them out (no more than ``KNOWN_BURST_SECONDS`` of
+the limit: a larger one is no measure a run leaves). Their successes came from the service's
 store, not its refill: they do not count as probing past the limit, and what gets through
 is measured from the burst's end (a throttle that ends it early, the bucket holding less
 than remembered, is no cut). The first throttle of a run that spends a
@@ -123,6 +124,7 @@ ESCAPE = 80  # successes past the plateau without a throttle after which the pro
 ESCAPE_SECONDS = 30.0  # ... or seconds, if fewer, past a plateau measured coarsely
 HOLD = 80  # successes a limit just found is held before probing past it
 KNOWN_HOLD = 25  # ... or a limit remembered from an earlier run (it errs low)
+KNOWN_BURST_SECONDS = 10.0  # a remembered bucket is trusted up to this many seconds' refill
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
@@ -189,7 +191,8 @@ class RateLimiter:
         self.latency = FIRST_LATENCY  # moving average of request round trips, seconds
         self._timed = False
         self._slow_start = True
-        self._last_cut = -math.inf
+        self._last_cut = -math.inf  # what gets through is measured from here
+        self._cut_count = 0  # cuts so far (a caller waiting for a slot sees one come)
         self._cut_successes = 0  # successes before the last cut
         self._idle = 0.0  # seconds with nothing to send, since the first request
         self._cut_idle = 0.0  # ... before the last cut
@@ -231,6 +234,10 @@ class RateLimiter:
             # a throttle there.
             self._slow_start = False
             self._plateau = max(known_limit, self.min_rate)
+            # A bucket larger than a few seconds at the limit is no measure a run leaves
+            # (a damaged or hand-made state file): each token past the real bucket costs
+            # a throttle, up to the requests in flight.
+            known_burst = min(known_burst, math.ceil(KNOWN_BURST_SECONDS * self._plateau))
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
             # A bucket of one, unless the earlier run measured more (its successes and
@@ -339,6 +346,7 @@ class RateLimiter:
             self._plateau = max(self.min_rate, plateau)
             self._set_rate(max(self.min_rate, again))
         self._measure_from(now)
+        self._cut_count += 1
         self._cuts = [
             *self._cuts[-(SPANS - 1) :],
             _Cut(now, self._successes, self._idle, self.rate),
@@ -612,11 +620,11 @@ class RateLimiter:
                     await self._sleep(RECHECK)
                 if self.halted:
                     return  # nothing is sent now: the caller, seeing why, sends nothing
-                last_cut = self._last_cut
+                cuts = self._cut_count
                 delay = self.reserve()
                 if delay > 0:
                     await self._sleep(delay)
-                if self._last_cut == last_cut:
+                if self._cut_count == cuts:
                     return
                 # Cut while waiting: the slot was booked at the old rate.
 

@@ -597,6 +597,50 @@ def test_a_known_burst_is_spent_at_the_start_then_paced_from_its_last_request() 
     assert limiter.reserve() + fake.now < 0.5
 
 
+async def test_a_caller_waiting_when_a_known_burst_ends_keeps_its_slot() -> None:
+    """The end of a known burst is no cut: a caller already waiting for its slot, booked
+    at the same rate, goes when it comes rather than booking again (a lost slot)."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        9.5, max_rate=1000, known_limit=10.0, known_burst=3, clock=fake.clock, sleep=fake.sleep
+    )
+    for _ in range(3):
+        await limiter.acquire()  # the burst, at once
+    ended_at = 0.103  # in the last part of the fourth caller's wait
+
+    async def sleep(seconds: float) -> None:
+        end = fake.now + seconds
+        if fake.now < ended_at <= end:
+            fake.now = ended_at
+            for _ in range(3):
+                limiter.succeeded()  # the burst's answers come while the caller waits
+        fake.now = end
+        await anyio.lowlevel.checkpoint()
+
+    limiter._sleep = sleep
+    await limiter.acquire()
+    assert fake.now == pytest.approx(1 / 9.5)  # one interval after the burst, not two
+
+
+def test_a_remembered_bucket_is_trusted_only_to_seconds_of_the_limit() -> None:
+    """A state file naming a bucket of 10**8 (damaged, or written by hand) does not send
+    requests by the thousand at the start: at most ten seconds of the remembered limit
+    go at once."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        9.5,
+        max_rate=1000,
+        known_limit=10.0,
+        known_burst=10**8,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    at_once = 0
+    while limiter.reserve() == 0:
+        at_once += 1
+    assert at_once == 100
+
+
 def test_a_first_run_measures_the_bucket_and_never_more_than_it() -> None:
     """What a run leaves the next one of the service's bucket is what got through before
     it first ran dry, less the refill: at most the true bucket (a larger one would be
