@@ -75,6 +75,11 @@ remembered limit is likely still the limit, and each probe that finds it costs a
 throttle; but fewer than ``HOLD``, as what a run leaves errs low), then as past a coarse
 measure, until a throttle confirms it: a limit that rose since (another client
 stopped sharing the account's bucket) is passed within a run of a few hundred requests.
+A remembered bucket errs low too, so after its burst the service's may still hold a few
+tokens, on which the rate gets past the limit before a throttle: what got through since
+the burst, a token more, bounds the limit that throttle finds (as for a limit found, a
+little over it), and a run never throttled takes the limit to have risen only when more
+got through than it and a bucket together allow.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
@@ -214,6 +219,7 @@ class RateLimiter:
         # At the throttle that ended that: successes, and seconds since the first request.
         self._drained: tuple[int, float] | None = None
         self._known_burst = 1
+        self._known_start: float | None = None  # the rate a remembered start began at
         self._hold = 0  # successes left before probing past the plateau
         self._sample = FIRST_LATENCY  # the last request's round trip
         self._ok_at = -math.inf  # when the latest success reached the service (estimated)
@@ -244,6 +250,7 @@ class RateLimiter:
             # throttles tell, see _doubt_one): no slow start here to show it.
             self._one = self.burst == 1
             self._hold = KNOWN_HOLD
+            self._known_start = rate
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
@@ -295,7 +302,8 @@ class RateLimiter:
             # What got through since the last cut is what the bucket refilled (or less,
             # if the rate was below the limit a while): the service's rate, give or take.
             got, busy = self._since_cut(now)
-            _, self._upper = self._span_bounds(now)
+            refilled = self._refilled_at_most(got, busy)
+            self._upper = min(self._span_bounds(now)[1], refilled)
             busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
             self._regrow_to = 0.0
@@ -326,8 +334,9 @@ class RateLimiter:
                 # of one overflows below its rate, so it undercounts): the rate the
                 # throttle came at is the limit. Held just under it a while, after a dip
                 # that refills the bucket.
-                plateau = self.rate * (1 - MARGIN / 2)
-                again = self.rate * (1 - 2 * MARGIN)
+                at = min(self.rate, refilled * (1 + MARGIN))
+                plateau = at * (1 - MARGIN / 2)
+                again = at * (1 - 2 * MARGIN)
                 self._hold = HOLD
                 self._found = True
             else:
@@ -387,7 +396,8 @@ class RateLimiter:
         throttle came at it, in this run or the one ``known_limit`` came from), then what
         got through: at the last throttle, or since, if more. Not the rate itself, which
         may be probing past the limit when the run ends; but a run that probed ``ROSE``
-        past a known limit with no throttle leaves the rate it reached, as not a limit, and
+        past a known limit with no throttle, while more got through than that limit and a
+        bucket allow, leaves the rate it reached, as not a limit, and
         one throttled only by slow start leaves a floor, as not a limit either. None if
         nothing was learned: a fixed rate, or no request answered."""
         if not self.adaptive or not (self._successes or self.throttles):
@@ -396,13 +406,21 @@ class RateLimiter:
             # Never throttled: a floor, no more than what got through. The rate doubles
             # with every answer, whether or not there were requests to send at it.
             return max(self.min_rate, min(self.rate, self._throughput())), False
-        if not self.throttles and self.rate > self._plateau * (1 + ROSE):
-            # Probed well past a remembered limit without a throttle: the limit rose. The
-            # next run slow-starts from the rate reached, to find it in seconds, not by
-            # this run's probing a night at a time.
-            return self.rate, False
         now = self._clock()
         got, busy = self._since_cut(now)
+        if not self.throttles and self._known_start is not None:
+            # Never throttled since a remembered start: what got through may include what
+            # the bucket kept back beyond the remembered burst (it errs low), so only what
+            # exceeds a full bucket's worth is the refill's, at least.
+            held = self._known_burst * (1 + ROSE) + 1
+            refilled = (got - held) / busy if busy > 0 else 0.0
+            if self.rate > self._plateau * (1 + ROSE) and refilled > self._plateau:
+                # Probed well past the remembered limit, and more got through than it and
+                # the bucket together allow: the limit rose. The next run slow-starts from
+                # the rate reached, to find it in seconds, not by this run's probing a
+                # night at a time.
+                return self.rate, False
+            return max(self.min_rate, self._plateau, min(self.rate, refilled)), True
         if self._guessed:
             # Throttled only where slow start outran a bucket that hid the limit: no
             # measure of it, only a floor for the next run to slow-start from: what got
@@ -481,6 +499,21 @@ class RateLimiter:
             if not cut.climbed_past((got + 1) / span):
                 upper = min(upper, (got + 1) / span)
         return lower, upper
+
+    def _refilled_at_most(self, got: int, busy: float) -> float:
+        """Before a remembered start's first cut: the most the service can have refilled
+        a second, given ``got`` successes in ``busy`` seconds since its burst. The bucket
+        began near empty and the throttle found it empty, so it refilled at most a token
+        more than got through, unless it overflowed on the way: where the rate climbed from
+        well below that (``CLIMBED``), a limit that rose. Infinite otherwise.
+
+        Tokens the bucket kept back beyond the remembered burst let the rate climb past the
+        limit before a throttle, the more the faster it climbs: the rate the throttle came
+        at would be a limit 10% high."""
+        if self._known_start is None or self._cuts or busy <= 0:
+            return math.inf
+        ceiling = (got + 1) / busy
+        return math.inf if self._known_start < CLIMBED * ceiling else ceiling
 
     def _measure_from(self, now: float) -> None:
         """What gets through is counted from now (a cut, or the end of a known burst)."""

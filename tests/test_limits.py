@@ -472,21 +472,38 @@ def test_a_known_limit_is_closed_on_without_slow_start() -> None:
 
 def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() -> None:
     """A run that starts from a remembered limit, holds it, then probes well past it with
-    no throttle (the limit rose) leaves the rate it reached as not a limit, so the next run
-    slow-starts from there instead of creeping up a night at a time. A run that stays near
-    the remembered limit, or is throttled, still leaves it as the limit."""
+    no throttle while more gets through than the limit allows (it rose) leaves the rate it
+    reached as not a limit, so the next run slow-starts from there instead of creeping up
+    a night at a time. A run that stays near the remembered limit, or is throttled, still
+    leaves it as the limit."""
     fake = FakeTime()
     limiter = RateLimiter(3.8, max_rate=1000, known_limit=4.0, clock=fake.clock, sleep=fake.sleep)
     _successes(limiter, fake, KNOWN_HOLD + 10, 0.25)  # held, then probing a little: no news
     assert limiter.rate < 4.0 * (1 + ROSE)
     assert limiter.learned() == (pytest.approx(4.0, rel=0.01), True)
-    _successes(limiter, fake, 100, 0.25)  # probing on, never throttled: the limit rose
+    _successes(limiter, fake, 100, 0.2)  # 5 a second get through, never throttled: it rose
     assert limiter.rate > 4.0 * (1 + ROSE)
     assert limiter.learned() == (limiter.rate, False)
     limiter.throttled()  # a throttle at last: what it says is the limit again
     learned = limiter.learned()
     assert learned is not None
     assert learned[1]
+
+
+def test_tokens_a_bucket_kept_back_are_no_sign_the_remembered_limit_rose() -> None:
+    """A bucket of 50 remembered as 40: after the remembered burst it still holds ten
+    tokens, and the rate probes 10% past the limit on them with no throttle. What got
+    through is no more than the limit and a bucket allow, so the limit stays as it was,
+    neither "rose" (the next run would slow-start) nor raised by the tokens."""
+    fake = FakeTime()
+    limiter = RateLimiter(
+        9.5, max_rate=1000, known_limit=10.0, known_burst=40, clock=fake.clock, sleep=fake.sleep
+    )
+    _successes(limiter, fake, 40, 0.001)  # the remembered burst
+    _successes(limiter, fake, 10, 0.001)  # the ten tokens it kept back
+    _successes(limiter, fake, 150, 0.1)  # then the refill: 10 a second, for 15 s
+    assert limiter.rate > 10.0 * (1 + ROSE)  # the probe got past the limit
+    assert limiter.learned() == (pytest.approx(10.0), True)
 
 
 @pytest.mark.parametrize(("bucket", "timed"), [(2, True), (1, True), (1, False)])

@@ -169,6 +169,49 @@ def test_a_remembered_burst_larger_than_the_bucket_costs_no_time(
     assert outcome.per_job <= 1.10, outcome
 
 
+@pytest.mark.parametrize(
+    ("limit", "burst", "remembered", "jobs"),
+    [
+        (10.0, 50.0, (10.0, 48), 140),
+        (10.0, 50.0, (10.0, 48), 180),
+        (10.0, 50.0, (9.8, 45), 130),
+        (10.0, 50.0, (9.8, 45), 170),
+        (20.0, 20.0, (19.8, 18), 100),
+        (20.0, 20.0, (19.8, 18), 120),
+        (5.0, 25.0, (4.9, 23), 110),
+    ],
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_bucket_remembered_a_little_small_leaves_the_limit_where_it_was(
+    limit: float, burst: float, remembered: tuple[float, int], jobs: int, seed: int
+) -> None:
+    """A remembered bucket errs low: after its burst, the service's still holds a few
+    tokens, and the rate probes 10% past the limit on them before a throttle comes, or
+    the run ends first. What the run leaves stays within 6% of the limit, as a limit: not
+    the rate that throttle came at (11.1 and 12.2 for a limit of 10, 22.7 for 20), nor a
+    limit that "rose" (the next night would slow-start behind a full bucket)."""
+    again = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=jobs, known=(remembered,), seed=seed)
+    learned = simulate(again).learned[0]
+    assert learned is not None, "taken for a limit that rose"
+    assert learned[0] <= 1.06 * limit, learned
+
+
+@pytest.mark.parametrize(
+    ("limit", "burst", "remembered", "jobs"),
+    [(2.0, 2.0, (1.33, 2), 100), (10.0, 10.0, (6.7, 10), 150), (15.0, 50.0, (10.0, 48), 300)],
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_limit_that_rose_shows_within_a_few_hundred_requests(
+    limit: float, burst: float, remembered: tuple[float, int], jobs: int, seed: int
+) -> None:
+    """A limit that rose by half since the last run: within the README's 100-300
+    requests, the run leaves either the limit rose (the next slow-starts) or a limit well
+    above the remembered one, never the old limit again."""
+    again = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=jobs, known=(remembered,), seed=seed)
+    learned = simulate(again).learned[0]
+    assert learned is None or learned[0] >= 1.1 * remembered[0], learned
+
+
 # A bucket of one (no burst at all) at 0.5-2 requests/s, below the default start of 5/s,
 # round trips of 20 and 80 ms: runs of one and three ideal minutes.
 ONE = [
