@@ -75,11 +75,15 @@ remembered limit is likely still the limit, and each probe that finds it costs a
 throttle; but fewer than ``HOLD``, as what a run leaves errs low), then as past a coarse
 measure, until a throttle confirms it: a limit that rose since (another client
 stopped sharing the account's bucket) is passed within a run of a few hundred requests.
-A remembered bucket errs low too, so after its burst the service's may still hold a few
-tokens, on which the rate gets past the limit before a throttle: what got through since
-the burst, a token more, bounds the limit that throttle finds (as for a limit found, a
-little over it), and a run never throttled takes the limit to have risen only when more
-got through than it and a bucket together allow.
+A remembered bucket errs low too, so after its burst the service's may still hold tokens
+(dozens, in a bucket of hundreds), on which the rate climbs well past the limit before a
+throttle: the rate that throttle came at is no measure. It finds the remembered limit
+again (a limit found, a little over it), unless what got through since the burst rules
+that out, or shows that the limit rose (more than it and a full bucket together allow).
+A run that ends ``ROSE`` past the limit unthrottled still takes it to have risen, though
+such tokens may be all it saw: the next run's slow start then costs a few throttles,
+where waiting for proof would hold a lane too short to give it at the old limit every
+night.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
@@ -129,7 +133,7 @@ ESCAPE = 80  # successes past the plateau without a throttle after which the pro
 ESCAPE_SECONDS = 30.0  # ... or seconds, if fewer, past a plateau measured coarsely
 HOLD = 80  # successes a limit just found is held before probing past it
 KNOWN_HOLD = 25  # ... or a limit remembered from an earlier run (it errs low)
-KNOWN_BURST_SECONDS = 10.0  # a remembered bucket is trusted up to this many seconds' refill
+KNOWN_BURST_SECONDS = 60.0  # a remembered bucket is spent up to this many seconds' refill
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
 CUT_SPACING = 0.25
@@ -218,8 +222,9 @@ class RateLimiter:
         self._spending = True  # the bucket the service started with is being spent
         # At the throttle that ended that: successes, and seconds since the first request.
         self._drained: tuple[int, float] | None = None
-        self._known_burst = 1
-        self._known_start: float | None = None  # the rate a remembered start began at
+        self._known_burst = 1  # the remembered bucket spent at the start
+        self._remembered_burst = 1  # ... and as remembered, if more
+        self._known: float | None = None  # the limit a remembered start began from
         self._hold = 0  # successes left before probing past the plateau
         self._sample = FIRST_LATENCY  # the last request's round trip
         self._ok_at = -math.inf  # when the latest success reached the service (estimated)
@@ -240,17 +245,18 @@ class RateLimiter:
             # a throttle there.
             self._slow_start = False
             self._plateau = max(known_limit, self.min_rate)
-            # A bucket larger than a few seconds at the limit is no measure a run leaves
-            # (a damaged or hand-made state file): each token past the real bucket costs
-            # a throttle, up to the requests in flight.
+            # A bucket of one, unless the earlier run measured more (its successes and
+            # throttles tell, see _doubt_one): no slow start here to show it.
+            self._one = known_burst <= 1
+            self._remembered_burst = max(1, known_burst)
+            # A bucket larger than a minute at the limit is no measure a run leaves (a
+            # damaged or hand-made state file): each token past the real bucket costs a
+            # throttle, up to the requests in flight.
             known_burst = min(known_burst, math.ceil(KNOWN_BURST_SECONDS * self._plateau))
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
-            # A bucket of one, unless the earlier run measured more (its successes and
-            # throttles tell, see _doubt_one): no slow start here to show it.
-            self._one = self.burst == 1
             self._hold = KNOWN_HOLD
-            self._known_start = rate
+            self._known = self._plateau
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
@@ -302,8 +308,10 @@ class RateLimiter:
             # What got through since the last cut is what the bucket refilled (or less,
             # if the rate was below the limit a while): the service's rate, give or take.
             got, busy = self._since_cut(now)
-            refilled = self._refilled_at_most(got, busy)
-            self._upper = min(self._span_bounds(now)[1], refilled)
+            _, self._upper = self._span_bounds(now)
+            known = self._remembered(got, busy)
+            if known is not None:
+                self._upper = min(self._upper, (got + 1) / busy)
             busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
             self._regrow_to = 0.0
@@ -329,12 +337,13 @@ class RateLimiter:
                         self._hold = HOLD
                         self._found = True
                         self._margin = ONE_MARGIN
-            elif got >= SETTLED and rate >= NEAR * self.rate:
+            elif got >= SETTLED and (known is not None or rate >= NEAR * self.rate):
                 # A long quiet climb, and what got through kept up with the rate (a bucket
                 # of one overflows below its rate, so it undercounts): the rate the
-                # throttle came at is the limit. Held just under it a while, after a dip
+                # throttle came at is the limit; or, after a remembered start, what
+                # :meth:`_remembered` makes of it. Held just under it a while, after a dip
                 # that refills the bucket.
-                at = min(self.rate, refilled * (1 + MARGIN))
+                at = self.rate if known is None else min(self.rate, known * (1 + MARGIN))
                 plateau = at * (1 - MARGIN / 2)
                 again = at * (1 - 2 * MARGIN)
                 self._hold = HOLD
@@ -396,8 +405,7 @@ class RateLimiter:
         throttle came at it, in this run or the one ``known_limit`` came from), then what
         got through: at the last throttle, or since, if more. Not the rate itself, which
         may be probing past the limit when the run ends; but a run that probed ``ROSE``
-        past a known limit with no throttle, while more got through than that limit and a
-        bucket allow, leaves the rate it reached, as not a limit, and
+        past a known limit with no throttle leaves the rate it reached, as not a limit, and
         one throttled only by slow start leaves a floor, as not a limit either. None if
         nothing was learned: a fixed rate, or no request answered."""
         if not self.adaptive or not (self._successes or self.throttles):
@@ -406,21 +414,16 @@ class RateLimiter:
             # Never throttled: a floor, no more than what got through. The rate doubles
             # with every answer, whether or not there were requests to send at it.
             return max(self.min_rate, min(self.rate, self._throughput())), False
+        if not self.throttles and self.rate > self._plateau * (1 + ROSE):
+            # Probed well past a remembered limit without a throttle: the limit rose. The
+            # next run slow-starts from the rate reached, to find it in seconds, not by
+            # this run's probing a night at a time. (Or the bucket kept back tokens beyond
+            # the remembered burst, which errs low: the next run's slow start then costs a
+            # few throttles, where waiting for proof of a rise would hold a lane too short
+            # to give it at the old limit every night.)
+            return self.rate, False
         now = self._clock()
         got, busy = self._since_cut(now)
-        if not self.throttles and self._known_start is not None:
-            # Never throttled since a remembered start: what got through may include what
-            # the bucket kept back beyond the remembered burst (it errs low), so only what
-            # exceeds a full bucket's worth is the refill's, at least.
-            held = self._known_burst * (1 + ROSE) + 1
-            refilled = (got - held) / busy if busy > 0 else 0.0
-            if self.rate > self._plateau * (1 + ROSE) and refilled > self._plateau:
-                # Probed well past the remembered limit, and more got through than it and
-                # the bucket together allow: the limit rose. The next run slow-starts from
-                # the rate reached, to find it in seconds, not by this run's probing a
-                # night at a time.
-                return self.rate, False
-            return max(self.min_rate, self._plateau, min(self.rate, refilled)), True
         if self._guessed:
             # Throttled only where slow start outran a bucket that hid the limit: no
             # measure of it, only a floor for the next run to slow-start from: what got
@@ -450,9 +453,9 @@ class RateLimiter:
         """The service's burst as this run measured it, for a next run that starts from
         :meth:`learned`: what got through before the bucket first ran dry, less what it
         refilled meanwhile at the learned limit; or the known burst, if spent without a
-        throttle; 1 if unknown."""
+        throttle (as remembered: a cap on what is spent says nothing of it); 1 if unknown."""
         if self._drained is None:
-            return self._known_burst
+            return self._remembered_burst
         learned = self.learned()
         if learned is None or not learned[1]:
             return 1
@@ -500,20 +503,21 @@ class RateLimiter:
                 upper = min(upper, (got + 1) / span)
         return lower, upper
 
-    def _refilled_at_most(self, got: int, busy: float) -> float:
-        """Before a remembered start's first cut: the most the service can have refilled
-        a second, given ``got`` successes in ``busy`` seconds since its burst. The bucket
-        began near empty and the throttle found it empty, so it refilled at most a token
-        more than got through, unless it overflowed on the way: where the rate climbed from
-        well below that (``CLIMBED``), a limit that rose. Infinite otherwise.
-
-        Tokens the bucket kept back beyond the remembered burst let the rate climb past the
-        limit before a throttle, the more the faster it climbs: the rate the throttle came
-        at would be a limit 10% high."""
-        if self._known_start is None or self._cuts or busy <= 0:
-            return math.inf
-        ceiling = (got + 1) / busy
-        return math.inf if self._known_start < CLIMBED * ceiling else ceiling
+    def _remembered(self, got: int, busy: float) -> float | None:
+        """At a remembered start's first cut: the remembered limit, or, if what got through
+        since its burst rules that out, the most it allows (the bucket began near empty
+        and the throttle found it empty, so it refilled at most a token more than got
+        through). The bucket's leftover tokens let the rate climb well past the limit
+        before that throttle came: the rate it came at is no measure. None for any other
+        cut, and where more got through than the remembered limit and a full bucket allow:
+        the limit rose, and the bucket may have overflowed as the rate climbed to it, so
+        what got through bounds it from below only."""
+        if self._known is None or self._cuts or busy <= 0:
+            return None
+        full = (1 + ROSE) * self._known_burst + 1  # a full bucket, at most
+        if (got - full) / busy > self._known:
+            return None
+        return min(self._known, (got + 1) / busy)
 
     def _measure_from(self, now: float) -> None:
         """What gets through is counted from now (a cut, or the end of a known burst)."""

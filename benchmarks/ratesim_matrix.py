@@ -211,7 +211,10 @@ def main() -> None:
         f"burst 1: {one[1]:g} of {one[0]:g} within the first run's bound (worst "
         f"{one[2]:.3f}x, {one[3]:.3f})"
     )
-    print("\nmisses, worst first (batchcopy; the oracle's figures for the same cell):")
+    print(
+        "\nmisses, worst first (by wall/ideal plus requests per job; batchcopy, and the"
+        " oracle's figures for the same cell):"
+    )
     misses.sort(key=lambda x: -(x[1].ratio + x[1].per_job))
     for s, o, best in misses[:30]:
         print(
@@ -219,7 +222,7 @@ def main() -> None:
             f"seed {s.seed}: {o.ratio:.3f}x, {o.per_job:.3f} req/job "
             f"(oracle {best.ratio:.3f}x, {best.per_job:.3f})"
         )
-    print("\nsecond-run misses, worst first:")
+    print("\nsecond-run misses, worst first (by wall/ideal plus requests per job):")
     again_misses.sort(key=lambda x: -(x[1].ratio + x[1].per_job))
     for s, o in again_misses[:20]:
         print(

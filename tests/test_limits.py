@@ -490,22 +490,6 @@ def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() 
     assert learned[1]
 
 
-def test_tokens_a_bucket_kept_back_are_no_sign_the_remembered_limit_rose() -> None:
-    """A bucket of 50 remembered as 40: after the remembered burst it still holds ten
-    tokens, and the rate probes 10% past the limit on them with no throttle. What got
-    through is no more than the limit and a bucket allow, so the limit stays as it was,
-    neither "rose" (the next run would slow-start) nor raised by the tokens."""
-    fake = FakeTime()
-    limiter = RateLimiter(
-        9.5, max_rate=1000, known_limit=10.0, known_burst=40, clock=fake.clock, sleep=fake.sleep
-    )
-    _successes(limiter, fake, 40, 0.001)  # the remembered burst
-    _successes(limiter, fake, 10, 0.001)  # the ten tokens it kept back
-    _successes(limiter, fake, 150, 0.1)  # then the refill: 10 a second, for 15 s
-    assert limiter.rate > 10.0 * (1 + ROSE)  # the probe got past the limit
-    assert limiter.learned() == (pytest.approx(10.0), True)
-
-
 @pytest.mark.parametrize(("bucket", "timed"), [(2, True), (1, True), (1, False)])
 def test_a_throttle_below_a_known_limit_cuts_to_what_got_through(bucket: int, timed: bool) -> None:
     """The first throttle of a run that started from a remembered limit (no slow start, no
@@ -639,23 +623,32 @@ async def test_a_caller_waiting_when_a_known_burst_ends_keeps_its_slot() -> None
     assert fake.now == pytest.approx(1 / 9.5)  # one interval after the burst, not two
 
 
-def test_a_remembered_bucket_is_trusted_only_to_seconds_of_the_limit() -> None:
+def test_a_remembered_bucket_is_spent_only_to_a_minute_of_the_limit() -> None:
     """A state file naming a bucket of 10**8 (damaged, or written by hand) does not send
-    requests by the thousand at the start: at most ten seconds of the remembered limit
-    go at once."""
+    requests by the million at the start: at most a minute of the remembered limit goes at
+    once. What the run leaves is the bucket as remembered, not the cap: a spent cap says
+    nothing of the bucket, and a cap kept would shrink it for good."""
     fake = FakeTime()
     limiter = RateLimiter(
         9.5,
         max_rate=1000,
         known_limit=10.0,
         known_burst=10**8,
+        limit=10**9,
         clock=fake.clock,
         sleep=fake.sleep,
     )
     at_once = 0
     while limiter.reserve() == 0:
         at_once += 1
-    assert at_once == 100
+    assert 590 <= at_once <= 600  # a minute at the remembered limit, not 10**8
+    assert limiter.bucket() == 10**8
+    # At a limit of one request in 100 s, a minute holds no whole token: a remembered
+    # bucket of ten still goes one request at a time, but is not ruled as a bucket of one.
+    slow = RateLimiter(0.0095, max_rate=1000, known_limit=0.01, known_burst=10)
+    assert slow.burst == 1
+    assert not slow._one
+    assert slow.bucket() == 10
 
 
 def test_a_first_run_measures_the_bucket_and_never_more_than_it() -> None:

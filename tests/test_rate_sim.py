@@ -179,21 +179,23 @@ def test_a_remembered_burst_larger_than_the_bucket_costs_no_time(
         (20.0, 20.0, (19.8, 18), 100),
         (20.0, 20.0, (19.8, 18), 120),
         (5.0, 25.0, (4.9, 23), 110),
+        (50.0, 250.0, (51.58, 197), 450),
+        (50.0, 250.0, (51.58, 197), 480),
     ],
 )
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_bucket_remembered_a_little_small_leaves_the_limit_where_it_was(
+def test_a_bucket_remembered_a_little_small_leaves_no_limit_far_above(
     limit: float, burst: float, remembered: tuple[float, int], jobs: int, seed: int
 ) -> None:
-    """A remembered bucket errs low: after its burst, the service's still holds a few
-    tokens, and the rate probes 10% past the limit on them before a throttle comes, or
-    the run ends first. What the run leaves stays within 6% of the limit, as a limit: not
-    the rate that throttle came at (11.1 and 12.2 for a limit of 10, 22.7 for 20), nor a
-    limit that "rose" (the next night would slow-start behind a full bucket)."""
+    """A remembered bucket errs low: after its burst, the service's still holds tokens,
+    and the rate probes past the limit on them before a throttle comes, or the run ends
+    first. What the run leaves as a limit stays within 6% of it: not the rate that
+    throttle came at (11.1 and 12.2 for a limit of 10, 22.7 for 20, 65.6 for 50 with a
+    bucket of 250 remembered as 197, which climbed to 110 on it). A run that ends 10% past
+    the limit unthrottled leaves "the limit rose" (None): the next slow-starts."""
     again = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=jobs, known=(remembered,), seed=seed)
     learned = simulate(again).learned[0]
-    assert learned is not None, "taken for a limit that rose"
-    assert learned[0] <= 1.06 * limit, learned
+    assert learned is None or learned[0] <= 1.06 * limit, learned
 
 
 @pytest.mark.parametrize(
@@ -204,12 +206,58 @@ def test_a_bucket_remembered_a_little_small_leaves_the_limit_where_it_was(
 def test_a_limit_that_rose_shows_within_a_few_hundred_requests(
     limit: float, burst: float, remembered: tuple[float, int], jobs: int, seed: int
 ) -> None:
-    """A limit that rose by half since the last run: within the README's 100-300
-    requests, the run leaves either the limit rose (the next slow-starts) or a limit well
-    above the remembered one, never the old limit again."""
+    """A limit that rose by half since the last run: within a few hundred requests, the
+    run leaves either the limit rose (the next slow-starts) or a limit well above the
+    remembered one, never the old limit again."""
     again = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=jobs, known=(remembered,), seed=seed)
     learned = simulate(again).learned[0]
     assert learned is None or learned[0] >= 1.1 * remembered[0], learned
+
+
+@pytest.mark.parametrize(
+    ("limit", "burst", "remembered", "jobs"),
+    [
+        (10.0, 50.0, (6.67, 50), 250),
+        (1.0, 1.0, (0.7, 1), 61),
+        (0.3, 6.0, (0.3, 6), 20),
+    ],
+)
+def test_a_short_lane_never_throttled_is_not_held_at_an_old_limit_for_good(
+    limit: float, burst: float, remembered: tuple[float, int], jobs: int
+) -> None:
+    """A lane too short to be throttled, night after night, whose limit rose (or whose
+    bucket of 20 seconds is remembered): by the third night it runs within 1.10x of the
+    ideal. Taking only a full bucket's worth beyond the old limit as proof of a rise held
+    the first two at the old limit every night (1.26x, 1.41x); a cap of ten seconds on the
+    bucket spent at the start, saved as the bucket, held the third at 1.23x."""
+    night = Scenario(limit=limit, burst=burst, rtt=0.1, jitter=0.5, jobs=jobs, known=(remembered,))
+    for seed in (1, 2):
+        night = dataclasses.replace(night, known=simulate(night).learned, seed=seed + 1)
+    assert simulate(night).ratio <= 1.10, night
+
+
+@pytest.mark.parametrize(
+    ("limit", "burst", "remembered", "jobs"),
+    [(10.0, 50.0, (10.0, 48), 130), (50.0, 250.0, (51.58, 197), 440)],
+)
+def test_tokens_taken_for_a_limit_that_rose_cost_one_night_of_slow_start(
+    limit: float, burst: float, remembered: tuple[float, int], jobs: int
+) -> None:
+    """A lane that ends 10% past its remembered limit on a bucket's leftover tokens leaves
+    "the limit rose": the next night slow-starts behind a full bucket, at 14-22% more
+    requests (the README's figures), finds the limit again within 5%, and the night after
+    draws no more than 1% more requests than jobs."""
+    night = Scenario(limit=limit, burst=burst, rtt=0.08, jobs=jobs, known=(remembered,))
+    first = simulate(night)
+    assert first.learned == (None,)  # taken for a rise
+    night = dataclasses.replace(night, known=first.learned, seed=2)
+    second = simulate(night)
+    assert 1.10 <= second.per_job <= 1.25, second
+    found = second.learned[0]
+    assert found is not None
+    assert abs(found[0] - limit) <= 0.05 * limit, found
+    third = simulate(dataclasses.replace(night, known=second.learned, seed=3))
+    assert third.per_job <= 1.01, third
 
 
 # A bucket of one (no burst at all) at 0.5-2 requests/s, below the default start of 5/s,
