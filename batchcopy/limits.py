@@ -76,14 +76,11 @@ throttle; but fewer than ``HOLD``, as what a run leaves errs low), then as past 
 measure, until a throttle confirms it: a limit that rose since (another client
 stopped sharing the account's bucket) is passed within a run of a few hundred requests.
 A remembered bucket errs low too, so after its burst the service's may still hold tokens
-(dozens, in a bucket of hundreds), on which the rate climbs well past the limit before a
-throttle: the rate that throttle came at is no measure. It finds the remembered limit
-again (a limit found, a little over it), unless what got through since the burst rules
-that out, or shows that the limit rose (more than it and a full bucket together allow).
-A run that ends ``ROSE`` past the limit unthrottled still takes it to have risen, though
-such tokens may be all it saw: the next run's slow start then costs a few throttles,
-where waiting for proof would hold a lane too short to give it at the old limit every
-night.
+(dozens, in a bucket of hundreds), on which the rate climbs past the limit: a run that
+ends ``ROSE`` past it unthrottled takes the limit to have risen, and a throttle that comes
+on such tokens is taken for a limit found where it came, as any. Both cost the next run a
+few throttles; waiting for proof of a rise (more getting through than the limit and a
+full bucket allow) held lanes too short to give it at the old limit every night.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
@@ -224,7 +221,6 @@ class RateLimiter:
         self._drained: tuple[int, float] | None = None
         self._known_burst = 1  # the remembered bucket spent at the start
         self._remembered_burst = 1  # ... and as remembered, if more
-        self._known: float | None = None  # the limit a remembered start began from
         self._hold = 0  # successes left before probing past the plateau
         self._sample = FIRST_LATENCY  # the last request's round trip
         self._ok_at = -math.inf  # when the latest success reached the service (estimated)
@@ -256,7 +252,6 @@ class RateLimiter:
             self.burst = self._known_burst = max(1, known_burst)
             self._spending = self.burst > 1
             self._hold = KNOWN_HOLD
-            self._known = self._plateau
             self._margin = KNOWN_MARGIN
             self._last_cut = clock()  # what gets through is measured from the start
 
@@ -309,9 +304,6 @@ class RateLimiter:
             # if the rate was below the limit a while): the service's rate, give or take.
             got, busy = self._since_cut(now)
             _, self._upper = self._span_bounds(now)
-            known = self._remembered(got, busy)
-            if known is not None:
-                self._upper = min(self._upper, (got + 1) / busy)
             busy = max(busy, 1e-3)
             rate = got / busy if got else self.rate / 2
             self._regrow_to = 0.0
@@ -337,15 +329,13 @@ class RateLimiter:
                         self._hold = HOLD
                         self._found = True
                         self._margin = ONE_MARGIN
-            elif got >= SETTLED and (known is not None or rate >= NEAR * self.rate):
+            elif got >= SETTLED and rate >= NEAR * self.rate:
                 # A long quiet climb, and what got through kept up with the rate (a bucket
                 # of one overflows below its rate, so it undercounts): the rate the
-                # throttle came at is the limit; or, after a remembered start, what
-                # :meth:`_remembered` makes of it. Held just under it a while, after a dip
+                # throttle came at is the limit. Held just under it a while, after a dip
                 # that refills the bucket.
-                at = self.rate if known is None else min(self.rate, known * (1 + MARGIN))
-                plateau = at * (1 - MARGIN / 2)
-                again = at * (1 - 2 * MARGIN)
+                plateau = self.rate * (1 - MARGIN / 2)
+                again = self.rate * (1 - 2 * MARGIN)
                 self._hold = HOLD
                 self._found = True
             else:
@@ -418,9 +408,7 @@ class RateLimiter:
             # Probed well past a remembered limit without a throttle: the limit rose. The
             # next run slow-starts from the rate reached, to find it in seconds, not by
             # this run's probing a night at a time. (Or the bucket kept back tokens beyond
-            # the remembered burst, which errs low: the next run's slow start then costs a
-            # few throttles, where waiting for proof of a rise would hold a lane too short
-            # to give it at the old limit every night.)
+            # the remembered burst, which errs low: see the module's docstring.)
             return self.rate, False
         now = self._clock()
         got, busy = self._since_cut(now)
@@ -502,22 +490,6 @@ class RateLimiter:
             if not cut.climbed_past((got + 1) / span):
                 upper = min(upper, (got + 1) / span)
         return lower, upper
-
-    def _remembered(self, got: int, busy: float) -> float | None:
-        """At a remembered start's first cut: the remembered limit, or, if what got through
-        since its burst rules that out, the most it allows (the bucket began near empty
-        and the throttle found it empty, so it refilled at most a token more than got
-        through). The bucket's leftover tokens let the rate climb well past the limit
-        before that throttle came: the rate it came at is no measure. None for any other
-        cut, and where more got through than the remembered limit and a full bucket allow:
-        the limit rose, and the bucket may have overflowed as the rate climbed to it, so
-        what got through bounds it from below only."""
-        if self._known is None or self._cuts or busy <= 0:
-            return None
-        full = (1 + ROSE) * self._known_burst + 1  # a full bucket, at most
-        if (got - full) / busy > self._known:
-            return None
-        return min(self._known, (got + 1) / busy)
 
     def _measure_from(self, now: float) -> None:
         """What gets through is counted from now (a cut, or the end of a known burst)."""
