@@ -86,11 +86,11 @@ spans since its throttles allow, so a probe that overshot does not pass for it. 
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
 full lets that many requests through at once, and the lane spends them at its start, as
 the service allows, instead of pacing them out (no more than ``KNOWN_BURST_SECONDS`` of
-the limit: a larger one is no measure a run leaves). Their successes came from the service's
-store, not its refill: they do not count as probing past the limit, and what gets through
-is measured from the burst's end (a throttle that ends it early, the bucket holding less
-than remembered, is no cut). The first throttle of a run that spends a
-full bucket (in slow start, or within a known burst) measures it: what got through up to
+the limit: a larger one is no measure a run leaves). Their successes came from the
+service's store, not its refill: they do not count as probing past the limit, and what
+gets through is measured from the burst's end (a throttle that ends it early, the bucket
+holding less than remembered, is no cut). The first throttle of a run that spends a full
+bucket (in slow start, or within a known burst) measures it: what got through up to
 then, less what the bucket refilled meanwhile at the rate found. Requests sent in the
 round trip before the throttle's answer are not counted, so it errs low, except after a
 run too short to find the limit well: a learned rate well below the limit undercounts the

@@ -472,10 +472,9 @@ def test_a_known_limit_is_closed_on_without_slow_start() -> None:
 
 def test_a_remembered_limit_passed_without_a_throttle_is_found_again_next_run() -> None:
     """A run that starts from a remembered limit, holds it, then probes well past it with
-    no throttle while more gets through than the limit allows (it rose) leaves the rate it
-    reached as not a limit, so the next run slow-starts from there instead of creeping up
-    a night at a time. A run that stays near the remembered limit, or is throttled, still
-    leaves it as the limit."""
+    no throttle (the limit rose) leaves the rate it reached as not a limit, so the next run
+    slow-starts from there instead of creeping up a night at a time. A run that stays near
+    the remembered limit, or is throttled, still leaves it as the limit."""
     fake = FakeTime()
     limiter = RateLimiter(3.8, max_rate=1000, known_limit=4.0, clock=fake.clock, sleep=fake.sleep)
     _successes(limiter, fake, KNOWN_HOLD + 10, 0.25)  # held, then probing a little: no news
@@ -602,11 +601,6 @@ async def test_a_caller_waiting_when_a_known_burst_ends_keeps_its_slot() -> None
     """The end of a known burst is no cut: a caller already waiting for its slot, booked
     at the same rate, goes when it comes rather than booking again (a lost slot)."""
     fake = FakeTime()
-    limiter = RateLimiter(
-        9.5, max_rate=1000, known_limit=10.0, known_burst=3, clock=fake.clock, sleep=fake.sleep
-    )
-    for _ in range(3):
-        await limiter.acquire()  # the burst, at once
     ended_at = 0.103  # in the last part of the fourth caller's wait
 
     async def sleep(seconds: float) -> None:
@@ -618,7 +612,11 @@ async def test_a_caller_waiting_when_a_known_burst_ends_keeps_its_slot() -> None
         fake.now = end
         await anyio.lowlevel.checkpoint()
 
-    limiter._sleep = sleep
+    limiter = RateLimiter(
+        9.5, max_rate=1000, known_limit=10.0, known_burst=3, clock=fake.clock, sleep=sleep
+    )
+    for _ in range(3):
+        await limiter.acquire()  # the burst, at once
     await limiter.acquire()
     assert fake.now == pytest.approx(1 / 9.5)  # one interval after the burst, not two
 
