@@ -6,8 +6,9 @@ by ``body`` with status 200 (an HTML page, an empty body, ``{}``, broken JSON...
 garbage); otherwise the request never reaches it. ``rewrite`` changes the emulator's own
 answer to an action (a wrong field, a failed operation, a new page token each time) into a
 200 answer, ``drop`` closes the connection after the emulator has answered, and
-``redirect`` answers every request with a redirect elsewhere, and ``refuse`` answers an
-action with a chosen error without asking the emulator.
+``redirect`` answers every request with a redirect elsewhere, ``refuse`` answers an
+action with a chosen error without asking the emulator, and ``after`` holds an action until
+another has arrived (calls sent one after the other, not at once, are answered as ``bad``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class Answers:
     status: int = 307
     # Per action: (status, JSON body) answered at once; the emulator never sees the request.
     refuse: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    # Per action: another that must arrive (within ``hold`` seconds) before this one is
+    # passed on; if it does not, this one is answered as ``bad``.
+    after: dict[str, str] = field(default_factory=dict)
+    hold: float = 2.0
+    arrived: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def arrival(self, action: str) -> asyncio.Event:
+        return self.arrived.setdefault(action, asyncio.Event())
 
 
 @contextlib.asynccontextmanager
@@ -55,6 +64,12 @@ async def malicious_server(emulator_url: str, answers: Answers) -> AsyncIterator
         action = request.headers.get("X-Amz-Target", "").removeprefix(TARGET_PREFIX)
         if not action:  # STS speaks the query protocol: the action is in the form
             action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [""])[0]
+        answers.arrival(action).set()
+        if action in answers.after:
+            try:
+                await asyncio.wait_for(answers.arrival(answers.after[action]).wait(), answers.hold)
+            except TimeoutError:
+                return await _bad(request, answers, action)
         if answers.redirect:
             answers.served[action] = answers.served.get(action, 0) + 1
             location = answers.redirect + request.path

@@ -56,13 +56,15 @@ async def test_a_copy_never_made_is_not_started_whatever_the_answer(body: str) -
     assert emulator.stats.copies_accepted == {}
 
 
+@pytest.mark.parametrize("listing", ["GetInstanceSnapshots", "GetDiskSnapshots"])
 @pytest.mark.parametrize("body", ["html", "empty object"])
-async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str) -> None:
-    """A region whose listing is garbage fails its jobs without sending a copy (a garbage
-    listing read as "nothing there" would skip the checks for targets that exist), and
-    each failure says it was the region's listing and that this run sent no copy there."""
+async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str, listing: str) -> None:
+    """A region whose listing (of instance or of disk snapshots) is garbage fails its jobs
+    without sending a copy (a garbage listing read as "nothing there" would skip the checks
+    for targets that exist), and each failure says it was the region's listing and that
+    this run sent no copy there."""
     emulator = Emulator(seed=demo_seed())
-    answers = Answers(bad={"GetInstanceSnapshots"}, body=BODIES[body])
+    answers = Answers(bad={listing}, body=BODIES[body])
     jobs = [manual(1, "eu-west-1", "nyc-web-1-dr"), manual(2, "eu-west-1", "fresh")]
     async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
         report = await copy_snapshots(jobs, settings_for(bad, retry=FEW_TRIES))
@@ -71,6 +73,22 @@ async def test_a_listing_answered_with_garbage_is_not_no_snapshots(body: str) ->
     said = "listing the snapshots in eu-west-1 failed, so this run sent no copy there: "
     assert all(r.error_message.startswith(said) for r in report.results), report.results
     assert emulator.stats.copies_accepted == {}
+
+
+async def test_a_lane_lists_instance_and_disk_snapshots_at_once() -> None:
+    """A region's two listings go out together, so its first copy goes a round trip
+    sooner: the instance listing is held until the disk listing has arrived (one sent only
+    after the other's answer is answered as garbage), and the run still copies, having seen
+    the target that already exists."""
+    emulator = Emulator(seed=demo_seed())
+    answers = Answers(after={"GetInstanceSnapshots": "GetDiskSnapshots"})
+    jobs = [manual(1, "eu-west-1", "nyc-web-1-dr"), manual(2, "eu-west-1", "fresh")]
+    async with running_emulator(emulator) as url, malicious_server(url, answers) as bad:
+        report = await copy_snapshots(jobs, settings_for(bad, retry=FEW_TRIES))
+    assert answers.served == {}  # never held past the other's arrival
+    statuses = {r.job.target_snapshot_name: r.status for r in report.results}
+    assert statuses == {"nyc-web-1-dr": Status.SKIPPED, "fresh": Status.STARTED}
+    assert set(emulator.stats.copies_accepted) == {"eu-west-1/fresh"}
 
 
 async def test_plan_and_doctor_say_a_garbage_answer_is_a_problem(tmp_path: Path) -> None:
