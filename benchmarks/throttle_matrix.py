@@ -12,6 +12,10 @@ on 127.0.0.1 for the whole benchmark, its faults set with ``POST /_emulator/conf
 * **botocore adaptive**: aiobotocore with ``retries={"mode": "adaptive"}`` (default max
   attempts, 3), 64 calls at once under a semaphore, ``asyncio.gather``, one client per
   region (as ``peers.py`` runs it). It only copies.
+* **batchcopy, told the limit**: batchcopy at a fixed ``--rate`` of the cell's limit with
+  its burst (``--no-adaptive``): what a sender that knew the service pays all the same (the
+  listings before the first copy, each tag after its copy's answer, a late arrival's
+  throttle). The floor under the two batchcopy rows; no state file.
 * **batchcopy, remembered**: a second pass, after every cell's first, the same cell again
   with the state file the first pass left: each region starts from the rate remembered.
 
@@ -32,6 +36,10 @@ Run it from the project root (``pip install -e '.[bench]'``)::
     python benchmarks/throttle_matrix.py            # every cell, about 15 minutes
     python benchmarks/throttle_matrix.py --quick    # two small cells, about 2 minutes
     python benchmarks/throttle_matrix.py --cells 5/5,20/20
+    python benchmarks/throttle_matrix.py --cells 7/3:3:60+-30:300,30/90
+
+A cell of ``--cells`` not in the table is ``LIMIT/BURST[:REGIONS[:LATENCY+-JITTER[:JOBS]]]``
+(latency in ms; by default 4 regions, 40 +/- 20 ms, and jobs for an ideal near 20 s).
 
 Every run has a hard timeout (``--run-timeout``), the whole benchmark one (``--timeout``,
 20 minutes) and a watchdog behind it; the emulator is stopped on the way out. Only
@@ -82,6 +90,7 @@ REGIONS = (
 SEED = 7
 IN_FLIGHT = 64  # botocore's semaphore, as in peers.py
 WRITES_PER_JOB = 2  # batchcopy: CopySnapshot, then TagResource, from one bucket
+TOLD = "batchcopy, told the limit"
 
 Job = tuple[str, str]  # (target region, target snapshot name)
 
@@ -232,9 +241,21 @@ async def run_botocore(cell: Cell, url: str, jobs: list[Job], give_up: float) ->
 async def run_batchcopy(
     cell: Cell, url: str, jobs: list[Job], give_up: float, state: Path, tool: str
 ) -> Outcome:
-    """``batchcopy.copy_snapshots`` with its defaults and a rate state file."""
+    """``batchcopy.copy_snapshots`` with its defaults and a rate state file; or, told the
+    limit, at a fixed rate of it with the service's burst."""
     import batchcopy
     from batchcopy import CopyJob, RunControl, Settings
+
+    settings = Settings(endpoint_url=url, credentials=CREDENTIALS, rate_state=state)
+    if tool == TOLD:
+        settings = Settings(
+            endpoint_url=url,
+            credentials=CREDENTIALS,
+            rate=cell.limit,
+            rate_chosen=True,
+            burst=math.ceil(cell.burst),
+            adaptive=False,
+        )
 
     copy_jobs = [
         CopyJob(
@@ -252,7 +273,7 @@ async def run_batchcopy(
     try:
         report = await batchcopy.copy_snapshots(
             copy_jobs,
-            Settings(endpoint_url=url, credentials=CREDENTIALS, rate_state=state),
+            settings,
             control=run_control,
             keep_results=False,
         )
@@ -309,6 +330,11 @@ def started_at(outcome: Outcome) -> str:
     return f"{spread(rates)} ({', '.join(sources)})"
 
 
+def ratio(wall: float, ideal: float) -> str:
+    """wall / ideal; "-" where the bucket alone holds every write (an ideal of 0 s)."""
+    return f"{wall / ideal:.2f}" if ideal > 0 else "-"
+
+
 def table(outcomes: list[Outcome]) -> list[str]:
     lines = [
         "| limit (req/s), burst | tool | wall (s) | ideal: copies / copies+tags (s) | "
@@ -321,7 +347,7 @@ def table(outcomes: list[Outcome]) -> list[str]:
         c = o.cell
         ran = c.jobs - o.not_run
         tagged = o.tool.startswith("batchcopy")
-        both = f"{o.wall / c.ideal(WRITES_PER_JOB):.2f}" if tagged else "-"
+        both = ratio(o.wall, c.ideal(WRITES_PER_JOB)) if tagged else "-"
         per_job = f"{o.copies / ran:.2f}" if ran else "-"
         share = f"{o.copies_throttled} ({o.copies_throttled / o.copies:.0%})" if o.copies else "0"
         failed = f"{o.failed}" + (f", {o.not_run} not run" if o.not_run else "")
@@ -329,7 +355,7 @@ def table(outcomes: list[Outcome]) -> list[str]:
             failed += f" ({o.error})"
         lines.append(
             f"| {c.label} | {o.tool} | {o.wall:.1f} | {c.ideal(1):.1f} / "
-            f"{c.ideal(WRITES_PER_JOB):.1f} | {o.wall / c.ideal(1):.2f} | {both} | {per_job} | "
+            f"{c.ideal(WRITES_PER_JOB):.1f} | {ratio(o.wall, c.ideal(1))} | {both} | {per_job} | "
             f"{share} | {o.writes_throttled} | {failed} | {started_at(o)} | "
             f"{spread(o.end_rates)} |"
         )
@@ -369,6 +395,7 @@ async def main_async(args: argparse.Namespace) -> list[Outcome]:
                         continue
                     outcomes.append(await run(i, cell, "batchcopy"))
                     outcomes.append(await run(i, cell, "botocore adaptive"))
+                    outcomes.append(await run(i, cell, TOLD))
                     done.append(cell)
                 # The second pass: each cell again, starting from what its first pass left.
                 for i, cell in enumerate(args.cells):
@@ -382,13 +409,44 @@ async def main_async(args: argparse.Namespace) -> list[Outcome]:
 
 
 def parse_cells(text: str) -> list[Cell]:
+    """The table's cells by key (``5/5``), or cells of one's own, comma-separated."""
     known = {cell.key: cell for cell in CELLS}
-    picked = [known.get(key.strip()) for key in text.split(",") if key.strip()]
-    if not picked or None in picked:
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise argparse.ArgumentTypeError(f"no cell given, got {text!r}")
+    return [known.get(key) or parse_cell(key) for key in keys]
+
+
+def parse_cell(text: str) -> Cell:
+    """``LIMIT/BURST[:REGIONS[:LATENCY+-JITTER[:JOBS]]]``: 4 regions, 40 +/- 20 ms and
+    jobs for a copies-plus-tags ideal near 20 s unless given."""
+    shape = "LIMIT/BURST[:REGIONS[:LATENCY+-JITTER[:JOBS]]], or a key of the table's"
+    parts = text.split(":")
+    try:
+        if len(parts) > 4:
+            raise ValueError("too many parts")
+        limit, burst = (float(x) for x in parts[0].split("/"))
+        regions = int(parts[1]) if len(parts) > 1 else 4
+        latency, jitter = (float(x) for x in (parts[2] if len(parts) > 2 else "40+-20").split("+-"))
+        jobs = int(parts[3]) if len(parts) > 3 else None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a cell is {shape}; got {text!r} ({exc})") from None
+    finite = all(math.isfinite(x) for x in (limit, burst, latency, jitter))
+    if (
+        not (finite and limit > 0 and burst >= 1 and 1 <= regions <= len(REGIONS))
+        or (jobs or 1) < 1
+    ):
         raise argparse.ArgumentTypeError(
-            f"choose from {', '.join(known)} (comma-separated), got {text!r}"
+            f"{text!r}: the limit must be above 0, the burst at least 1, the regions 1 to "
+            f"{len(REGIONS)} and the jobs at least 1"
         )
-    return [cell for cell in picked if cell is not None]
+    if not (0 <= jitter <= latency):
+        raise argparse.ArgumentTypeError(f"{text!r}: the jitter must be 0 to the latency")
+    if jobs is None:
+        jobs = math.ceil((20 * limit + burst) / WRITES_PER_JOB) * regions
+    return Cell(
+        limit=limit, burst=burst, regions=regions, latency_ms=latency, jitter_ms=jitter, jobs=jobs
+    )
 
 
 def main() -> None:
@@ -398,7 +456,8 @@ def main() -> None:
         "--cells",
         type=parse_cells,
         default=list(CELLS),
-        help=f"comma-separated limit/burst, from {','.join(c.key for c in CELLS)} (all)",
+        help=f"comma-separated cells: {','.join(c.key for c in CELLS)} (all), or"
+        " LIMIT/BURST[:REGIONS[:LATENCY+-JITTER[:JOBS]]]",
     )
     parser.add_argument("--run-timeout", type=float, default=150.0, help="seconds per run (150)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds in all (1200)")
