@@ -15,7 +15,8 @@ on 127.0.0.1 for the whole benchmark, its faults set with ``POST /_emulator/conf
 * **batchcopy, told the limit**: batchcopy at a fixed ``--rate`` of the cell's limit with
   its burst (``--no-adaptive``): what a sender that knew the service pays all the same (the
   listings before the first copy, each tag after its copy's answer, a late arrival's
-  throttle). The floor under the two batchcopy rows; no state file.
+  throttle). With a burst of 2 or more, about the floor under the two batchcopy rows; with
+  a bucket of one it is no floor (half the arrivals come early); no state file.
 * **batchcopy, remembered**: a second pass, after every cell's first, the same cell again
   with the state file the first pass left: each region starts from the rate remembered.
 
@@ -77,6 +78,8 @@ from peers import (
     watchdog,
 )
 
+from batchcopy.ratestate import MIN_RATE
+
 REGIONS = (
     "eu-west-1",
     "eu-west-2",
@@ -91,6 +94,8 @@ SEED = 7
 IN_FLIGHT = 64  # botocore's semaphore, as in peers.py
 WRITES_PER_JOB = 2  # batchcopy: CopySnapshot, then TagResource, from one bucket
 TOLD = "batchcopy, told the limit"
+MAX_LIMIT = 1000.0  # writes a second: a cell of one's own, at most
+MAX_JOBS = 100_000
 
 Job = tuple[str, str]  # (target region, target snapshot name)
 
@@ -253,7 +258,7 @@ async def run_batchcopy(
             credentials=CREDENTIALS,
             rate=cell.limit,
             rate_chosen=True,
-            burst=math.ceil(cell.burst),
+            burst=max(1, math.floor(cell.burst)),  # never more than the service holds
             adaptive=False,
         )
 
@@ -431,19 +436,22 @@ def parse_cell(text: str) -> Cell:
         jobs = int(parts[3]) if len(parts) > 3 else None
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"a cell is {shape}; got {text!r} ({exc})") from None
-    finite = all(math.isfinite(x) for x in (limit, burst, latency, jitter))
-    if (
-        not (finite and limit > 0 and burst >= 1 and 1 <= regions <= len(REGIONS))
-        or (jobs or 1) < 1
+    # Bounds a run can keep: a rate batchcopy accepts, a bucket of up to a minute, jobs and
+    # latencies that end within a run's timeout (NaN fails every comparison).
+    if not (
+        MIN_RATE <= limit <= MAX_LIMIT
+        and 1 <= burst <= max(1, 60 * limit)
+        and 1 <= regions <= len(REGIONS)
+        and 1 <= (jobs if jobs is not None else 1) <= MAX_JOBS
+        and 0 <= jitter <= latency <= 5000
     ):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: the limit must be above 0, the burst at least 1, the regions 1 to "
-            f"{len(REGIONS)} and the jobs at least 1"
+            f"{text!r}: the limit must be {MIN_RATE:g} to {MAX_LIMIT:g} writes a second, the "
+            f"burst 1 to a minute of the limit, the regions 1 to {len(REGIONS)}, the jobs 1 "
+            f"to {MAX_JOBS:,} and the jitter 0 to the latency, at most 5000 ms"
         )
-    if not (0 <= jitter <= latency):
-        raise argparse.ArgumentTypeError(f"{text!r}: the jitter must be 0 to the latency")
     if jobs is None:
-        jobs = math.ceil((20 * limit + burst) / WRITES_PER_JOB) * regions
+        jobs = min(MAX_JOBS, math.ceil((20 * limit + burst) / WRITES_PER_JOB) * regions)
     return Cell(
         limit=limit, burst=burst, regions=regions, latency_ms=latency, jitter_ms=jitter, jobs=jobs
     )
