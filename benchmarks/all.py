@@ -1,13 +1,15 @@
 """Every benchmark, one after another: the one command that reproduces every figure.
 
-    python benchmarks/all.py            # about 30 minutes on two cores
-    python benchmarks/all.py --quick    # each script's smoke run, a few minutes
+    python benchmarks/all.py            # about 50 minutes on two cores
+    python benchmarks/all.py --quick    # each script's smoke run, about 10 minutes
 
-Runs ``peers.py`` (which writes ``RESULTS.md`` and ``peers.png``), then ``targets.py``,
-``scale.py``, ``accounts.py`` and ``emulator_speed.py``, and appends what each printed to
+Runs ``peers.py`` (which writes ``RESULTS.md`` and ``peers.png``, replacing the file),
+then ``targets.py``, ``scale.py``, ``accounts.py``, ``emulator_speed.py``,
+``throttle_matrix.py`` and ``ratesim_matrix.py``, and appends what each printed to
 ``RESULTS.md`` under its own heading with its exact command, so the file holds every
-figure of one run. Each script bounds itself; this one also gives each a hard timeout.
-Run it on an otherwise idle machine: the figures are wall times.
+figure of one run (and none of the earlier runs' sections). Each script bounds itself;
+this one also gives each a hard timeout. Run it on an otherwise idle machine: the figures
+are wall times.
 """
 
 from __future__ import annotations
@@ -39,7 +41,16 @@ STEPS = (
         1000,
     ),
     ("The emulator's own speed", ["emulator_speed.py"], ["--requests", "1000"], 200),
+    (
+        "Throttles: batchcopy and botocore's adaptive mode",
+        ["throttle_matrix.py", "--timeout", "2000", "--run-timeout", "120"],
+        ["--quick"],
+        2200,
+    ),
+    ("The adaptive rate, simulated", ["ratesim_matrix.py"], ["--quick"], 1200),
 )
+# Steps whose output is Markdown already (the others are put in a text block).
+MARKDOWN = {"targets.py", "throttle_matrix.py", "ratesim_matrix.py"}
 
 
 def main() -> None:
@@ -72,8 +83,7 @@ def main() -> None:
             failed.append(f"{shown} (exit {code})")
         if index == 0:
             continue  # peers.py wrote RESULTS.md itself
-        markdown = output.lstrip().startswith("#")  # targets.py prints Markdown
-        body = output.strip() if markdown else f"```text\n{output.strip()}\n```"
+        body = output.strip() if script[0] in MARKDOWN else f"```text\n{output.strip()}\n```"
         outcome = "" if code == 0 else ": a target missed or the script failed"
         sections += [f"## {title}", "", f"`{shown}` ({took:.0f} s, exit {code}{outcome}):"]
         sections += ["", body, ""]

@@ -13,7 +13,7 @@ on 127.0.0.1 for the whole benchmark, its faults set with ``POST /_emulator/conf
   attempts, 3), 64 calls at once under a semaphore, ``asyncio.gather``, one client per
   region (as ``peers.py`` runs it). It only copies.
 * **batchcopy, told the limit**: batchcopy at a fixed ``--rate`` of the cell's limit with
-  its burst (``--no-adaptive``): what a sender that knew the service pays all the same (the
+  its burst (``--fixed-rate``): what a sender that knew the service pays all the same (the
   listings before the first copy, each tag after its copy's answer, a late arrival's
   throttle). With a burst of 2 or more, about the floor under the two batchcopy rows; with
   a bucket of one it is no floor (half the arrivals come early); no state file.
@@ -323,8 +323,8 @@ async def measured(
 def spread(rates: dict[str, float]) -> str:
     if not rates:
         return "-"
-    low, high = min(rates.values()), max(rates.values())
-    return f"{low:.1f}" if high - low < 0.05 else f"{low:.1f}-{high:.1f}"
+    low, high = f"{min(rates.values()):.1f}", f"{max(rates.values()):.1f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def started_at(outcome: Outcome) -> str:
