@@ -72,10 +72,11 @@ A limit an earlier run found (``known_limit``, see :mod:`batchcopy.ratestate`) i
 the plateau from the start: no slow start, closing on ``1 - KNOWN_MARGIN`` of it (until
 the first throttle), and probing past it only after ``KNOWN_HOLD`` successes (a
 remembered limit is likely still the limit, and each probe that finds it costs a
-throttle; but fewer than ``HOLD``, as what a run leaves errs low), then as past a coarse
-measure, until a throttle confirms it: a limit that rose since (another client
-stopped sharing the account's bucket) is passed within a run of a few hundred requests.
-A remembered bucket errs low too, so after its burst the service's may still hold tokens
+throttle; but fewer than ``HOLD``, as what a run leaves may be a little off either way),
+then as past a coarse measure, until a throttle confirms it: a limit that rose since
+(another client stopped sharing the account's bucket) is passed within a run of a few
+hundred requests.
+A remembered bucket errs low, so after its burst the service's may still hold tokens
 (dozens, in a bucket of hundreds), on which the rate climbs past the limit: a run that
 ends ``ROSE`` past it unthrottled takes the limit to have risen, and a throttle that comes
 on such tokens is taken for a limit found where it came, as any. Both cost the next run a
@@ -129,7 +130,7 @@ DOUBLING = 0.4  # seconds: slow start doubles the rate at most this often
 ESCAPE = 80  # successes past the plateau without a throttle after which the probe doubles
 ESCAPE_SECONDS = 30.0  # ... or seconds, if fewer, past a plateau measured coarsely
 HOLD = 80  # successes a limit just found is held before probing past it
-KNOWN_HOLD = 25  # ... or a limit remembered from an earlier run (it errs low)
+KNOWN_HOLD = 25  # ... or a limit remembered from an earlier run (it may be a little off)
 KNOWN_BURST_SECONDS = 60.0  # a remembered bucket is spent up to this many seconds' refill
 # Seconds (or two round trips, if longer) within which throttles count as one. Shorter cut
 # too often at low rates: the demo (1.5 req/s in one region) took 10.1 s at 0.05, 6.8 at 0.25.
