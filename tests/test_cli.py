@@ -902,6 +902,18 @@ def test_plan_says_one_copy_and_one_problem(live: EmulatorProcess, tmp_path: Pat
     assert total.endswith("; 0 already there; 1 problem.")
 
 
+def test_plan_with_nothing_to_copy_prints_no_empty_table(
+    live: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A plan whose every target is already there says so, with no table of no rows."""
+    rows = ["us-east-1,eu-west-1,nyc-web-1-2026-11-20,,,,nyc-web-1-dr"]
+    done = batchcopy("plan", str(write(tmp_path / "m.csv", rows)), "--endpoint-url", live.url)
+    assert done.returncode == 0, done.stderr
+    assert "target region" not in done.stdout, done.stdout
+    assert "0 copies, 0 GB, about $0.00 a month more" in done.stdout
+    assert "; 1 already there; 0 problems." in done.stdout
+
+
 def test_one_manifest_problem_is_singular(tmp_path: Path) -> None:
     """validate and run say "1 problem found", not "1 problem(s)"."""
     done = batchcopy("validate", str(write(tmp_path / "m.csv", ["us-east-1,mars-1,s1-x,,,,t-1"])))

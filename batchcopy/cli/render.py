@@ -44,7 +44,8 @@ def _print_plan(manifest: Manifest, made: Plan, *, as_json: bool) -> None:
             table.add_row(region, str(count), str(gb), f"{gb * GB_MONTH_USD:.2f}")
         console = _console()
         console.print(f"Plan for {manifest.name}: nothing was copied.")
-        console.print(table)
+        if made.per_region:  # no copy to make: no table of none
+            console.print(table)
         unknown = f" ({made.unknown_size} of unknown size)" if made.unknown_size else ""
         copies = _plural(sum(made.per_region.values()), "copy", "copies")
         problems = _plural(len(made.problems) + made.more_problems, "problem")
