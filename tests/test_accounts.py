@@ -908,7 +908,10 @@ async def test_a_throttled_assume_role_is_paced_not_stormed() -> None:
         report = await copy_snapshots(fleet_jobs(accounts, snapshots=1), with_role(url))
     assert report.summary.counts["started"] == len(accounts)
     calls = sum(emulator.stats.assume_role.values())
-    assert calls <= 8 * len(accounts), calls  # 4,546 when every account retried at will
+    # 4,546 when every account retried at will. Paced: about 170 (5.7 an account) most
+    # runs, 346 and 433 in rare ones (each try is up to 5 of botocore's own attempts, whose
+    # jittered backoffs vary the count): still a tenth of a storm.
+    assert calls <= 20 * len(accounts), calls
 
 
 async def test_keys_renewed_while_sts_throttles_are_retried_not_failed() -> None:
