@@ -75,13 +75,13 @@ remembered limit is likely still the limit, and each probe that finds it costs a
 throttle; but fewer than ``HOLD``, as what a run leaves may be a little off either way),
 then as past a coarse measure, until a throttle confirms it: a limit that rose since
 (another client stopped sharing the account's bucket) is passed within a run of a few
-hundred requests.
-A remembered bucket errs low, so after its burst the service's may still hold tokens
-(dozens, in a bucket of hundreds), on which the rate climbs past the limit: a run that
-ends ``ROSE`` past it unthrottled takes the limit to have risen, and a throttle that comes
-on such tokens is taken for a limit found where it came, as any. Both cost the next run a
-few throttles; waiting for proof of a rise (more getting through than the limit and a
-full bucket allow) held lanes too short to give it at the old limit every night.
+hundred requests. A remembered bucket errs low, so after its burst the service's may still
+hold tokens (dozens, in a bucket of hundreds), on which the rate climbs past the limit: a
+run that ends ``ROSE`` past it unthrottled takes the limit to have risen, and a throttle
+that comes on such tokens is taken for a limit found where it came, as any. Both cost the
+next run a few throttles; waiting for proof of a rise (more getting through than the
+limit and a full bucket allow) held lanes too short to give it at the old limit every
+night.
 :meth:`RateLimiter.learned` is what a run leaves the next one: the limit, within what the
 spans since its throttles allow, so a probe that overshot does not pass for it. With it
 comes the service's bucket as that run measured it (``known_burst``): a bucket that starts
