@@ -65,7 +65,7 @@ from typing import TextIO
 import anyio
 
 from batchcopy.accounts import ACCOUNT_RULE, is_account_id
-from batchcopy.errors import BatchcopyError, LightsailError, unwrap
+from batchcopy.errors import BatchcopyError, LightsailError, ungrouped
 from batchcopy.facts import NAME_RULE, is_valid_date, is_valid_name, lightsail_regions
 from batchcopy.jobs import MANIFEST_FIELDS
 from batchcopy.lightsail import LightsailClients
@@ -351,15 +351,10 @@ async def _automatic(
             found = await guard(functools.partial(api.auto_snapshots, region, name))
             autos[name] = found.restorable() if found else []  # None: deleted since listed
 
-    try:
+    with ungrouped():  # the caller sees a Lightsail (or credentials) error itself
         async with anyio.create_task_group() as tg:
             for name, _ in resources:
                 tg.start_soon(look_up, name)
-    except BaseExceptionGroup as group:
-        # The caller should see a Lightsail (or credentials) error itself, not a group.
-        if (error := unwrap(group, BatchcopyError)) is None:
-            raise
-        raise error from None
 
     found = []
     for name, kind in resources:

@@ -20,6 +20,8 @@ BatchcopyError
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,6 +41,7 @@ __all__ = [
     "StorageError",
     "ThrottledError",
     "TransientError",
+    "ungrouped",
     "unwrap",
 ]
 
@@ -179,3 +182,16 @@ def unwrap(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
         first: E = leaves[0]  # type: ignore[assignment]
         return first
     return None
+
+
+@contextlib.contextmanager
+def ungrouped() -> Iterator[None]:
+    """Around a task group: an error of batchcopy's that ends it (a Lightsail or
+    credentials error, say) comes out as itself, not in a group; anything else keeps its
+    group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if (error := unwrap(group, BatchcopyError)) is None:
+            raise
+        raise error from None

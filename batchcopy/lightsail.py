@@ -25,14 +25,13 @@ from botocore import exceptions as boto
 from botocore.utils import parse_timestamp
 
 from batchcopy.errors import (
-    BatchcopyError,
     EndpointUnreachableError,
     OperationFailedError,
     PermanentError,
     SettingsError,
     ThrottledError,
     TransientError,
-    unwrap,
+    ungrouped,
 )
 from batchcopy.facts import is_valid_date
 from batchcopy.jobs import AutoSnapshots, CopyJob, SnapshotInfo
@@ -377,15 +376,10 @@ class LightsailClients:
             async for item in self._items(region, method, key, guard):
                 listed[kind].append(_snapshot_info(region, kind, item))
 
-        try:
+        with ungrouped():  # the first listing to fail ends the other, and comes out as itself
             async with anyio.create_task_group() as tg:
                 for listing in _LISTINGS:
                     tg.start_soon(list_kind, *listing)
-        except BaseExceptionGroup as group:
-            # The first listing to fail ends the other; the caller sees its error itself.
-            if (error := unwrap(group, BatchcopyError)) is None:
-                raise
-            raise error from None
         for infos in listed.values():
             for info in infos:
                 yield info

@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +253,13 @@ async def run_batchcopy(
 
     settings = Settings(endpoint_url=url, credentials=CREDENTIALS, rate_state=state)
     if tool == TOLD:
-        settings = Settings(
-            endpoint_url=url,
-            credentials=CREDENTIALS,
+        settings = replace(
+            settings,
             rate=cell.limit,
             rate_chosen=True,
             burst=max(1, math.floor(cell.burst)),  # never more than the service holds
             adaptive=False,
+            rate_state=None,
         )
 
     copy_jobs = [
