@@ -275,7 +275,7 @@ class RateLimiter:
             return
         if not self._timed:
             # The spacing of arrivals needs round trips: a budget whose tries are not
-            # timed (AssumeRole's, with botocore's retries inside each) is not ruled by it.
+            # timed (AssumeRole's) is not ruled by it.
             self._one = False
         now = self._clock()
         if self._spending or self.burst > 1:

@@ -76,9 +76,10 @@ __all__ = [
 ]
 
 ASSUME_ROLE_FAILED = "AssumeRoleFailed"
-# AssumeRole is called by botocore's credential machinery, outside batchcopy's retry layer:
-# a few tries of its own ride out a throttle of STS when hundreds of accounts start at once.
-_STS_ATTEMPTS = 5
+# Organizations' listing is paged by botocore's paginator, outside batchcopy's retry layer:
+# a few tries of its own ride out a throttle or a fault of one page. (AssumeRole has one
+# attempt a try: each try waits its turn on the AssumeRole budget, see RoleCredentials.)
+_ORG_ATTEMPTS = 5
 # AssumeRole calls a second, to start with and at most: they share the caller's STS limit
 # with every other tool of that account, and nothing else paces them (a throttle slows
 # the pace, as the copies' rate adapts).
@@ -463,11 +464,14 @@ class Sessions:
         return _Borrowed(self.sts)
 
     async def sts(self) -> Any:
-        """The shared STS client, made on first use, at the endpoint STS is called at."""
+        """The shared STS client, made on first use, at the endpoint STS is called at.
+        botocore's own retries are off: each AssumeRole try is one request, paced and
+        retried by :class:`RoleCredentials` (retries of its own, unpaced, multiplied the
+        requests a throttled STS saw by five)."""
         if self._sts is None:
             settings = self._settings
             config = AioConfig(
-                retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
+                retries={"mode": "standard", "total_max_attempts": 1},
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
                 http_session_cls=NoRedirects,
@@ -499,7 +503,7 @@ async def organization_accounts(
     kwargs: dict[str, Any] = {
         "region_name": "us-east-1",  # Organizations' one region
         "config": AioConfig(
-            retries={"mode": "standard", "total_max_attempts": _STS_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": _ORG_ATTEMPTS},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             http_session_cls=NoRedirects,

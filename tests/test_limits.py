@@ -496,7 +496,7 @@ def test_a_throttle_below_a_known_limit_cuts_to_what_got_through(bucket: int, ti
     not to the floor. Where the bucket was measured at one token, the spacing measures it:
     successes a quarter of a second apart, and a throttle as long after the last; but only
     where each request's round trip is timed, as the engine times copies and tags (a
-    budget whose tries hide botocore's own retries, as AssumeRole's, is not measured so)."""
+    budget whose tries are not timed, as AssumeRole's, is not measured so)."""
     fake = FakeTime()
     limiter = RateLimiter(
         4.75, max_rate=1000, known_limit=5.0, known_burst=bucket, clock=fake.clock, sleep=fake.sleep
