@@ -52,9 +52,7 @@ async def run_demo(
 
     emulator = Emulator(seed=demo_seed(), faults=FaultConfig.from_json(DEMO_FAULTS))
     async with running_emulator(emulator) as url:
-        settings = Settings(
-            rate=4,
-            burst=4,
+        settings = Settings(  # the rate and burst a run starts with by default
             max_in_flight=8,
             endpoint_url=url,
             credentials=("demo", "demo"),

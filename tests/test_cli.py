@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from batchcopy.settings import Settings
 from tests.helpers import (
     GOOD_ROWS,
     HEADER,
@@ -360,6 +361,9 @@ def test_demo_runs_to_a_clean_report(tmp_path: Path) -> None:
     assert summary["counts"]["skipped"] == 1
     assert summary["counts"]["succeeded"] == summary["total"] - 1  # followed to the end
     assert summary["throttles"] > 0
+    # It starts as a user's run does, and says so: the default rate, labelled as such.
+    starts = summary["start_rates"].values()
+    assert {(s["rate"], s["source"]) for s in starts} == {(Settings().rate, "default")}
     assert (
         (
             Path(summary["report_dir"])
